@@ -1,0 +1,25 @@
+"""Prometheus metrics shared by every service (one registry per process)."""
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+EVENTS_PUBLISHED = Counter("consult_events_published", "Integration events published by the outbox relay", ["source", "type"])
+EVENTS_CONSUMED = Counter(
+    "consult_events_consumed", "Integration events applied by a tracked consumer", ["consumer", "source", "type"]
+)
+DUPLICATES = Counter("consult_events_duplicate", "Messages ignored as already processed", ["consumer", "source"])
+GAPS_FILLED = Counter("consult_gaps_filled", "Times a consumer pulled missing positions from the source log", ["consumer", "source"])
+CONSUMER_LAG = Gauge("consult_consumer_lag", "Source head position minus tracked position", ["consumer", "source"])
+OUTBOX_LAG = Gauge("consult_outbox_lag", "Source head position minus last published position", ["source"])
+PARKED = Gauge("consult_parked_messages", "Messages parked in the dead-letter queue (stream held)", ["consumer", "source"])
+HANDLER_SECONDS = Histogram("consult_handler_seconds", "Time to apply one event", ["consumer", "source"])
+HANDLER_FAILURES = Counter("consult_handler_failures", "Handler exceptions (before retry)", ["consumer", "source"])
+HTTP_REQUESTS = Counter("consult_http_requests", "HTTP requests", ["service", "route", "method", "status"])
+HTTP_SECONDS = Histogram("consult_http_request_seconds", "HTTP request latency", ["service", "route"])
+STAGE_TRANSITIONS = Counter("consult_stage_transitions", "Stage transitions", ["service", "community", "stage"])
+AUDIT_TREE_SIZE = Gauge("consult_audit_tree_size", "Entries in a community's audit log", ["community"])
+AUDIT_CHECKPOINT_AGE = Gauge("consult_audit_checkpoint_age_seconds", "Age of the latest checkpoint", ["community"])
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,21 @@
+"""One registry of who consumes which source. Every consumer queue is declared from it at start-up
+(by the consumers and by every relay before it publishes), so no event is dropped for want of a queue.
+"""
+from __future__ import annotations
+
+# Sources: services whose event log is published on the bus.
+SOURCES = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
+
+# consumer -> the sources it tracks
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "audit": ("communities", "proposals", "deliberation", "decisions", "actions", "notifications"),
+}
+
+
+def register(consumer: str, *sources: str) -> None:
+    """Stage services add their subscriptions at import time of this module's extension list."""
+    SUBSCRIPTIONS[consumer] = tuple(dict.fromkeys(SUBSCRIPTIONS.get(consumer, ()) + sources))
+
+
+def consumers_of(source: str) -> list[str]:
+    return sorted(c for c, sources in SUBSCRIPTIONS.items() if source in sources)

@@ -1,0 +1,196 @@
+"""The outbox relay: a source's notification log *is* its outbox.
+
+Reads notifications after the last published position, turns each into an envelope, publishes it
+with publisher confirms, then records the position (at-least-once; never publishes what was not
+committed, never skips what was). With several instances, exactly one relay publishes a source at a
+time: a PostgreSQL advisory lock, or a file lock for SQLite.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import zlib
+
+import sqlalchemy as sa
+
+from . import bus, envelope, metrics
+from .config import Settings
+from .tables import relay_positions
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    """Exclusive right to publish one source."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine, source: str):
+        self.settings, self.engine, self.source = settings, engine, source
+        self._conn = None
+        self._fd = None
+        self._checked = 0.0
+
+    @property
+    def key(self) -> int:
+        return zlib.crc32(f"consult-relay:{self.settings.prefix}:{self.source}".encode()) & 0x7FFFFFFF
+
+    def acquire(self) -> bool:
+        if self.settings.is_postgres:
+            conn = self.engine.connect()
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+            conn.commit()
+            if got:
+                self._conn = conn
+                self._checked = time.monotonic()
+                return True
+            conn.close()
+            return False
+        path = self.settings.data_dir / f"{self.source}.relay.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def still_held(self) -> bool:
+        if self._fd is not None:
+            return True
+        if self._conn is None:
+            return False
+        if time.monotonic() - self._checked < 1.0:
+            return True
+        try:
+            self._conn.execute(sa.text("SELECT 1")).scalar()
+            self._conn.commit()
+            self._checked = time.monotonic()
+            return True
+        except Exception:  # noqa: BLE001 - a dead session has lost the advisory lock
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
+    """The source's log as envelopes from position start (holes are simply absent)."""
+    return [
+        envelope.from_domain_event(source, n.id, app.mapper.to_domain_event(n))
+        for n in app.recorder.select_notifications(start=max(start, 1), limit=limit)
+    ]
+
+
+class OutboxRelay:
+    def __init__(self, source: str, app, engine: sa.Engine, settings: Settings, batch: int = 200):
+        self.source, self.app, self.engine, self.settings, self.batch = source, app, engine, settings, batch
+        self.lease = Lease(settings, engine, source)
+        self._conn = None
+        self._producer = None
+        self.stopped = False
+
+    def published_position(self) -> int:
+        with self.engine.connect() as conn:
+            pos = conn.execute(
+                sa.select(relay_positions.c.position).where(relay_positions.c.source == self.source)
+            ).scalar()
+        return pos or 0
+
+    def _record_position(self, position: int) -> None:
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(relay_positions)
+                .where(relay_positions.c.source == self.source, relay_positions.c.position < position)
+                .values(position=position)
+            ).rowcount
+            if not updated:
+                exists = conn.execute(
+                    sa.select(relay_positions.c.position).where(relay_positions.c.source == self.source)
+                ).scalar()
+                if exists is None:
+                    conn.execute(sa.insert(relay_positions).values(source=self.source, position=position))
+
+    def _producer_ready(self):
+        if self._producer is None:
+            self._conn = bus.connect(self.settings, confirm=True)
+            self._conn.ensure_connection(max_retries=3)
+            channel = self._conn.channel()
+            bus.declare_for_source(channel, self.settings, self.source)
+            self._producer = self._conn.Producer(channel=channel, exchange=bus.exchange(self.settings))
+        return self._producer
+
+    def _reset_producer(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.release()
+        except Exception:  # noqa: BLE001
+            pass
+        self._conn = self._producer = None
+
+    def relay_once(self) -> int:
+        """Publish the next batch; returns how many were published."""
+        position = self.published_position()
+        envelopes = read_envelopes(self.app, self.source, position + 1, self.batch)
+        head = self.app.head()
+        metrics.OUTBOX_LAG.labels(self.source).set(max(head - position, 0))
+        if not envelopes:
+            return 0
+        producer = self._producer_ready()
+        last = position
+        try:
+            for env in envelopes:
+                producer.publish(
+                    envelope.canonical(env),
+                    routing_key=envelope.routing_key(env),
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=env["id"],
+                    headers={"source": self.source, "position": env["position"]},
+                )
+                metrics.EVENTS_PUBLISHED.labels(self.source, env["type"]).inc()
+                last = env["position"]
+        finally:
+            # Each publish was confirmed by the broker before returning; record what got out.
+            if last > position:
+                self._record_position(last)
+        metrics.OUTBOX_LAG.labels(self.source).set(max(head - last, 0))
+        return len(envelopes)
+
+    def run(self) -> None:
+        """Run until stop(): wait for the lease, then publish as events are saved."""
+        while not self.stopped:
+            if not self.lease.acquire():
+                time.sleep(1.0)
+                continue
+            log.info("relay %s: holding the lease", self.source)
+            try:
+                while not self.stopped and self.lease.still_held():
+                    try:
+                        published = self.relay_once()
+                    except Exception:  # noqa: BLE001 - log, reconnect, try again; nothing is skipped
+                        log.exception("relay %s: publishing failed; retrying", self.source)
+                        self._reset_producer()
+                        time.sleep(1.0)
+                        continue
+                    if not published:
+                        self.app.saved.wait(self.settings.relay_interval)
+                        self.app.saved.clear()
+            finally:
+                self.lease.release()
+                self._reset_producer()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.app.saved.set()

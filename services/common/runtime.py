@@ -1,0 +1,212 @@
+"""The nameko side of the plumbing: one DependencyProvider owns a service's stores, its outbox
+relay, its tracked consumers and its local projection, and a base class gives every service
+/metrics, /healthz, /readyz and the RPC that serves its log to consumers catching up.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from typing import Callable
+
+import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from . import config, metrics, registry
+from .consumer import EventSourcedSink, Held, SqlSink, TrackedConsumer
+from .content import ContentStore
+from .errors import DomainError
+from .relay import OutboxRelay, read_envelopes
+from .store import state_engine
+from .tables import create_all
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """What a worker sees: the application, the state engine, the content store."""
+
+    def __init__(self, service: str, settings: config.Settings, engine: sa.Engine, app=None):
+        self.service, self.settings, self.engine, self.app = service, settings, engine, app
+        self.content = ContentStore(engine)
+        self.relay: OutboxRelay | None = None
+        self.consumer: TrackedConsumer | None = None
+        self.projection: SqlSink | None = None
+
+    def project(self) -> int:
+        """Bring the service's own read models up to its log head (in order, exactly once)."""
+        if self.projection is None or self.app is None:
+            return 0
+        applied = 0
+        while True:
+            tracked = self.projection.position(self.service)
+            batch = read_envelopes(self.app, self.service, tracked + 1, 500)
+            if not batch:
+                return applied
+            for env in batch:
+                if self.projection.handle(self.service, env):
+                    applied += 1
+
+    def ready(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return self.consumer is None or self.consumer.ready
+
+
+class Platform(DependencyProvider):
+    """Wires one service: its application (if it is a source), its consumer (if it consumes)."""
+
+    def __init__(
+        self,
+        service: str,
+        app_factory: Callable | None = None,
+        tables: tuple = (),
+        consumer_sink: Callable[[Runtime], object] | None = None,
+        projection: Callable[[sa.Connection, dict], None] | None = None,
+        timers: tuple[tuple[float, Callable[[Runtime], None]], ...] = (),
+    ):
+        self.service = service
+        self.app_factory = app_factory
+        self.tables = tables
+        self.consumer_sink = consumer_sink
+        self.projection_handler = projection
+        self.timers = timers
+        self.runtime: Runtime | None = None
+        self._rpc_proxy = None
+
+    def setup(self):
+        settings = config.load()
+        engine = state_engine(self.service, settings)
+        create_all(engine, *self.tables)
+        app = self.app_factory(settings, engine) if self.app_factory else None
+        self.runtime = Runtime(self.service, settings, engine, app)
+        if self.projection_handler is not None:
+            self.runtime.projection = SqlSink("projection", engine, self.projection_handler)
+        if app is not None and self.service in registry.SOURCES:
+            self.runtime.relay = OutboxRelay(self.service, app, engine, settings)
+        if self.consumer_sink is not None:
+            sink = self.consumer_sink(self.runtime)
+            self.runtime.consumer = TrackedConsumer(
+                self.service,
+                registry.SUBSCRIPTIONS[self.service],
+                sink,
+                settings,
+                fetch_log=self._fetch_log,
+                log_head=self._log_head,
+            )
+
+    def _proxy(self):
+        if self._rpc_proxy is None:
+            from nameko.standalone.rpc import ClusterRpcProxy
+
+            self._rpc_proxy = ClusterRpcProxy({"AMQP_URI": self.runtime.settings.amqp_uri}, timeout=30).start()
+        return self._rpc_proxy
+
+    def _fetch_log(self, source: str, start: int, limit: int) -> list:
+        return getattr(self._proxy(), source).read_log(start, limit)
+
+    def _log_head(self, source: str) -> int:
+        return getattr(self._proxy(), source).log_head()
+
+    def start(self):
+        rt = self.runtime
+        if rt.relay is not None:
+            self.container.spawn_managed_thread(rt.relay.run, identifier=f"{self.service}-relay")
+        if rt.consumer is not None:
+            self.container.spawn_managed_thread(rt.consumer.run, identifier=f"{self.service}-consumer")
+        if rt.projection is not None:
+            self.timers = self.timers + ((1.0, Runtime.project),)
+        for interval, fn in self.timers:
+            self.container.spawn_managed_thread(functools.partial(self._every, interval, fn))
+
+    def _every(self, interval: float, fn: Callable[[Runtime], None]) -> None:
+        while True:
+            try:
+                fn(self.runtime)
+            except Exception:  # noqa: BLE001 - a timer must keep ticking
+                log.exception("%s: timer %s failed", self.service, getattr(fn, "__name__", fn))
+            time.sleep(interval)
+
+    def stop(self):
+        rt = self.runtime
+        if rt.relay is not None:
+            rt.relay.stop()
+        if rt.consumer is not None:
+            rt.consumer.stop()
+        if self._rpc_proxy is not None:
+            try:
+                self._rpc_proxy.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        if rt.app is not None:
+            rt.app.close()
+        rt.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self.runtime
+
+
+def command(fn):
+    """RPC methods return {"ok": true, "result": ...} or {"ok": false, "problem": {...}}.
+
+    Expected refusals (DomainError) travel as data, so the gateway maps them to RFC 9457 problems
+    in one place and nothing is logged as a crash.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return {"ok": True, "result": fn(self, *args, **kwargs)}
+        except DomainError as exc:
+            return {"ok": False, "problem": exc.to_problem()}
+
+    return wrapper
+
+
+def _json(data, status=200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+class ServiceBase:
+    """Entrypoints every service has. Subclasses set `name` and `platform = Platform(...)`."""
+
+    name = "base"
+    platform: Platform
+
+    @http("GET", "/metrics")
+    def metrics_endpoint(self, request):
+        body, content_type = metrics.exposition()
+        return Response(body, status=200, content_type=content_type)
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return _json({"status": "ok", "service": self.name})
+
+    @http("GET", "/readyz")
+    def readyz(self, request):
+        try:
+            ok = self.platform.ready()
+        except Exception as exc:  # noqa: BLE001
+            return _json({"status": "unavailable", "detail": str(exc)}, 503)
+        return _json({"status": "ready" if ok else "starting"}, 200 if ok else 503)
+
+    @rpc
+    def read_log(self, start: int, limit: int = 100) -> list:
+        app = self.platform.app
+        if app is None:
+            return []
+        return read_envelopes(app, self.name, int(start), min(int(limit), 1000))
+
+    @rpc
+    def log_head(self) -> int:
+        return self.platform.app.head() if self.platform.app is not None else 0
+
+
+__all__ = ["Platform", "Runtime", "ServiceBase", "command", "EventSourcedSink", "SqlSink", "Held"]

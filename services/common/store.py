@@ -1,0 +1,143 @@
+"""Persistence wiring: each service's event store (eventsourcing) and its state store (SQLAlchemy).
+
+Embedded default: two SQLite files per service under the data folder. Production: PostgreSQL,
+one schema for the events (eventsourcing's Postgres module, whose recorder keeps its exclusive
+table lock, here with a lock timeout) and one schema for the state tables (relay position,
+tracking of SQL consumers, projections, the erasable content store). The two never share tables.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from .config import Settings
+
+LOCK_TIMEOUT_S = "5"
+
+
+def ensure_schema(settings: Settings, schema: str) -> None:
+    import psycopg
+
+    p = settings.postgres_params()
+    with psycopg.connect(
+        host=p["host"], port=p["port"], user=p["user"], password=p["password"], dbname=p["dbname"], autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+def event_store_env(service: str, settings: Settings) -> dict[str, str]:
+    if settings.is_postgres:
+        schema = settings.schema(service, "events")
+        ensure_schema(settings, schema)
+        p = settings.postgres_params()
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": p["dbname"],
+            "POSTGRES_HOST": p["host"],
+            "POSTGRES_PORT": p["port"],
+            "POSTGRES_USER": p["user"],
+            "POSTGRES_PASSWORD": p["password"],
+            "POSTGRES_SCHEMA": schema,
+            "POSTGRES_LOCK_TIMEOUT": LOCK_TIMEOUT_S,
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "CREATE_TABLE": "y",
+        }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.data_dir / f"{service}-events.sqlite3"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "y",
+    }
+
+
+def state_engine(service: str, settings: Settings) -> sa.Engine:
+    if settings.is_postgres:
+        schema = settings.schema(service, "state")
+        ensure_schema(settings, schema)
+        p = settings.postgres_params()
+        url = sa.URL.create(
+            "postgresql+psycopg",
+            username=p["user"],
+            password=p["password"] or None,
+            host=p["host"],
+            port=int(p["port"]),
+            database=p["dbname"],
+        )
+        engine = sa.create_engine(
+            url,
+            pool_size=4,
+            max_overflow=4,
+            pool_pre_ping=True,
+            connect_args={"options": f"-c search_path={schema} -c lock_timeout=5000"},
+        )
+        return engine
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        f"sqlite:///{settings.data_dir / f'{service}-state.sqlite3'}",
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        # pysqlite would begin transactions itself; we begin them (IMMEDIATE) in the hook below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers proceed while one writer writes
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        # Take the write lock at BEGIN, so two writers never fail on a read-to-write upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class ServiceApplication(Application):
+    """An eventsourcing Application whose recorder also records tracking atomically."""
+
+    def __init__(self, settings: Settings, service: str, env: dict | None = None):
+        self.service = service
+        self.settings = settings
+        full_env = event_store_env(service, settings)
+        full_env.update(env or {})
+        super().__init__(env=full_env)
+        self.saved = threading.Event()  # set after each save so the relay wakes up at once
+
+    def construct_recorder(self):
+        return self.factory.process_recorder()
+
+    def save(self, *objs: Any, **kwargs: Any):
+        recordings = super().save(*objs, **kwargs)
+        self.saved.set()
+        return recordings
+
+    def save_tracked(self, tracking: Tracking, *objs: Any) -> bool:
+        """Save new events with a tracking record in one transaction; False if a duplicate."""
+        processing = ProcessingEvent(tracking=tracking)
+        processing.collect_events(*objs)
+        try:
+            self._record(processing)
+        except IntegrityError:
+            return False
+        self.saved.set()
+        return True
+
+    def tracked_position(self, source: str) -> int:
+        return self.recorder.max_tracking_id(source) or 0
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
