@@ -1,0 +1,389 @@
+"""Structure of the deployment files: docker-compose.yml, the Prometheus scrape config and alert
+rules, and the Grafana dashboard must agree with the service folders, with the port table in
+services/common/config.py and with the metric names the services expose. No Docker is needed."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from services.common import metrics
+from services.common.config import HTTP_PORTS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA = REPO_ROOT / "infra"
+
+# Folders under services/ that hold shared code, not a service.
+NOT_SERVICES = {"common", "cli"}
+RUNNER = ["python", "-m", "services.common.runner"]
+# The only compose services that may bind a host port; everything else must stay scalable.
+PUBLISHING = {"gateway", "prometheus", "grafana"}
+
+# The metrics the deployment files are built on, as Prometheus sees them (a Counter X is exposed
+# as X_total, a Histogram X as X_bucket, X_sum and X_count). They must be defined in
+# services/common/metrics.py, which is the one place every metric name comes from.
+REQUIRED_METRICS = {
+    "consult_events_published_total",
+    "consult_events_consumed_total",
+    "consult_consumer_lag",
+    "consult_outbox_lag",
+    "consult_parked_messages",
+    "consult_handler_seconds",
+    "consult_http_requests_total",
+    "consult_http_request_seconds",
+    "consult_audit_tree_size",
+    "consult_audit_checkpoint_age_seconds",
+    "consult_stage_transitions_total",
+}
+
+
+def metric_families(module) -> dict[str, str]:
+    """Name -> type of every prometheus-client metric a module defines (counters without _total)."""
+    return {
+        family.name: family.type
+        for value in vars(module).values()
+        if isinstance(value, MetricWrapperBase)
+        for family in value.describe()
+    }
+
+
+def exposed_name(name: str, kind: str) -> str:
+    return f"{name}_total" if kind == "counter" else name
+
+
+def series_names(name: str, kind: str) -> set[str]:
+    if kind == "histogram":
+        return {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return {exposed_name(name, kind)}
+
+
+FAMILIES = metric_families(metrics)
+# Every series a consult service exposes, plus `up`, which Prometheus records for each scrape.
+KNOWN_SERIES = {"up"}.union(*(series_names(name, kind) for name, kind in FAMILIES.items()))
+
+
+def test_required_metrics_are_defined_by_the_services():
+    assert REQUIRED_METRICS - {exposed_name(name, kind) for name, kind in FAMILIES.items()} == set()
+
+
+def load_yaml(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+# --- discovery -----------------------------------------------------------------------------
+
+
+def discover_services(root: Path) -> list[str]:
+    """Every folder services/<name>/ under root that holds a service.py."""
+    return sorted(
+        p.parent.name
+        for p in (Path(root) / "services").glob("*/service.py")
+        if p.parent.name not in NOT_SERVICES
+    )
+
+
+def compose_platform_services(compose: dict) -> dict[str, dict]:
+    """Compose services that run `python -m services.common.runner <name>`, by that name."""
+    found = {}
+    for key, spec in (compose.get("services") or {}).items():
+        command = spec.get("command")
+        if isinstance(command, list) and command[:3] == RUNNER and len(command) == 4:
+            found[command[3]] = {**spec, "_compose_name": key}
+    return found
+
+
+def missing_from_compose(root: Path, compose: dict) -> list[str]:
+    """Service folders under root that no compose service runs."""
+    running = compose_platform_services(compose)
+    return [name for name in discover_services(root) if name not in running]
+
+
+# --- PromQL metric names ---------------------------------------------------------------------
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+# An identifier not glued to a number, a dot or a Grafana `$variable`; group 2 is set for a call.
+_IDENTIFIER = re.compile(r"(?<![\w.$])([A-Za-z_:][\w:]*)(\s*\()?")
+_KEYWORDS = {"and", "or", "unless", "offset", "bool", "atan2", "inf", "nan"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, labels and keywords removed)."""
+    for pattern in (_STRINGS, _MATCHERS, _RANGES, _GROUPING):
+        expr = pattern.sub(" ", expr)
+    return {
+        m.group(1)
+        for m in _IDENTIFIER.finditer(expr)
+        if not m.group(2) and m.group(1).lower() not in _KEYWORDS
+    }
+
+
+def test_metric_names_ignores_functions_labels_and_grafana_variables():
+    expr = (
+        'histogram_quantile(0.95, sum by (le, consumer) (rate(consult_handler_seconds_bucket'
+        '{source=~"$source", x="a{b}"}[$__rate_interval] offset 1h))) > 1e3 and on (job) up == 0'
+    )
+    assert metric_names(expr) == {"consult_handler_seconds_bucket", "up"}
+    assert metric_names("rate(consult_typo_total[5m])") - KNOWN_SERIES == {"consult_typo_total"}
+
+
+# --- service discovery and compose -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load_yaml(REPO_ROOT / "docker-compose.yml")
+
+
+def test_discovery_reports_a_service_folder_missing_from_compose(tmp_path):
+    for folder, files in {
+        "proposals": ["__init__.py", "service.py"],
+        "decisions": ["service.py"],
+        "common": ["service.py"],  # shared code, never a service
+        "cli": ["main.py"],
+        "drafts": ["domain.py"],  # no service.py: not (yet) a service
+    }.items():
+        (tmp_path / "services" / folder).mkdir(parents=True)
+        for name in files:
+            (tmp_path / "services" / folder / name).write_text("")
+    assert discover_services(tmp_path) == ["decisions", "proposals"]
+
+    only_proposals = {"services": {"proposals": {"command": RUNNER + ["proposals"]}}}
+    assert missing_from_compose(tmp_path, only_proposals) == ["decisions"]
+    # A compose service with the folder's name but another command does not count.
+    misnamed = {"services": {**only_proposals["services"], "decisions": {"command": ["consult", "demo"]}}}
+    assert missing_from_compose(tmp_path, misnamed) == ["decisions"]
+    both = {"services": {**only_proposals["services"], "decisions": {"command": RUNNER + ["decisions"]}}}
+    assert missing_from_compose(tmp_path, both) == []
+
+
+def test_every_service_folder_runs_in_compose_and_has_a_port(compose):
+    assert missing_from_compose(REPO_ROOT, compose) == [], "add these services to docker-compose.yml"
+    unported = sorted(set(discover_services(REPO_ROOT)) - set(HTTP_PORTS))
+    assert unported == [], "add these services to HTTP_PORTS in services/common/config.py"
+
+
+def test_compose_runs_exactly_the_services_of_the_port_table(compose):
+    running = compose_platform_services(compose)
+    assert sorted(running) == sorted(HTTP_PORTS)
+    for name, spec in running.items():
+        # Prometheus and the other services find it by this DNS name.
+        assert spec["_compose_name"] == name
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_PORTS))
+def test_platform_service_wiring(compose, name):
+    spec = compose_platform_services(compose)[name]
+    port = HTTP_PORTS[name]
+
+    env = spec["environment"]
+    assert env["CONSULT_AMQP_URI"].startswith("amqp://") and "@rabbitmq:5672" in env["CONSULT_AMQP_URI"]
+    assert env["CONSULT_DB"].startswith("postgresql://") and "@postgres:5432/" in env["CONSULT_DB"]
+    assert env["CONSULT_DATA_DIR"] == "/data"
+    assert env["CONSULT_BIND"] == "0.0.0.0", "else nothing outside the container reaches its port"
+    assert str(env["CONSULT_HTTP_PORT"]) == str(port)
+
+    for backing in ("rabbitmq", "postgres"):
+        assert spec["depends_on"][backing] == {"condition": "service_healthy"}
+
+    probe = " ".join(spec["healthcheck"]["test"])
+    assert "/healthz" in probe
+    assert str(port) in probe or "CONSULT_HTTP_PORT" in probe
+    assert "curl" not in probe and "wget" not in probe  # not in python:3.11-slim
+
+    assert spec.get("build") == "."
+    assert "container_name" not in spec, f"{name} must stay scalable"
+
+
+def test_only_the_edge_publishes_host_ports(compose):
+    services = compose["services"]
+    publishing = {name for name, spec in services.items() if spec.get("ports")}
+    assert publishing == PUBLISHING
+    assert services["gateway"]["ports"] == [f"{HTTP_PORTS['gateway']}:{HTTP_PORTS['gateway']}"]
+    assert not any("container_name" in spec for spec in services.values())
+
+
+def test_compose_references_resolve(compose):
+    services = compose["services"]
+    declared_volumes = set(compose.get("volumes") or {})
+    for name, spec in services.items():
+        for dependency in spec.get("depends_on") or {}:
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+        for mount in spec.get("volumes") or []:
+            source = mount.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (REPO_ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared_volumes, f"{name} uses undeclared volume {source}"
+
+
+def test_broker_and_database(compose):
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:3.13-management")
+    assert rabbitmq["healthcheck"]["test"]
+
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "postgres:15"
+    assert {k: postgres["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == {
+        "POSTGRES_USER": "consult",
+        "POSTGRES_PASSWORD": "consult",
+        "POSTGRES_DB": "consult",
+    }
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(m.endswith(":/var/lib/postgresql/data") for m in postgres["volumes"])
+
+
+def test_dockerfile():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
+    assert re.search(r"^RUN .*pip install .*\s\.\s*(\\|&&|$)", dockerfile, re.M)
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r'^CMD \[.*"--help"\]', dockerfile, re.M)
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert ".git" in ignored
+
+
+# --- Prometheus ----------------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_every_replica_of_every_service(compose):
+    config = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    scraped = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs") or []:
+            assert sd["type"] == "A", "type A resolves every replica of a scaled service"
+            for dns_name in sd["names"]:
+                scraped[dns_name] = sd["port"]
+    expected = {name: HTTP_PORTS[name] for name in set(HTTP_PORTS) | set(discover_services(REPO_ROOT))}
+    assert scraped == expected
+
+    mount = next(m for m in compose["services"]["prometheus"]["volumes"] if m.startswith("./infra/prometheus"))
+    assert mount.split(":")[1] == "/etc/prometheus"
+    for rule_file in config["rule_files"]:
+        assert (INFRA / "prometheus" / rule_file).is_file()
+
+
+@pytest.fixture(scope="module")
+def alerts() -> dict[str, dict]:
+    document = load_yaml(INFRA / "prometheus" / "alerts.yml")
+    rules = {}
+    assert isinstance(document["groups"], list) and document["groups"]
+    for group in document["groups"]:
+        assert isinstance(group["name"], str) and group["rules"]
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+            assert rule["alert"] not in rules, f"duplicate alert {rule['alert']}"
+            rules[rule["alert"]] = rule
+    return rules
+
+
+# alert -> (for, substrings its expression must hold)
+REQUIRED_ALERTS = {
+    "ConsumerLagGrowing": ("10m", ["consult_consumer_lag[10m]", "consult_consumer_lag > 0"]),
+    "OutboxLagGrowing": ("10m", ["consult_outbox_lag[10m]", "consult_outbox_lag > 0"]),
+    "MessagesParked": ("1m", ["consult_parked_messages > 0"]),
+    "ServiceDown": ("2m", ["up == 0"]),
+    "HighHttpErrorRate": (None, ["consult_http_requests_total", 'status=~"5.."']),
+    "AuditCheckpointStale": (None, ["consult_audit_checkpoint_age_seconds > 3600"]),
+}
+
+
+def test_alert_rules_are_well_formed(alerts):
+    for name, rule in alerts.items():
+        assert isinstance(rule["expr"], str) and rule["expr"].strip(), name
+        assert re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", rule["for"]), name
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}, name
+        assert rule["annotations"]["summary"], name
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED_ALERTS))
+def test_required_alert(alerts, name):
+    duration, fragments = REQUIRED_ALERTS[name]
+    rule = alerts[name]
+    if duration:
+        assert rule["for"] == duration
+    expr = " ".join(rule["expr"].split())
+    for fragment in fragments:
+        assert fragment in expr
+    if name.endswith("Growing"):
+        assert "deriv(" in expr or "increase(" in expr
+
+
+def test_parked_messages_page_an_operator(alerts):
+    rule = alerts["MessagesParked"]
+    assert rule["labels"]["severity"] == "critical"
+    assert "a democratic record stream is held" in rule["annotations"]["summary"]
+
+
+def test_a_service_without_any_replica_is_alerted(alerts):
+    expr = alerts["ServiceMissing"]["expr"]
+    assert set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', expr)) == set(HTTP_PORTS)
+
+
+def test_alert_expressions_use_only_known_metrics(alerts):
+    unknown = {name: metric_names(rule["expr"]) - KNOWN_SERIES for name, rule in alerts.items()}
+    assert {name: names for name, names in unknown.items() if names} == {}
+
+
+# --- Grafana -------------------------------------------------------------------------------------
+
+
+def dashboard_panels(panels: list[dict]):
+    for panel in panels:
+        yield panel
+        yield from dashboard_panels(panel.get("panels") or [])
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    with open(INFRA / "grafana" / "dashboards" / "consult.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_grafana_provisioning(compose):
+    datasources = load_yaml(INFRA / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    (prometheus,) = datasources["datasources"]
+    assert prometheus["type"] == "prometheus"
+    assert prometheus["url"] == "http://prometheus:9090"
+
+    providers = load_yaml(INFRA / "grafana" / "provisioning" / "dashboards" / "dashboards.yml")
+    mounts = dict(m.split(":")[:2] for m in compose["services"]["grafana"]["volumes"])
+    assert mounts["./infra/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert [p["options"]["path"] for p in providers["providers"]] == [mounts["./infra/grafana/dashboards"]]
+
+
+def test_dashboard_panels_query_known_metrics(dashboard):
+    datasource_uid = load_yaml(INFRA / "grafana" / "provisioning" / "datasources" / "prometheus.yml")[
+        "datasources"
+    ][0]["uid"]
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"]
+    used = set()
+    panels = [p for p in dashboard_panels(dashboard["panels"]) if p["type"] != "row"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert panel["datasource"]["uid"] == datasource_uid, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            names = metric_names(target["expr"])
+            assert names and names <= KNOWN_SERIES, (panel["title"], names - KNOWN_SERIES)
+            used |= names
+    for variable in dashboard["templating"]["list"]:
+        (metric,) = re.findall(r"label_values\(([\w:]+),", variable["definition"])
+        assert metric in KNOWN_SERIES
+    shown = {exposed_name(name, kind) for name, kind in FAMILIES.items() if series_names(name, kind) & used}
+    assert REQUIRED_METRICS - shown == set(), "missing from the dashboard"
+
+
+def test_dashboard_shows_handler_latency_p95(dashboard):
+    exprs = [t["expr"] for p in dashboard_panels(dashboard["panels"]) for t in p.get("targets", [])]
+    assert any(
+        "histogram_quantile(0.95" in e and "consult_handler_seconds_bucket" in e for e in exprs
+    ), "handler latency p95 panel"
