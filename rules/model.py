@@ -252,6 +252,10 @@ class Rule:
         params = _normalise_params(self.method, self.params)
         object.__setattr__(self, "params", MappingProxyType(params))
 
+    def __hash__(self) -> int:
+        # params is a read-only mapping of str/int/None values; hash its sorted items.
+        return hash((self.preset, self.method, tuple(sorted(self.params.items()))))
+
     def fraction(self, name: str) -> Fraction | None:
         """The threshold ``name`` (e.g. "quorum_area") as a Fraction, or None if not required."""
         value = self.params[name]
