@@ -104,8 +104,10 @@ class TrackedConsumer:
         settings: Settings,
         fetch_log: FetchLog,
         log_head: LogHead,
+        upcast: bool = True,
     ):
         self.name, self.sources, self.sink, self.settings = name, tuple(sources), sink, settings
+        self.upcast = upcast  # the audit log keeps envelopes exactly as published
         self.fetch_log, self.log_head = fetch_log, log_head
         self.held: set[str] = set()
         self.stopped = False
@@ -141,7 +143,7 @@ class TrackedConsumer:
             if not batch:
                 return applied
             for raw in batch:
-                self.apply(source, envelope.decode(raw))
+                self.apply(source, envelope.decode(raw, upcast=self.upcast))
                 applied += 1
 
     def apply(self, source: str, env: dict) -> None:
@@ -242,7 +244,7 @@ class TrackedConsumer:
     def _on_message(self, source: str):
         def on_message(message):
             try:
-                env = envelope.decode(message.body)
+                env = envelope.decode(message.body, upcast=self.upcast)
             except Exception:  # noqa: BLE001 - not an envelope: park it as it is, loudly
                 log.error("%s: undecodable message on %s", self.name, source)
                 message.ack()
@@ -308,3 +310,22 @@ class TrackedConsumer:
 
     def stop(self) -> None:
         self.stopped = True
+
+
+def catch_up_projection(app, source: str, sink: SqlSink) -> int:
+    """Bring a read model up to its own service's log head (in order, exactly once).
+
+    A service's read models consume its own log directly (no bus), with the same tracking rule.
+    Commands call it after saving, so a read right after a write sees the write.
+    """
+    from .relay import read_envelopes
+
+    applied = 0
+    while True:
+        tracked = sink.position(source)
+        batch = read_envelopes(app, source, tracked + 1, 500)
+        if not batch:
+            return applied
+        for env in batch:
+            if sink.handle(source, env):
+                applied += 1

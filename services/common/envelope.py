@@ -101,14 +101,14 @@ def from_domain_event(source: str, position: int, event: Any) -> dict:
     }
 
 
-def decode(body: bytes | str | dict) -> dict:
+def decode(body: bytes | str | dict, upcast: bool = True) -> dict:
     if isinstance(body, dict):
         envelope = body
     else:
         envelope = json.loads(body)
     if envelope.get("schema") != SCHEMA:
         raise ValueError(f"unknown envelope schema: {envelope.get('schema')!r}")
-    return upcast(envelope)
+    return upcast_envelope(envelope) if upcast else envelope
 
 
 # Upcasters: (event type, from version) -> function returning the data of version + 1.
@@ -124,7 +124,7 @@ def upcaster(event_type: str, from_version: int):
     return register
 
 
-def upcast(envelope: dict) -> dict:
+def upcast_envelope(envelope: dict) -> dict:
     version = envelope.get("event_version", 1)
     while (envelope["type"], version) in UPCASTERS:
         envelope = dict(envelope, data=UPCASTERS[(envelope["type"], version)](dict(envelope["data"])))

@@ -3,12 +3,17 @@
 """
 from __future__ import annotations
 
-# Sources: services whose event log is published on the bus.
-SOURCES = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
+from pathlib import Path
 
-# consumer -> the sources it tracks
+_HERE = Path(__file__).resolve().parents[1]
+_ALL_SOURCES = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
+
+# Sources: services whose event log is published on the bus (those that exist in this tree).
+SOURCES = tuple(s for s in _ALL_SOURCES if (_HERE / s / "service.py").exists())
+
+# consumer -> the sources it tracks. The audit log takes everything.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "audit": ("communities", "proposals", "deliberation", "decisions", "actions", "notifications"),
+    "audit": SOURCES,
 }
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kombu").setLevel(logging.WARNING)
-    logging.getLogger("amqp").setLevel(logging.WARNING)
+    logging.getLogger("amqp").setLevel(logging.ERROR)
     settings = config.load()
     try:
         check_broker(settings)

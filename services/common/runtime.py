@@ -35,21 +35,11 @@ class Runtime:
         self.content = ContentStore(engine)
         self.relay: OutboxRelay | None = None
         self.consumer: TrackedConsumer | None = None
-        self.projection: SqlSink | None = None
 
     def project(self) -> int:
-        """Bring the service's own read models up to its log head (in order, exactly once)."""
-        if self.projection is None or self.app is None:
-            return 0
-        applied = 0
-        while True:
-            tracked = self.projection.position(self.service)
-            batch = read_envelopes(self.app, self.service, tracked + 1, 500)
-            if not batch:
-                return applied
-            for env in batch:
-                if self.projection.handle(self.service, env):
-                    applied += 1
+        """Bring the application's read models up to its log head, if it has any."""
+        project = getattr(self.app, "project", None)
+        return project() if project is not None else 0
 
     def ready(self) -> bool:
         with self.engine.connect() as conn:
@@ -66,15 +56,15 @@ class Platform(DependencyProvider):
         app_factory: Callable | None = None,
         tables: tuple = (),
         consumer_sink: Callable[[Runtime], object] | None = None,
-        projection: Callable[[sa.Connection, dict], None] | None = None,
+        upcast: bool = True,
         timers: tuple[tuple[float, Callable[[Runtime], None]], ...] = (),
     ):
         self.service = service
         self.app_factory = app_factory
         self.tables = tables
         self.consumer_sink = consumer_sink
-        self.projection_handler = projection
         self.timers = timers
+        self.upcast = upcast
         self.runtime: Runtime | None = None
         self._rpc_proxy = None
 
@@ -84,8 +74,6 @@ class Platform(DependencyProvider):
         create_all(engine, *self.tables)
         app = self.app_factory(settings, engine) if self.app_factory else None
         self.runtime = Runtime(self.service, settings, engine, app)
-        if self.projection_handler is not None:
-            self.runtime.projection = SqlSink("projection", engine, self.projection_handler)
         if app is not None and self.service in registry.SOURCES:
             self.runtime.relay = OutboxRelay(self.service, app, engine, settings)
         if self.consumer_sink is not None:
@@ -97,6 +85,7 @@ class Platform(DependencyProvider):
                 settings,
                 fetch_log=self._fetch_log,
                 log_head=self._log_head,
+                upcast=self.upcast,
             )
 
     def _proxy(self):
@@ -118,7 +107,7 @@ class Platform(DependencyProvider):
             self.container.spawn_managed_thread(rt.relay.run, identifier=f"{self.service}-relay")
         if rt.consumer is not None:
             self.container.spawn_managed_thread(rt.consumer.run, identifier=f"{self.service}-consumer")
-        if rt.projection is not None:
+        if rt.app is not None and hasattr(rt.app, "project"):
             self.timers = self.timers + ((1.0, Runtime.project),)
         for interval, fn in self.timers:
             self.container.spawn_managed_thread(functools.partial(self._every, interval, fn))
@@ -178,7 +167,7 @@ class ServiceBase:
     """Entrypoints every service has. Subclasses set `name` and `platform = Platform(...)`."""
 
     name = "base"
-    platform: Platform
+    platform: Runtime  # what the Platform dependency injects
 
     @http("GET", "/metrics")
     def metrics_endpoint(self, request):

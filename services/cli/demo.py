@@ -1,0 +1,91 @@
+"""The demo "S community" (S社区): the compound, the worked example's building, every role."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .rpc import Rpc
+
+# Building 2 of compound 3 exactly as DOMAIN.md's worked example.
+WORKED_EXAMPLE = [
+    ("101", "50", "王芳 Wang"), ("102", "70", "李强 Li"), ("201", "75", "张伟 Zhang"), ("202", "75", "张伟 Zhang"),
+    ("301", "90", "刘洋 Liu"), ("302", "90", "陈静 Chen"), ("401", "90", "赵磊 Zhao"), ("402", "90", "孙丽 Sun"),
+    ("501", "120", "周杰 Zhou"), ("502", "120", None),  # None: the developer has not sold it
+]
+
+
+def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
+    """Create the demo community through the directory service; returns ids and tokens."""
+    marker = data_dir / "demo.json"
+    c = rpc.call("communities", "create_community", "demo", "S社区 (S community)")["id"]
+    actor = "demo"
+    compound = rpc.call("communities", "add_compound", actor, c, "3号院坝 (compound 3)")["id"]
+    b2 = rpc.call("communities", "add_building", actor, c, compound, "2栋 (building 2)")["id"]
+    b1 = rpc.call("communities", "add_building", actor, c, compound, "1栋 (building 1)")["id"]
+    people: dict[str, str] = {}
+
+    def person(name, household=None, adult=True):
+        pid = rpc.call("communities", "register_person", actor, c, name, adult, household, effective)["id"]
+        people[name] = pid
+        return pid
+
+    units = {}
+    for unit, area, owner in WORKED_EXAMPLE:
+        owners = []
+        if owner:
+            owners = [people.get(owner) or person(owner)]
+        units[unit] = rpc.call("communities", "register_household", actor, c, b2, unit, area, owners, None,
+                               owner is None, effective)["id"]
+        if owner and unit != "202":
+            rpc.call("communities", "move_person", actor, c, people[owner], units[unit], effective)
+    # Building 1: a co-owned unit, a tenant household and a minor.
+    co1, co2 = person("何敏 He"), person("何军 He Jun")
+    u1 = rpc.call("communities", "register_household", actor, c, b1, "101", "88.5", [co1, co2], co1, False,
+                  effective)["id"]
+    for p in (co1, co2):
+        rpc.call("communities", "move_person", actor, c, p, u1, effective)
+    landlord = person("马超 Ma (landlord)")
+    u2 = rpc.call("communities", "register_household", actor, c, b1, "102", "64", [landlord], None, False,
+                  effective)["id"]
+    person("吴婷 Wu (tenant)", u2)
+    person("吴小宝 Wu Xiaobao (minor)", u2, adult=False)
+    # The 1+2+X body and the other roles.
+    staff = {
+        "party_lead": person("许书记 Secretary Xu"),
+        "community_worker": person("林社工 Lin (social worker)"),
+        "property_company": person("物业经理 Property manager Qian"),
+        "expert": person("排水专家 Drainage expert Gao"),
+        "auditor": person("审计 Auditor Fang"),
+    }
+    for role, pid in staff.items():
+        rpc.call("communities", "grant_role", actor, c, pid, role, None, effective)
+    rpc.call("communities", "grant_role", actor, c, staff["community_worker"], "moderator", None, effective)
+    rpc.call("communities", "grant_role", actor, c, people["王芳 Wang"], "grid_leader", compound, effective)
+    rpc.call("communities", "grant_role", actor, c, people["李强 Li"], "building_leader", b2, effective)
+    rpc.call("communities", "grant_role", actor, c, co1, "building_leader", b1, effective)
+    rpc.call("communities", "grant_role", actor, c, people["周杰 Zhou"], "owners_committee", None, effective)
+    for name in ("刘洋 Liu", "陈静 Chen", "赵磊 Zhao"):
+        rpc.call("communities", "grant_role", actor, c, people[name], "council_member", None, effective)
+    for pid in list(people.values()):
+        rpc.call("communities", "grant_role", actor, c, pid, "resident", None, effective)
+    tokens = {}
+    for label, pid in [("party_lead", staff["party_lead"]), ("community_worker", staff["community_worker"]),
+                       ("grid_leader", people["王芳 Wang"]), ("building_leader", people["李强 Li"]),
+                       ("property_company", staff["property_company"]), ("auditor", staff["auditor"]),
+                       ("resident", people["张伟 Zhang"]), ("tenant", people["吴婷 Wu (tenant)"])]:
+        tokens[label] = rpc.call("communities", "issue_token", c, pid, 30, f"demo {label}")["token"]
+    tokens["platform_admin"] = rpc.call("communities", "bootstrap_admin", "demo platform admin")["token"]
+    result = {"community": c, "compound": compound, "buildings": {"1": b1, "2": b2}, "units": units,
+              "people": people, "tokens": tokens}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    return result
+
+
+def describe(result: dict, gateway: str) -> str:
+    lines = [f"Demo community S社区 loaded: {result['community']}", "", "Sign-in tokens (Authorization: Bearer ...):"]
+    for label, token in result["tokens"].items():
+        lines.append(f"  {label:<18} {token}")
+    lines += ["", f"Try: curl -H 'Authorization: Bearer {result['tokens']['community_worker']}' "
+                  f"{gateway}/api/v1/communities/{result['community']}/directory"]
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""`consult dlq`: what is parked, and putting it back.
+
+A parked message holds its (consumer, source) stream. Retry or resume moves it back to the
+consumer's queue and empties the parked queue; the consumer sees the hold lifted, reads its
+source's log from its tracked position and continues in order.
+"""
+from __future__ import annotations
+
+import json
+
+from services.common import bus, registry
+from services.common.config import Settings
+
+from .rpc import CliError
+
+
+def _streams():
+    for consumer, sources in sorted(registry.SUBSCRIPTIONS.items()):
+        for source in sources:
+            yield consumer, source
+
+
+def _browse(channel, name: str) -> list:
+    messages = []
+    while True:
+        msg = channel.basic_get(name, no_ack=False)
+        if msg is None:
+            return messages
+        messages.append(msg)
+
+
+def list_parked(settings: Settings) -> list[dict]:
+    out = []
+    with bus.connect(settings) as conn:
+        for consumer, source in _streams():
+            channel = conn.channel()
+            bus.parked_queue(settings, consumer, source)(channel).declare()
+            for msg in _browse(channel, bus.parked_name(settings, consumer, source)):
+                headers = msg.headers or {}
+                env = json.loads(msg.body)
+                out.append({
+                    "id": env["id"], "consumer": consumer, "source": source, "position": env["position"],
+                    "type": env["type"], "community": env["community"], "error": headers.get("error"),
+                    "parked_at": headers.get("parked_at"),
+                })
+            channel.close()  # unacknowledged: everything stays parked
+    return out
+
+
+def put_back(settings: Settings, event_id: str | None = None, consumer: str | None = None,
+             source: str | None = None) -> list[dict]:
+    """Move parked messages (one by id, or all of a stream, or all) back to their queues."""
+    moved = []
+    with bus.connect(settings, confirm=True) as conn:
+        for c, s in _streams():
+            if consumer and c != consumer or source and s != source:
+                continue
+            channel = conn.channel()
+            for msg in _browse(channel, bus.parked_name(settings, c, s)):
+                env = json.loads(msg.body)
+                if event_id and env["id"] != event_id:
+                    continue
+                producer = conn.Producer(channel=channel)
+                producer.publish(msg.body, exchange="", routing_key=bus.queue_name(settings, c, s),
+                                 content_type="application/json", delivery_mode=2, message_id=env["id"])
+                channel.basic_ack(msg.delivery_tag)
+                moved.append({"id": env["id"], "consumer": c, "source": s, "position": env["position"]})
+            channel.close()
+    if event_id and not moved:
+        raise CliError(f"no parked message has the id {event_id} (see `consult dlq list`)")
+    return moved

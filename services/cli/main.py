@@ -1,0 +1,187 @@
+"""The `consult` command."""
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402 - nameko's standalone RPC needs green sockets
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from services.common import config  # noqa: E402
+
+from . import dlq, up  # noqa: E402
+from .rpc import CliError, Rpc  # noqa: E402
+
+# Stage services add their own commands: a module services/<name>/cli.py with register(subparsers).
+EXTENSIONS = ("services.audit.cli", "services.decisions.cli")
+
+
+def _print(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_up(args) -> int:
+    if args.db:
+        os.environ["CONSULT_DB"] = args.db
+    if args.data_dir:
+        os.environ["CONSULT_DATA_DIR"] = args.data_dir
+    settings = config.load()
+    gateway = f"http://127.0.0.1:{settings.http_port('gateway')}"
+    print(f"consult: starting {', '.join(up.discover())} on {settings.backend} "
+          f"({settings.data_dir if not settings.is_postgres else 'PostgreSQL'}) …", flush=True)
+    procs = up.start(log_dir=None if args.verbose else _log_dir(settings))
+    try:
+        if args.demo:
+            marker = settings.data_dir / "demo.json"
+            if marker.exists():
+                print(f"consult: the demo community is already loaded ({marker})")
+                from .demo import describe
+
+                print(describe(json.loads(marker.read_text(encoding="utf-8")), gateway))
+            else:
+                _load_demo(settings, gateway)
+        print(f"consult: running. API {gateway}/api/v1 · OpenAPI {gateway}/api/openapi.json · Ctrl-C stops.",
+              flush=True)
+        while all(p.poll() is None for _s, p in procs):
+            time.sleep(0.5)
+        dead = [s for s, p in procs if p.poll() is not None]
+        print(f"consult: {', '.join(dead)} stopped; shutting down", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        up.stop(procs)
+
+
+def _log_dir(settings) -> Path:
+    path = settings.data_dir / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _load_demo(settings, gateway: str) -> None:
+    from . import demo
+
+    with Rpc(settings) as rpc:
+        result = demo.load(rpc, settings.data_dir)
+    print(demo.describe(result, gateway))
+
+
+def cmd_demo(args) -> int:
+    settings = config.load()
+    _load_demo(settings, f"http://127.0.0.1:{settings.http_port('gateway')}")
+    return 0
+
+
+def cmd_admin_token(args) -> int:
+    with Rpc() as rpc:
+        print(rpc.call("communities", "bootstrap_admin", args.label)["token"])
+    return 0
+
+
+def cmd_dlq(args) -> int:
+    settings = config.load()
+    if args.dlq_cmd == "list":
+        parked = dlq.list_parked(settings)
+        if args.json:
+            _print(parked)
+        elif not parked:
+            print("nothing is parked")
+        for p in ([] if args.json else parked):
+            print(f"{p['id']}  {p['consumer']} <- {p['source']}@{p['position']}  {p['type']}  "
+                  f"parked {p['parked_at']}\n    {p['error']}")
+        return 0
+    if args.dlq_cmd == "retry":
+        moved = dlq.put_back(settings, event_id=args.id)
+    else:
+        if not args.all and not (args.consumer and args.source):
+            raise CliError("say which stream: consult dlq resume CONSUMER SOURCE, or --all")
+        moved = dlq.put_back(settings, consumer=args.consumer, source=args.source)
+    for m in moved:
+        print(f"put back {m['id']} ({m['consumer']} <- {m['source']}@{m['position']})")
+    if not moved:
+        print("nothing was parked there")
+    return 0
+
+
+def cmd_directory_import(args) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CliError(f"no such file: {args.file}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file} is not UTF-8 text") from None
+    with Rpc() as rpc:
+        result = rpc.call("communities", "import_csv", f"operator:{os.environ.get('USER', 'cli')}", args.community,
+                          text)
+    print(f"imported {result['households']} households and {result['people']} owners from {args.file}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consult", description="Democratic consultation platform (1+4+N).")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("up", help="run every service and the gateway")
+    p.add_argument("--demo", action="store_true", help="load the demo S community on first start")
+    p.add_argument("--db", help="PostgreSQL URL (default: SQLite files in the data folder)")
+    p.add_argument("--data-dir", help="data folder (default ./consult-data)")
+    p.add_argument("--verbose", action="store_true", help="service logs on the terminal")
+    p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("demo", help="load the demo community and print sign-in tokens")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("admin-token", help="issue a platform administrator token")
+    p.add_argument("--label", default="platform admin")
+    p.set_defaults(fn=cmd_admin_token)
+
+    p = sub.add_parser("dlq", help="parked messages: list, retry, resume")
+    dsub = p.add_subparsers(dest="dlq_cmd", required=True)
+    q = dsub.add_parser("list", help="what is parked, and why")
+    q.add_argument("--json", action="store_true")
+    q = dsub.add_parser("retry", help="put one parked message back (by event id)")
+    q.add_argument("id")
+    q = dsub.add_parser("resume", help="put back everything parked for a stream and let it continue")
+    q.add_argument("consumer", nargs="?")
+    q.add_argument("source", nargs="?")
+    q.add_argument("--all", action="store_true")
+    p.set_defaults(fn=cmd_dlq)
+
+    p = sub.add_parser("directory", help="the community directory")
+    dsub = p.add_subparsers(dest="dir_cmd", required=True)
+    q = dsub.add_parser("import", help="import households and owners from a CSV file (all or nothing)")
+    q.add_argument("file")
+    q.add_argument("--community", required=True)
+    q.set_defaults(fn=cmd_directory_import)
+
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(exc.name or "?"):
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args) or 0
+    except CliError as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

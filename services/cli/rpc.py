@@ -1,0 +1,61 @@
+"""Operator access from the command line: nameko RPC to the services, with clear errors."""
+from __future__ import annotations
+
+import sys
+
+from services.common import config
+from services.common.bus import BrokerUnavailable, check_broker
+
+
+class CliError(Exception):
+    """A plain message for the operator; exit status 1 (or the given code)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+class Rpc:
+    def __init__(self, settings: config.Settings | None = None, timeout: float = 60):
+        self.settings = settings or config.load()
+        self.timeout = timeout
+        self._proxy = None
+
+    def __enter__(self):
+        try:
+            check_broker(self.settings)
+        except BrokerUnavailable as exc:
+            raise CliError(str(exc), 3) from None
+        from nameko.standalone.rpc import ClusterRpcProxy
+
+        self._cluster = ClusterRpcProxy({"AMQP_URI": self.settings.amqp_uri}, timeout=self.timeout)
+        self._proxy = self._cluster.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._cluster.stop()
+
+    def call(self, service: str, method: str, *args, **kwargs):
+        from nameko.exceptions import UnknownService
+
+        try:
+            reply = getattr(getattr(self._proxy, service), method)(*args, **kwargs)
+        except UnknownService:
+            raise CliError(f"the {service} service is not running (start the platform with `consult up`)") from None
+        except Exception as exc:  # noqa: BLE001 - RPC timeout and remote crashes
+            raise CliError(f"{service}.{method} failed: {exc.__class__.__name__}: {exc}") from None
+        if isinstance(reply, dict) and reply.get("ok") is False:
+            problem = reply["problem"]
+            lines = [problem.get("detail") or problem.get("title")]
+            for err in problem.get("errors", [])[1:] if problem.get("errors") else []:
+                if "line" in err:
+                    lines.append(f"line {err['line']}: {err['message']}")
+            raise CliError("\n".join(lines))
+        if isinstance(reply, dict) and reply.get("ok") is True:
+            return reply["result"]
+        return reply
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"consult: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,178 @@
+"""Directory and sign-in routes."""
+from __future__ import annotations
+
+
+from . import schema as S
+from .router import PUBLIC, Call, route
+
+TAG = "directory"
+MANAGERS = ("community_worker", "party_lead")
+AT = {"at": S.when(nullable=False)}
+C = "/api/v1/communities/{community}"
+
+
+@route("POST", "/api/v1/sign-in", summary="Redeem an invitation: register and receive a token", tag="sign-in",
+       roles=PUBLIC, status=201, body=S.obj(["code", "name"], code=S.text(100), name=S.text(100),
+                                            adult={"type": "boolean"}))
+def sign_in(c: Call):
+    return c.call("communities", "redeem_invitation", c.body["code"], c.body["name"], c.body.get("adult", True))
+
+
+@route("GET", "/api/v1/me", summary="Who the token belongs to, with roles", tag="sign-in")
+def me(c: Call):
+    return c.principal
+
+
+@route("GET", "/api/v1/communities", summary="Communities visible to the caller", tag=TAG)
+def list_communities(c: Call):
+    all_ = c.call("communities", "list_communities")
+    if c.principal.get("platform_admin"):
+        return all_
+    return [x for x in all_ if x["id"] == c.principal.get("community")]
+
+
+@route("POST", "/api/v1/communities", summary="Create a community (tenant)", tag=TAG, roles=("platform_admin",),
+       status=201, body=S.obj(["name"], name=S.text(200), rules={"type": "object"}))
+def create_community(c: Call):
+    if not c.principal.get("platform_admin"):
+        from services.common.errors import Forbidden
+
+        raise Forbidden("only a platform administrator creates communities")
+    return c.call("communities", "create_community", c.actor, c.body["name"], c.body.get("rules"))
+
+
+@route("GET", C, summary="A community with its rules", tag=TAG)
+def get_community(c: Call):
+    return c.call("communities", "get_community", c.community)
+
+
+@route("PATCH", C + "/rules", summary="Change some of the community's rule settings", tag=TAG,
+       roles=("party_lead", "community_worker"), body={"type": "object", "minProperties": 1})
+def change_rules(c: Call):
+    return c.call("communities", "change_rules", c.actor, c.community, c.body)
+
+
+@route("GET", C + "/directory", summary="The directory as it stood at a time (default now)", tag=TAG, query=AT)
+def directory(c: Call):
+    return c.call("communities", "directory", c.community, c.query.get("at"))
+
+
+@route("POST", C + "/compounds", summary="Add a compound (院坝/小区)", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["name"], name=S.text(200)))
+def add_compound(c: Call):
+    return c.call("communities", "add_compound", c.actor, c.community, c.body["name"])
+
+
+@route("POST", C + "/buildings", summary="Add a building to a compound", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["compound", "name"], compound=S.uuid_str(), name=S.text(200)))
+def add_building(c: Call):
+    return c.call("communities", "add_building", c.actor, c.community, c.body["compound"], c.body["name"])
+
+
+HOUSEHOLD = S.obj(
+    ["building", "unit", "area"],
+    building=S.uuid_str(), unit=S.text(40), area=S.decimal(),
+    owners={"type": "array", "items": S.uuid_str(), "maxItems": 20},
+    representative=S.uuid_str(nullable=True), developer_unsold={"type": "boolean"}, effective=S.when(),
+)
+
+
+@route("POST", C + "/households", summary="Register a unit with its exclusive area and owners", tag=TAG,
+       roles=MANAGERS, status=201, body=HOUSEHOLD)
+def register_household(c: Call):
+    b = c.body
+    return c.call("communities", "register_household", c.actor, c.community, b["building"], b["unit"], b["area"],
+                  b.get("owners", []), b.get("representative"), b.get("developer_unsold", False), b.get("effective"))
+
+
+@route("GET", C + "/households/{household}", summary="A unit as it stood at a time, with its history", tag=TAG,
+       query=AT)
+def get_household(c: Call):
+    return c.call("communities", "get_household", c.community, c.params["household"], c.query.get("at"))
+
+
+@route("POST", C + "/households/{household}/area-corrections", summary="Correct the exclusive area, with a reason",
+       tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["area", "reason"], area=S.decimal(), reason=S.text(1000), effective=S.when()))
+def correct_area(c: Call):
+    b = c.body
+    return c.call("communities", "correct_area", c.actor, c.community, c.params["household"], b["area"], b["reason"],
+                  b.get("effective"))
+
+
+@route("POST", C + "/households/{household}/transfers", summary="Record a sale: the new owners from a date",
+       tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["owners"], owners={"type": "array", "items": S.uuid_str(), "maxItems": 20},
+                  representative=S.uuid_str(nullable=True), developer_unsold={"type": "boolean"},
+                  effective=S.when()))
+def transfer(c: Call):
+    b = c.body
+    return c.call("communities", "transfer_household", c.actor, c.community, c.params["household"], b["owners"],
+                  b.get("representative"), b.get("developer_unsold", False), b.get("effective"))
+
+
+@route("POST", C + "/people", summary="Register a resident or owner", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["name"], name=S.text(100), adult={"type": "boolean"}, household=S.uuid_str(nullable=True),
+                  effective=S.when()))
+def register_person(c: Call):
+    b = c.body
+    return c.call("communities", "register_person", c.actor, c.community, b["name"], b.get("adult", True),
+                  b.get("household"), b.get("effective"))
+
+
+@route("GET", C + "/people/{person}", summary="A person with residence and roles at a time", tag=TAG, query=AT)
+def get_person(c: Call):
+    return c.call("communities", "get_person", c.community, c.params["person"], c.query.get("at"))
+
+
+@route("POST", C + "/people/{person}/moves", summary="Record a move in, out or between units", tag=TAG,
+       roles=MANAGERS, status=201, body=S.obj(["household"], household=S.uuid_str(nullable=True), effective=S.when()))
+def move(c: Call):
+    return c.call("communities", "move_person", c.actor, c.community, c.params["person"], c.body["household"],
+                  c.body.get("effective"))
+
+
+@route("POST", C + "/people/{person}/roles", summary="Grant a role (1+2+X and others)", tag=TAG,
+       roles=MANAGERS, status=201,
+       body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
+def grant_role(c: Call):
+    return c.call("communities", "grant_role", c.actor, c.community, c.params["person"], c.body["role"],
+                  c.body.get("scope"), c.body.get("effective"))
+
+
+@route("POST", C + "/people/{person}/role-revocations", summary="Revoke a role", tag=TAG, roles=MANAGERS,
+       status=201, body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
+def revoke_role(c: Call):
+    return c.call("communities", "revoke_role", c.actor, c.community, c.params["person"], c.body["role"],
+                  c.body.get("scope"), c.body.get("effective"))
+
+
+@route("POST", C + "/people/{person}/tokens", summary="Issue an API token for a person", tag=TAG,
+       roles=MANAGERS, status=201, body=S.obj([], days={"type": "integer", "minimum": 1, "maximum": 366},
+                                               label=S.text(100)))
+def issue_token(c: Call):
+    return c.call("communities", "issue_token", c.community, c.params["person"], (c.body or {}).get("days", 90),
+                  (c.body or {}).get("label"))
+
+
+@route("POST", C + "/people/{person}/erasure", summary="Erase a person's texts (PIPL); hashes stay", tag=TAG,
+       roles=MANAGERS, status=200, body=S.obj([], confirm={"type": "boolean"}))
+def erase(c: Call):
+    return c.call("communities", "erase_person", c.actor, c.community, c.params["person"])
+
+
+@route("POST", C + "/invitations", summary="Invite a resident to sign in", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj([], household=S.uuid_str(nullable=True), roles={"type": "array", "items": S.text(40)},
+                  days={"type": "integer", "minimum": 1, "maximum": 90}))
+def invite(c: Call):
+    b = c.body
+    return c.call("communities", "create_invitation", c.community, b.get("household"), b.get("roles", ["resident"]),
+                  b.get("days", 14))
+
+
+@route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing)",
+       tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000)
+def import_csv(c: Call):
+    return c.call("communities", "import_csv", c.actor, c.community, c.body)
+
+
