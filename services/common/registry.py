@@ -11,15 +11,20 @@ _ALL_SOURCES = ("communities", "proposals", "deliberation", "decisions", "action
 # Sources: services whose event log is published on the bus (those that exist in this tree).
 SOURCES = tuple(s for s in _ALL_SOURCES if (_HERE / s / "service.py").exists())
 
-# consumer -> the sources it tracks. The audit log takes everything.
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "audit": SOURCES,
+# consumer -> the sources it tracks; filtered to what exists in this tree.
+_WANTED: dict[str, tuple[str, ...]] = {
+    "audit": _ALL_SOURCES,
+    "proposals": ("actions",),
+    "deliberation": ("proposals",),
+    "decisions": ("deliberation",),
+    "actions": ("proposals", "deliberation", "decisions"),
+    "notifications": ("communities", "proposals", "deliberation", "decisions", "actions"),
 }
-
-
-def register(consumer: str, *sources: str) -> None:
-    """Stage services add their subscriptions at import time of this module's extension list."""
-    SUBSCRIPTIONS[consumer] = tuple(dict.fromkeys(SUBSCRIPTIONS.get(consumer, ()) + sources))
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    consumer: tuple(s for s in sources if s in SOURCES)
+    for consumer, sources in _WANTED.items()
+    if (_HERE / consumer / "service.py").exists()
+}
 
 
 def consumers_of(source: str) -> list[str]:
