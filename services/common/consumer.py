@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from kombu import Consumer
 
-from . import bus, clock, envelope, metrics
+from . import bus, clock, envelope, faults, metrics
 from .aggregate import command_context
 from .config import Settings
 from .tables import consumer_tracking
@@ -64,6 +64,7 @@ class SqlSink:
             tracked = self._position(conn, source)
             if env["position"] <= tracked:
                 return False
+            faults.check(self.consumer, env)
             self.handler(conn, env)
             if tracked:
                 conn.execute(
@@ -90,6 +91,7 @@ class EventSourcedSink:
     def handle(self, source: str, env: dict) -> bool:
         if env["position"] <= self.position(source):
             return False
+        faults.check(self.app.name, env)
         with command_context(community=env["community"], actor="system", case=env.get("case"), causation=env["id"]):
             aggregates = self.handler(env) or []
         return self.app.save_tracked(Tracking(source, env["position"]), *aggregates)

@@ -59,7 +59,7 @@ tokens = sa.Table(
     "credentials_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("community", sa.String(36), index=True),  # NULL for a platform admin token
-    sa.Column("person", sa.String(36), nullable=False),
+    sa.Column("person", sa.String(64), nullable=False),
     sa.Column("label", sa.String(100)),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("expires_at", sa.String(40), nullable=False),
