@@ -62,7 +62,8 @@ class Platform:
         order = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications",
                  "gateway")
         present = {p.parent.name for p in (ROOT / "services").glob("*/service.py")}
-        return [s for s in order if s in present]
+        only = [s.strip() for s in os.environ.get("CONSULT_TEST_SERVICES", "").split(",") if s.strip()]
+        return [s for s in order if s in present and (not only or s in only or s in ("communities", "audit", "gateway"))]
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> "Platform":
@@ -74,6 +75,10 @@ class Platform:
         from services.common.config import HTTP_PORTS
 
         return HTTP_PORTS[service] + self.offset
+
+    def _http_port(self, name: str) -> int:
+        service, _, n = name.partition("#")
+        return self.port(service) + (1000 * int(n) if n else 0)
 
     @property
     def url(self) -> str:
@@ -88,6 +93,16 @@ class Platform:
             if wait:
                 self.wait_ready(service)
 
+    def start_replica(self, service: str, n: int = 2) -> str:
+        """A further instance of a service (its own HTTP port), named '<service>#<n>'."""
+        name = f"{service}#{n}"
+        env = dict(self.env, CONSULT_SERVICE=service, CONSULT_HTTP_PORT=str(self.port(service) + 1000 * n))
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.common.runner", service], env=env,
+                                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_ready(name)
+        return name
+
     def wait_ready(self, service: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         proc = self.procs[service]
@@ -95,7 +110,7 @@ class Platform:
             if proc.poll() is not None:
                 raise RuntimeError(f"{service} exited ({proc.returncode}):\n{self.log(service)[-3000:]}")
             try:
-                if requests.get(f"http://127.0.0.1:{self.port(service)}/readyz", timeout=2).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{self._http_port(service)}/readyz", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass

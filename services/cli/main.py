@@ -18,7 +18,8 @@ from . import dlq, up  # noqa: E402
 from .rpc import CliError, Rpc  # noqa: E402
 
 # Stage services add their own commands: a module services/<name>/cli.py with register(subparsers).
-EXTENSIONS = ("services.audit.cli", "services.decisions.cli")
+EXTENSIONS = tuple(f"services.{p.parent.name}.cli" for p in sorted(Path(__file__).resolve().parents[1].glob("*/cli.py"))
+                   if p.parent.name != "cli")
 
 
 def _print(data) -> None:

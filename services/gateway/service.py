@@ -13,8 +13,9 @@ from services.common import metrics
 from services.common.errors import Unauthorized
 from services.common.runtime import Platform, ServiceBase
 
-from . import openapi, router
-from . import routes_audit, routes_directory  # noqa: F401 - registers routes
+from . import openapi, router, routes_load
+
+routes_load.load_all()  # every routes_*.py module registers its routes
 
 TARGETS = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications")
 _AUTH_CACHE: dict[str, tuple[float, dict]] = {}
