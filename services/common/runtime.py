@@ -187,6 +187,11 @@ class ServiceBase:
         return _json({"status": "ready" if ok else "starting"}, 200 if ok else 503)
 
     @rpc
+    def ping(self) -> str:
+        """A no-op call: the bare RPC round trip, for health checks and benchmarks."""
+        return "pong"
+
+    @rpc
     def read_log(self, start: int, limit: int = 100) -> list:
         app = self.platform.app
         if app is None:
