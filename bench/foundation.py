@@ -67,7 +67,7 @@ def run(backend: str, ops: int, runs: int) -> None:
         rows.append(("bare eventsourcing save loop", rate(ops, bare, runs)))
 
         # The outbox relay: publish `ops` stored events with confirms, position recorded.
-        relay_settings = config.Settings(**{**settings.__dict__, "prefix": settings.prefix + "r"})
+        relay_settings = config.Settings(**{**settings.__dict__, "prefix": settings.prefix + "_r"})
         engine = state_engine("benchrelay", relay_settings)
         create_all(engine)
         source_app = ServiceApplication(relay_settings, "benchrelay")

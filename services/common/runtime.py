@@ -21,7 +21,7 @@ from .consumer import EventSourcedSink, Held, SqlSink, TrackedConsumer
 from .content import ContentStore
 from .errors import DomainError
 from .relay import OutboxRelay, read_envelopes
-from .store import state_engine
+from .store import creation_lock, state_engine
 from .tables import create_all
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ class Platform(DependencyProvider):
     def setup(self):
         settings = config.load()
         engine = state_engine(self.service, settings)
-        create_all(engine, *self.tables)
+        with creation_lock(settings, f"{self.service}-state"):
+            create_all(engine, *self.tables)
         app = self.app_factory(settings, engine) if self.app_factory else None
         self.runtime = Runtime(self.service, settings, engine, app)
         if app is not None and self.service in registry.SOURCES:

@@ -8,6 +8,8 @@ tracking of SQL consumers, projections, the erasable content store). The two nev
 from __future__ import annotations
 
 import threading
+import zlib
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +28,30 @@ def ensure_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(
         host=p["host"], port=p["port"], user=p["user"], password=p["password"], dbname=p["dbname"], autocommit=True
     ) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        try:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except psycopg.errors.UniqueViolation:
+            pass  # another instance created it at the same moment
+
+
+@contextmanager
+def creation_lock(settings: Settings, name: str):
+    """Serialise table creation across instances starting at once (CREATE TABLE IF NOT EXISTS
+    races on PostgreSQL's catalogue). No-op for SQLite, where the file lock does it."""
+    if not settings.is_postgres:
+        yield
+        return
+    import psycopg
+
+    p = settings.postgres_params()
+    key = zlib.crc32(f"consult-create:{settings.prefix}:{name}".encode()) & 0x7FFFFFFF
+    with psycopg.connect(host=p["host"], port=p["port"], user=p["user"], password=p["password"],
+                         dbname=p["dbname"], autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def event_store_env(service: str, settings: Settings) -> dict[str, str]:
@@ -106,9 +131,11 @@ class ServiceApplication(Application):
     def __init__(self, settings: Settings, service: str, env: dict | None = None):
         self.service = service
         self.settings = settings
+        self.name = service  # tables are named after the service, whatever the class
         full_env = event_store_env(service, settings)
         full_env.update(env or {})
-        super().__init__(env=full_env)
+        with creation_lock(settings, f"{service}-events"):
+            super().__init__(env=full_env)
         self.saved = threading.Event()  # set after each save so the relay wakes up at once
 
     def construct_recorder(self):

@@ -1,0 +1,105 @@
+"""Named locks shared by every instance of a service: mutual exclusion per key, across processes
+and across the green threads of one process.
+
+Optimistic concurrency guards one aggregate. Some rules span several aggregates that must not grow
+into one (a proposal and its supports, a ballot and its votes): "no support is recorded after the
+proposal qualified", "the count recorded at qualification is exact". Those commands hold the lock of
+the parent (the proposal, the ballot) while they check and save, so the check and the save are one
+step for everyone else. Hold a lock only around local work (no RPC inside), and take several keys
+in one `hold(...)` call: keys are always taken in the same (sorted) order, so holders never deadlock.
+Never nest two holds of the same KeyedLocks (on SQLite two keys may share a stripe); a lock taken
+inside another one belongs to its own namespace, and is always the inner one.
+
+PostgreSQL: transaction-scoped advisory locks on a small dedicated pool (waiters hold a connection
+of that pool, never one of the service's), with a lock timeout. SQLite: one lock file per stripe of
+keys next to the databases, taken with non-blocking flock and a short sleep between tries, because a
+blocking flock would stall every green thread of the process, the holder included.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import random
+import time
+from contextlib import ExitStack, contextmanager
+
+import sqlalchemy as sa
+
+from .config import Settings
+from .errors import DomainError
+
+DEFAULT_TIMEOUT_S = 30.0
+SQLITE_STRIPES = 64
+
+
+class LockTimeout(DomainError):
+    """The lock stayed taken for too long: the caller may try again; nothing was recorded."""
+
+    status = 503
+    title = "Busy"
+
+
+class KeyedLocks:
+    def __init__(self, settings: Settings, engine: sa.Engine, namespace: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.settings, self.namespace, self.timeout_s = settings, namespace, timeout_s
+        self._pg = None
+        if engine.dialect.name == "postgresql":
+            # Same database and credentials as the state engine, own pool: a waiter must never take
+            # the connection the holder needs to finish.
+            self._pg = sa.create_engine(engine.url, pool_size=2, max_overflow=30, pool_timeout=timeout_s,
+                                        pool_pre_ping=True)
+        else:
+            self._dir = settings.data_dir / "locks"
+            self._dir.mkdir(parents=True, exist_ok=True)
+
+    def _digest(self, key: str) -> bytes:
+        # The prefix keeps deployments (and test platforms) that share a database apart.
+        return hashlib.blake2b(f"{self.settings.prefix}/{self.namespace}/{key}".encode(), digest_size=8).digest()
+
+    @contextmanager
+    def hold(self, *keys: str):
+        """Hold the locks of all keys for the duration of the block."""
+        if self._pg is not None:
+            ids = sorted({int.from_bytes(self._digest(str(k)), "big", signed=True) for k in keys})
+            with self._pg.connect() as conn, conn.begin():
+                try:
+                    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(self.timeout_s * 1000)}ms'"))
+                    for lock_id in ids:
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+                except sa.exc.OperationalError as exc:
+                    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                        raise LockTimeout(f"{self.namespace} is busy; try again") from None
+                    raise
+                yield  # the transaction, and with it every lock, ends with the block
+            return
+        stripes = sorted({int.from_bytes(self._digest(str(k)), "big") % SQLITE_STRIPES for k in keys})
+        with ExitStack() as stack:
+            for stripe in stripes:
+                stack.enter_context(self._flock(self._dir / f"{self.namespace}-{stripe:02d}.lock"))
+            yield
+
+    @contextmanager
+    def _flock(self, path):
+        # A fresh open file description per holder: flock excludes holders in the same process too.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(f"{self.namespace} is busy; try again") from None
+                    time.sleep(0.001 + random.random() * 0.004)  # green under eventlet
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.dispose()
