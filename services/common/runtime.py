@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 import time
 from typing import Callable
 
@@ -30,16 +31,41 @@ log = logging.getLogger(__name__)
 class Runtime:
     """What a worker sees: the application, the state engine, the content store."""
 
-    def __init__(self, service: str, settings: config.Settings, engine: sa.Engine, app=None):
+    def __init__(self, service: str, settings: config.Settings, engine: sa.Engine, app=None,
+                 call: Callable[..., object] | None = None):
         self.service, self.settings, self.engine, self.app = service, settings, engine, app
         self.content = ContentStore(engine)
         self.relay: OutboxRelay | None = None
         self.consumer: TrackedConsumer | None = None
+        self._call = call
+
+    def rpc(self, service: str, method: str, *args, **kwargs):
+        """Call another service from a managed thread (a consumer's handler, a timer), where no
+        worker runs and so no RpcProxy dependency exists. Returns the reply as it comes."""
+        if self._call is None:
+            raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
+        return self._call(service, method, *args, **kwargs)
 
     def project(self) -> int:
         """Bring the application's read models up to its log head, if it has any."""
         project = getattr(self.app, "project", None)
         return project() if project is not None else 0
+
+    def rpc(self, service: str, method: str, *args, **kwargs):
+        """Call another service from a consumer handler or a timer (no nameko worker there).
+
+        Unwraps our {"ok", "result"|"problem"} replies; a problem raises the DomainError."""
+        reply = self._call(service, method, *args, **kwargs)
+        if isinstance(reply, dict) and "ok" in reply:
+            if not reply["ok"]:
+                problem = reply["problem"]
+                error = DomainError(problem.get("detail", "refused"))
+                error.status = problem.get("status", 400)
+                raise error
+            return reply["result"]
+        return reply
+
+    _call: Callable = None  # set by the Platform
 
     def ready(self) -> bool:
         with self.engine.connect() as conn:
@@ -67,6 +93,8 @@ class Platform(DependencyProvider):
         self.upcast = upcast
         self.runtime: Runtime | None = None
         self._rpc_proxy = None
+        self._rpc_lock = threading.Lock()
+        self._rpc_lock = threading.Lock()  # one standalone proxy, shared by the managed threads
 
     def setup(self):
         settings = config.load()
@@ -74,7 +102,7 @@ class Platform(DependencyProvider):
         with creation_lock(settings, f"{self.service}-state"):
             create_all(engine, *self.tables)
         app = self.app_factory(settings, engine) if self.app_factory else None
-        self.runtime = Runtime(self.service, settings, engine, app)
+        self.runtime = Runtime(self.service, settings, engine, app, call=self._call)
         if app is not None and self.service in registry.SOURCES:
             self.runtime.relay = OutboxRelay(self.service, app, engine, settings)
         if self.consumer_sink is not None:
@@ -96,11 +124,15 @@ class Platform(DependencyProvider):
             self._rpc_proxy = ClusterRpcProxy({"AMQP_URI": self.runtime.settings.amqp_uri}, timeout=30).start()
         return self._rpc_proxy
 
+    def _call(self, service: str, method: str, *args, **kwargs):
+        with self._rpc_lock:
+            return getattr(getattr(self._proxy(), service), method)(*args, **kwargs)
+
     def _fetch_log(self, source: str, start: int, limit: int) -> list:
-        return getattr(self._proxy(), source).read_log(start, limit)
+        return self._call(source, "read_log", start, limit)
 
     def _log_head(self, source: str) -> int:
-        return getattr(self._proxy(), source).log_head()
+        return self._call(source, "log_head")
 
     def start(self):
         rt = self.runtime
