@@ -12,9 +12,10 @@ recomputation of the tree. Hashes are `bytes` throughout this module (hex is for
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, Protocol, Sequence, runtime_checkable
 
-import sqlalchemy as sa
+if TYPE_CHECKING:  # SQLAlchemy is imported only by the SQL store, so offline verifiers need not have it
+    import sqlalchemy as sa
 
 HASH_SIZE = 32
 _sha256 = hashlib.sha256
@@ -247,6 +248,8 @@ class MemoryNodeStore:
 
 def node_table(metadata: sa.MetaData, name: str) -> sa.Table:
     """The table of a `SqlNodeStore`: one row per complete node of any number of trees."""
+    import sqlalchemy as sa
+
     return sa.Table(
         name, metadata,
         sa.Column("tree", sa.String(200), primary_key=True),
@@ -265,8 +268,10 @@ class SqlNodeStore:
     """
 
     def __init__(self, connection: sa.Connection, table: sa.Table | str, tree: str):
+        import sqlalchemy
+
         if isinstance(table, str):
-            table = node_table(sa.MetaData(), table)
+            table = node_table(sqlalchemy.MetaData(), table)
         self.connection = connection
         self.table = table
         self.tree = str(tree)
@@ -275,6 +280,8 @@ class SqlNodeStore:
         self.table.create(self.connection, checkfirst=True)
 
     def size(self) -> int:
+        import sqlalchemy as sa
+
         t = self.table
         top = self.connection.execute(
             sa.select(sa.func.max(t.c.idx)).where(t.c.tree == self.tree, t.c.level == 0)).scalar()
@@ -292,6 +299,8 @@ class SqlNodeStore:
             by_level.setdefault(level, []).append(index)
         if not by_level:
             return {}
+        import sqlalchemy as sa
+
         t = self.table
         cond = sa.or_(*[sa.and_(t.c.level == level, t.c.idx.in_(idxs)) for level, idxs in by_level.items()])
         rows = self.connection.execute(
@@ -302,6 +311,8 @@ class SqlNodeStore:
         rows = [{"tree": self.tree, "level": level, "idx": index, "hash": bytes(value)}
                 for level, index, value in items]
         if rows:
+            import sqlalchemy as sa
+
             self.connection.execute(sa.insert(self.table), rows)
 
 

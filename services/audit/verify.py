@@ -1,0 +1,843 @@
+"""Offline verification of an audit export, trusting only the file, the public key(s) and, if the
+auditor has one, a checkpoint seen earlier (say, on the notice board).
+
+Export: JSON Lines, UTF-8, "\\n" separated. An entry line is the canonical envelope exactly as it
+was hashed (the leaf is the line's bytes); entries come in log order. Text lines carry each free
+text with its salt (or say it was erased); checkpoint and key_rotation lines may come anywhere.
+
+What is checked: every entry line is hashed as it is and the tree rebuilt; every checkpoint is
+well formed, signed by a trusted key (learnt through rotations where needed) and names the root
+of the entries up to its size; the trusted checkpoint matches too (else the log forked or was
+rewritten); entries are canonical JSON, of the exported community, in order per source; every
+text matches its commitment and every commitment has a text line (present or erased).
+
+Speed: a line is hashed once and never re-serialised for the tree. Parsing and re-serialising
+every envelope to prove it canonical would cost many times the hashing, so a line whose
+structure (everything outside its strings, with digits masked, plus its keys) was already proven
+canonical on an earlier line, and which has no escapes, control characters, negative numbers or
+leading zeros, is known canonical without parsing; its few needed fields are read at the
+positions proven on that earlier line. Other lines take the full path. Large files are split
+at line boundaries over worker processes; the tree is built level by level as results arrive.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import operator
+import os
+import sys
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from .checkpoints import (CHECKPOINT, KEY_ROTATION, CheckpointError, KeyRing, checkpoint_form_problem,
+                          parse_time)
+from .merkle import (EMPTY_ROOT, MemoryNodeStore, leaf_hash, root_at, verify_consistency,
+                     verify_inclusion)
+
+SCHEMA = "consult.event/1"
+REQUIRED_FIELDS = ("schema", "id", "source", "position", "type", "community", "aggregate",
+                   "occurred_at", "actor", "data")
+TEXT = "text"
+ENTRY = "entry"
+_AUX_KINDS = frozenset({TEXT, CHECKPOINT, KEY_ROTATION})
+_MAX_PROBLEMS = 1000  # kept per scan; the total is still counted
+_PIECE = 24 << 20  # bytes of export per worker task
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_Q = b'"'
+_LEAF = b"\x00"
+_BACKSLASH = b"\\"
+_CTRL = bytes(range(32))
+_CTRL_BUT_NEWLINE = bytes(b for b in range(32) if b != 10)
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")  # digits masked in a shape
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # "entry" | "checkpoint" | "text" | "key_rotation"
+    message: str
+    line: int | None = None  # 1-based line of the export; 0 is the trusted checkpoint
+    index: int | None = None  # the entry (log index) implicated, when one is
+    range: tuple[int, int] | None = None  # entries [a, b) among which an undetected change lies
+
+
+@dataclass
+class Report:
+    ok: bool
+    first_error: Problem | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    erased: list[str] = field(default_factory=list)  # commitments whose text was erased
+    community: str | None = None
+    size: int = 0
+    root: str = EMPTY_ROOT.hex()
+    checkpoint: dict | None = None  # the largest checkpoint that verified
+    key_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        head = "OK" if self.ok else f"FAILED: {self.first_error.kind} " + (
+            f"line {self.first_error.line}" if self.first_error.line is not None else "") + (
+            f" entry {self.first_error.index}" if self.first_error.index is not None else "") + (
+            f": {self.first_error.message}")
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        return f"{head}\n{counts}" + "".join(f"\nwarning: {w}" for w in self.warnings)
+
+
+# --- one line at a time, the full way ------------------------------------------------------------
+
+def _parse(raw: bytes) -> tuple[str, Any, str | None]:
+    """(kind, parsed object, problem). Anything not a text/checkpoint/rotation line is an entry."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ENTRY, None, "not valid UTF-8"
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return ENTRY, None, f"not JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})"
+    if isinstance(obj, dict) and "schema" not in obj and obj.get("kind") in _AUX_KINDS:
+        return obj["kind"], obj, None
+    try:
+        canon = _ENCODER.encode(obj)
+    except ValueError:
+        canon = None
+    if canon != text:
+        return ENTRY, obj, "not canonical JSON (sorted keys, no whitespace, minimal escapes): re-serialised it differs"
+    return ENTRY, obj, None
+
+
+def _commitments(data: Any) -> tuple[list[str], str | None]:
+    """Values of keys ending in '_commitment' anywhere in data: a string, or lists of them."""
+    found: list[str] = []
+    bad: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and k.endswith("_commitment"):
+                    take(v, k)
+                elif isinstance(v, (dict, list)):
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                if isinstance(v, (dict, list)):
+                    walk(v)
+
+    def take(value: Any, key: str) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, list):
+            for v in value:
+                take(v, key)
+        elif isinstance(value, dict):
+            walk(value)
+        elif value is not None:
+            bad.append(key)
+
+    walk(data)
+    return found, (f"{bad[0]} holds {type(bad[0]).__name__} where a commitment belongs" if bad else None)
+
+
+def _entry_problem(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return "an entry must be a JSON object"
+    missing = [f for f in REQUIRED_FIELDS if f not in obj]
+    if missing:
+        return f"not an envelope: missing {', '.join(missing)}"
+    if obj["schema"] != SCHEMA:
+        return f"unknown envelope schema {obj['schema']!r}"
+    if not isinstance(obj["community"], str) or not isinstance(obj["source"], str):
+        return "community and source must be strings"
+    pos = obj["position"]
+    if not isinstance(pos, int) or isinstance(pos, bool) or pos < 0:
+        return "position must be a non-negative integer"
+    agg = obj["aggregate"]
+    if not isinstance(agg, dict) or not {"type", "id", "version"} <= set(agg):
+        return "aggregate must hold type, id and version"
+    if not isinstance(obj["data"], dict):
+        return "data must be an object"
+    return None
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def _getter(indices: list[int]):
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda parts: (parts[i],)
+    return operator.itemgetter(*indices)
+
+
+def _derive_plan(parts: list[bytes], obj: dict, commitments: list[str]):
+    """Where, in a line split at its quotes, the fields the verifier needs sit; proven on `obj`.
+
+    `parts` is a canonical entry line without escapes split at its quotes, so the even parts are
+    everything outside strings. Returns (keys getter, joined keys, plan) or None. Which parts are
+    keys follows from the shape alone, so one getter serves every plan of a shape. A line of the
+    same shape, with the same keys, no escapes and no control characters differs from this one
+    only in the contents of string values and in the digits of integers of the same lengths; it
+    is canonical if no integer of two digits or more starts with 0 (the plan lists where each
+    starts), and its fields sit where they sit here.
+    """
+    n = len(parts)
+    if n < 3 or _has_float(obj) or any(b"-" in parts[i] for i in range(0, n, 2)):
+        return None  # floats and negative numbers always take the full path
+    is_key = [i % 2 == 1 and i + 1 < n and parts[i + 1][:1] == b":" for i in range(n)]
+    # frames: [kind, current key, inside data, array of commitments]
+    stack: list[list] = []
+    top_values: dict[bytes, int] = {}
+    position_at = None
+    commit_at: list[int] = []
+    for i, seg in enumerate(parts):
+        if i % 2:
+            if not stack:
+                return None
+            frame = stack[-1]
+            if is_key[i]:
+                frame[1] = seg
+                if len(stack) == 1 and seg == b"position":
+                    position_at = i + 1
+            else:
+                if len(stack) == 1:
+                    top_values[frame[1]] = i
+                elif frame[2] and ((frame[0] == "o" and frame[1].endswith(b"_commitment"))
+                                   or (frame[0] == "a" and frame[3])):
+                    commit_at.append(i)
+            continue
+        for ch in seg:
+            if ch in (0x7B, 0x5B):  # { [
+                parent = stack[-1] if stack else None
+                in_data = bool(parent and (parent[2] or (len(stack) == 1 and parent[1] == b"data")))
+                commit_list = bool(ch == 0x5B and parent and in_data and (
+                    (parent[0] == "o" and parent[1].endswith(b"_commitment")) or (parent[0] == "a" and parent[3])))
+                stack.append(["o" if ch == 0x7B else "a", b"", in_data, commit_list])
+            elif ch in (0x7D, 0x5D):  # } ]
+                if not stack:
+                    return None
+                stack.pop()
+    if stack or position_at is None or not {b"schema", b"community", b"source"} <= set(top_values):
+        return None
+    seg = parts[position_at]
+    if len(seg) < 3 or seg[:1] != b":" or seg[-1:] not in (b",", b"}") or not seg[1:-1].isdigit():
+        return None
+    src_at, schema_at, community_at = top_values[b"source"], top_values[b"schema"], top_values[b"community"]
+    keys_getter = _getter([i for i in range(n) if is_key[i]])
+    leading_digits = []
+    for i in range(0, n, 2):
+        run = 0
+        for j, ch in enumerate(parts[i] + b" "):
+            if 0x30 <= ch <= 0x39:
+                run += 1
+            else:
+                if run >= 2:
+                    leading_digits.append((i, j - run))
+                run = 0
+    commit_getter = _getter(commit_at) if commit_at else None
+    # prove the plan on the line it was made from
+    if (parts[schema_at].decode() != obj["schema"] or parts[community_at].decode() != obj["community"]
+            or parts[src_at].decode() != obj["source"] or int(seg[1:-1]) != obj["position"]
+            or [c.decode() for c in (commit_getter(parts) if commit_getter else ())] != commitments):
+        return None
+    return keys_getter, _Q.join(keys_getter(parts)), (
+        src_at, position_at, commit_getter, schema_at, community_at, parts[community_at], tuple(leading_digits))
+
+
+# --- a run of lines: what one worker returns ------------------------------------------------------
+
+class _Scan:
+    """Everything the verifier learns from a run of consecutive lines, with local numbering."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.entries = 0
+        self.leaves = bytearray()  # 32 bytes per entry
+        self.entry_lines = array("q")  # local line of each entry
+        self.problems: list[tuple] = []  # (kind, local line, local entry index or None, message)
+        self.problem_count = 0
+        self.first_pos: dict[bytes, tuple[int, int, int]] = {}  # source -> (position, entry, line)
+        self.last_pos: dict[bytes, int] = {}
+        self.communities: dict[str, tuple[int, int]] = {}  # community -> first (entry, line)
+        self.refs: dict[bytes, tuple[int, int]] = {}  # commitment -> first (entry, line) using it
+        self.texts: dict[bytes, int] = {}  # commitment -> 2 text ok, 1 erased, 0 bad
+        self.text_lines = 0
+        self.aux: list[tuple[int, dict]] = []  # checkpoints and key rotations, (line, object)
+
+    def problem(self, kind: str, line: int, index: int | None, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append((kind, line, index, message))
+
+
+def _scan(lines: Iterable[bytes], expected: str | None, clean: bool = False) -> _Scan:
+    """`clean`: the caller already knows every line is UTF-8 without control characters."""
+    s = _Scan()
+    sha, leaf_prefix, q, schema = hashlib.sha256, _LEAF, _Q, SCHEMA.encode()
+    zeros, ctrl, backslash = _ZEROS, _CTRL, _BACKSLASH
+    hasher = sha(_LEAF)  # copying a primed hash is cheaper than starting one
+    leaves, entry_lines = s.leaves, s.entry_lines
+    first_pos, last_pos, refs = s.first_pos, s.last_pos, s.refs
+    # shape -> [keys getter, keys of the first plan, first plan, {other keys: plan}]
+    shapes: dict[bytes, list] = {}
+    n = 0
+    lineno = 0
+    for raw in lines:
+        lineno += 1
+        plan = None
+        parts = None
+        if backslash not in raw and (clean or (len(raw.translate(None, ctrl)) == len(raw)
+                                               and (raw.isascii() or _utf8(raw)))):
+            parts = raw.split(q)
+            known = shapes.get(q.join(parts[::2]).translate(zeros))
+            if known is not None:
+                keys = q.join(known[0](parts))
+                plan = known[2] if keys == known[1] else known[3].get(keys)
+                if plan is not None:
+                    if parts[plan[3]] != schema or parts[plan[4]] != plan[5]:
+                        plan = None  # another schema or community: the full path says what is wrong
+                    else:
+                        for i, j in plan[6]:
+                            if parts[i][j] == 48:  # a leading zero: not canonical
+                                plan = None
+                                break
+        if plan is not None:
+            # the fast path: canonical by construction, fields read where the plan says
+            src = parts[plan[0]]
+            pos = int(parts[plan[1]][1:-1])
+            last = last_pos.get(src)
+            if last is None:
+                first_pos[src] = (pos, n, lineno)
+            elif pos <= last:
+                s.problem(ENTRY, lineno, n, f"source {src.decode()!r} position {pos} comes after position "
+                          f"{last}: entries are out of order, replayed or inserted")
+            last_pos[src] = pos
+            if plan[2] is not None:
+                for c in plan[2](parts):
+                    if c not in refs:
+                        refs[c] = (n, lineno)
+            h = hasher.copy()
+            h.update(raw)
+            leaves += h.digest()
+            entry_lines.append(lineno)
+            n += 1
+            continue
+
+        kind, obj, problem = _parse(raw)
+        if kind == ENTRY:
+            leaves += sha(leaf_prefix + raw).digest()
+            entry_lines.append(lineno)
+            if problem is None:
+                problem = _entry_problem(obj)
+            if problem is None:
+                commitments, problem = _commitments(obj["data"])
+            if problem is not None:
+                s.problem(ENTRY, lineno, n, problem)
+            else:
+                community, src, pos = obj["community"], obj["source"].encode("utf-8"), obj["position"]
+                if expected is None:
+                    expected = community
+                if community not in s.communities:
+                    s.communities[community] = (n, lineno)
+                last = last_pos.get(src)
+                if last is None:
+                    first_pos[src] = (pos, n, lineno)
+                elif pos <= last:
+                    s.problem(ENTRY, lineno, n, f"source {obj['source']!r} position {pos} comes after "
+                              f"position {last}: entries are out of order, replayed or inserted")
+                last_pos[src] = pos
+                for c in commitments:
+                    c = c.encode("utf-8")
+                    if c not in refs:
+                        refs[c] = (n, lineno)
+                if community == expected and parts is not None:
+                    made = _derive_plan(parts, obj, commitments)
+                    if made is not None:
+                        shape = q.join(parts[::2]).translate(zeros)
+                        if shape not in shapes:
+                            shapes[shape] = [made[0], made[1], made[2], {}]
+                        else:
+                            shapes[shape][3][made[1]] = made[2]
+            n += 1
+        elif kind == TEXT:
+            s.text_lines += 1
+            _check_text(s, obj, lineno)
+        else:
+            s.aux.append((lineno, obj))
+    s.lines = lineno
+    s.entries = n
+    return s
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _check_text(s: _Scan, obj: dict, lineno: int) -> None:
+    commitment = obj.get("commitment")
+    if not isinstance(commitment, str):
+        s.problem(TEXT, lineno, None, "text line without a commitment")
+        return
+    key = commitment.encode("utf-8")
+    if obj.get("erased") is True:
+        if set(obj) - {"kind", "commitment", "erased"}:
+            s.problem(TEXT, lineno, None, f"erased text {commitment} still carries {sorted(set(obj) - {'kind', 'commitment', 'erased'})}")
+            s.texts[key] = max(s.texts.get(key, 0), 0)
+            return
+        s.texts[key] = max(s.texts.get(key, 0), 1)
+        return
+    salt, text = obj.get("salt"), obj.get("text")
+    try:
+        ok = (isinstance(salt, str) and isinstance(text, str)
+              and hashlib.sha256(bytes.fromhex(salt) + text.encode("utf-8")).hexdigest() == commitment)
+    except (ValueError, UnicodeEncodeError):
+        ok = False
+    if ok:
+        s.texts[key] = 2
+    else:
+        s.problem(TEXT, lineno, None, f"text does not match its commitment {commitment}: the text or its salt was altered")
+        s.texts[key] = max(s.texts.get(key, 0), 0)
+
+
+# --- reading the export ---------------------------------------------------------------------------
+
+def _lines_of(source: Iterable[bytes | str]) -> Iterator[bytes]:
+    for line in source:
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        yield line
+
+
+def _scan_range(path: str, start: int, end: int, expected: str | None) -> _Scan:
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    clean = len(data.translate(None, _CTRL_BUT_NEWLINE)) == len(data) and _utf8(data)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    del data
+    return _scan(lines, expected, clean)
+
+
+def _boundaries(path: str, size: int, pieces: int) -> list[int]:
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, pieces):
+            f.seek(size * k // pieces)
+            f.readline()
+            cut = f.tell()
+            if cuts[-1] < cut < size:
+                cuts.append(cut)
+    cuts.append(size)
+    return cuts
+
+
+def _peek_community(path: str, limit: int = 200) -> str | None:
+    with open(path, "rb") as f:
+        for _, raw in zip(range(limit), f):
+            kind, obj, problem = _parse(raw.rstrip(b"\n"))
+            if kind == ENTRY and problem is None and isinstance(obj, dict) and isinstance(obj.get("community"), str):
+                return obj["community"]
+    return None
+
+
+def _scans(source: Any, expected: str | None, workers: int | None) -> Iterator[_Scan]:
+    if not isinstance(source, (str, os.PathLike)):
+        yield _scan(_lines_of(source), expected)
+        return
+    path = os.fspath(source)
+    size = os.path.getsize(path)
+    workers = workers or os.cpu_count() or 1
+    piece = _PIECE
+    if workers <= 1 or size < 2 * piece:
+        yield _scan_range(path, 0, size, expected)
+        return
+    if expected is None:
+        expected = _peek_community(path)
+    cuts = _boundaries(path, size, max(workers * 3, -(-size // piece)))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        n = len(cuts) - 1
+        yield from pool.map(_scan_range, [path] * n, cuts[:-1], cuts[1:], [expected] * n)
+
+
+# --- putting the runs together ---------------------------------------------------------------------
+
+class _Export:
+    def __init__(self) -> None:
+        self.store = MemoryNodeStore()
+        self.lines = 0
+        self.entries = 0
+        self.problems: list[Problem] = []
+        self.unlisted = 0  # problems beyond the per-scan cap
+        self.chunks: list[tuple[int, int, array]] = []  # (first entry, first line - 1, entry lines)
+        self.last_pos: dict[bytes, int] = {}
+        self.communities: dict[str, tuple[int, int]] = {}
+        self.refs: dict[bytes, tuple[int, int]] = {}
+        self.texts: dict[bytes, int] = {}
+        self.text_lines = 0
+        self.aux: list[tuple[int, dict]] = []
+
+    def add(self, s: _Scan) -> None:
+        e0, l0 = self.entries, self.lines
+        self.store.append_leaf_hashes(s.leaves)
+        self.chunks.append((e0, l0, s.entry_lines))
+        for kind, line, index, message in s.problems:
+            self.problems.append(Problem(kind, message, line + l0, None if index is None else index + e0))
+        self.unlisted += s.problem_count - len(s.problems)
+        for src, (pos, index, line) in s.first_pos.items():
+            last = self.last_pos.get(src)
+            if last is not None and pos <= last:
+                self.problems.append(Problem(
+                    ENTRY, f"source {src.decode()!r} position {pos} comes after position {last}: "
+                    "entries are out of order, replayed or inserted", line + l0, index + e0))
+        self.last_pos.update(s.last_pos)
+        for c, (index, line) in s.communities.items():
+            self.communities.setdefault(c, (index + e0, line + l0))
+        refs = self.refs
+        for c, (index, line) in s.refs.items():
+            if c not in refs:
+                refs[c] = (index + e0, line + l0)
+        for c, state in s.texts.items():
+            self.texts[c] = max(self.texts.get(c, 0), state)
+        self.text_lines += s.text_lines
+        self.aux.extend((line + l0, obj) for line, obj in s.aux)
+        self.entries += s.entries
+        self.lines += s.lines
+
+    def line_of(self, index: int) -> int | None:
+        k = bisect.bisect_right([c[0] for c in self.chunks], index) - 1
+        if k < 0 or index >= self.entries:
+            return None
+        e0, l0, lines = self.chunks[k]
+        return lines[index - e0] + l0
+
+
+def _hex_root(value: Any) -> bytes | None:
+    try:
+        root = bytes.fromhex(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return root if root is not None and len(root) == 32 else None
+
+
+def _learn_rotations(ring: KeyRing, rotations: list[tuple[int | None, dict]], problems: list[Problem],
+                     warnings: list[str]) -> int:
+    """Learn every rotation reachable from the trusted keys, in as many rounds as chains need."""
+    pending, learnt = list(rotations), 0
+    while pending:
+        rest = []
+        for line, stmt in pending:
+            old = stmt.get("old_key_id") if isinstance(stmt, dict) else None
+            if old in ring:
+                try:
+                    ring.learn(stmt)
+                    learnt += 1
+                except CheckpointError as exc:
+                    problems.append(Problem(KEY_ROTATION, str(exc), line))
+            else:
+                rest.append((line, stmt))
+        if len(rest) == len(pending):
+            for line, stmt in rest:
+                where = f" (line {line})" if line is not None else ""
+                warnings.append(f"key rotation{where} from key {stmt.get('old_key_id') if isinstance(stmt, dict) else '?'}, "
+                                "which is not trusted, was ignored")
+            break
+        pending = rest
+    return learnt
+
+
+def verify_export(lines: Any, public_keys: Iterable[Any], trusted_checkpoint: dict | None = None, *,
+                  community: str | None = None, workers: int | None = None) -> Report:
+    """Verify an export given as a path (str or PathLike; large files use worker processes) or as
+    any iterable of lines (bytes or str, with or without their trailing newline)."""
+    if trusted_checkpoint is not None and community is None and isinstance(trusted_checkpoint.get("community"), str):
+        community = trusted_checkpoint["community"]
+    ex = _Export()
+    for scan in _scans(lines, community, workers):
+        ex.add(scan)
+    return _finish(ex, public_keys, trusted_checkpoint, community)
+
+
+def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, community: str | None) -> Report:
+    problems, warnings = ex.problems, []
+    n = ex.entries
+    checkpoints = [(line, obj) for line, obj in ex.aux if obj.get("kind") == CHECKPOINT]
+    rotations = [(line, obj) for line, obj in ex.aux if obj.get("kind") == KEY_ROTATION]
+
+    if community is None:
+        community = next((obj.get("community") for _, obj in checkpoints
+                          if checkpoint_form_problem(obj) is None), None)
+    if community is None and ex.communities:
+        community = min(ex.communities.items(), key=lambda kv: kv[1][0])[0]
+    for c, (index, line) in ex.communities.items():
+        if c != community:
+            problems.append(Problem(ENTRY, f"entry {index} belongs to community {c!r}, not to the exported "
+                                           f"community {community!r}", line, index))
+
+    for c, (index, line) in ex.refs.items():
+        if c not in ex.texts:
+            problems.append(Problem(TEXT, f"entry {index} refers to text {c.decode(errors='replace')}, but the "
+                                          "export has no line for it (neither the text nor its erasure)", line, index))
+    erased = sorted(c.decode(errors="replace") for c, state in ex.texts.items() if state == 1)
+
+    ring = KeyRing(public_keys)
+    learnt = _learn_rotations(ring, rotations, problems, warnings)
+
+    # checkpoints: signature, community, size, root
+    good_sizes = {0}
+    verified: list[tuple[int, dict]] = []
+    mismatched: list[tuple[int, dict]] = []
+    signed_roots: dict[int, set[str]] = {}
+    for line, c in checkpoints:
+        try:
+            ring.check(c)
+        except CheckpointError as exc:
+            problems.append(Problem(CHECKPOINT, str(exc), line))
+            continue
+        signed_roots.setdefault(c["size"], set()).add(c["root"])
+        if c["community"] != community:
+            problems.append(Problem(CHECKPOINT, f"checkpoint of community {c['community']!r} in the export of "
+                                                f"{community!r}", line))
+            continue
+        if c["size"] > n:
+            problems.append(Problem(CHECKPOINT, f"checkpoint covers {c['size']} entries but the export holds "
+                                                f"only {n}: entries were removed", line, range=(n, c["size"])))
+            continue
+        if root_at(c["size"], ex.store).hex() == c["root"]:
+            good_sizes.add(c["size"])
+            verified.append((line, c))
+        else:
+            mismatched.append((line, c))
+
+    trusted_size = None
+    if trusted is not None:
+        size, root = trusted.get("size"), _hex_root(trusted.get("root"))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or root is None:
+            problems.append(Problem(CHECKPOINT, "the trusted checkpoint needs an integer size and a hex root", 0))
+        elif trusted.get("community") not in (None, community):
+            problems.append(Problem(CHECKPOINT, f"the trusted checkpoint is of community {trusted.get('community')!r}, "
+                                                f"the export of {community!r}", 0))
+        elif size > n:
+            problems.append(Problem(CHECKPOINT, f"the export holds {n} entries but the trusted checkpoint "
+                                                f"already had {size}: the log was truncated or rolled back",
+                                    0, range=(n, size)))
+        elif root_at(size, ex.store) != root:
+            other = signed_roots.get(size, set()) - {root.hex()}
+            evidence = (f"; the export carries a checkpoint signed for the same size with root {sorted(other)[0]}, "
+                        "so the log signed two histories (split view)") if other else ""
+            if size == 1:
+                problems.append(Problem(ENTRY, "entry 0 differs from the trusted checkpoint's history: "
+                                               "the log forked or was rewritten" + evidence, ex.line_of(0), 0))
+            else:
+                problems.append(Problem(CHECKPOINT, f"fork: the exported history up to {size} entries does not have "
+                                                    f"the trusted checkpoint's root; it diverges among entries "
+                                                    f"[0, {size})" + evidence, 0, range=(0, size)))
+        else:
+            trusted_size = size
+            good_sizes.add(size)
+
+    good = sorted(good_sizes)
+    for line, c in mismatched:
+        hi = c["size"]
+        lo = good[bisect.bisect_left(good, hi) - 1]
+        other = signed_roots.get(hi, set()) - {c["root"]}
+        evidence = " Another checkpoint was signed for the same size with another root: the log signed two histories." if other else ""
+        if hi - lo == 1:
+            problems.append(Problem(ENTRY, f"entry {lo} is not the entry the checkpoint on line {line} (size {hi}) "
+                                           f"committed to: changed, inserted, deleted or moved.{evidence}",
+                                    ex.line_of(lo), lo))
+        else:
+            problems.append(Problem(CHECKPOINT, f"checkpoint of size {hi} does not match the exported entries: "
+                                                f"an entry among [{lo}, {hi}) was changed, inserted, deleted or "
+                                                f"moved.{evidence}", line, range=(lo, hi)))
+
+    covered = max([c["size"] for _, c in verified] + ([trusted_size] if trusted_size else []), default=0)
+    if n and not verified and trusted_size is None:
+        problems.append(Problem(CHECKPOINT, "no checkpoint signed by a trusted key vouches for these entries"))
+    elif covered < n:
+        warnings.append(f"entries [{covered}, {n}) are not covered by a signed checkpoint yet")
+
+    problems.sort(key=lambda p: (p.line is None, p.line or 0, p.index if p.index is not None else -1))
+    if ex.unlisted:
+        warnings.append(f"{ex.unlisted} more problems in entries and texts were found than are listed")
+    best = max(verified, key=lambda lc: lc[1]["size"], default=(None, None))[1]
+    return Report(
+        ok=not problems, first_error=problems[0] if problems else None, problems=problems, warnings=warnings,
+        counts={"lines": ex.lines, "entries": n, "texts": ex.text_lines,
+                "texts_verified": sum(1 for v in ex.texts.values() if v == 2), "erased": len(erased),
+                "commitments": len(ex.refs), "checkpoints": len(checkpoints),
+                "checkpoints_verified": len(verified), "key_rotations": len(rotations),
+                "key_rotations_learnt": learnt, "problems": len(problems)},
+        erased=erased, community=community, size=n, root=root_at(n, ex.store).hex(), checkpoint=best,
+        key_ids=sorted(ring.keys))
+
+
+# --- proofs handed out one by one ----------------------------------------------------------------
+
+def _ring(public_keys: Any, rotations: Iterable[dict], problems: list[Problem], warnings: list[str]) -> KeyRing:
+    ring = public_keys if isinstance(public_keys, KeyRing) else KeyRing(public_keys)
+    _learn_rotations(ring, [(None, r) for r in rotations or ()], problems, warnings)
+    return ring
+
+
+def _proof_bytes(proof: Iterable[Any]) -> list[bytes] | None:
+    try:
+        return [bytes.fromhex(p) if isinstance(p, str) else bytes(p) for p in proof]
+    except (TypeError, ValueError):
+        return None
+
+
+def _report(problems: list[Problem], warnings: list[str], **kw: Any) -> Report:
+    return Report(ok=not problems, first_error=problems[0] if problems else None, problems=problems,
+                  warnings=warnings, **kw)
+
+
+def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: dict | None = None) -> Report:
+    """Check a bundle {"kind":"bundle","checkpoint":{...},"entries":[{"index","line","proof"}],
+    "texts":[...]} (optionally "key_rotations":[...] and, to relate it to a trusted checkpoint,
+    "consistency":[hex, ...] between the two sizes)."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    ring = _ring(public_keys, bundle.get("key_rotations", ()), problems, warnings)
+    cp = bundle.get("checkpoint")
+    try:
+        ring.check(cp)
+    except CheckpointError as exc:
+        problems.append(Problem(CHECKPOINT, f"bundle checkpoint: {exc}"))
+        return _report(problems, warnings)
+    size, root = cp["size"], bytes.fromhex(cp["root"])
+
+    scan = _Scan()
+    for k, item in enumerate(bundle.get("entries", ())):
+        index, line, proof = item.get("index"), item.get("line"), _proof_bytes(item.get("proof", ()))
+        if not isinstance(index, int) or not isinstance(line, (str, bytes)) or proof is None:
+            problems.append(Problem(ENTRY, f"bundle entry {k} needs an index, a line and a hex proof"))
+            continue
+        raw = line.encode("utf-8") if isinstance(line, str) else line
+        if not verify_inclusion(leaf_hash(raw), index, size, proof, root):
+            problems.append(Problem(ENTRY, f"entry {index} is not in the checkpoint's tree (inclusion proof "
+                                           "does not verify)", index=index))
+            continue
+        kind, obj, problem = _parse(raw)
+        problem = problem or (_entry_problem(obj) if kind == ENTRY else "not an entry line")
+        if problem is None and obj["community"] != cp["community"]:
+            problem = f"entry belongs to community {obj['community']!r}, the checkpoint to {cp['community']!r}"
+        commitments = []
+        if problem is None:
+            commitments, problem = _commitments(obj["data"])
+        if problem is not None:
+            problems.append(Problem(ENTRY, problem, index=index))
+        for c in commitments:
+            scan.refs.setdefault(c.encode("utf-8"), (index, 0))
+    for k, text in enumerate(bundle.get("texts", ())):
+        if isinstance(text, dict):
+            _check_text(scan, text, k)
+        else:
+            scan.problem(TEXT, k, None, "a text is a JSON object")
+    for kind, k, _, message in scan.problems:
+        problems.append(Problem(kind, f"bundle text {k}: {message}"))
+    for c, (index, _) in scan.refs.items():
+        if c not in scan.texts:
+            problems.append(Problem(TEXT, f"entry {index} refers to text {c.decode(errors='replace')}, which the "
+                                          "bundle does not carry (neither the text nor its erasure)", index=index))
+
+    if trusted_checkpoint is not None:
+        problem = _relate(cp, trusted_checkpoint, _proof_bytes(bundle.get("consistency", ())))
+        if problem:
+            problems.append(Problem(CHECKPOINT, problem, 0))
+    return _report(problems, warnings, counts={"entries": len(bundle.get("entries", ())),
+                                              "texts": len(bundle.get("texts", ()))},
+                   erased=sorted(c.decode() for c, v in scan.texts.items() if v == 1),
+                   community=cp["community"], size=size, root=cp["root"], checkpoint=cp, key_ids=sorted(ring.keys))
+
+
+def _relate(cp: dict, trusted: dict, proof: list[bytes] | None) -> str | None:
+    """Why the signed checkpoint and the trusted one cannot be of one history, or None."""
+    t_size, t_root = trusted.get("size"), _hex_root(trusted.get("root"))
+    if not isinstance(t_size, int) or t_root is None:
+        return "the trusted checkpoint needs an integer size and a hex root"
+    if trusted.get("community") not in (None, cp["community"]):
+        return "the trusted checkpoint is of another community"
+    root = bytes.fromhex(cp["root"])
+    if t_size == cp["size"]:
+        return None if t_root == root else "fork: same size as the trusted checkpoint, different root"
+    if proof is None:
+        return "no consistency proof between the trusted checkpoint and this one"
+    old, new = ((t_size, t_root), (cp["size"], root)) if t_size < cp["size"] else ((cp["size"], root), (t_size, t_root))
+    if not verify_consistency(old[0], new[0], old[1], new[1], proof):
+        return (f"fork: the checkpoint of size {cp['size']} is not consistent with the trusted checkpoint of "
+                f"size {t_size}")
+    return None
+
+
+def verify_consistency_between(cp_old: dict, cp_new: dict, proof: Iterable[Any], public_keys: Any,
+                               key_rotations: Iterable[dict] = ()) -> Report:
+    """Are two signed checkpoints of one community states of one append-only history?"""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    ring = _ring(public_keys, key_rotations, problems, warnings)
+    for name, c in (("old", cp_old), ("new", cp_new)):
+        try:
+            ring.check(c)
+        except CheckpointError as exc:
+            problems.append(Problem(CHECKPOINT, f"{name} checkpoint: {exc}"))
+    if problems:
+        return _report(problems, warnings)
+    if cp_old["community"] != cp_new["community"]:
+        problems.append(Problem(CHECKPOINT, "the checkpoints are of different communities"))
+    elif cp_old["size"] > cp_new["size"]:
+        problems.append(Problem(CHECKPOINT, f"the new checkpoint is smaller ({cp_new['size']}) than the old "
+                                            f"({cp_old['size']}): the log shrank"))
+    else:
+        path = _proof_bytes(proof)
+        if path is None or not verify_consistency(cp_old["size"], cp_new["size"], bytes.fromhex(cp_old["root"]),
+                                                  bytes.fromhex(cp_new["root"]), path):
+            problems.append(Problem(CHECKPOINT, f"fork: the checkpoint of size {cp_new['size']} does not extend the "
+                                                f"one of size {cp_old['size']} (consistency proof does not verify)"))
+    if not problems and parse_time(cp_new["time"]) < parse_time(cp_old["time"]) and cp_new["size"] > cp_old["size"]:
+        warnings.append("the larger checkpoint carries the earlier time")
+    return _report(problems, warnings, community=cp_new["community"], size=cp_new["size"], root=cp_new["root"],
+                   checkpoint=cp_new, key_ids=sorted(ring.keys))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m services.audit.verify EXPORT --key PUBLIC_KEY [--key ...] [--trusted CHECKPOINT.json]"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Verify a consult audit export offline.")
+    parser.add_argument("export")
+    parser.add_argument("--key", action="append", required=True, help="public key file (PEM) or base64 raw key")
+    parser.add_argument("--trusted", help="a checkpoint (JSON file) you trust, e.g. copied from a notice")
+    parser.add_argument("--community")
+    parser.add_argument("--workers", type=int)
+    args = parser.parse_args(argv)
+    keys = [open(k, "rb").read() if os.path.exists(k) else k for k in args.key]
+    trusted = json.load(open(args.trusted, encoding="utf-8")) if args.trusted else None
+    report = verify_export(args.export, keys, trusted, community=args.community, workers=args.workers)
+    print(report.summary())
+    for p in report.problems[:20]:
+        print(f"- {p.kind} line {p.line} entry {p.index}: {p.message}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
