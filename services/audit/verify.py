@@ -31,7 +31,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .checkpoints import (CHECKPOINT, KEY_ROTATION, CheckpointError, KeyRing, checkpoint_form_problem,
+from .checkpoints import (CHECKPOINT, KEY_ROTATION, CheckpointError, KeyRing,
                           parse_time)
 from .merkle import (EMPTY_ROOT, MemoryNodeStore, leaf_hash, root_at, verify_consistency,
                      verify_inclusion)
@@ -76,6 +76,7 @@ class Report:
     root: str = EMPTY_ROOT.hex()
     checkpoint: dict | None = None  # the largest checkpoint that verified
     key_ids: list[str] = field(default_factory=list)
+    workers: int = 1  # processes that read the export
 
     def summary(self) -> str:
         head = "OK" if self.ok else f"FAILED: {self.first_error.kind} " + (
@@ -457,7 +458,20 @@ def _peek_community(path: str, limit: int = 200) -> str | None:
     return None
 
 
-def _scans(source: Any, expected: str | None, workers: int | None) -> Iterator[_Scan]:
+def _can_fork() -> bool:
+    """Worker processes are forked (no re-import of the caller's main module, no start-up cost),
+    which is safe only while this process runs no other thread."""
+    import multiprocessing
+    import threading
+
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return False
+    patcher = sys.modules.get("eventlet.patcher")
+    return not (patcher is not None and patcher.is_monkey_patched("thread"))
+
+
+def _scans(source: Any, expected: str | None, workers: int | None, used: list[int]) -> Iterator[_Scan]:
+    used.append(1)
     if not isinstance(source, (str, os.PathLike)):
         yield _scan(_lines_of(source), expected)
         return
@@ -465,7 +479,7 @@ def _scans(source: Any, expected: str | None, workers: int | None) -> Iterator[_
     size = os.path.getsize(path)
     workers = workers or os.cpu_count() or 1
     piece = _PIECE
-    if workers <= 1 or size < 2 * piece:
+    if workers <= 1 or size < 2 * piece or not _can_fork():
         yield _scan_range(path, 0, size, expected)
         return
     if expected is None:
@@ -474,7 +488,8 @@ def _scans(source: Any, expected: str | None, workers: int | None) -> Iterator[_
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    used[0] = workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         n = len(cuts) - 1
         yield from pool.map(_scan_range, [path] * n, cuts[:-1], cuts[1:], [expected] * n)
 
@@ -571,10 +586,12 @@ def verify_export(lines: Any, public_keys: Iterable[Any], trusted_checkpoint: di
     any iterable of lines (bytes or str, with or without their trailing newline)."""
     if trusted_checkpoint is not None and community is None and isinstance(trusted_checkpoint.get("community"), str):
         community = trusted_checkpoint["community"]
-    ex = _Export()
-    for scan in _scans(lines, community, workers):
+    ex, used = _Export(), []
+    for scan in _scans(lines, community, workers, used):
         ex.add(scan)
-    return _finish(ex, public_keys, trusted_checkpoint, community)
+    report = _finish(ex, public_keys, trusted_checkpoint, community)
+    report.workers = used[0]
+    return report
 
 
 def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, community: str | None) -> Report:
@@ -583,9 +600,11 @@ def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, commu
     checkpoints = [(line, obj) for line, obj in ex.aux if obj.get("kind") == CHECKPOINT]
     rotations = [(line, obj) for line, obj in ex.aux if obj.get("kind") == KEY_ROTATION]
 
-    if community is None:
-        community = next((obj.get("community") for _, obj in checkpoints
-                          if checkpoint_form_problem(obj) is None), None)
+    ring = KeyRing(public_keys)
+    learnt = _learn_rotations(ring, rotations, problems, warnings)
+
+    if community is None:  # the export's community: as the first validly signed checkpoint says
+        community = next((obj["community"] for _, obj in checkpoints if ring.verifies(obj)), None)
     if community is None and ex.communities:
         community = min(ex.communities.items(), key=lambda kv: kv[1][0])[0]
     for c, (index, line) in ex.communities.items():
@@ -598,9 +617,6 @@ def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, commu
             problems.append(Problem(TEXT, f"entry {index} refers to text {c.decode(errors='replace')}, but the "
                                           "export has no line for it (neither the text nor its erasure)", line, index))
     erased = sorted(c.decode(errors="replace") for c, state in ex.texts.items() if state == 1)
-
-    ring = KeyRing(public_keys)
-    learnt = _learn_rotations(ring, rotations, problems, warnings)
 
     # checkpoints: signature, community, size, root
     good_sizes = {0}

@@ -401,6 +401,7 @@ def test_large_exports_split_over_workers_give_the_same_report(tmp_path, monkeyp
     monkeypatch.setattr(verify, "_PIECE", 64 << 10)  # many small pieces
     one = verify.verify_export(path, [KEY.public_key()], workers=1)
     two = verify.verify_export(path, [KEY.public_key()], workers=2)
+    assert one.workers == 1 and two.workers == 2
     assert one.problems == two.problems and one.counts == two.counts and one.root == two.root
     assert one.counts["entries"] == 3000 and one.counts["texts"] == info["texts"]
     assert one.counts["checkpoints_verified"] == 3  # those of 500, 1000 and 1500 entries
