@@ -97,6 +97,30 @@ class EventSourcedSink:
         return self.app.save_tracked(Tracking(source, env["position"]), *aggregates)
 
 
+class SinkChain:
+    """One tracked stream feeding several sinks, each keeping its own tracking record: e.g. a
+    service whose consumer both keeps SQL read rows (SqlSink) and saves aggregates
+    (EventSourcedSink), which live in different stores and so cannot share one transaction.
+
+    The chain's position is the lowest of its sinks', so after a crash between two sinks the
+    stream is offered again from there, and each sink ignores what it has already applied.
+    """
+
+    def __init__(self, *sinks: Sink):
+        if not sinks:
+            raise ValueError("a sink chain needs at least one sink")
+        self.sinks = sinks
+
+    def position(self, source: str) -> int:
+        return min(sink.position(source) for sink in self.sinks)
+
+    def handle(self, source: str, env: dict) -> bool:
+        applied = False
+        for sink in self.sinks:
+            applied = sink.handle(source, env) or applied
+        return applied
+
+
 class TrackedConsumer:
     def __init__(
         self,
@@ -326,8 +350,8 @@ def catch_up_projection(app, source: str, sink: SqlSink) -> int:
     while True:
         tracked = sink.position(source)
         batch = read_envelopes(app, source, tracked + 1, 500)
-        if not batch:
-            return applied
         for env in batch:
             if sink.handle(source, env):
                 applied += 1
+        if len(batch) < 500:
+            return applied
