@@ -1,0 +1,299 @@
+"""The actions application on SQLite (no broker): permissions, texts and evidence, the timer's
+overdue flags and evaluation closing, the consumer's reactions to the other stages (through the
+same sink chain the service uses), the board and the case file."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from services.actions import tables
+from services.actions.application import ActionsApp, Caller, project_case
+from services.actions.domain import TALLY_GRACE, plan_id
+from services.common import clock, config
+from services.common.consumer import EventSourcedSink, SinkChain, SqlSink
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.relay import read_envelopes
+from services.common.store import state_engine
+from services.common.tables import create_all, texts
+
+from .test_actions_domain import COMPOUND, RESIDENTS, T0
+
+C = "community-1"
+WORKER = Caller("0f000000-0000-0000-0000-000000000099", frozenset({"community_worker"}))
+PROPERTY = Caller("0f000000-0000-0000-0000-000000000098", frozenset({"property_company"}))
+NEIGHBOUR = Caller(RESIDENTS[0], frozenset({"resident"}))
+OUTSIDER = Caller("0f000000-0000-0000-0000-000000000097", frozenset({"resident"}))
+IN_SCOPE = [{"person": p, "household": "h", "adult": True} for p in RESIDENTS] + [
+    {"person": "0f000000-0000-0000-0000-000000000096", "household": "h", "adult": False}]
+RULES = {"evaluation_window_days": 14, "unsatisfied_reopen_share": "1/3"}
+PHOTO = base64.b64encode(b"\xff\xd8 photo of a clear drain").decode()
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
+    monkeypatch.delenv("CONSULT_CLOCK_FILE", raising=False)
+    clock.set(T0)
+    settings = dataclasses.replace(config.load(), data_dir=tmp_path, db="sqlite")
+    engine = state_engine("actions", settings)
+    create_all(engine, tables.metadata)
+    application = ActionsApp(settings, engine)
+    yield application
+    application.close()
+    engine.dispose()
+    clock.set(None)
+
+
+def log(app) -> list[dict]:
+    return read_envelopes(app, "actions", 1, 1000)
+
+
+def drainage(app, case: str | None = None) -> tuple[str, str]:
+    """An emergency repair of the compound's drains opened directly, with one task for the
+    property company paid from the maintenance fund."""
+    plan = app.open_plan(WORKER, C, case, "疏通3号院坝排水沟", "Blocked drains flood ground floors (art. 281 ¶2)",
+                         "compound", COMPOUND, "drainage")
+    task = app.assign_task(WORKER, C, plan, "清淤并更换破损管道", {"kind": "property_company"},
+                           clock.format(T0 + timedelta(days=10)), "12800.00", "maintenance_fund")
+    return plan, task
+
+
+def finish(app, plan: str, task: str) -> None:
+    app.report_progress(PROPERTY, C, plan, task, 100, "完工")
+    app.report_done(WORKER, C, plan, "排水沟已疏通，管道已更换", IN_SCOPE, RULES)
+
+
+def rate(app, ratings: dict[int, str]) -> None:
+    for i, rating in ratings.items():
+        app.evaluate(Caller(RESIDENTS[i], frozenset({"resident"})), C, plan_of(app), rating)
+
+
+def plan_of(app) -> str:
+    return app.list_plans(C)[0]["plan"]
+
+
+def test_the_drainage_plan_from_opening_to_a_closed_case(app):
+    plan, task = drainage(app)
+    shot = app.upload_evidence(PROPERTY, C, PHOTO, "image/jpeg")
+    assert shot["sha256"] == hashlib.sha256(base64.b64decode(PHOTO)).hexdigest()
+    view = app.report_progress(PROPERTY, C, plan, task, 60, "主管道已清淤", [shot["sha256"]])
+    assert view["percent"] == 60 and view["status"] == "open"
+    finish(app, plan, task)
+    clock.set(T0 + timedelta(days=1))
+    rate(app, {0: "satisfied", 1: "basically_satisfied", 2: "unsatisfied", 3: "unsatisfied"})
+    rate(app, {2: "satisfied"})  # changed their mind within the window: the last counts
+    view = app.plan_view(C, plan)
+    assert view["status"] == "evaluating" and view["result"] == "排水沟已疏通，管道已更换"
+    assert view["evaluation"]["denominator"] == 12, "the child in scope is not asked"
+    assert view["evaluation"]["counts"] == {"satisfied": 2, "basically_satisfied": 1, "unsatisfied": 1}
+    assert view["progress"][0]["evidence"] == [shot["sha256"]] and view["progress"][0]["note"] == "主管道已清淤"
+    assert app.close_due_evaluations() == 0, "the window is still open"
+    clock.set(T0 + timedelta(days=14) + TALLY_GRACE)
+    assert app.close_due_evaluations() == 1
+    events = log(app)
+    assert [e["type"] for e in events] == [
+        "ActionPlanOpened", "TaskAssigned", "ProgressReported", "ProgressReported", "TaskCompleted",
+        "PlanReportedDone", "ResultDisclosed", "EvaluationOpened", "EvaluationGiven", "EvaluationGiven",
+        "EvaluationGiven", "EvaluationGiven", "EvaluationChanged", "EvaluationClosed", "CaseClosed"]
+    assert {e["case"] for e in events} == {plan}, "a plan opened without a case opens its own"
+    closed = events[-2]["data"]
+    assert closed["unsatisfied_share"] == "1/12" and closed["outcome"] == "accepted" and closed["respondents"] == 4
+    assert events[-1]["data"] == {"community": C, "case": plan, "outcome": "completed", "stage": "action", "plan": plan,
+                                  "reason_commitment": events[6]["data"]["summary_commitment"]}
+    assert events[1]["data"]["budget"] == "12800.00" and events[1]["data"]["funding_source"] == "maintenance_fund"
+    assert "排水" not in str(events), "texts enter the record only as commitments"
+    board = app.board(C)
+    assert board["open_cases"]["action"] == [] and board["closed_cases"][0]["outcome"] == "completed"
+    assert board["results"][0]["result"] == "排水沟已疏通，管道已更换"
+
+
+def test_too_many_unsatisfied_reopen_the_plan_and_request_a_follow_up(app):
+    plan, task = drainage(app)
+    finish(app, plan, task)
+    rate(app, {i: "unsatisfied" for i in range(5)})  # 5/12 > 1/3
+    clock.set(T0 + timedelta(days=15))
+    assert app.close_due_evaluations() == 1
+    events = log(app)
+    assert [e["type"] for e in events[-3:]] == ["EvaluationClosed", "PlanReopened", "FollowUpRequested"]
+    follow_up = events[-1]["data"]
+    assert follow_up["original_case"] == plan and follow_up["unsatisfied_share"] == "5/12"
+    assert follow_up["title_commitment"] == events[0]["data"]["title_commitment"]
+    assert app.plan_view(C, plan)["status"] == "reopened"
+    assert app.board(C)["open_cases"]["action"][0]["status"] == "reopened"
+    # Remedial work, then a second round in which the earlier ratings do not count.
+    extra = app.assign_task(WORKER, C, plan, "加装截水沟", {"kind": "contractor", "name": "某市政工程公司"},
+                            clock.format(clock.now() + timedelta(days=10)))
+    app.report_progress(WORKER, C, plan, extra, 100, "由社工代为登记")
+    app.report_done(WORKER, C, plan, "截水沟已加装", IN_SCOPE, RULES)
+    assert app.plan_view(C, plan)["evaluation"]["counts"]["unsatisfied"] == 0
+
+
+def test_overdue_tasks_are_flagged_once_by_the_timer(app):
+    plan, task = drainage(app)
+    assert app.flag_overdue_tasks() == 0
+    clock.set(T0 + timedelta(days=10))
+    assert app.flag_overdue_tasks() == 0, "due now is not overdue yet"
+    clock.set(T0 + timedelta(days=10, seconds=1))
+    assert app.flag_overdue_tasks() == 1
+    assert app.flag_overdue_tasks() == 0
+    overdue = app.board(C)["overdue_tasks"]
+    assert [(o["task"], o["title"], o["percent"]) for o in overdue] == [(task, "清淤并更换破损管道", 0)]
+    app.report_progress(PROPERTY, C, plan, task, 100)
+    assert app.board(C)["overdue_tasks"] == []
+    assert [e["type"] for e in log(app)][-3:] == ["TaskOverdue", "ProgressReported", "TaskCompleted"]
+    assert log(app)[-1]["data"]["late"] is True
+
+
+def test_who_may_do_what(app):
+    plan, task = drainage(app)
+    with pytest.raises(Forbidden):
+        app.open_plan(NEIGHBOUR, C, None, "t", "b", "community", None, None)
+    with pytest.raises(Forbidden):
+        app.assign_task(PROPERTY, C, plan, "t", {"kind": "contractor"}, clock.format(T0 + timedelta(days=1)))
+    with pytest.raises(Forbidden, match="responsible party"):
+        app.report_progress(NEIGHBOUR, C, plan, task, 10)
+    named = app.assign_task(WORKER, C, plan, "巡查", {"kind": "grid_leader", "person": RESIDENTS[5]},
+                            clock.format(T0 + timedelta(days=3)))
+    grid_leader = Caller(RESIDENTS[6], frozenset({"grid_leader"}))
+    with pytest.raises(Forbidden):
+        app.report_progress(grid_leader, C, plan, named, 10)  # named for someone else
+    app.report_progress(Caller(RESIDENTS[5], frozenset({"resident"})), C, plan, named, 10)
+    with pytest.raises(NotFound):
+        app.plan_view("another-community", plan)
+    with pytest.raises(NotFound):
+        app.report_progress(PROPERTY, "another-community", plan, task, 10)
+
+
+def test_refusals_record_nothing_and_keep_no_texts(app):
+    plan, task = drainage(app)
+    count = len(log(app))
+    with pytest.raises(Conflict, match="has not opened"):
+        app.evaluate(NEIGHBOUR, C, plan, "satisfied", "太早了")
+    assert len(log(app)) == count
+    finish(app, plan, task)
+    count = len(log(app))
+    with pytest.raises(Forbidden, match="scope"):
+        app.evaluate(OUTSIDER, C, plan, "unsatisfied", "我不住这里")
+    clock.set(T0 + timedelta(days=14))
+    with pytest.raises(Conflict, match="window closed at 2026-06-15T09:00:00.000000Z"):
+        app.evaluate(NEIGHBOUR, C, plan, "satisfied", "迟到的评价")
+    with pytest.raises(InvalidInput, match="evidence first"):
+        app.report_progress(PROPERTY, C, plan, task, 10, None, ["ab" * 32])
+    assert len(log(app)) == count
+    with app.engine.connect() as conn:
+        bodies = {r.body for r in conn.execute(sa.select(texts.c.body))}
+    assert not bodies & {"太早了", "我不住这里", "迟到的评价"}
+
+
+def test_evidence_is_content_addressed_bounded_and_checked_on_read(app):
+    shot = app.upload_evidence(PROPERTY, C, PHOTO, None)
+    again = app.upload_evidence(WORKER, C, PHOTO, "image/jpeg")
+    assert shot["sha256"] == again["sha256"] and shot["media_type"] == "application/octet-stream"
+    got = app.evidence.get(C, shot["sha256"])
+    assert base64.b64decode(got["content_base64"]) == base64.b64decode(PHOTO)
+    with pytest.raises(NotFound):
+        app.evidence.get("another-community", shot["sha256"])
+    with pytest.raises(InvalidInput, match="base64"):
+        app.upload_evidence(PROPERTY, C, "not base64!", None)
+    with pytest.raises(InvalidInput, match="at most"):
+        app.upload_evidence(PROPERTY, C, base64.b64encode(b"x" * (5 * 1024 * 1024 + 1)).decode(), None)
+    (app.evidence.folder / shot["sha256"]).write_bytes(b"swapped")
+    with pytest.raises(Conflict, match="altered"):
+        app.evidence.get(C, shot["sha256"])
+
+
+def envelope(source: str, kind: str, position: int, case: str, data: dict, aggregate: str | None = None) -> dict:
+    return {"schema": "consult.event/1", "id": str(uuid.uuid4()), "source": source, "position": position,
+            "type": kind, "community": C, "aggregate": {"type": "X", "id": aggregate or case, "version": 1},
+            "occurred_at": clock.format(clock.now()), "actor": "someone", "case": case, "causation": None,
+            "data": data}
+
+
+@pytest.fixture
+def consumer(app):
+    """The service's consumer sink, fed by hand."""
+    return SinkChain(SqlSink("actions-cases", app.engine, project_case), EventSourcedSink(app, app.on_stage_event))
+
+
+def test_the_other_stages_open_plans_and_close_cases(app, consumer):
+    adopted, emergency, agreed, rejected, inadmissible, collecting = (str(uuid.uuid4()) for _ in range(6))
+    facts = {"scope": "compound", "scope_id": COMPOUND, "category": "drainage", "title_commitment": "t" * 64}
+    feed = [
+        ("proposals", envelope("proposals", "ProposalDrafted", 1, collecting, dict(facts, author="a"))),
+        ("proposals", envelope("proposals", "ProposalSubmitted", 2, collecting, {})),
+        ("proposals", envelope("proposals", "ProposalDrafted", 3, inadmissible, dict(facts, author="a"))),
+        ("proposals", envelope("proposals", "ProposalScreened", 4, inadmissible,
+                               {"admissible": False, "reason_commitment": "r" * 64, "category": "drainage"})),
+        ("decisions", envelope("decisions", "ResolutionFinal", 1, adopted, dict(
+            facts, ballot=adopted, outcome="adopted", proposal=None, consultation=None,
+            winner={"id": "a", "title_commitment": "w" * 64}, summary=None, justification_commitment=None))),
+        ("decisions", envelope("decisions", "ResolutionFinal", 2, emergency, dict(
+            facts, ballot=emergency, outcome="emergency", justification_commitment="j" * 64))),
+        ("decisions", envelope("decisions", "ResolutionFinal", 3, rejected, dict(facts, ballot=rejected,
+                                                                                 outcome="rejected"))),
+        ("deliberation", envelope("deliberation", "DeliberationConcluded", 1, agreed, dict(
+            facts, consultation=agreed, proposal=None, outcome="agreed", options=[], summary_commitment="s" * 64))),
+        ("deliberation", envelope("deliberation", "CommentPosted", 2, agreed, {"text_commitment": "c" * 64})),
+    ]
+    for source, env in feed:
+        assert consumer.handle(source, env)
+        assert not consumer.handle(source, env), "a duplicate changes nothing"
+    app.project()
+    events = log(app)
+    opened = {e["case"]: e["data"] for e in events if e["type"] == "ActionPlanOpened"}
+    assert {case: d["basis"] for case, d in opened.items()} == {
+        adopted: "resolution", emergency: "emergency", agreed: "agreement"}
+    assert opened[emergency]["basis_commitment"] == "j" * 64 and opened[adopted]["option"]["id"] == "a"
+    assert all(e["causation"] for e in events), "each reaction names the event that caused it"
+    closed = {e["case"]: e["data"] for e in events if e["type"] == "CaseClosed"}
+    assert closed == {
+        rejected: {"community": C, "case": rejected, "outcome": "rejected", "stage": "decision", "reason_commitment": None,
+                   "plan": None},
+        inadmissible: {"community": C, "case": inadmissible, "outcome": "inadmissible", "stage": "proposal",
+                       "reason_commitment": "r" * 64, "plan": None}}
+    board = app.board(C)
+    assert [c["case"] for c in board["open_cases"]["proposal"]] == [collecting]
+    assert {c["case"] for c in board["open_cases"]["action"]} == {adopted, emergency, agreed}
+    assert {c["case"]: c["outcome"] for c in board["closed_cases"]} == {rejected: "rejected",
+                                                                        inadmissible: "inadmissible"}
+    with pytest.raises(Conflict, match="already has an action plan"):
+        app.open_plan(WORKER, C, adopted, "t", "b", "community", None, None)
+    with pytest.raises(Conflict, match="closed"):
+        app.open_plan(WORKER, C, rejected, "t", "b", "community", None, None)
+
+
+def test_the_case_file_orders_every_stage_and_links_the_audit_entries(app):
+    case = str(uuid.uuid4())
+    plan = app.open_plan(WORKER, C, case, "疏通排水沟", "紧急抢修", "community", None, "drainage")
+    assert plan == str(plan_id(case))
+    mine = log(app)
+    proposal = envelope("proposals", "ProposalDrafted", 7, case, {"title_commitment": "t" * 64})
+    proposal["occurred_at"] = "2026-05-01T00:00:00.000000Z"
+    entries = [{"index": 40 + i, "type": e["type"], "occurred_at": e["occurred_at"], "envelope": e}
+               for i, e in enumerate(mine + [proposal])]  # the audit saw the proposal last
+    got = app.case_file(C, case, entries)
+    assert [i["type"] for i in got["items"]] == ["ProposalDrafted", "ActionPlanOpened"]
+    assert [i["audit"]["index"] for i in got["items"]] == [41, 40]
+    assert got["stages"] == ["proposal", "action"] and got["plan"] == plan and got["status"] == "open"
+    assert set(got["items"][1]["texts"].values()) == {"疏通排水沟", "紧急抢修"}
+    assert got["items"][0]["texts"] == {}, "other services' texts are theirs to show"
+    with pytest.raises(NotFound):
+        app.case_file(C, str(uuid.uuid4()), [])
+
+
+def test_after_a_crash_between_the_two_sinks_the_stream_resumes_where_the_slower_one_stopped(app, consumer):
+    sql_side, es_side = consumer.sinks
+    case = str(uuid.uuid4())
+    env = envelope("decisions", "ResolutionFinal", 1, case, {"ballot": case, "outcome": "adopted",
+                                                              "scope": "community", "scope_id": None})
+    assert sql_side.handle("decisions", env)  # ...and the process died before the aggregates were saved
+    assert (sql_side.position("decisions"), es_side.position("decisions"), consumer.position("decisions")) == (1, 0, 0)
+    assert consumer.handle("decisions", env), "redelivered: the case row is not applied twice, the plan is saved"
+    assert consumer.position("decisions") == 1
+    assert [e["type"] for e in log(app)] == ["ActionPlanOpened"]
