@@ -11,9 +11,11 @@ Never nest two holds of the same KeyedLocks (on SQLite two keys may share a stri
 inside another one belongs to its own namespace, and is always the inner one.
 
 PostgreSQL: transaction-scoped advisory locks on a small dedicated pool (waiters hold a connection
-of that pool, never one of the service's), with a lock timeout. SQLite: one lock file per stripe of
-keys next to the databases, taken with non-blocking flock and a short sleep between tries, because a
-blocking flock would stall every green thread of the process, the holder included.
+of that pool, never one of the service's). SQLite: one lock file per stripe of keys next to the
+databases, taken with flock. On both, a waiter tries without blocking and sleeps briefly between
+tries: psycopg waits in C under eventlet and a blocking flock blocks the OS thread, so a blocking
+wait would stall every green thread of the process, the holder included (and two processes
+waiting so on each other's holders would deadlock until the timeout).
 """
 from __future__ import annotations
 
@@ -60,39 +62,41 @@ class KeyedLocks:
     @contextmanager
     def hold(self, *keys: str):
         """Hold the locks of all keys for the duration of the block."""
+        deadline = time.monotonic() + self.timeout_s
         if self._pg is not None:
             ids = sorted({int.from_bytes(self._digest(str(k)), "big", signed=True) for k in keys})
             with self._pg.connect() as conn, conn.begin():
-                try:
-                    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(self.timeout_s * 1000)}ms'"))
-                    for lock_id in ids:
-                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
-                except sa.exc.OperationalError as exc:
-                    if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-                        raise LockTimeout(f"{self.namespace} is busy; try again") from None
-                    raise
+                for lock_id in ids:
+                    self._wait(deadline, lambda: conn.execute(
+                        sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar())
                 yield  # the transaction, and with it every lock, ends with the block
             return
         stripes = sorted({int.from_bytes(self._digest(str(k)), "big") % SQLITE_STRIPES for k in keys})
         with ExitStack() as stack:
             for stripe in stripes:
-                stack.enter_context(self._flock(self._dir / f"{self.namespace}-{stripe:02d}.lock"))
+                stack.enter_context(self._flock(self._dir / f"{self.namespace}-{stripe:02d}.lock", deadline))
             yield
 
+    def _wait(self, deadline: float, try_once) -> None:
+        while not try_once():
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"{self.namespace} is busy; try again")
+            time.sleep(0.001 + random.random() * 0.004)  # green under eventlet
+
     @contextmanager
-    def _flock(self, path):
+    def _flock(self, path, deadline: float):
         # A fresh open file description per holder: flock excludes holders in the same process too.
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+        def try_once() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+
         try:
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LockTimeout(f"{self.namespace} is busy; try again") from None
-                    time.sleep(0.001 + random.random() * 0.004)  # green under eventlet
+            self._wait(deadline, try_once)
             try:
                 yield
             finally:

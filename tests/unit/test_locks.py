@@ -1,0 +1,113 @@
+"""KeyedLocks: one holder per key across threads (each with its own connection or file
+description, as green threads and processes have), independent keys, a timeout that says busy."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from services.common import config
+from services.common.locks import KeyedLocks, LockTimeout
+from services.common.store import state_engine
+from tests.harness import PG_URL
+
+
+def _postgres_reachable() -> bool:
+    try:
+        psycopg.connect(PG_URL, connect_timeout=2).close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def locks(request, tmp_path, monkeypatch):
+    if request.param == "postgres" and not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable")
+    prefix = f"lk{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CONSULT_DB", PG_URL if request.param == "postgres" else "sqlite")
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_PREFIX", prefix)
+    settings = config.load()
+    engine = state_engine("locktest", settings)
+    made = []
+
+    def make(namespace: str = "things", timeout_s: float = 10.0) -> KeyedLocks:
+        made.append(KeyedLocks(settings, engine, namespace, timeout_s))
+        return made[-1]
+
+    yield make
+    for lk in made:
+        lk.close()
+    engine.dispose()
+    if request.param == "postgres":
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("locktest", "state")}" CASCADE')
+
+
+def test_one_holder_per_key_across_threads(locks):
+    lk = locks()
+    inside, most, counter = [0], [0], [0]
+    guard = threading.Lock()
+
+    def work():
+        for _ in range(5):
+            with lk.hold("proposal-1"):
+                with guard:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                value = counter[0]
+                time.sleep(0.002)  # a read-modify-write that would lose updates without the lock
+                counter[0] = value + 1
+                with guard:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and counter[0] == 30
+
+
+def test_other_keys_and_other_namespaces_do_not_wait(locks):
+    lk, other = locks(), locks("projection")
+    with lk.hold("a", "b"):
+        with other.hold("a"):  # an inner lock of its own namespace
+            pass
+        done = threading.Event()
+
+        def another_key():
+            with lk.hold("c"):
+                done.set()
+
+        t = threading.Thread(target=another_key)
+        t.start()
+        assert done.wait(5)
+        t.join()
+
+
+def test_a_taken_lock_times_out_as_busy(locks):
+    lk = locks(timeout_s=0.3)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with lk.hold("k"):
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert held.wait(5)
+    started = time.monotonic()
+    with pytest.raises(LockTimeout) as exc:
+        with lk.hold("k"):
+            pass
+    assert exc.value.status == 503 and 0.25 < time.monotonic() - started < 3
+    release.set()
+    t.join()
+    with lk.hold("k"):  # free again
+        pass
