@@ -1,0 +1,422 @@
+"""The proposals application: commands that record a proposal's life and its supports, the read
+model they keep, and the queries on it. Directory facts (rules, who lives where) come in as plain
+data from the service, so this runs without nameko.
+
+Exactness under concurrency. Every command that changes a proposal or its supports holds that
+proposal's lock (`KeyedLocks`, shared by all instances) while it checks and saves. So no support
+is saved after the proposal qualified, expired, was withdrawn or merged; and the count recorded in
+`ProposalQualified`, read from the read model brought up to the log head under that lock, is
+exactly the supports recorded before it. Optimistic concurrency (one `Support` per unit, with a
+derived id) stays as the second line: a duplicate that got past the lock still fails on its version.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.common import clock, envelope, metrics
+from services.common.aggregate import SELF, command_context
+from services.common.consumer import SqlSink, catch_up_projection
+from services.common.content import ContentStore, validate_text
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.locks import KeyedLocks
+from services.common.store import ServiceApplication
+from services.common.tables import texts
+
+from . import tables as t
+from .domain import (
+    BODY_MAX, COLLECTING, DRAFT, REASON_MAX, SCOPES, STATUSES, SUBMITTED, TITLE_MAX, Proposal, Support, check_scope,
+    support_id, threshold_rule, unit_key,
+)
+
+SOURCE = "proposals"
+MAX_PAGE = 200
+
+
+def parse_id(value, field: str = "proposal") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"{field} {value!r} does not exist") from None
+
+
+class ProposalsApp(ServiceApplication):
+    name = SOURCE
+
+    def __init__(self, settings, engine: sa.Engine):
+        super().__init__(settings, SOURCE, env={"AGGREGATE_CACHE_MAXSIZE": "10000"})
+        self.engine = engine
+        self.content = ContentStore(engine)
+        self.projection = SqlSink("projection", engine, project_envelope)
+        self.locks = KeyedLocks(settings, engine, "proposals")
+        # Inner lock: two instances catching the read model up at once would apply an event twice.
+        self.projection_lock = KeyedLocks(settings, engine, "proposals-projection")
+
+    def close(self) -> None:
+        self.locks.close()
+        self.projection_lock.close()
+        super().close()
+
+    # ---- loading ------------------------------------------------------------------------------
+    def _proposal(self, community: str, proposal, viewer: str | None = None) -> Proposal:
+        """A proposal of this community; someone else's draft does not exist for the viewer."""
+        pid = parse_id(proposal)
+        try:
+            p = self.repository.get(pid)
+        except AggregateNotFoundError:
+            raise NotFound(f"proposal {pid} does not exist") from None
+        if not isinstance(p, Proposal) or p.community != community or (p.status == DRAFT and p.author != viewer):
+            raise NotFound(f"proposal {pid} does not exist")
+        return p
+
+    def _support(self, proposal: Proposal, key: str) -> Support | None:
+        try:
+            return self.repository.get(support_id(proposal.id, key))
+        except AggregateNotFoundError:
+            return None
+
+    def _save(self, *aggregates) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            raise Conflict("this changed at the same time; nothing was recorded, try again") from None
+
+    @staticmethod
+    def _transition(p: Proposal) -> None:
+        metrics.STAGE_TRANSITIONS.labels(SOURCE, p.community, p.status).inc()
+
+    def facts(self, community: str, proposal, viewer: str) -> dict:
+        """What the service needs to ask the directory before a command on a proposal."""
+        p = self._proposal(community, proposal, viewer)
+        return {"id": str(p.id), "scope": p.scope, "scope_id": p.scope_id, "status": p.status}
+
+    # ---- commands ------------------------------------------------------------------------------
+    def draft(self, actor: str, community: str, title, body, category, scope, scope_id=None, *,
+              categories: list[str], known_scopes: dict[str, set] | None = None) -> str:
+        title = validate_text(title, "title", max_len=TITLE_MAX)
+        body = validate_text(body, "body", max_len=BODY_MAX)
+        if category not in categories:
+            raise InvalidInput(f"category must be one of: {', '.join(categories)}")
+        scope_id = check_scope(community, scope, scope_id, known_scopes or {})
+        title_commitment = self.content.put(title, subject=actor)
+        body_commitment = self.content.put(body, subject=actor)
+        with command_context(community=community, actor=actor, case=SELF):
+            p = Proposal(community=community, author=actor, scope=scope, scope_id=scope_id, category=category,
+                         title_commitment=title_commitment, body_commitment=body_commitment)
+        self._save(p)
+        self._transition(p)
+        self.project()
+        return str(p.id)
+
+    def submit(self, actor: str, community: str, proposal) -> None:
+        with self.locks.hold(str(proposal)):
+            p = self._proposal(community, proposal, actor)
+            with command_context(community=community, actor=actor, case=p.case):
+                p.submit(actor)
+            self._save(p)
+        self._transition(p)
+        self.project()
+
+    def screen(self, actor: str, community: str, proposal, admissible, reason=None, category=None, *,
+               rules: dict, in_scope: int) -> None:
+        """Admissible: collection opens at once, with the threshold and its denominator (`in_scope`,
+        the residents or households in scope now, in the threshold's unit) frozen for its duration."""
+        if not isinstance(admissible, bool):
+            raise InvalidInput("admissible must be true or false")
+        reason = validate_text(reason, "reason", max_len=REASON_MAX, required=not admissible)
+        if category is not None and category not in rules["categories"]:
+            raise InvalidInput(f"category must be one of: {', '.join(rules['categories'])}")
+        with self.locks.hold(str(proposal)):
+            p = self._proposal(community, proposal, actor)
+            p.require(SUBMITTED, doing="screened")  # before the reason is stored
+            rule = threshold_rule(rules, p.scope)
+            reason_commitment = self.content.put(reason, subject=actor) if reason else None
+            with command_context(community=community, actor=actor, case=p.case):
+                p.screen(admissible, reason_commitment, category or p.category)
+                if admissible:
+                    p.open_collection(rules["support_per"], rule, in_scope, clock.now(),
+                                      rules["support_window_days"])
+            self._save(p)
+        self._transition(p)
+        self.project()
+
+    def give_support(self, actor: str, community: str, proposal, household: str | None,
+                     scope_households: set[str] | None) -> dict:
+        """The caller supports the proposal. `household`: where the caller lives now;
+        `scope_households`: the households of the proposal's scope (None for the whole community)."""
+        with self.locks.hold(str(proposal)):
+            p = self._proposal(community, proposal, actor)
+            p.require_collecting(clock.now())
+            if household is None or (scope_households is not None and household not in scope_households):
+                raise Forbidden(f"only residents living in this proposal's {p.scope} may support it")
+            key = unit_key(p.support_per, actor, household)
+            with command_context(community=community, actor=actor, case=p.case):
+                s = self._support(p, key)
+                if s is None:
+                    s = Support.give(community, str(p.id), p.support_per, actor, household)
+                else:
+                    s.give_again(actor, household)
+            self._save(s)
+            self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version))
+        return self._counts(p)
+
+    def withdraw_support(self, actor: str, community: str, proposal, household: str | None) -> dict:
+        with self.locks.hold(str(proposal)):
+            p = self._proposal(community, proposal, actor)
+            p.require_collecting(clock.now(), doing="changed by withdrawing a support")
+            s = self._support(p, unit_key(p.support_per, actor, household))
+            if s is None:
+                raise Conflict("there is no support of yours on this proposal to withdraw")
+            with command_context(community=community, actor=actor, case=p.case):
+                s.withdraw(actor)
+            self._save(s)
+            self.project()
+        return self._counts(p)
+
+    def withdraw(self, actor: str, community: str, proposal) -> None:
+        with self.locks.hold(str(proposal)):
+            p = self._proposal(community, proposal, actor)
+            with command_context(community=community, actor=actor, case=p.case):
+                p.withdraw(actor)
+            self._save(p)
+        self._transition(p)
+        self.project()
+
+    def merge(self, actor: str, community: str, proposal, into, households_from: set[str],
+              households_into: set[str]) -> dict:
+        """Merge a duplicate into another proposal. Its current supports carry over as supports of
+        the target (each marked `carried_from`), unless the same unit already supports the target;
+        the target's scope must cover the duplicate's, so every carried supporter lives in it."""
+        source_id, target_id = parse_id(proposal), parse_id(into, "target proposal")
+        if source_id == target_id:
+            raise InvalidInput("a proposal cannot be merged into itself")
+        if not set(households_from) <= set(households_into):
+            raise Conflict("the target proposal's scope does not cover this proposal's scope")
+        with self.locks.hold(str(source_id), str(target_id)):
+            a = self._proposal(community, source_id, actor)
+            b = self._proposal(community, target_id, actor)
+            self.project()
+            supporters = self._current_supporters(a)
+            with command_context(community=community, actor=actor, case=a.case):
+                a.merge_into(b, carries_supports=bool(supporters))
+            carried, seen = [], set()
+            with command_context(community=community, actor=actor, case=b.case):
+                for person, household in supporters:
+                    key = unit_key(b.support_per, person, household)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    s = self._support(b, key)
+                    if s is None:
+                        s = Support.give(community, str(b.id), b.support_per, person, household,
+                                         carried_from=str(a.id))
+                    elif s.current:
+                        continue  # this unit already supports the target: counted once
+                    else:
+                        s.give_again(person, household, carried_from=str(a.id))
+                    carried.append(s)
+                b.receive_merge(a, len(carried))
+            self._save(a, b, *carried)
+            self._transition(a)
+            self._qualify_if_reached(b, causation=envelope.event_id(b.id, b.version))
+        return {"merged": str(a.id), "into": str(b.id), "carried": len(carried), **self._counts(b)}
+
+    def _qualify_if_reached(self, p: Proposal, causation: str) -> bool:
+        """Called holding the proposal's lock, after a save: count from the read model brought up to
+        the log head, and record qualification once the threshold is reached."""
+        self.project()
+        supports = self._count(p)
+        if not p.reached(supports):
+            return False
+        with command_context(community=p.community, actor="system", case=p.case, causation=causation):
+            p.qualify(supports)
+        try:
+            self.save(p)
+        except IntegrityError:
+            return False  # another instance changed the proposal first; the support stands
+        self._transition(p)
+        self.project()
+        return True
+
+    def expire_due(self, now: datetime | None = None) -> list[str]:
+        """The timer: record the expiry of every proposal whose support window has closed."""
+        now = now or clock.now()
+        self.project()
+        with self.engine.connect() as conn:
+            due = conn.execute(sa.select(t.proposals.c.id, t.proposals.c.community).where(
+                t.proposals.c.status == COLLECTING, t.proposals.c.deadline <= clock.format(now))).all()
+        expired = []
+        for pid, community in due:
+            with self.locks.hold(pid):
+                p = self.repository.get(uuid.UUID(pid))
+                if not p.due(now):
+                    continue  # qualified or changed meanwhile
+                with command_context(community=community, actor="system", case=p.case):
+                    p.expire(now)
+                try:
+                    self.save(p)
+                except IntegrityError:
+                    continue
+            self._transition(p)
+            expired.append(pid)
+        if expired:
+            self.project()
+        return expired
+
+    def erase_person(self, community: str, person: str) -> int:
+        """PIPL erasure of the person's texts here (titles, bodies, reasons); every hash stays."""
+        erased = self.content.erase_subject(str(person))
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(t.proposals).where(
+                t.proposals.c.community == community, t.proposals.c.author == str(person)).values(title=None))
+        return erased
+
+    # ---- read model -----------------------------------------------------------------------------
+    def project(self) -> int:
+        with self.projection_lock.hold("read-model"):
+            return catch_up_projection(self, SOURCE, self.projection)
+
+    def _row(self, pid) -> sa.Row | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.proposals).where(t.proposals.c.id == str(pid))).first()
+
+    def _count(self, p: Proposal) -> int:
+        """Current supports in the threshold's unit (residents, or distinct households)."""
+        row = self._row(p.id)
+        return (row.households if p.unit == "households" else row.supports) if row else 0
+
+    def _counts(self, p: Proposal) -> dict:
+        row = self._row(p.id)
+        return {"proposal": str(p.id), "status": row.status, "supports": _in_unit(row), "threshold": row.threshold,
+                "unit": row.unit}
+
+    def _current_supporters(self, p: Proposal) -> list[tuple[str, str | None]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.supports.c.person, t.supports.c.household).where(
+                t.supports.c.proposal == str(p.id), t.supports.c.current.is_(True)).order_by(t.supports.c.given_at))
+            return [(r.person, r.household) for r in rows]
+
+    # ---- queries ---------------------------------------------------------------------------------
+    def list_proposals(self, community: str, viewer: str, status=None, category=None, scope=None, q=None,
+                       limit: int = 50, offset: int = 0) -> dict:
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}")
+        if scope is not None and scope not in SCOPES:
+            raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        self.project()
+        P = t.proposals
+        cond = [P.c.community == community, sa.or_(P.c.status != DRAFT, P.c.author == viewer)]
+        if status:
+            cond.append(P.c.status == status)
+        if category:
+            cond.append(P.c.category == category)
+        if scope:
+            cond.append(P.c.scope == scope)
+        if q:
+            cond.append(sa.func.lower(P.c.title).contains(str(q).lower(), autoescape=True))
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(P).where(*cond)).scalar()
+            rows = conn.execute(sa.select(P).where(*cond).order_by(P.c.created_at.desc(), P.c.id)
+                                .limit(limit).offset(max(int(offset), 0))).all()
+        return {"total": total, "items": [_summary(r) for r in rows]}
+
+    def view(self, community: str, proposal, viewer: str) -> dict:
+        """One proposal with its texts, counts, threshold, deadline and its own history."""
+        p = self._proposal(community, proposal, viewer)
+        self.project()
+        row = self._row(p.id)
+        texts_ = self.content.get_many([p.body_commitment, row.reason_commitment])
+        with self.engine.connect() as conn:
+            mine = conn.execute(sa.select(t.supports.c.id).where(
+                t.supports.c.proposal == str(p.id), t.supports.c.current.is_(True),
+                t.supports.c.person == viewer)).first() is not None
+        history = []
+        for e in self.repository.event_store.get(p.id):  # the proposal's own events: a handful, never its supports
+            env = envelope.from_domain_event(SOURCE, None, e)
+            history.append({"type": env["type"], "at": env["occurred_at"], "actor": env["actor"],
+                            "version": env["aggregate"]["version"], "data": env["data"]})
+        return dict(_summary(row), body=texts_.get(p.body_commitment), reason=texts_.get(row.reason_commitment),
+                    title_commitment=row.title_commitment, body_commitment=row.body_commitment,
+                    threshold_rule=row.threshold_rule, supports_residents=row.supports,
+                    supports_households=row.households, supported_by_me=mine, history=history)
+
+
+def _in_unit(row) -> int:
+    return row.households if row.unit == "households" else row.supports
+
+
+def _summary(row) -> dict:
+    return {
+        "id": row.id, "title": row.title, "category": row.category, "scope": row.scope, "scope_id": row.scope_id,
+        "status": row.status, "author": row.author, "supports": _in_unit(row), "unit": row.unit,
+        "support_per": row.support_per, "threshold": row.threshold, "denominator": row.denominator,
+        "deadline": row.deadline, "merged_into": row.merged_into, "created_at": row.created_at,
+        "submitted_at": row.submitted_at, "opened_at": row.opened_at, "closed_at": row.closed_at,
+    }
+
+
+# ---- the projection (own log -> read tables) ---------------------------------------------------------
+_CLOSING = {"ProposalQualified": "qualified", "ProposalExpired": "expired", "ProposalWithdrawn": "withdrawn",
+            "ProposalMerged": "merged"}
+
+
+def project_envelope(conn: sa.Connection, env: dict) -> None:
+    kind, d, agg, at = env["type"], env["data"], env["aggregate"]["id"], env["occurred_at"]
+    P = t.proposals
+
+    def update(pid: str, **values) -> None:
+        conn.execute(sa.update(P).where(P.c.id == pid).values(updated_at=at, **values))
+
+    if kind == "ProposalDrafted":
+        title = conn.execute(sa.select(texts.c.body).where(texts.c.commitment == d["title_commitment"])).scalar()
+        conn.execute(sa.insert(P).values(
+            id=agg, community=env["community"], author=d["author"], scope=d["scope"], scope_id=d["scope_id"],
+            category=d["category"], status="draft", title=title, title_commitment=d["title_commitment"],
+            body_commitment=d["body_commitment"], supports=0, households=0, created_at=at, updated_at=at))
+    elif kind == "ProposalSubmitted":
+        update(agg, status="submitted", submitted_at=at)
+    elif kind == "ProposalScreened":
+        update(agg, status="screened" if d["admissible"] else "inadmissible", category=d["category"],
+               reason_commitment=d.get("reason_commitment"), screened_at=at,
+               **({} if d["admissible"] else {"closed_at": at}))
+    elif kind == "ProposalCollectionOpened":
+        update(agg, status="collecting", support_per=d["support_per"], unit=d["unit"],
+               threshold_rule=d["threshold_rule"], threshold=d["threshold"], denominator=d["denominator"],
+               deadline=d["deadline"], opened_at=at)
+    elif kind in _CLOSING:
+        update(agg, status=_CLOSING[kind], closed_at=at, **({"merged_into": d["into"]} if "into" in d else {}))
+    elif kind == "ProposalMergeReceived":
+        update(agg)
+    elif kind == "SupportGiven":
+        conn.execute(sa.insert(t.supports).values(id=agg, proposal=d["proposal"], person=d["person"],
+                                                  household=d.get("household"), current=True, given_at=at))
+        _count_support(conn, d["proposal"], d.get("household"), +1, at)
+    elif kind == "SupportGivenAgain":
+        conn.execute(sa.update(t.supports).where(t.supports.c.id == agg).values(
+            current=True, person=d["person"], household=d.get("household"), given_at=at))
+        _count_support(conn, d["proposal"], d.get("household"), +1, at)
+    elif kind == "SupportWithdrawn":
+        conn.execute(sa.update(t.supports).where(t.supports.c.id == agg).values(current=False))
+        _count_support(conn, d["proposal"], d.get("household"), -1, at)
+
+
+def _count_support(conn: sa.Connection, proposal: str, household: str | None, delta: int, at: str) -> None:
+    """Move the support counters of one proposal by one support: O(1), whatever its size."""
+    P, H = t.proposals, t.support_households
+    households_delta = 0
+    if household:
+        n = conn.execute(sa.update(H).where(H.c.proposal == proposal, H.c.household == household)
+                         .values(n=H.c.n + delta).returning(H.c.n)).scalar()
+        if n is None:
+            conn.execute(sa.insert(H).values(proposal=proposal, household=household, n=delta))
+            n = delta
+        # The household starts or stops counting when its first support arrives or its last one goes.
+        households_delta = 1 if (delta > 0 and n == 1) else -1 if (delta < 0 and n == 0) else 0
+    conn.execute(sa.update(P).where(P.c.id == proposal).values(
+        supports=P.c.supports + delta, households=P.c.households + households_delta, updated_at=at))
