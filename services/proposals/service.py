@@ -1,0 +1,157 @@
+"""The proposals service: thin nameko entrypoints over the ProposalsApp.
+
+Directory facts (the community's rules, who lives where now, which households a scope holds) are
+asked of the communities service here and passed into the application as plain data.
+
+Follow-up (not wired yet): the registry says proposals consumes the `actions` source, for an event
+`FollowUpRequested` (an unsatisfactory action opens a new proposal). The actions service does not
+exist yet, so there is no consumer_sink; add `consumer_sink=lambda rt: EventSourcedSink(rt.app,
+handler)` with a deterministic handler (derived ids) when it does.
+"""
+from __future__ import annotations
+
+from nameko.rpc import RpcProxy, rpc
+
+from services.common.errors import DomainError
+from services.common.runtime import Platform, ServiceBase, command
+
+from . import tables
+from .application import ProposalsApp
+from .domain import threshold_rule
+
+
+class DirectoryRefused(DomainError):
+    """A refusal of the directory, passed on as it came (status, title, detail, code)."""
+
+    def __init__(self, problem: dict):
+        super().__init__(problem.get("detail", "the directory refused"))
+        self.status = problem.get("status", 400)
+        self.title = problem.get("title", "Bad request")
+        self.code = problem.get("code", "DirectoryRefused")
+
+    @property
+    def type_name(self) -> str:
+        return self.code
+
+
+def _result(reply):
+    if isinstance(reply, dict) and reply.get("ok") is False:
+        raise DirectoryRefused(reply["problem"])
+    return reply["result"] if isinstance(reply, dict) and "ok" in reply else reply
+
+
+def expire_due(runtime) -> None:
+    runtime.app.expire_due()
+
+
+class ProposalsService(ServiceBase):
+    name = "proposals"
+    platform = Platform("proposals", app_factory=ProposalsApp, tables=(tables.metadata,),
+                        timers=((1.0, expire_due),))
+    communities = RpcProxy("communities")
+
+    @property
+    def app(self) -> ProposalsApp:
+        return self.platform.app
+
+    # ---- directory facts -------------------------------------------------------------------------
+    def _rules(self, community: str) -> dict:
+        return _result(self.communities.get_community(community))["rules"]
+
+    def _known_scopes(self, community: str, scope: str) -> dict[str, set]:
+        if scope not in ("compound", "building"):
+            return {}
+        directory = _result(self.communities.directory(community))
+        return {"compound": {c["id"] for c in directory["compounds"]},
+                "building": {b["id"] for b in directory["buildings"]}}
+
+    def _household_of(self, community: str, person: str) -> str | None:
+        """Where the person lives now; None for someone the directory has as no resident."""
+        reply = self.communities.get_person(community, person)
+        if not reply.get("ok") and reply["problem"].get("status") == 404:
+            return None
+        return _result(reply)["household"]
+
+    def _households(self, community: str, scope: str, scope_id: str) -> set[str]:
+        return set(_result(self.communities.households_in_scope(community, scope, scope_id)))
+
+    # ---- commands ---------------------------------------------------------------------------------
+    @rpc
+    @command
+    def draft(self, actor, community, title, body, category, scope, scope_id=None):
+        rules = self._rules(community)
+        pid = self.app.draft(actor, community, title, body, category, scope, scope_id,
+                             categories=rules["categories"], known_scopes=self._known_scopes(community, scope))
+        return self.app.view(community, pid, actor)
+
+    @rpc
+    @command
+    def submit(self, actor, community, proposal):
+        self.app.submit(actor, community, proposal)
+        return self.app.view(community, proposal, actor)
+
+    @rpc
+    @command
+    def screen(self, actor, community, proposal, admissible, reason=None, category=None):
+        facts = self.app.facts(community, proposal, actor)
+        rules = self._rules(community)
+        in_scope = 0
+        if admissible is True:
+            # The denominator, in the threshold's unit, as the directory stands now.
+            if threshold_rule(rules, facts["scope"])["unit"] == "households":
+                in_scope = len(self._households(community, facts["scope"], facts["scope_id"]))
+            else:
+                in_scope = len(_result(self.communities.residents_in_scope(
+                    community, facts["scope"], facts["scope_id"])))
+        self.app.screen(actor, community, proposal, admissible, reason, category, rules=rules, in_scope=in_scope)
+        return self.app.view(community, proposal, actor)
+
+    @rpc
+    @command
+    def support(self, actor, community, proposal):
+        facts = self.app.facts(community, proposal, actor)
+        household = self._household_of(community, actor)
+        in_scope = None if facts["scope"] == "community" else self._households(community, facts["scope"],
+                                                                              facts["scope_id"])
+        return self.app.give_support(actor, community, proposal, household, in_scope)
+
+    @rpc
+    @command
+    def withdraw_support(self, actor, community, proposal):
+        self.app.facts(community, proposal, actor)  # a proposal the caller may see, before asking the directory
+        return self.app.withdraw_support(actor, community, proposal, self._household_of(community, actor))
+
+    @rpc
+    @command
+    def withdraw(self, actor, community, proposal):
+        self.app.withdraw(actor, community, proposal)
+        return self.app.view(community, proposal, actor)
+
+    @rpc
+    @command
+    def merge(self, actor, community, proposal, into):
+        source = self.app.facts(community, proposal, actor)
+        target = self.app.facts(community, into, actor)
+        return self.app.merge(actor, community, proposal, into,
+                              self._households(community, source["scope"], source["scope_id"]),
+                              self._households(community, target["scope"], target["scope_id"]))
+
+    @rpc
+    @command
+    def erase_person(self, actor, community, person):
+        return {"erased_texts": self.app.erase_person(community, person)}
+
+    # ---- queries ----------------------------------------------------------------------------------
+    @rpc
+    @command
+    def get_proposal(self, viewer, community, proposal):
+        return self.app.view(community, proposal, viewer)
+
+    @rpc
+    @command
+    def list_proposals(self, viewer, community, status=None, category=None, scope=None, q=None, limit=50,
+                       offset=0):
+        return self.app.list_proposals(community, viewer, status, category, scope, q, limit, offset)
+
+
+SERVICE = ProposalsService
