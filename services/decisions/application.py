@@ -1,0 +1,732 @@
+"""The decisions application: commands on ballots and votes, the count, and the queries.
+
+Directory facts (units, residents, council members, the community's rules) are fetched by the
+service and passed in as plain data, so this class runs without nameko (tests, the benchmark).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import os
+import secrets
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+import rules
+from rules.record import differences, replay_ballot, tally_record
+from services.common import clock, envelope
+from services.common.aggregate import command_context, derived_id
+from services.common.consumer import SqlSink, catch_up_projection
+from services.common.content import ContentStore, validate_text
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.store import ServiceApplication
+from services.common.tables import consumer_tracking
+
+from . import tables as t
+from .domain import (
+    CHANNELS, CLOSED, CONFIGURED, OPEN, RESOLVED, SCOPES, Ballot, Vote, build_roll, declaring_role,
+)
+
+log = logging.getLogger(__name__)
+
+SEALED = "sealed"  # the actor of every event of a secret ballot's votes
+PROJECTION = "projection"
+OPTION_ID = r"[A-Za-z0-9_-]{1,40}"
+MAX_OPTIONS = 30
+
+
+def parse_time(value, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be an ISO-8601 time with a zone, like 2026-05-01T09:00:00+08:00")
+    try:
+        return clock.parse(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be an ISO-8601 time with a zone, like 2026-05-01T09:00:00+08:00") from None
+
+
+def parse_id(value, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"{field} {value!r} does not exist") from None
+
+
+class SealingKey:
+    """The HMAC key behind a secret ballot's vote ids. Only this service holds it: without it the
+    roll in BallotOpened cannot be used to find a voter's vote.
+
+    CONSULT_DECISIONS_KEY (at least 32 characters) when set — every host running the service needs
+    the same key; otherwise a random key in `<data dir>/decisions-ballot.key` (mode 0600), created
+    by whichever instance needs it first.
+    """
+
+    FILE = "decisions-ballot.key"
+
+    def __init__(self, data_dir):
+        self.path = data_dir / self.FILE
+        self._key: bytes | None = None
+
+    def key(self) -> bytes:
+        if self._key is None:
+            configured = os.environ.get("CONSULT_DECISIONS_KEY")
+            if configured is not None:
+                if len(configured) < 32:
+                    raise RuntimeError("CONSULT_DECISIONS_KEY must have at least 32 characters")
+                self._key = configured.encode("utf-8")
+            else:
+                self._key = self._from_file()
+        return self._key
+
+    def _from_file(self) -> bytes:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, self.path)  # atomic, and refuses to replace a key another instance made
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        return bytes.fromhex(self.path.read_text().strip())
+
+    def vote_id(self, ballot: str, voter: str) -> uuid.UUID:
+        digest = hmac.new(self.key(), f"{ballot}|{voter}".encode("utf-8"), hashlib.sha256).digest()
+        return uuid.UUID(bytes=digest[:16], version=4)
+
+
+class AlreadyProjected(Exception):
+    """Another instance applied this event to the shared read model first."""
+
+
+class DecisionsApp(ServiceApplication):
+    name = "decisions"
+
+    def __init__(self, settings, engine: sa.Engine):
+        # Cached ballots are fast-forwarded on every read, so a vote does not replay the roll.
+        super().__init__(settings, "decisions", env={"AGGREGATE_CACHE_MAXSIZE": "1000"})
+        self.engine = engine
+        self.content = ContentStore(engine)
+        self.projection = SqlSink(PROJECTION, engine, project_envelope)
+        self.sealing = SealingKey(settings.data_dir)
+
+    # ---- loading with tenancy ---------------------------------------------------------------
+    def _load(self, agg_id: uuid.UUID, copy: bool = True):
+        try:
+            return self.repository.get(agg_id, deepcopy_from_cache=copy)
+        except AggregateNotFoundError:
+            return None
+
+    def ballot(self, community: str, ballot_id, copy: bool = True) -> Ballot:
+        """The ballot, if it belongs to `community`. copy=False for read-only use on the hot path."""
+        ballot = self._load(parse_id(ballot_id, "ballot"), copy)
+        if not isinstance(ballot, Ballot) or ballot.community != community:
+            raise NotFound(f"ballot {ballot_id} does not exist")
+        return ballot
+
+    def _ballot_by_id(self, ballot_id) -> Ballot:
+        ballot = self._load(uuid.UUID(str(ballot_id)))
+        if not isinstance(ballot, Ballot):
+            raise NotFound(f"ballot {ballot_id} does not exist")
+        return ballot
+
+    def vote_id(self, ballot: Ballot, voter: str) -> uuid.UUID:
+        if ballot.secret:
+            return self.sealing.vote_id(str(ballot.id), voter)
+        return derived_id("vote", ballot.id, voter)
+
+    def _save(self, *aggregates, conflict: str | None = None):
+        """Save; a concurrent change of the same aggregate (its version taken) is a Conflict, or,
+        without a message, returns None (the timers: another instance did it first)."""
+        try:
+            return self.save(*aggregates)
+        except IntegrityError:
+            if conflict is None:
+                return None
+            raise Conflict(conflict) from None
+
+    @staticmethod
+    def _context(ballot: Ballot, actor: str):
+        return command_context(community=ballot.community, actor=actor, case=ballot.case)
+
+    # ---- preparing and configuring ----------------------------------------------------------
+    def _options(self, actor: str, options) -> list[dict]:
+        if options is None:
+            return []
+        if not isinstance(options, list) or len(options) > MAX_OPTIONS:
+            raise InvalidInput(f"options must be a list of at most {MAX_OPTIONS} options")
+        out = []
+        for i, option in enumerate(options, start=1):
+            if not isinstance(option, dict):
+                raise InvalidInput("each option is an object with a title (and optionally an id and a description)")
+            option_id = option.get("id") or f"option-{i}"
+            if not isinstance(option_id, str) or option_id == rules.ABSTAIN or not re.fullmatch(OPTION_ID, option_id):
+                raise InvalidInput(f"option id {option_id!r} must be 1-40 letters, digits, '-' or '_' (not 'abstain')")
+            title = validate_text(option.get("title"), f"options[{i - 1}].title", max_len=200)
+            description = validate_text(option.get("description"), f"options[{i - 1}].description", required=False)
+            out.append({"id": option_id, "title_commitment": self.content.put(title, subject=actor),
+                        "description_commitment": self.content.put(description, subject=actor) if description else None})
+        if len({o["id"] for o in out}) != len(out):
+            raise InvalidInput("option ids must be unique")
+        return out
+
+    def prepare_ballot(self, actor: str, community: str, title: str, scope: str, scope_id: str | None = None,
+                       description: str | None = None, options=None, category: str | None = None) -> str:
+        """A community worker prepares a ballot for a simple matter (no consultation before it)."""
+        title = validate_text(title, "title", max_len=200)
+        description = validate_text(description, "description", required=False)
+        scope, scope_id = self._scope(scope, scope_id)
+        opts = self._options(actor, options)
+        bid = uuid.uuid4()
+        with command_context(community=community, actor=actor, case=str(bid)):
+            ballot = Ballot._create(
+                Ballot.BallotPrepared, id=bid, community=community, case=str(bid),
+                title_commitment=self.content.put(title, subject=actor),
+                description_commitment=self.content.put(description, subject=actor) if description else None,
+                options=opts, scope=scope, scope_id=scope_id, category=category, consultation=None, proposal=None,
+                convener=None, suggested_rule=None, rerun_of=None,
+            )
+            self.save(ballot)
+        self.project()
+        return str(bid)
+
+    @staticmethod
+    def _scope(scope, scope_id):
+        if scope not in SCOPES:
+            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
+        if scope == "community":
+            return scope, None
+        return scope, str(parse_id(scope_id, scope))
+
+    def on_deliberation_event(self, env: dict) -> list:
+        """A concluded deliberation that needs a vote becomes a prepared ballot with its options."""
+        data = env["data"]
+        if env["type"] != "DeliberationConcluded" or data.get("outcome") != "vote_needed":
+            return []
+        consultation = data["consultation"]
+        bid = derived_id("ballot", consultation)
+        if self._load(bid, copy=False) is not None:  # concluded again: a further ballot, still deterministic
+            bid = derived_id("ballot", consultation, env["id"])
+        options = [{"id": o["id"], "title_commitment": o.get("title_commitment"),
+                    "description_commitment": o.get("description_commitment")} for o in data.get("options") or []]
+        return [Ballot._create(
+            Ballot.BallotPrepared, id=bid, community=env["community"], case=env.get("case") or str(bid),
+            title_commitment=data.get("title_commitment") or data.get("summary_commitment"),
+            description_commitment=data.get("summary_commitment"),
+            options=options, scope=data.get("scope", "community"), scope_id=data.get("scope_id"),
+            category=data.get("category"), consultation=consultation, proposal=data.get("proposal"),
+            convener=data.get("convener"), suggested_rule=data.get("suggested_rule"), rerun_of=None,
+        )]
+
+    def configure_ballot(self, actor: str, community: str, ballot_id, *, preset: str, voting_unit: str,
+                         opens_at: str, closes_at: str, secret: bool = False, changeable: bool = True,
+                         method: str | None = None, params: dict | None = None, options=None,
+                         community_rules: dict, facts_now: list) -> dict:
+        """Set the rule, eligibility, times and secrecy; this is the notice, so the opening must be
+        at least the rule's notice period away. `facts_now` (the directory's facts for the voting
+        unit, now) only checks that someone would be on the roll."""
+        ballot = self.ballot(community, ballot_id)
+        for name, value in (("secret", secret), ("changeable", changeable)):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{name} must be true or false")
+        try:
+            rule = rules.make_rule(preset, method, params)
+        except rules.RulesError as exc:
+            raise InvalidInput(str(exc)) from None
+        opens, closes = parse_time(opens_at, "opens_at"), parse_time(closes_at, "closes_at")
+        new_options = None if options is None else self._options(actor, options)
+        with self._context(ballot, actor):
+            ballot.configure(rule=rule, voting_unit=voting_unit, options=new_options, opens_at=opens, closes_at=closes,
+                             secret=secret, changeable=changeable, community_rules=community_rules, now=clock.now())
+        self._roll(voting_unit, facts_now, clock.now())
+        self._save(ballot, conflict="the ballot was changed at the same time; look at it again")
+        self.project()
+        return self.ballot_view(community, ballot_id)
+
+    @staticmethod
+    def _roll(voting_unit: str, facts: list, at: datetime) -> list[rules.RollEntry]:
+        try:
+            roll = build_roll(voting_unit, facts, at)
+        except rules.RulesError as exc:
+            raise InvalidInput(f"the voter roll cannot be built: {exc}") from None
+        if not roll:
+            raise InvalidInput(f"nobody in this scope can vote as {voting_unit}: the voter roll would be empty")
+        return roll
+
+    # ---- opening, closing, resolving (the timers) -------------------------------------------
+    def due_to_open(self, now: datetime) -> list[dict]:
+        """Configured ballots whose opening time has come, with what it takes to build their roll."""
+        self.project()
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(sa.select(t.ballots.c.id).where(
+                t.ballots.c.status == CONFIGURED, t.ballots.c.opens_at <= clock.format(now)))]
+        out = []
+        for bid in ids:
+            b = self._ballot_by_id(bid)
+            out.append({"ballot": bid, "community": b.community, "voting_unit": b.config["voting_unit"],
+                        "scope": b.scope, "scope_id": b.scope_id, "at": b.config["opens_at"]})
+        return out
+
+    def open_ballot(self, ballot_id, facts: list) -> bool:
+        """Freeze the roll from the directory as it stood at the opening time. If no valid roll can
+        be built (e.g. a co-owned unit without a designated co-owner), the ballot is not opened and
+        says why; it goes back to prepared."""
+        ballot = self._ballot_by_id(ballot_id)
+        if ballot.status != CONFIGURED:
+            return False
+        with self._context(ballot, "system"):
+            try:
+                ballot.open(self._roll(ballot.config["voting_unit"], facts, clock.parse(ballot.config["opens_at"])))
+            except InvalidInput as exc:
+                ballot.not_opened(exc.detail)
+        saved = self._save(ballot) is not None
+        self.project()
+        return saved and ballot.status == OPEN
+
+    def due_to_close(self, now: datetime) -> list[tuple[str, str]]:
+        """(ballot, reason): open ballots past their closing time or on which everyone has voted;
+        closed ones still waiting for their resolution (reason None)."""
+        self.project()
+        b = t.ballots
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(b.c.id, b.c.status, b.c.closes_at, b.c.voted, b.c.roll_size).where(
+                b.c.status.in_((OPEN, CLOSED))))
+            out = []
+            for r in rows:
+                if r.status == CLOSED:
+                    out.append((r.id, None))
+                elif r.closes_at <= clock.format(now):
+                    out.append((r.id, "closing_time"))
+                elif r.voted >= r.roll_size:
+                    out.append((r.id, "all_voted"))
+        return out
+
+    def close_ballot(self, ballot_id, reason: str | None) -> bool:
+        """Close, then count. Two steps, because the count must hold exactly the votes recorded
+        before BallotClosed: a vote saved while we counted would otherwise be missed."""
+        ballot = self._ballot_by_id(ballot_id)
+        if ballot.status == OPEN:
+            with self._context(ballot, "system"):
+                ballot.close(reason or "closing_time", clock.now())
+            if self._save(ballot) is None:
+                return False
+        return self.resolve_ballot(ballot_id)
+
+    def resolve_ballot(self, ballot_id) -> bool:
+        ballot = self._ballot_by_id(ballot_id)
+        if ballot.status != CLOSED:
+            return False
+        result = self.count(ballot)
+        with self._context(ballot, "system"):
+            ballot.resolve(result, clock.now())
+        saved = self._save(ballot) is not None
+        self.project()
+        return saved
+
+    def count(self, ballot: Ballot) -> rules.Result:
+        """The tally of a closed ballot from its votes recorded before BallotClosed — the same
+        function the replay (retally, audit) applies to the events."""
+        self.project()
+        with self.engine.connect() as conn:
+            closed_position = conn.execute(sa.select(t.ballots.c.closed_position).where(
+                t.ballots.c.id == str(ballot.id))).scalar()
+            v = t.votes
+            rows = conn.execute(sa.select(v.c.vote, v.c.voter, v.c.choice, v.c.weight, v.c.headcount).where(
+                v.c.ballot == str(ballot.id), v.c.position < closed_position).order_by(v.c.position))
+            votes = [{"voter": r.voter or r.vote, "choice": r.choice, "weight": r.weight, "headcount": r.headcount}
+                     for r in rows]
+        return tally_record(ballot.opened, votes)
+
+    def due_to_finalise(self, now: datetime) -> list[str]:
+        self.project()
+        b = t.ballots
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(sa.select(b.c.id).where(
+                b.c.status.in_(RESOLVED), b.c.publicity_until <= clock.format(now), b.c.pending_objections == 0))]
+
+    def finalise(self, ballot_id) -> bool:
+        ballot = self._ballot_by_id(ballot_id)
+        if ballot.status not in RESOLVED:
+            return False
+        with self._context(ballot, "system"):
+            ballot.finalise(clock.now())
+        saved = self._save(ballot) is not None
+        self.project()
+        return saved
+
+    # ---- voting -----------------------------------------------------------------------------
+    def cast_vote(self, actor: str, community: str, ballot_id, voter: str, choice, *, channel: str = "online",
+                  paper_serial: str | None = None, proxy_authorisation: str | None = None) -> dict:
+        """Record a vote and return its receipt.
+
+        channel "online": the voter votes; "proxy": `actor` votes for `voter` with a written
+        authorisation; "paper": a community worker enters a paper ballot with its serial. A voter
+        has one channel: the first recorded stands, another is refused and kept in the record. On a
+        changeable ballot a vote through the same channel replaces the earlier one (both are kept).
+        Concurrent votes of one voter race for the next version of one aggregate: one wins, the
+        others get a Conflict (never two counted votes).
+        """
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
+        ballot = self.ballot(community, ballot_id, copy=False)
+        ballot.check_accepts_votes(clock.now())
+        entry = ballot.roll_entry(voter)
+        choice = ballot.normalised_choice(choice)
+        authorisation = None
+        if channel == "proxy":
+            if voter == actor:
+                raise InvalidInput("a proxy votes for someone else: vote for yourself directly")
+            authorisation = validate_text(proxy_authorisation, "proxy_authorisation", max_len=5000)
+        if channel == "paper":
+            paper_serial = validate_text(paper_serial, "paper_serial", max_len=64)
+            self._check_serial_unused(ballot, paper_serial)
+        else:
+            paper_serial = None
+        sealed = ballot.secret
+        vote_id = self.vote_id(ballot, voter)
+        vote = self._load(vote_id)
+        commitment = self.content.put(authorisation, subject=voter) if authorisation else None
+        fields = dict(choice=choice, weight=entry["weight"], headcount=entry["headcount"], channel=channel,
+                      paper_serial=paper_serial, proxy_authorisation_commitment=None if sealed else commitment,
+                      entered_by=actor if channel == "paper" else None)
+        voter_in_record = None if sealed else voter
+        with self._context(ballot, SEALED if sealed else actor):
+            if vote is None:
+                vote = Vote.cast(vote_id, community=community, ballot=str(ballot.id), voter=voter_in_record, **fields)
+            elif not vote.same_channel(channel):
+                vote.refuse(ballot=str(ballot.id), voter=voter_in_record, channel=channel, paper_serial=paper_serial,
+                            reason="another channel was recorded first")
+                self._save(vote)
+                raise Conflict(vote.channel_taken_message())
+            else:
+                vote.change(changeable=ballot.changeable, **fields)
+        recordings = self._save(vote, conflict="another vote of this voter was recorded at the same moment: "
+                                               "look at your current vote (and its receipt) before voting again")
+        if sealed and commitment:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(t.sealed_authorisations).values(vote=str(vote_id), version=vote.version,
+                                                                       commitment=commitment))
+        self.project()
+        state = self._ballot_row(ballot.id)
+        if state.closed_position is not None and state.closed_position < recordings[-1].notification.id:
+            raise Conflict("voting closed before this vote was recorded: it does not count")
+        if state.status == OPEN and state.voted >= state.roll_size:
+            self.close_ballot(ballot.id, "all_voted")  # early close: every voter on the roll has voted
+        return {"ballot": str(ballot.id), "receipt": vote.receipt, "version": vote.version, "channel": channel,
+                "choice": choice}
+
+    def _check_serial_unused(self, ballot: Ballot, serial: str) -> None:
+        with self.engine.connect() as conn:
+            taken = conn.execute(sa.select(t.votes.c.vote).where(
+                t.votes.c.ballot == str(ballot.id), t.votes.c.paper_serial == serial).limit(1)).first()
+        if taken:
+            raise Conflict(f"paper ballot serial {serial} has already been entered for this ballot")
+
+    def _ballot_row(self, ballot_id):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.ballots).where(t.ballots.c.id == str(ballot_id))).first()
+
+    # ---- the publicity period, annulment, re-run ----------------------------------------------
+    def lodge_objection(self, actor: str, community: str, ballot_id, text: str) -> dict:
+        ballot = self.ballot(community, ballot_id)
+        text = validate_text(text, "text", max_len=5000)
+        objection = str(uuid.uuid4())
+        with self._context(ballot, actor):
+            ballot.lodge_objection(objection, self.content.put(text, subject=actor), clock.now())
+        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self.project()
+        return {"objection": objection, "ballot": str(ballot.id), "publicity_until": ballot.publicity_until}
+
+    def rule_on_objection(self, actor: str, roles: list, community: str, ballot_id, objection: str, upheld: bool,
+                          reason: str) -> dict:
+        ballot = self.ballot(community, ballot_id)
+        if not isinstance(upheld, bool):
+            raise InvalidInput("upheld must be true or false")
+        reason = validate_text(reason, "reason", max_len=5000)
+        ballot.check_ruling(objection, actor, roles)
+        with self._context(ballot, actor):
+            ballot.rule_on_objection(objection, upheld, self.content.put(reason, subject=actor), actor, roles)
+        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self.project()
+        return self.ballot_view(community, ballot_id)
+
+    def annul_ballot(self, actor: str, community: str, ballot_id, reason: str) -> dict:
+        ballot = self.ballot(community, ballot_id)
+        reason = validate_text(reason, "reason", max_len=5000)
+        with self._context(ballot, actor):
+            ballot.annul(self.content.put(reason, subject=actor))
+        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self.project()
+        return self.ballot_view(community, ballot_id)
+
+    def rerun_ballot(self, actor: str, community: str, ballot_id) -> str:
+        """An annulled ballot is run again as a new ballot of the same case, to be configured anew."""
+        old = self.ballot(community, ballot_id)
+        new_id = uuid.uuid4()
+        with self._context(old, actor):
+            old.rerun_as(str(new_id))
+            new = Ballot._create(
+                Ballot.BallotPrepared, id=new_id, community=community, case=old.case,
+                title_commitment=old.title_commitment, description_commitment=old.description_commitment,
+                options=old.options, scope=old.scope, scope_id=old.scope_id, category=old.category,
+                consultation=old.consultation, proposal=old.proposal, convener=old.convener,
+                suggested_rule=old.config["rule"] if old.config else old.suggested_rule, rerun_of=str(old.id),
+            )
+        self._save(old, new, conflict="the ballot was re-run at the same time")
+        self.project()
+        return str(new_id)
+
+    # ---- the emergency path (art. 281 ¶2) -----------------------------------------------------
+    def declare_emergency(self, actor: str, roles: list, community: str, justification: str,
+                          title: str | None = None, scope: str = "community", scope_id: str | None = None,
+                          category: str | None = None, ballot_id=None) -> str:
+        """Declared on a ballot not yet open, or as a new one; the other of the two confirms it."""
+        declared_as = declaring_role(roles)
+        justification = validate_text(justification, "justification", max_len=5000)
+        if ballot_id is not None:
+            ballot = self.ballot(community, ballot_id)
+        else:
+            title = validate_text(title, "title", max_len=200)
+            scope, scope_id = self._scope(scope, scope_id)
+            bid = uuid.uuid4()
+            with command_context(community=community, actor=actor, case=str(bid)):
+                ballot = Ballot._create(
+                    Ballot.BallotPrepared, id=bid, community=community, case=str(bid),
+                    title_commitment=self.content.put(title, subject=actor), description_commitment=None, options=[],
+                    scope=scope, scope_id=scope_id, category=category, consultation=None, proposal=None,
+                    convener=None, suggested_rule=None, rerun_of=None,
+                )
+        with self._context(ballot, actor):
+            ballot.declare_emergency(self.content.put(justification, subject=actor), actor, declared_as)
+        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self.project()
+        return str(ballot.id)
+
+    def confirm_emergency(self, actor: str, roles: list, community: str, ballot_id) -> dict:
+        ballot = self.ballot(community, ballot_id)
+        with self._context(ballot, actor):
+            ballot.confirm_emergency(actor, roles)
+        self._save(ballot, conflict="the emergency was confirmed at the same time")
+        self.project()
+        return self.ballot_view(community, ballot_id)
+
+    # ---- the record, replayed ----------------------------------------------------------------
+    REPLAY_EVENTS = (Ballot.BallotOpened, Ballot.BallotClosed, Ballot.ResolutionAdopted, Ballot.ResolutionRejected,
+                     Vote.VoteCast, Vote.VoteChanged)
+
+    def _record_envelopes(self):
+        """The service's log as envelopes (what the audit log holds), limited to what a count reads."""
+        topics = [get_topic(cls) for cls in self.REPLAY_EVENTS]
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(start=start, limit=1000, topics=topics)
+            for n in batch:
+                yield envelope.from_domain_event(self.name, n.id, self.mapper.to_domain_event(n))
+            if len(batch) < 1000:
+                return
+            start = batch[-1].id + 1
+
+    def retally(self, ballot_id) -> dict:
+        """Recount a ballot from its events alone and compare with the result it recorded."""
+        bid = str(parse_id(ballot_id, "ballot"))
+        record = replay_ballot(self._record_envelopes(), bid)
+        if record.opened is None:
+            raise NotFound(f"ballot {bid} does not exist or never opened")
+        if record.recorded_result is None:
+            raise Conflict(f"ballot {bid} has no recorded result yet")
+        replayed = tally_record(record.opened, record.votes).to_dict()
+        diffs = differences(record.recorded_result, replayed)
+        return {"ballot": bid, "match": not diffs, "differences": diffs, "recorded": record.recorded_result,
+                "replayed": replayed, "votes_counted": len(record.votes), "late_votes": record.late_votes}
+
+    # ---- projection ----------------------------------------------------------------------------
+    def project(self) -> int:
+        """Bring the read model up to the log head. Several instances share it: whichever applies an
+        event first wins, the others see AlreadyProjected (or a key clash) and carry on after it."""
+        for _attempt in range(100):
+            try:
+                return catch_up_projection(self, self.name, self.projection)
+            except (AlreadyProjected, sa.exc.IntegrityError):
+                continue
+        raise RuntimeError("the decisions read model could not catch up (100 clashes in a row)")
+
+    # ---- queries ---------------------------------------------------------------------------------
+    def _texts(self, *commitments) -> dict:
+        return self.content.get_many([c for c in commitments if c])
+
+    def ballot_view(self, community: str, ballot_id) -> dict:
+        ballot = self.ballot(community, ballot_id, copy=False)
+        row = self._ballot_row(ballot.id)
+        o_rows = []
+        with self.engine.connect() as conn:
+            o_rows = list(conn.execute(sa.select(t.objections).where(t.objections.c.ballot == str(ballot.id))
+                                       .order_by(t.objections.c.lodged_at)))
+        emergency = dict(ballot.emergency) if ballot.emergency else None
+        annulment = dict(ballot.annulment) if ballot.annulment else None
+        texts = self._texts(
+            ballot.title_commitment, ballot.description_commitment,
+            *[o["title_commitment"] for o in ballot.options], *[o["description_commitment"] for o in ballot.options],
+            *[r.text_commitment for r in o_rows], *[r.reason_commitment for r in o_rows],
+            (emergency or {}).get("justification_commitment"), (annulment or {}).get("reason_commitment"))
+        if emergency:
+            emergency["justification"] = texts.get(emergency["justification_commitment"])
+        if annulment and annulment.get("reason_commitment"):
+            annulment["reason"] = texts.get(annulment["reason_commitment"])
+        return {
+            "id": str(ballot.id), "community": ballot.community, "case": ballot.case, "status": ballot.status,
+            "title": texts.get(ballot.title_commitment), "title_commitment": ballot.title_commitment,
+            "description": texts.get(ballot.description_commitment),
+            "options": [dict(o, title=texts.get(o["title_commitment"]),
+                             description=texts.get(o["description_commitment"])) for o in ballot.options],
+            "scope": ballot.scope, "scope_id": ballot.scope_id, "category": ballot.category,
+            "consultation": ballot.consultation, "proposal": ballot.proposal, "convener": ballot.convener,
+            "suggested_rule": ballot.suggested_rule, "configuration": ballot.config,
+            "not_opened_reason": ballot.not_opened_reason,
+            "roll_size": len(ballot.roll) if ballot.roll else None, "roll_hash": ballot.roll_hash,
+            "voted": row.voted if row else 0, "closed_at": ballot.closed_at, "result": ballot.result,
+            "publicity_until": ballot.publicity_until, "outcome": ballot.outcome,
+            "objections": [{"id": r.id, "lodged_by": r.lodged_by, "lodged_at": r.lodged_at,
+                            "text": texts.get(r.text_commitment), "upheld": r.upheld,
+                            "reason": texts.get(r.reason_commitment), "ruled_by": r.ruled_by, "ruled_at": r.ruled_at}
+                           for r in o_rows],
+            "annulment": annulment, "emergency": emergency, "rerun_of": ballot.rerun_of, "rerun": ballot.rerun,
+        }
+
+    def list_ballots(self, community: str, status: str | None = None) -> list[dict]:
+        self.project()
+        b = t.ballots
+        cond = [b.c.community == community] + ([b.c.status == status] if status else [])
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(b).where(*cond).order_by(b.c.updated_at.desc())))
+        titles = self._texts(*[r.title_commitment for r in rows])
+        return [{"id": r.id, "case": r.case_id, "status": r.status, "title": titles.get(r.title_commitment),
+                 "preset": r.preset, "voting_unit": r.voting_unit, "secret": r.secret, "opens_at": r.opens_at,
+                 "closes_at": r.closes_at, "roll_size": r.roll_size, "voted": r.voted, "outcome": r.outcome,
+                 "publicity_until": r.publicity_until} for r in rows]
+
+    def roll(self, community: str, ballot_id) -> dict:
+        ballot = self.ballot(community, ballot_id, copy=False)
+        if ballot.opened is None:
+            raise Conflict("the voter roll is frozen when the ballot opens; it has not opened")
+        return {"ballot": str(ballot.id), "roll_hash": ballot.roll_hash, "roll": ballot.opened["roll"]}
+
+    def board(self, community: str, ballot_id, receipt: str | None = None, after: str | None = None,
+              limit: int = 1000) -> dict:
+        """The public bulletin board: the receipt of every standing vote, so each voter can find
+        theirs; choices and weights once voting has closed (never a running tally)."""
+        ballot = self.ballot(community, ballot_id, copy=False)
+        revealed = ballot.closed_at is not None
+        v = t.votes
+        cond = [v.c.ballot == str(ballot.id), v.c.current.is_(True)]
+        if receipt:
+            cond.append(v.c.receipt == receipt)
+        if after:
+            cond.append(v.c.receipt > after)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(v.c.receipt, v.c.choice, v.c.weight, v.c.headcount, v.c.channel)
+                                     .where(*cond).order_by(v.c.receipt).limit(limit)))
+        entries = [{"receipt": r.receipt, **({"choice": r.choice, "weight": r.weight, "headcount": r.headcount,
+                                              "channel": r.channel} if revealed else {})} for r in rows]
+        return {"ballot": str(ballot.id), "status": ballot.status, "revealed": revealed, "entries": entries}
+
+    def my_vote(self, community: str, ballot_id, voter: str) -> dict:
+        ballot = self.ballot(community, ballot_id, copy=False)
+        vote = self._load(self.vote_id(ballot, voter), copy=False)
+        if vote is None:
+            raise NotFound("no vote of yours is recorded on this ballot")
+        return {"ballot": str(ballot.id), "receipt": vote.receipt, "choice": vote.choice, "channel": vote.channel,
+                "paper_serial": vote.paper_serial, "version": vote.version}
+
+
+# ---- the read model, kept from the service's own log ------------------------------------------
+def _lock_projection(conn: sa.Connection, env: dict) -> None:
+    """Instances share the read model: lock its tracking row, so one of them applies each event.
+
+    (SQLite serialises writers at BEGIN IMMEDIATE already; FOR UPDATE is for PostgreSQL.)
+    """
+    tc = consumer_tracking.c
+    tracked = conn.execute(sa.select(tc.position).where(tc.consumer == PROJECTION, tc.source == "decisions")
+                           .with_for_update()).scalar()
+    if tracked is not None and tracked >= env["position"]:
+        raise AlreadyProjected(env["position"])
+
+
+def _set(conn, env, **values) -> None:
+    conn.execute(sa.update(t.ballots).where(t.ballots.c.id == env["aggregate"]["id"])
+                 .values(updated_at=env["occurred_at"], **values))
+
+
+def _prepared(conn, env, d):
+    conn.execute(sa.insert(t.ballots).values(
+        id=env["aggregate"]["id"], community=env["community"], case_id=env.get("case"), status="prepared",
+        title_commitment=d.get("title_commitment"), voted=0, pending_objections=0, updated_at=env["occurred_at"]))
+
+
+def _configured(conn, env, d):
+    _set(conn, env, status=CONFIGURED, preset=d["rule"]["preset"], voting_unit=d["voting_unit"], secret=d["secret"],
+         opens_at=d["opens_at"], closes_at=d["closes_at"])
+
+
+def _vote(conn, env, d):
+    closed_at = conn.execute(sa.select(t.ballots.c.closed_position).where(t.ballots.c.id == d["ballot"])).scalar()
+    late = closed_at is not None
+    vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
+    if not late:
+        conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True)).values(current=False))
+        if version == 1:
+            conn.execute(sa.update(t.ballots).where(t.ballots.c.id == d["ballot"]).values(voted=t.ballots.c.voted + 1))
+    conn.execute(sa.insert(t.votes).values(
+        vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
+        receipt=d["receipt"], choice=d["choice"], weight=d["weight"], headcount=d["headcount"], channel=d["channel"],
+        paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"], current=not late, late=late))
+
+
+def _objection_lodged(conn, env, d):
+    conn.execute(sa.insert(t.objections).values(id=d["objection"], ballot=env["aggregate"]["id"],
+                                                lodged_by=env["actor"], lodged_at=env["occurred_at"],
+                                                text_commitment=d["text_commitment"]))
+    _set(conn, env, pending_objections=t.ballots.c.pending_objections + 1)
+
+
+def _objection_ruled(conn, env, d):
+    conn.execute(sa.update(t.objections).where(t.objections.c.id == d["objection"]).values(
+        upheld=d["upheld"], reason_commitment=d["reason_commitment"], ruled_by=env["actor"],
+        ruled_at=env["occurred_at"]))
+    _set(conn, env, pending_objections=t.ballots.c.pending_objections - 1)
+
+
+PROJECTORS = {
+    "BallotPrepared": _prepared,
+    "BallotConfigured": _configured,
+    "BallotNotOpened": lambda conn, env, d: _set(conn, env, status="prepared"),
+    "BallotOpened": lambda conn, env, d: _set(conn, env, status=OPEN, roll_size=len(d["roll"])),
+    "BallotClosed": lambda conn, env, d: _set(conn, env, status=CLOSED, closed_position=env["position"]),
+    "ResolutionAdopted": lambda conn, env, d: _set(conn, env, status="adopted", outcome="adopted",
+                                                   publicity_until=d["publicity_until"]),
+    "ResolutionRejected": lambda conn, env, d: _set(conn, env, status="rejected", outcome="rejected",
+                                                    publicity_until=d["publicity_until"]),
+    "ObjectionLodged": _objection_lodged,
+    "ObjectionRuled": _objection_ruled,
+    "ResolutionAnnulled": lambda conn, env, d: _set(conn, env, status="annulled"),
+    "BallotAnnulled": lambda conn, env, d: _set(conn, env, status="annulled"),
+    "EmergencyDeclared": lambda conn, env, d: _set(conn, env, status="emergency_declared"),
+    "ResolutionFinal": lambda conn, env, d: _set(conn, env, status="final", outcome=d["outcome"]),
+    "VoteCast": _vote,
+    "VoteChanged": _vote,
+}
+
+
+def project_envelope(conn: sa.Connection, env: dict) -> None:
+    _lock_projection(conn, env)
+    projector = PROJECTORS.get(env["type"])
+    if projector is not None:
+        projector(conn, env, env["data"])

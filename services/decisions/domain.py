@@ -1,0 +1,485 @@
+"""Decisions (决策): ballots, their frozen rolls, votes, resolutions and the publicity period.
+
+Pure Python on eventsourcing aggregates; no I/O. Counting is the `rules` package's job: this module
+only keeps the record a count is made from (and, for a court or an auditor, everything around it).
+
+A Ballot is prepared (from a concluded deliberation, or by a community worker), configured (rule,
+eligibility, times, secrecy), opened (the roll is frozen into BallotOpened), closed, and resolved
+(ResolutionAdopted / ResolutionRejected with every number). A publicity period follows in which
+objections are lodged and ruled on; ResolutionFinal ends it. The emergency path (Civil Code
+art. 281 ¶2) records a justification declared by a community worker and the party-committee lead
+together instead of a vote.
+
+One Vote aggregate per (ballot, voter) keeps every vote a voter cast, so a ballot with 10,000
+votes costs the same per vote as one with 10, and a concurrent duplicate fails on its version.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from eventsourcing.domain import event
+
+import rules
+from services.common import clock
+from services.common.aggregate import Aggregate
+from services.common.envelope import canonical
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+# Who votes. Owners' matters use the area-and-headcount rule; tenants vote only under the
+# residents' presets; a council ballot is for the council's members.
+VOTING_UNITS = ("owner", "resident", "household", "council")
+UNITS_BY_PRESET = {
+    "owners_ordinary": ("owner",),
+    "owners_major": ("owner",),
+    "residents_meeting": ("resident", "household"),
+    "council": ("council",),
+    "generic": VOTING_UNITS,
+}
+OWNERS_PRESETS = ("owners_ordinary", "owners_major")
+OWNERS_NOTICE_DAYS = 15  # owners' assemblies: 15 days' notice by national regulation
+SCOPES = ("community", "compound", "building")
+CHANNELS = ("online", "proxy", "paper")
+# Methods that decide a motion: under them a single option is a yes/no motion on that option.
+MOTION_METHODS = ("majority", "supermajority", "consent")
+
+# Ballot statuses, in the order a ballot normally passes through them.
+PREPARED, CONFIGURED, OPEN, CLOSED = "prepared", "configured", "open", "closed"
+ADOPTED, REJECTED, FINAL, ANNULLED = "adopted", "rejected", "final", "annulled"
+EMERGENCY_DECLARED = "emergency_declared"
+RESOLVED = (ADOPTED, REJECTED)
+SETTLED = (FINAL, ANNULLED)  # nothing more happens to the ballot (a re-run is a new ballot)
+
+ROLE_WORKER, ROLE_LEAD = "community_worker", "party_lead"
+
+
+def required_notice_days(preset: str, community_rules: dict) -> int:
+    """Days between the notice (configuration) and the opening: the community's rule, and for
+    owners' matters at least the national 15 days."""
+    days = int(community_rules.get("ballot_notice_days", 7))
+    return max(days, OWNERS_NOTICE_DAYS) if preset in OWNERS_PRESETS else days
+
+
+def vote_receipt(ballot: str, vote: str, version: int, choice, nonce: str) -> str:
+    """The receipt a voter finds on the bulletin board: it binds the recorded vote (which keeps the
+    nonce) and says nothing about who cast it."""
+    payload = {"ballot": ballot, "vote": vote, "version": version, "choice": choice, "nonce": nonce}
+    return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+# ---- the roll ------------------------------------------------------------------------------------
+def build_roll(voting_unit: str, facts: list, at: datetime) -> list[rules.RollEntry]:
+    """The frozen roll from the directory's facts as they stood at `at` (the opening).
+
+    facts: for "owner" the units in scope ({unit, area, owners, representative, developer_unsold});
+    for "resident" and "household" the residents ({person, household, adult}); for "council" the
+    members' person ids. The directory answers as of `at`, so ownership needs no dates here.
+    """
+    day: date = at.date()
+    if voting_unit == "owner":
+        units = [
+            rules.Unit(
+                unit=u["unit"], area=Decimal(u["area"]),
+                owners=tuple(rules.Ownership(o) for o in u["owners"]),
+                developer_unsold=bool(u["developer_unsold"]), representative=u.get("representative"),
+            )
+            for u in facts
+        ]
+        return rules.build_owner_roll(units, day)
+    if voting_unit == "resident":
+        return rules.build_resident_roll(
+            [rules.Resident(r["person"], r.get("household"), adult=bool(r["adult"])) for r in facts], day)
+    if voting_unit == "household":
+        # One household one vote, cast by its adults: a household without an adult resident
+        # (an empty flat) cannot take part and does not weigh on the quorum.
+        with_adults = sorted({r["household"] for r in facts if r["adult"] and r.get("household")})
+        return rules.build_household_roll([rules.Household(h) for h in with_adults], day)
+    if voting_unit == "council":
+        return rules.build_resident_roll([rules.Resident(p, adult=True) for p in facts], day)
+    raise InvalidInput(f"voting_unit must be one of {', '.join(VOTING_UNITS)}")
+
+
+# ---- the ballot ----------------------------------------------------------------------------------
+class Ballot(Aggregate):
+    EVENT_NAMES_ARE_TYPES = True
+
+    @event("BallotPrepared")
+    def __init__(self, community: str, case: str, title_commitment: str | None,
+                 description_commitment: str | None, options: list, scope: str, scope_id: str | None,
+                 category: str | None, consultation: str | None, proposal: str | None, convener: str | None,
+                 suggested_rule: dict | None, rerun_of: str | None):
+        self.community, self.case = community, case
+        self.title_commitment = title_commitment
+        self.description_commitment = description_commitment
+        self.options = list(options)
+        self.scope, self.scope_id, self.category = scope, scope_id, category
+        self.consultation, self.proposal, self.convener = consultation, proposal, convener
+        self.suggested_rule = suggested_rule
+        self.rerun_of, self.rerun = rerun_of, None
+        self.status = PREPARED
+        self.config: dict | None = None
+        self.opened: dict | None = None  # what a count needs from BallotOpened (see rules.record)
+        self.roll: dict[str, dict] = {}
+        self.roll_hash: str | None = None
+        self.not_opened_reason: str | None = None
+        self.closed_at: str | None = None
+        self.result: dict | None = None
+        self.publicity_until: str | None = None
+        self.objections: dict[str, dict] = {}
+        self.outcome: str | None = None
+        self.annulment: dict | None = None
+        self.emergency: dict | None = None
+
+    # -- configuration -----------------------------------------------------------------------
+    @property
+    def option_ids(self) -> list[str]:
+        """The options voted among ([] for a motion)."""
+        return [o["id"] for o in self.config["options"]]
+
+    @property
+    def rule(self) -> rules.Rule | None:
+        return rules.Rule.from_dict(self.config["rule"]) if self.config else None
+
+    @property
+    def secret(self) -> bool:
+        return bool(self.config and self.config["secret"])
+
+    @property
+    def changeable(self) -> bool:
+        return bool(self.config and self.config["changeable"])
+
+    def _must_be(self, *statuses: str, doing: str) -> None:
+        if self.status not in statuses:
+            raise Conflict(f"cannot {doing}: the ballot is {self.status.replace('_', ' ')}")
+
+    def configure(self, *, rule: rules.Rule, voting_unit: str, options: list | None, opens_at: datetime,
+                  closes_at: datetime, secret: bool, changeable: bool, community_rules: dict, now: datetime):
+        if self.status == OPEN:
+            raise Conflict("the ballot is open: its rule, options and voter roll are frozen until it closes")
+        self._must_be(PREPARED, CONFIGURED, doing="change the ballot's configuration")
+        if voting_unit not in UNITS_BY_PRESET[rule.preset]:
+            raise InvalidInput(f"the {rule.preset} rule counts {' or '.join(UNITS_BY_PRESET[rule.preset])} votes, "
+                               f"not {voting_unit} votes")
+        options = self.options if options is None else options
+        voted, motion = options, None
+        if len(options) == 1 and rule.method in MOTION_METHODS:
+            voted, motion = [], options[0]  # agree / disagree / abstain on the one option
+        try:
+            rules.check_options(rule, [o["id"] for o in voted])
+        except rules.RulesError as exc:
+            raise InvalidInput(str(exc)) from None
+        notice_days = required_notice_days(rule.preset, community_rules)
+        if opens_at < now + timedelta(days=notice_days):
+            raise InvalidInput(f"the {rule.preset} rule needs {notice_days} days' notice: open at "
+                               f"{clock.format(now + timedelta(days=notice_days))} or later")
+        if closes_at <= opens_at:
+            raise InvalidInput("closes_at must be after opens_at")
+        self._configured(
+            rule=rule.to_dict(), voting_unit=voting_unit, candidates=options, options=voted, motion=motion,
+            opens_at=clock.format(opens_at),
+            closes_at=clock.format(closes_at), secret=secret, changeable=changeable, notice_days=notice_days,
+            publicity_days=int(community_rules.get("publicity_days", 7)),
+        )
+
+    @event("BallotConfigured")
+    def _configured(self, rule: dict, voting_unit: str, candidates: list, options: list, motion: dict | None,
+                    opens_at: str, closes_at: str, secret: bool, changeable: bool, notice_days: int,
+                    publicity_days: int):
+        self.options = list(candidates)
+        self.config = {"rule": rule, "voting_unit": voting_unit, "options": list(options), "motion": motion,
+                       "opens_at": opens_at, "closes_at": closes_at, "secret": secret, "changeable": changeable,
+                       "notice_days": notice_days, "publicity_days": publicity_days}
+        self.status = CONFIGURED
+
+    # -- opening: the roll is frozen ---------------------------------------------------------
+    def open(self, roll: list[rules.RollEntry]):
+        self._must_be(CONFIGURED, doing="open the ballot")
+        c = self.config
+        self._opened(
+            roll=[e.to_dict() for e in roll], roll_hash=rules.roll_hash(roll), rule=c["rule"], options=c["options"],
+            motion=c["motion"], voting_unit=c["voting_unit"], opens_at=c["opens_at"], closes_at=c["closes_at"], secret=c["secret"],
+            changeable=c["changeable"],
+        )
+
+    @event("BallotOpened")
+    def _opened(self, roll: list, roll_hash: str, rule: dict, options: list, motion: dict | None, voting_unit: str,
+                opens_at: str, closes_at: str, secret: bool, changeable: bool):
+        self.opened = {"roll": roll, "roll_hash": roll_hash, "rule": rule, "options": options, "secret": secret}
+        self.roll = {e["voter"]: e for e in roll}
+        self.roll_hash = roll_hash
+        self.status = OPEN
+
+    def not_opened(self, reason: str):
+        """The directory gave no valid roll at the opening: back to prepared, to be set up again."""
+        self._must_be(CONFIGURED, doing="record a failed opening")
+        self._not_opened(reason=reason)
+
+    @event("BallotNotOpened")
+    def _not_opened(self, reason: str):
+        self.not_opened_reason = reason
+        self.status = PREPARED
+
+    # -- voting --------------------------------------------------------------------------------
+    def check_accepts_votes(self, now: datetime) -> None:
+        if self.status != OPEN:
+            if self.status in (PREPARED, CONFIGURED):
+                raise Conflict("the ballot is not open for voting yet"
+                               + (f" (it opens at {self.config['opens_at']})" if self.config else ""))
+            raise Conflict(f"the ballot is {self.status.replace('_', ' ')}: votes are no longer accepted")
+        if clock.format(now) >= self.config["closes_at"]:
+            raise Conflict(f"voting closed at {self.config['closes_at']}: votes are no longer accepted")
+
+    def roll_entry(self, voter: str) -> dict:
+        entry = self.roll.get(voter)
+        if entry is None:
+            raise Forbidden("not on this ballot's voter roll: the roll was frozen when the ballot opened")
+        return entry
+
+    def normalised_choice(self, choice):
+        """The choice in its canonical JSON form, or InvalidInput saying what this ballot accepts."""
+        try:
+            checked = rules.check_choice(self.rule, self.option_ids, choice)
+        except rules.RulesError as exc:
+            raise InvalidInput(f"invalid choice: {exc}") from None
+        return rules.Vote("_", checked).to_dict()["choice"]
+
+    # -- closing and the resolution -----------------------------------------------------------
+    def close(self, reason: str, now: datetime):
+        self._must_be(OPEN, doing="close the ballot")
+        self._closed(reason=reason, closed_at=clock.format(now))
+
+    @event("BallotClosed")
+    def _closed(self, reason: str, closed_at: str):
+        self.closed_at = closed_at
+        self.status = CLOSED
+
+    def resolve(self, result: rules.Result, now: datetime):
+        self._must_be(CLOSED, doing="record a resolution")
+        until = clock.format(now + timedelta(days=self.config["publicity_days"]))
+        data = {"ballot": str(self.id), "result": result.to_dict(), "publicity_until": until}
+        if result.adopted:
+            self._adopted(**data)
+        else:
+            self._rejected(**data)
+
+    @event("ResolutionAdopted")
+    def _adopted(self, ballot: str, result: dict, publicity_until: str):
+        self._resolved(ADOPTED, result, publicity_until)
+
+    @event("ResolutionRejected")
+    def _rejected(self, ballot: str, result: dict, publicity_until: str):
+        self._resolved(REJECTED, result, publicity_until)
+
+    def _resolved(self, status: str, result: dict, publicity_until: str):
+        self.result, self.publicity_until, self.status = result, publicity_until, status
+
+    # -- the publicity period (公示期) -----------------------------------------------------------
+    def lodge_objection(self, objection: str, text_commitment: str, now: datetime):
+        self._must_be(*RESOLVED, doing="lodge an objection")
+        if clock.format(now) >= self.publicity_until:
+            raise Conflict(f"the publicity period ended at {self.publicity_until}")
+        self._objection_lodged(objection=objection, text_commitment=text_commitment)
+
+    @event("ObjectionLodged")
+    def _objection_lodged(self, objection: str, text_commitment: str):
+        self.objections[objection] = {"text_commitment": text_commitment, "ruling": None}
+
+    def may_rule(self, actor: str, roles: list[str]) -> bool:
+        """The convener rules on objections; without a consultation (or a known convener), the lead."""
+        return actor == self.convener if self.convener else ROLE_LEAD in roles
+
+    def check_ruling(self, objection: str, actor: str, roles: list[str]) -> None:
+        """Refuse a ruling that cannot be made (before anything is stored for it)."""
+        self._must_be(*RESOLVED, doing="rule on an objection")
+        found = self.objections.get(objection)
+        if found is None:
+            raise NotFound(f"objection {objection} does not exist on this ballot")
+        if not self.may_rule(actor, roles):
+            raise Forbidden("objections are ruled on by the consultation's convener" if self.convener else
+                            "objections to a ballot without a consultation are ruled on by the party-committee lead")
+        if found["ruling"] is not None:
+            raise Conflict("this objection has already been ruled on")
+
+    def rule_on_objection(self, objection: str, upheld: bool, reason_commitment: str, actor: str, roles: list[str]):
+        """An upheld objection annuls the resolution (the ballot may then be re-run)."""
+        self.check_ruling(objection, actor, roles)
+        self._objection_ruled(objection=objection, upheld=upheld, reason_commitment=reason_commitment)
+        if upheld:
+            self._resolution_annulled(ballot=str(self.id), objection=objection)
+
+    @event("ObjectionRuled")
+    def _objection_ruled(self, objection: str, upheld: bool, reason_commitment: str):
+        self.objections[objection]["ruling"] = {"upheld": upheld, "reason_commitment": reason_commitment}
+
+    @event("ResolutionAnnulled")
+    def _resolution_annulled(self, ballot: str, objection: str):
+        self.annulment = {"by": "objection", "objection": objection}
+        self.status = ANNULLED
+
+    @property
+    def pending_objections(self) -> int:
+        return sum(1 for o in self.objections.values() if o["ruling"] is None)
+
+    def finalise(self, now: datetime):
+        """After the publicity period, once every objection is ruled on."""
+        self._must_be(*RESOLVED, doing="make the resolution final")
+        if clock.format(now) < self.publicity_until:
+            raise Conflict(f"the publicity period runs until {self.publicity_until}")
+        if self.pending_objections:
+            raise Conflict("an objection is waiting for a ruling")
+        self._final(**self._final_data(self.status, summary=_summary(self.result), justification_commitment=None))
+
+    def _final_data(self, outcome: str, **extra) -> dict:
+        """What the action stage needs to act on the decision without reading the ballot."""
+        winner = None  # the option decided on: a motion's subject, or the winning option
+        if self.status == ADOPTED:
+            winner = self.config["motion"] or next(
+                (o for o in self.config["options"] if o["id"] == self.result["winner"]), None)
+        return dict(
+            ballot=str(self.id), outcome=outcome, consultation=self.consultation, proposal=self.proposal,
+            scope=self.scope, scope_id=self.scope_id, category=self.category, title_commitment=self.title_commitment,
+            winner=winner, **extra,
+        )
+
+    @event("ResolutionFinal")
+    def _final(self, ballot: str, outcome: str, consultation: str | None, proposal: str | None, scope: str,
+               scope_id: str | None, category: str | None, title_commitment: str | None, winner: dict | None,
+               summary: dict | None, justification_commitment: str | None):
+        self.outcome = outcome
+        self.status = FINAL
+
+    # -- annulment and re-run -----------------------------------------------------------------
+    def annul(self, reason_commitment: str):
+        if self.status in SETTLED:
+            raise Conflict("a final resolution can only be changed by a new case" if self.status == FINAL
+                           else "the ballot is already annulled")
+        self._annulled(reason_commitment=reason_commitment)
+
+    @event("BallotAnnulled")
+    def _annulled(self, reason_commitment: str):
+        self.annulment = {"by": "worker", "reason_commitment": reason_commitment}
+        self.status = ANNULLED
+
+    def rerun_as(self, new_ballot: str):
+        self._must_be(ANNULLED, doing="re-run the ballot")
+        if self.rerun:
+            raise Conflict(f"the ballot has already been re-run as {self.rerun}")
+        self._rerun(rerun=new_ballot)
+
+    @event("BallotRerun")
+    def _rerun(self, rerun: str):
+        self.rerun = rerun
+
+    # -- emergency (art. 281 ¶2) ---------------------------------------------------------------
+    def declare_emergency(self, justification_commitment: str, declared_by: str, declared_as: str):
+        self._must_be(PREPARED, CONFIGURED, doing="declare an emergency")
+        self._emergency_declared(justification_commitment=justification_commitment, declared_by=declared_by,
+                                 declared_as=declared_as)
+
+    @event("EmergencyDeclared")
+    def _emergency_declared(self, justification_commitment: str, declared_by: str, declared_as: str):
+        self.emergency = {"justification_commitment": justification_commitment, "declared_by": declared_by,
+                          "declared_as": declared_as}
+        self.status = EMERGENCY_DECLARED
+
+    def confirm_emergency(self, actor: str, roles: list[str]):
+        """The second of the two: a community worker and the party-committee lead declare together."""
+        self._must_be(EMERGENCY_DECLARED, doing="confirm an emergency")
+        if actor == self.emergency["declared_by"]:
+            raise Forbidden("an emergency is declared by two people together: someone else must confirm it")
+        confirmed_as = ROLE_LEAD if self.emergency["declared_as"] == ROLE_WORKER else ROLE_WORKER
+        if confirmed_as not in roles:
+            raise Forbidden(f"this emergency was declared by the {self.emergency['declared_as'].replace('_', ' ')}: "
+                            f"it needs the {confirmed_as.replace('_', ' ')} to confirm it")
+        self._emergency_confirmed(confirmed_by=actor, confirmed_as=confirmed_as)
+        self._final(**self._final_data("emergency", summary=None,
+                                       justification_commitment=self.emergency["justification_commitment"]))
+
+    @event("EmergencyConfirmed")
+    def _emergency_confirmed(self, confirmed_by: str, confirmed_as: str):
+        self.emergency.update(confirmed_by=confirmed_by, confirmed_as=confirmed_as)
+
+
+def declaring_role(roles: list[str]) -> str:
+    """The role in which someone declares an emergency (the other one must confirm it)."""
+    for role in (ROLE_WORKER, ROLE_LEAD):
+        if role in roles:
+            return role
+    raise Forbidden("an emergency is declared by a community worker or the party-committee lead")
+
+
+def _summary(result: dict | None) -> dict | None:
+    """The numbers the action stage and residents read first; the full result is in the resolution."""
+    if result is None:
+        return None
+    keys = ("outcome", "winner", "eligible_area", "eligible_heads", "participating_area", "participating_heads",
+            "agreeing_area", "agreeing_heads")
+    return {k: result.get(k) for k in keys}
+
+
+# ---- the vote ------------------------------------------------------------------------------------
+class Vote(Aggregate):
+    """One voter's votes on one ballot: the first VoteCast, every change, and refusals kept.
+
+    For a secret ballot `voter` is None and the aggregate id is an HMAC only the service can compute.
+    """
+
+    EVENT_NAMES_ARE_TYPES = True
+
+    @event("VoteCast")
+    def __init__(self, community: str, ballot: str, voter: str | None, receipt: str, nonce: str, choice,
+                 weight: str, headcount: int, channel: str, paper_serial: str | None,
+                 proxy_authorisation_commitment: str | None, entered_by: str | None):
+        self.community, self.ballot, self.voter = community, ballot, voter
+        self._apply(receipt, choice, channel, paper_serial)
+        self.refusals = 0
+
+    def _apply(self, receipt, choice, channel, paper_serial):
+        self.receipt, self.choice, self.channel, self.paper_serial = receipt, choice, channel, paper_serial
+
+    @classmethod
+    def cast(cls, vote_id, *, community: str, ballot: str, voter: str | None, choice, weight: str, headcount: int,
+             channel: str, paper_serial: str | None = None, proxy_authorisation_commitment: str | None = None,
+             entered_by: str | None = None) -> "Vote":
+        nonce = secrets.token_hex(16)
+        return cls._create(
+            cls.VoteCast, id=vote_id, community=community, ballot=ballot, voter=voter,
+            receipt=vote_receipt(ballot, str(vote_id), 1, choice, nonce), nonce=nonce, choice=choice, weight=weight,
+            headcount=headcount, channel=channel, paper_serial=paper_serial,
+            proxy_authorisation_commitment=proxy_authorisation_commitment, entered_by=entered_by,
+        )
+
+    def change(self, *, choice, weight: str, headcount: int, channel: str, changeable: bool,
+               paper_serial: str | None = None, proxy_authorisation_commitment: str | None = None,
+               entered_by: str | None = None) -> None:
+        if not changeable:
+            raise Conflict(f"this ballot does not allow changing a vote: the vote with receipt {self.receipt} stands")
+        nonce = secrets.token_hex(16)
+        self._changed(
+            ballot=self.ballot, voter=self.voter, receipt=vote_receipt(self.ballot, str(self.id), self.version + 1,
+                                                                       choice, nonce),
+            nonce=nonce, choice=choice, weight=weight, headcount=headcount, channel=channel,
+            paper_serial=paper_serial, proxy_authorisation_commitment=proxy_authorisation_commitment,
+            entered_by=entered_by,
+        )
+
+    @event("VoteChanged")
+    def _changed(self, ballot: str, voter: str | None, receipt: str, nonce: str, choice, weight: str, headcount: int,
+                 channel: str, paper_serial: str | None, proxy_authorisation_commitment: str | None,
+                 entered_by: str | None):
+        self._apply(receipt, choice, channel, paper_serial)
+
+    def same_channel(self, channel: str) -> bool:
+        return channel == self.channel
+
+    @event("VoteRefused")
+    def refuse(self, ballot: str, voter: str | None, channel: str, paper_serial: str | None, reason: str):
+        """A vote through a second channel: refused, and kept in the record."""
+        self.refusals += 1
+
+    def channel_taken_message(self) -> str:
+        first = f"a paper ballot (serial {self.paper_serial})" if self.channel == "paper" else f"a {self.channel} vote"
+        return (f"{first} was recorded first for this voter, and a voter votes through one channel only: "
+                "this vote is refused (and kept in the record)")
