@@ -33,6 +33,17 @@ class ContentStore:
             conn.execute(sa.insert(texts).values(commitment=commitment, salt=salt, body=text, subject=subject))
         return commitment
 
+    def put_many(self, items) -> list[str]:
+        """Store (text, subject) pairs in one transaction; their commitments, in order."""
+        rows = []
+        for text, subject in items:
+            commitment, salt = commit_text(text)
+            rows.append({"commitment": commitment, "salt": salt, "body": text, "subject": subject})
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(texts), rows)
+        return [r["commitment"] for r in rows]
+
     def get(self, commitment: str | None) -> str | None:
         if not commitment:
             return None

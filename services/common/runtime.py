@@ -232,6 +232,14 @@ class ServiceBase:
         return read_envelopes(app, self.name, int(start), min(int(limit), 1000))
 
     @rpc
+    def read_texts(self, commitments: list) -> dict:
+        """Texts of this service's erasable store by commitment (at most 1000), for a service that
+        shows another's texts at the moment it needs them (notifications renders messages at send
+        time). Erased and unknown commitments are absent, so an erased text is never shown again."""
+        wanted = [str(c) for c in list(commitments)[:1000]]
+        return {c: t for c, t in self.platform.content.get_many(wanted).items() if t is not None}
+
+    @rpc
     def log_head(self) -> int:
         return self.platform.app.head() if self.platform.app is not None else 0
 
