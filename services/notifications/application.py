@@ -1,0 +1,455 @@
+"""The notifications application: plans who is told what (from consumed events and reminders),
+keeps the settings people and workers chose, and answers the inbox.
+
+Planning is the consumer's handler: it returns `Delivery` aggregates that the tracked consumer
+saves with its tracking record, so each event is planned exactly once. Before it returns, it
+records what it learnt about the case (titles, who took part, reminders) in the state store. That
+write is not in the tracked transaction, and need not be: it is idempotent, so if the service dies
+between the two, the event is handled again and writes the same facts again.
+
+Sending is `dispatch.Dispatcher`'s job. Directory facts and other services' texts come in through
+small ports (plain callables), so this runs without nameko.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import uuid
+from typing import Protocol
+
+import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
+from prometheus_client import Counter, Gauge
+
+from services.common import clock
+from services.common.aggregate import command_context
+from services.common.consumer import SqlSink, catch_up_projection
+from services.common.content import ContentStore
+from services.common.errors import InvalidInput, NotFound
+from services.common.locks import KeyedLocks
+from services.common.store import ServiceApplication
+
+from . import tables as t
+from .channels import EndpointHealth
+from .domain import (
+    AUTHOR, BODY, CHANNELS, DELIVERED, EMAIL, FAILED, INBOX, INVITEE, NOTICES, PARTICIPANTS, PLANNED,
+    RESIDENTS_IN_SCOPE, RESPONSIBLE, SUPPORTERS, VOTERS, WEBHOOK, Delivery, Memory, NoticeRule, Preferences,
+    content_of, remember, split_message, topic_of,
+)
+
+log = logging.getLogger(__name__)
+SOURCE = "notifications"
+MAX_PAGE = 200
+PAUSE_AFTER = 5  # consecutive failures that pause a webhook endpoint
+
+PLANNED_TOTAL = Counter("consult_notifications_planned", "Deliveries planned", ["channel"])
+DELIVERED_TOTAL = Counter("consult_notifications_delivered", "Deliveries recorded as delivered", ["channel"])
+FAILED_TOTAL = Counter("consult_notifications_failed",
+                       "Deliveries given up on (dead-lettered) after retries or a permanent refusal",
+                       ["channel", "reason"])
+ATTEMPT_FAILURES = Counter("consult_notification_attempt_failures", "Failed delivery attempts (before retry)",
+                           ["channel"])
+PENDING = Gauge("consult_notifications_pending", "Planned deliveries not yet delivered or failed", ["channel"])
+ENDPOINT_PAUSED = Gauge("consult_webhook_endpoint_paused", "1 while a webhook endpoint is paused after failures",
+                        ["community", "endpoint"])
+
+# Capacities that are not seats in a consultation body.
+_NOT_BODY = {"author", "supporter", "voter", "responsible", "resident"}
+# Who someone is told as, when they took part in several ways.
+_CAPACITY_ORDER = ("author", "convener", "grid_leader", "building_leader", "voter", "responsible", "supporter")
+
+
+class Directory(Protocol):
+    """The directory facts planning needs (the communities service, or a fake in tests)."""
+
+    def residents_in_scope(self, community: str, scope: str, scope_id: str | None, at: str) -> list[dict]: ...
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert rows, skipping those whose key exists: recording the same fact twice is a no-op."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+class NotificationsApp(ServiceApplication):
+    name = SOURCE
+
+    def __init__(self, settings, engine: sa.Engine):
+        super().__init__(settings, SOURCE)
+        self.engine = engine
+        self.content = ContentStore(engine)
+        self.projection = SqlSink("projection", engine, project_envelope)
+        # Two instances (or the timer and a request in one) catching the read model up at once would
+        # apply an event twice.
+        self.projection_lock = KeyedLocks(settings, engine, "notifications-projection")
+        self._local = threading.Lock()
+
+    def close(self) -> None:
+        self.projection_lock.close()
+        super().close()
+
+    def project(self) -> int:
+        with self._local, self.projection_lock.hold("projection"):
+            return catch_up_projection(self, SOURCE, self.projection)
+
+    # ---- planning -------------------------------------------------------------------------------
+    def plan(self, env: dict, directory: Directory) -> list[Delivery]:
+        """The consumer's handler: remember what the event says about its case, then plan one
+        delivery per (recipient, channel) if its type is notified (unknown types are ignored)."""
+        memory = remember(env)
+        if env["type"] == "BallotOpened" and (env.get("data") or {}).get("voting_unit") == "household":
+            memory.joined += self._household_voters(env, directory)
+        self._remember(env, memory)
+        rule = NOTICES.get(env["type"])
+        if rule is None:
+            return []
+        return self._plan_notice(env, rule, directory, about_type=env["type"])
+
+    def _household_voters(self, env: dict, directory: Directory) -> list[tuple[str, str, str]]:
+        """One household one vote: the household's adults are told, as the roll stood at the opening."""
+        households = {e["voter"] for e in env["data"].get("roll", [])}
+        residents = directory.residents_in_scope(env["community"], "community", None, env["occurred_at"])
+        ballot = env["aggregate"]["id"]
+        return [(r["person"], "voter", ballot) for r in residents if r.get("household") in households and r["adult"]]
+
+    def _remember(self, env: dict, m: Memory) -> None:
+        community, case = env["community"], env.get("case") or env["aggregate"]["id"]
+        with self.engine.begin() as conn:
+            insert_ignore(conn, t.topics, [
+                {"id": x["id"], "community": community, "kind": x["kind"], "case": x["case"], "source": env["source"],
+                 "facts": {k: v for k, v in x.items() if k not in ("id", "kind", "case")}} for x in m.topics])
+            insert_ignore(conn, t.participants, [
+                {"case": case, "ref": ref, "person": person, "capacity": capacity, "community": community}
+                for person, capacity, ref in dict.fromkeys(m.joined)])
+            for person, capacity, ref in m.left:
+                conn.execute(sa.delete(t.participants).where(
+                    t.participants.c.case == case, t.participants.c.ref == ref, t.participants.c.person == person,
+                    t.participants.c.capacity == capacity))
+            insert_ignore(conn, t.reminders, [
+                {"notice": r["notice"], "community": community, "case": case, "notice_type": r["notice_type"],
+                 "topic": r["topic"], "source": env["source"], "about_event": r["about_event"],
+                 "about_type": r["about_type"], "about": r["about"], "due_at": r["due_at"], "status": "pending"}
+                for r in m.reminders])
+            if m.cancelled:
+                conn.execute(sa.update(t.reminders).where(
+                    t.reminders.c.notice.in_(m.cancelled), t.reminders.c.status == "pending").values(status="cancelled"))
+
+    def _topic(self, conn, topic_id: str | None) -> dict | None:
+        if not topic_id:
+            return None
+        row = conn.execute(sa.select(t.topics).where(t.topics.c.id == topic_id)).first()
+        return dict(row.facts, kind=row.kind, case=row.case, source=row.source) if row else None
+
+    def _plan_notice(self, env: dict, rule: NoticeRule, directory: Directory, about_type: str) -> list[Delivery]:
+        community, case = env["community"], env.get("case")
+        notice = rule.key(env) if rule.key else env["id"]
+        topic = topic_of(env, rule.topic)
+        with self.engine.connect() as conn:
+            facts = self._topic(conn, topic)
+            content = content_of(env, rule, facts, self._topic(conn, case))
+            recipients = self._recipients(conn, env, rule, topic, facts, directory)
+            prefs = self._preferences(conn, community, [p for p, _ in recipients])
+            endpoints = [r.id for r in conn.execute(sa.select(t.webhooks.c.id).where(
+                t.webhooks.c.community == community, t.webhooks.c.active.is_(True)).order_by(t.webhooks.c.id))]
+        with self.engine.begin() as conn:
+            insert_ignore(conn, t.notices, [{
+                "id": notice, "community": community, "case": case, "notice_type": rule.template,
+                "about_event": env["id"], "about_type": about_type, "source": env["source"],
+                "topic_kind": rule.topic, "topic": topic, "content_values": content.values,
+                "commitments": content.commitments, "created_at": env["occurred_at"]}])
+        planned = []
+        for person, capacity in recipients:
+            for channel, endpoint in self._routes(prefs.get(person, Preferences()), endpoints):
+                planned.append(Delivery.plan(
+                    community=community, case=case, notice=notice, notice_type=rule.template, about_event=env["id"],
+                    about_type=about_type, recipient=person, capacity=capacity, channel=channel, endpoint=endpoint))
+        if rule.key:  # a notice the timer and an event can both raise: plan only what is not planned yet
+            planned = [d for d in planned if d.id not in self.repository]
+        for d in planned:
+            PLANNED_TOTAL.labels(d.channel).inc()
+        return planned
+
+    @staticmethod
+    def _routes(prefs: Preferences, endpoints: list[str]) -> list[tuple[str, str | None]]:
+        routes: list[tuple[str, str | None]] = [(INBOX, None)]
+        if EMAIL in prefs.channels and prefs.email:
+            routes.append((EMAIL, None))
+        if WEBHOOK in prefs.channels:
+            routes += [(WEBHOOK, e) for e in endpoints]
+        return routes
+
+    def _recipients(self, conn, env: dict, rule: NoticeRule, topic: str, facts: dict | None,
+                    directory: Directory) -> list[tuple[str, str]]:
+        """(person, capacity) for every recipient rule of the notice, each person once."""
+        d = env.get("data") or {}
+        found: dict[str, str] = {}
+
+        def people(capacities=None, exclude=None, **where) -> list[tuple[str, str]]:
+            q = sa.select(t.participants.c.person, t.participants.c.capacity)
+            for column, value in where.items():
+                q = q.where(t.participants.c[column] == value)
+            if capacities is not None:
+                q = q.where(t.participants.c.capacity.in_(capacities))
+            if exclude is not None:
+                q = q.where(t.participants.c.capacity.not_in(exclude))
+            rows = sorted(conn.execute(q), key=lambda r: (_rank(r.capacity), r.person))
+            return [(r.person, r.capacity) for r in rows]
+
+        for name in rule.recipients:
+            if name == AUTHOR:
+                batch = [(facts["author"], "author")] if facts and facts.get("author") else []
+            elif name == SUPPORTERS:
+                batch = people(["supporter"], ref=topic)
+            elif name == RESIDENTS_IN_SCOPE:
+                batch = self._residents(env, facts, directory)
+            elif name == BODY:
+                batch = people(exclude=_NOT_BODY, ref=topic)
+            elif name == INVITEE:
+                batch = [(d["person"], d.get("role", "resident"))] if d.get("person") else []
+            elif name == VOTERS:
+                batch = people(["voter"], ref=topic)
+            elif name == RESPONSIBLE:
+                batch = people(["responsible"], ref=topic)
+            elif name == PARTICIPANTS:
+                batch = people(case=env.get("case") or topic)
+            else:  # a rule name in the table without a resolver is a bug, not a quiet skip
+                raise ValueError(f"no resolver for recipient rule {name!r}")
+            for person, capacity in batch:
+                found.setdefault(person, capacity)
+        return list(found.items())
+
+    @staticmethod
+    def _residents(env: dict, facts: dict | None, directory: Directory) -> list[tuple[str, str]]:
+        if not facts or not facts.get("scope"):
+            return []
+        scope = facts["scope"]
+        scope_id = None if scope == "community" else facts.get("scope_id")
+        # As the directory stood when the event happened, so handling it again later tells the same people.
+        residents = directory.residents_in_scope(env["community"], scope, scope_id, env["occurred_at"])
+        return [(r["person"], "resident") for r in residents]
+
+    # ---- reminders (timers on the shared clock) ---------------------------------------------------
+    def fire_reminders(self, directory: Directory, limit: int = 50) -> int:
+        """Plan the reminders whose time has come on the shared clock. A reminder fired again
+        after a crash plans nothing twice: its deliveries' ids derive from the reminder."""
+        now = clock.format(clock.now())
+        with self.engine.connect() as conn:
+            due = list(conn.execute(sa.select(t.reminders).where(
+                t.reminders.c.status == "pending", t.reminders.c.due_at <= now).order_by(t.reminders.c.due_at)
+                .limit(limit)))
+        for r in due:
+            env = {"id": r.about_event, "type": r.notice_type, "community": r.community, "case": r.case,
+                   "source": r.source, "occurred_at": r.due_at, "aggregate": {"id": r.topic}, "data": dict(r.about)}
+            with command_context(community=r.community, actor="system", case=r.case, causation=r.about_event):
+                planned = self._plan_notice(env, NOTICES[r.notice_type], directory, about_type=r.about_type)
+                if planned:
+                    self.save(*planned)
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(t.reminders).where(t.reminders.c.notice == r.notice,
+                                                          t.reminders.c.status == "pending").values(status="fired"))
+        return len(due)
+
+    # ---- preferences ---------------------------------------------------------------------------------
+    def _preferences(self, conn, community: str, people: list[str]) -> dict[str, Preferences]:
+        out = {}
+        for i in range(0, len(people), 500):
+            chunk = people[i:i + 500]
+            for r in conn.execute(sa.select(t.preferences).where(t.preferences.c.community == community,
+                                                                 t.preferences.c.person.in_(chunk))):
+                out[r.person] = Preferences(tuple(r.channels), r.email, r.digest, r.lang)
+        return out
+
+    def preferences_of(self, community: str, people: list[str]) -> dict[str, Preferences]:
+        with self.engine.connect() as conn:
+            return self._preferences(conn, community, list(people))
+
+    def get_preferences(self, community: str, person: str) -> dict:
+        return self.preferences_of(community, [person]).get(person, Preferences()).to_dict()
+
+    def set_preferences(self, community: str, person: str, data) -> dict:
+        prefs = Preferences.parse(data)
+        values = dict(channels=list(prefs.channels), email=prefs.email, digest=prefs.digest, lang=prefs.lang,
+                      updated_at=clock.format(clock.now()))
+        with self.engine.begin() as conn:
+            updated = conn.execute(sa.update(t.preferences).where(
+                t.preferences.c.community == community, t.preferences.c.person == person).values(**values)).rowcount
+            if not updated:
+                conn.execute(sa.insert(t.preferences).values(community=community, person=person, **values))
+        return prefs.to_dict()
+
+    # ---- webhook endpoints ---------------------------------------------------------------------------
+    def add_webhook(self, actor: str, community: str, url, secret=None, include_personal_data=False) -> dict:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
+            raise InvalidInput("url must be an http:// or https:// address")
+        if secret is None:
+            secret = secrets.token_urlsafe(32)
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
+            raise InvalidInput("secret must be a string of 16 to 200 characters")
+        if not isinstance(include_personal_data, bool):
+            raise InvalidInput("include_personal_data must be true or false")
+        wid = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(t.webhooks).values(
+                id=wid, community=community, url=url, secret=secret, include_personal_data=include_personal_data,
+                active=True, paused=False, health=EndpointHealth(PAUSE_AFTER).to_dict(),
+                created_at=clock.format(clock.now()), created_by=actor))
+        # The secret is shown once, to whoever registers the endpoint; lists never show it.
+        return dict(self.webhook_view(community, wid), secret=secret)
+
+    def _webhook_row(self, conn, community: str, webhook: str):
+        row = conn.execute(sa.select(t.webhooks).where(t.webhooks.c.id == str(webhook),
+                                                       t.webhooks.c.community == community)).first()
+        if row is None or not row.active:
+            raise NotFound(f"webhook endpoint {webhook} does not exist")
+        return row
+
+    @staticmethod
+    def _webhook_dict(row) -> dict:
+        health = EndpointHealth.from_dict(row.health)
+        return {"id": row.id, "url": row.url, "include_personal_data": row.include_personal_data,
+                "paused": health.paused, "consecutive_failures": health.consecutive_failures,
+                "paused_at": health.paused_at, "last_failure_reason": health.last_failure_reason,
+                "last_failure_at": health.last_failure_at, "last_success_at": health.last_success_at,
+                "created_at": row.created_at}
+
+    def webhook_view(self, community: str, webhook: str) -> dict:
+        self.project()
+        with self.engine.connect() as conn:
+            row = self._webhook_row(conn, community, webhook)
+            view = self._webhook_dict(row)
+            view["pending"] = conn.execute(sa.select(sa.func.count()).select_from(t.deliveries).where(
+                t.deliveries.c.endpoint == row.id, t.deliveries.c.status == PLANNED)).scalar()
+        return view
+
+    def webhooks(self, community: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.webhooks).where(t.webhooks.c.community == community,
+                                                            t.webhooks.c.active.is_(True)).order_by(t.webhooks.c.created_at))
+            return [self._webhook_dict(r) for r in rows]
+
+    def save_health(self, webhook: str, health: EndpointHealth) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.webhooks.c.community).where(t.webhooks.c.id == webhook)).first()
+            conn.execute(sa.update(t.webhooks).where(t.webhooks.c.id == webhook).values(
+                health=health.to_dict(), paused=health.paused))
+        if row is not None:
+            ENDPOINT_PAUSED.labels(row.community, webhook).set(1 if health.paused else 0)
+
+    def resume_webhook(self, actor: str, community: str, webhook: str) -> dict:
+        with self.engine.connect() as conn:
+            health = EndpointHealth.from_dict(self._webhook_row(conn, community, webhook).health)
+        if health.resume():
+            log.warning("webhook endpoint %s of community %s resumed by %s", webhook, community, actor)
+        self.save_health(str(webhook), health)
+        return self.webhook_view(community, webhook)
+
+    def remove_webhook(self, actor: str, community: str, webhook: str) -> dict:
+        """Deactivate an endpoint; what was still waiting for it is given up by the sender."""
+        with self.engine.begin() as conn:
+            self._webhook_row(conn, community, webhook)
+            conn.execute(sa.update(t.webhooks).where(t.webhooks.c.id == str(webhook)).values(active=False, paused=False))
+        ENDPOINT_PAUSED.labels(community, str(webhook)).set(0)
+        log.warning("webhook endpoint %s of community %s removed by %s", webhook, community, actor)
+        return {"id": str(webhook), "removed": True}
+
+    # ---- the inbox -------------------------------------------------------------------------------------
+    def inbox(self, community: str, person: str, unread_only: bool = False, limit: int = 50, offset: int = 0) -> dict:
+        self.project()
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        i = t.inbox
+        mine = [i.c.community == community, i.c.person == person]
+        with self.engine.connect() as conn:
+            unread = conn.execute(sa.select(sa.func.count()).select_from(i).where(*mine, i.c.read_at.is_(None))).scalar()
+            total = conn.execute(sa.select(sa.func.count()).select_from(i).where(*mine)).scalar()
+            q = sa.select(i).where(*mine)
+            if unread_only:
+                q = q.where(i.c.read_at.is_(None))
+            rows = list(conn.execute(q.order_by(i.c.delivered_at.desc(), i.c.delivery).limit(limit).offset(offset)))
+        texts = self.content.get_many(r.message_commitment for r in rows)
+        items = []
+        for r in rows:
+            subject, body = split_message(texts.get(r.message_commitment))
+            items.append({"id": r.delivery, "type": r.notice_type, "about_event": r.about_event, "case": r.case,
+                          "subject": subject, "body": body, "delivered_at": r.delivered_at, "read_at": r.read_at,
+                          "message_commitment": r.message_commitment})
+        return {"items": items, "unread": unread, "total": total}
+
+    def unread_count(self, community: str, person: str) -> int:
+        return self.inbox(community, person, unread_only=True, limit=1)["unread"]
+
+    def mark_read(self, community: str, person: str, delivery: str) -> dict:
+        self.project()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.inbox).where(t.inbox.c.delivery == str(delivery), t.inbox.c.community == community,
+                                                       t.inbox.c.person == person)).first()
+            if row is None:  # someone else's message does not exist for the caller
+                raise NotFound(f"message {delivery} does not exist")
+            if row.read_at is None:
+                conn.execute(sa.update(t.inbox).where(t.inbox.c.delivery == row.delivery)
+                             .values(read_at=clock.format(clock.now())))
+        return {"id": str(delivery), "unread": self.unread_count(community, person)}
+
+    # ---- deliveries (for workers and auditors: who was told what, when, how) ---------------------------
+    def deliveries(self, community: str, status=None, case=None, about_event=None, recipient=None,
+                   limit: int = 100, offset: int = 0) -> list[dict]:
+        self.project()
+        d = t.deliveries
+        q = sa.select(d).where(d.c.community == community)
+        for column, value in (("status", status), ("case", case), ("about_event", about_event),
+                              ("recipient", recipient)):
+            if value is not None:
+                q = q.where(d.c[column] == value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.seq).limit(min(int(limit), 1000)).offset(int(offset)))
+            return [{"id": r.id, "notice": r.notice, "type": r.notice_type, "about_event": r.about_event,
+                     "case": r.case, "recipient": r.recipient, "capacity": r.capacity, "channel": r.channel,
+                     "endpoint": r.endpoint, "status": r.status, "attempts": r.attempts, "planned_at": r.planned_at,
+                     "settled_at": r.settled_at, "failure": r.failure, "next_attempt_at": r.next_attempt_at,
+                     "message_commitment": r.message_commitment} for r in rows]
+
+    def delivery(self, delivery: str) -> Delivery:
+        try:
+            return self.repository.get(uuid.UUID(str(delivery)))
+        except (AggregateNotFoundError, ValueError):
+            raise NotFound(f"delivery {delivery} does not exist") from None
+
+    def refresh_pending_gauge(self) -> None:
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(sa.select(t.deliveries.c.channel, sa.func.count()).where(
+                t.deliveries.c.status == PLANNED).group_by(t.deliveries.c.channel)).all())
+        for channel in CHANNELS:
+            PENDING.labels(channel).set(counts.get(channel, 0))
+
+
+def _rank(capacity: str) -> int:
+    return _CAPACITY_ORDER.index(capacity) if capacity in _CAPACITY_ORDER else len(_CAPACITY_ORDER)
+
+
+def project_envelope(conn: sa.Connection, env: dict) -> None:
+    """The deliveries and the inbox, kept from the service's own log (exactly once, in order).
+    The inbox row is written with the projection of NotificationDelivered, so an inbox message
+    exists exactly when its delivery is recorded."""
+    d, kind = env["data"], env["type"]
+    if kind == "NotificationPlanned":
+        conn.execute(sa.insert(t.deliveries).values(
+            id=env["aggregate"]["id"], seq=env["position"], community=env["community"], case=d["case"],
+            notice=d["notice"], notice_type=d["notice_type"], about_event=d["about_event"], recipient=d["recipient"],
+            capacity=d["capacity"], channel=d["channel"], endpoint=d["endpoint"], status=PLANNED,
+            planned_at=env["occurred_at"], attempts=0, next_attempt_at=env["occurred_at"]))
+    elif kind in ("NotificationDelivered", "NotificationFailed"):
+        delivered = kind == "NotificationDelivered"
+        conn.execute(sa.update(t.deliveries).where(t.deliveries.c.id == d["delivery"]).values(
+            status=DELIVERED if delivered else FAILED, settled_at=env["occurred_at"], attempts=d["attempts"],
+            message_commitment=d["message_commitment"], failure=None if delivered else d["reason"]))
+        if delivered and d["channel"] == INBOX:
+            conn.execute(sa.insert(t.inbox).values(
+                delivery=d["delivery"], community=env["community"], person=d["recipient"],
+                notice_type=d["notice_type"], about_event=d["about_event"], case=env.get("case"),
+                message_commitment=d["message_commitment"], delivered_at=env["occurred_at"]))
