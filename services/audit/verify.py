@@ -52,6 +52,8 @@ _BACKSLASH = b"\\"
 _CTRL = bytes(range(32))
 _CTRL_BUT_NEWLINE = bytes(b for b in range(32) if b != 10)
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")  # digits masked in a shape
+# Lines that plainly are texts, checkpoints or rotations need not try the entry fast path.
+_NOT_ENTRIES = (b'{"kind"', b'{"commitment"', b'{"community"', b'{"erased"', b'{"key_id"', b'{"new_key_id"')
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ def _scan(lines: Iterable[bytes], expected: str | None, clean: bool = False) -> 
     """`clean`: the caller already knows every line is UTF-8 without control characters."""
     s = _Scan()
     sha, leaf_prefix, q, schema = hashlib.sha256, _LEAF, _Q, SCHEMA.encode()
-    zeros, ctrl, backslash = _ZEROS, _CTRL, _BACKSLASH
+    zeros, ctrl, backslash, not_entries = _ZEROS, _CTRL, _BACKSLASH, _NOT_ENTRIES
     hasher = sha(_LEAF)  # copying a primed hash is cheaper than starting one
     leaves, entry_lines = s.leaves, s.entry_lines
     first_pos, last_pos, refs = s.first_pos, s.last_pos, s.refs
@@ -296,7 +298,7 @@ def _scan(lines: Iterable[bytes], expected: str | None, clean: bool = False) -> 
         lineno += 1
         plan = None
         parts = None
-        if backslash not in raw and (clean or (len(raw.translate(None, ctrl)) == len(raw)
+        if backslash not in raw and not raw.startswith(not_entries) and (clean or (len(raw.translate(None, ctrl)) == len(raw)
                                                and (raw.isascii() or _utf8(raw)))):
             parts = raw.split(q)
             known = shapes.get(q.join(parts[::2]).translate(zeros))
