@@ -1,0 +1,272 @@
+"""The deliberation service (议事): thin nameko entrypoints over the DeliberationApp, the consumer
+that opens a consultation when a proposal qualifies, and the directory facts both need.
+
+Every command takes the acting person and the roles the gateway authenticated for them.
+"""
+from __future__ import annotations
+
+import functools
+
+from nameko.rpc import RpcProxy, rpc
+
+from services.common import errors
+from services.common.consumer import EventSourcedSink
+from services.common.runtime import Platform, Runtime, ServiceBase, command
+
+from . import tables
+from .application import Caller, DeliberationApp
+
+_PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
+                                           errors.Conflict, errors.Unauthorized)}
+
+
+def _unwrapped(reply: dict):
+    """A refusal from the directory (say, an unknown person) is the caller's refusal too."""
+    if reply.get("ok"):
+        return reply["result"]
+    problem = reply["problem"]
+    raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput)(problem["detail"])
+
+
+class Directory:
+    """Directory facts from the communities service, as plain data for the application. `call`
+    (method, *args) -> result is whatever RPC is at hand: a worker's RpcProxy, or the runtime's
+    proxy in the consumer thread."""
+
+    def __init__(self, call):
+        self._result = call
+
+    def rules(self, community: str) -> dict:
+        return self._result("get_community", community)["rules"]
+
+    def directory(self, community: str, at: str | None = None) -> dict:
+        return self._result("directory", community, at)
+
+    def roles_of(self, community: str, person: str) -> list[str]:
+        """A person's current roles; NotFound if they are not in the community."""
+        return [r["role"] for r in self._result("get_person", community, person)["roles"]]
+
+    def lives_in(self, community: str, person: str, scope: str, scope_id: str | None) -> bool:
+        if scope == "community":
+            return self._result("get_person", community, person)["household"] is not None
+        return any(r["person"] == person for r in self._result("residents_in_scope", community, scope, scope_id))
+
+
+def _consumer(rt: Runtime) -> EventSourcedSink:
+    directory = Directory(functools.partial(rt.rpc, "communities"))  # unwraps replies itself
+
+    def on_proposal_event(env: dict) -> list:
+        if env["type"] != "ProposalQualified":
+            return []
+        # The body is taken from the directory as it stood when the proposal qualified, so a
+        # consumer catching up later opens the same consultation.
+        return rt.app.open_for_proposal(env, directory.rules(env["community"]),
+                                        directory.directory(env["community"], env["occurred_at"]))
+
+    return EventSourcedSink(rt.app, on_proposal_event)
+
+
+class DeliberationService(ServiceBase):
+    name = "deliberation"
+    platform = Platform("deliberation", app_factory=DeliberationApp, tables=(tables.metadata,),
+                        consumer_sink=_consumer)
+    communities = RpcProxy("communities")
+
+    @property
+    def app(self) -> DeliberationApp:
+        return self.platform.app
+
+    @property
+    def directory(self) -> Directory:
+        return Directory(lambda method, *args: _unwrapped(getattr(self.communities, method)(*args)))
+
+    def _caller(self, actor: str, roles, community: str) -> Caller:
+        lives_in = functools.partial(self.directory.lives_in, community, actor)
+        return Caller(actor, frozenset(roles or ()), lives_in)
+
+    # opening and the body -------------------------------------------------------------------------
+    @rpc
+    @command
+    def open_consultation(self, actor, roles, community, title, description, scope, scope_id, category):
+        d = self.directory
+        return {"id": self.app.open_topic(self._caller(actor, roles, community), community, title, description,
+                                          scope, scope_id, category, d.rules(community), d.directory(community))}
+
+    @rpc
+    @command
+    def designate_convener(self, actor, roles, community, consultation, person):
+        person_roles = self.directory.roles_of(community, person)
+        self.app.designate_convener(self._caller(actor, roles, community), community, consultation, person,
+                                    person_roles)
+        return self.app.consultation_view(community, consultation)
+
+    @rpc
+    @command
+    def invite(self, actor, roles, community, consultation, person, role):
+        self.directory.roles_of(community, person)  # the invitee must be in the directory
+        self.app.invite(self._caller(actor, roles, community), community, consultation, person, role)
+        return self.app.consultation_view(community, consultation)
+
+    @rpc
+    @command
+    def answer_invitation(self, actor, roles, community, consultation, role, accept, reason=None):
+        self.app.answer_invitation(self._caller(actor, roles, community), community, consultation, role, accept,
+                                   reason)
+        return self.app.consultation_view(community, consultation)
+
+    # discussion ---------------------------------------------------------------------------------------
+    @rpc
+    @command
+    def post_comment(self, actor, roles, community, consultation, text, stance, venue="public", reply_to=None):
+        cid = self.app.post_comment(self._caller(actor, roles, community), community, consultation, text, stance,
+                                    venue, reply_to)
+        return self.app.comment_view(community, cid)
+
+    @rpc
+    @command
+    def edit_comment(self, actor, roles, community, comment, text):
+        self.app.edit_comment(self._caller(actor, roles, community), community, comment, text)
+        return self.app.comment_view(community, comment)
+
+    @rpc
+    @command
+    def flag_comment(self, actor, roles, community, comment):
+        return self.app.flag_comment(self._caller(actor, roles, community), community, comment)
+
+    @rpc
+    @command
+    def hide_comment(self, actor, roles, community, comment, reason):
+        self.app.hide_comment(self._caller(actor, roles, community), community, comment, reason)
+        return self.app.comment_view(community, comment)
+
+    @rpc
+    @command
+    def restore_comment(self, actor, roles, community, comment, reason):
+        self.app.restore_comment(self._caller(actor, roles, community), community, comment, reason)
+        return self.app.comment_view(community, comment)
+
+    # options ---------------------------------------------------------------------------------------------
+    @rpc
+    @command
+    def propose_option(self, actor, roles, community, consultation, title, description):
+        return {"id": self.app.propose_option(self._caller(actor, roles, community), community, consultation,
+                                              title, description)}
+
+    @rpc
+    @command
+    def propose_amendment(self, actor, roles, community, consultation, option, description, title=None):
+        return {"id": self.app.propose_amendment(self._caller(actor, roles, community), community, consultation,
+                                                 option, description, title)}
+
+    @rpc
+    @command
+    def rule_on_amendment(self, actor, roles, community, consultation, amendment, accept, reason):
+        self.app.rule_on_amendment(self._caller(actor, roles, community), community, consultation, amendment,
+                                   accept, reason)
+        return self.app.consultation_view(community, consultation)
+
+    @rpc
+    @command
+    def finalise_options(self, actor, roles, community, consultation, options):
+        self.app.finalise_options(self._caller(actor, roles, community), community, consultation, options)
+        return self.app.consultation_view(community, consultation)
+
+    # meetings and minutes ------------------------------------------------------------------------------
+    @rpc
+    @command
+    def schedule_meeting(self, actor, roles, community, consultation, starts_at, mode, place, agenda, secretary):
+        self.directory.roles_of(community, secretary)  # the secretary must be in the directory
+        mid = self.app.schedule_meeting(self._caller(actor, roles, community), community, consultation, starts_at,
+                                        mode, place, agenda, secretary)
+        return self.app.meeting_view(community, mid)
+
+    @rpc
+    @command
+    def sign_in(self, actor, roles, community, meeting, person=None):
+        self.app.sign_in(self._caller(actor, roles, community), community, meeting, person)
+        return self.app.meeting_view(community, meeting)
+
+    @rpc
+    @command
+    def open_meeting(self, actor, roles, community, meeting):
+        self.app.open_meeting(self._caller(actor, roles, community), community, meeting)
+        return self.app.meeting_view(community, meeting)
+
+    @rpc
+    @command
+    def close_meeting(self, actor, roles, community, meeting):
+        self.app.close_meeting(self._caller(actor, roles, community), community, meeting)
+        return self.app.meeting_view(community, meeting)
+
+    @rpc
+    @command
+    def cancel_meeting(self, actor, roles, community, meeting, reason):
+        self.app.cancel_meeting(self._caller(actor, roles, community), community, meeting, reason)
+        return self.app.meeting_view(community, meeting)
+
+    @rpc
+    @command
+    def record_minutes(self, actor, roles, community, meeting, text):
+        mid = self.app.record_minutes(self._caller(actor, roles, community), community, meeting, text)
+        return self.app.minutes_view(community, mid)
+
+    @rpc
+    @command
+    def revise_minutes(self, actor, roles, community, minutes, text):
+        self.app.revise_minutes(self._caller(actor, roles, community), community, minutes, text)
+        return self.app.minutes_view(community, minutes)
+
+    @rpc
+    @command
+    def sign_minutes(self, actor, roles, community, minutes):
+        self.app.sign_minutes(self._caller(actor, roles, community), community, minutes)
+        return self.app.minutes_view(community, minutes)
+
+    @rpc
+    @command
+    def correct_minutes(self, actor, roles, community, minutes, text):
+        mid = self.app.correct_minutes(self._caller(actor, roles, community), community, minutes, text)
+        return self.app.minutes_view(community, mid)
+
+    # conclusion ------------------------------------------------------------------------------------------
+    @rpc
+    @command
+    def conclude(self, actor, roles, community, consultation, outcome, summary, meeting, reason=None,
+                 suggested_rule=None):
+        self.app.conclude(self._caller(actor, roles, community), community, consultation, outcome, summary,
+                          meeting, reason, suggested_rule)
+        return self.app.consultation_view(community, consultation)
+
+    # queries ----------------------------------------------------------------------------------------------
+    @rpc
+    @command
+    def list_consultations(self, community, status=None):
+        return self.app.list_consultations(community, status)
+
+    @rpc
+    @command
+    def get_consultation(self, community, consultation):
+        return self.app.consultation_view(community, consultation)
+
+    @rpc
+    @command
+    def comments(self, community, consultation, after=0, limit=100):
+        return self.app.comments(community, consultation, after, limit)
+
+    @rpc
+    @command
+    def get_comment(self, community, comment):
+        return self.app.comment_view(community, comment)
+
+    @rpc
+    @command
+    def get_meeting(self, community, meeting):
+        return self.app.meeting_view(community, meeting)
+
+    @rpc
+    @command
+    def get_minutes(self, community, minutes):
+        return self.app.minutes_view(community, minutes)
+
+
+SERVICE = DeliberationService
