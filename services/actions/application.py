@@ -218,6 +218,8 @@ class ActionsApp(ServiceApplication):
             category = validate_text(category, "category", max_len=40)
         if scope not in SCOPES:
             raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+        if scope != "community" and not scope_id:
+            raise InvalidInput(f"a {scope} scope needs scope_id")
         if scope != "community" and not place_exists:
             raise NotFound(f"{scope} {scope_id} does not exist")
         if case is not None:

@@ -1,0 +1,148 @@
+"""The actions service (行动): thin nameko entrypoints over the ActionsApp, the consumer of the
+other stages' events, and the timer that flags overdue tasks and closes evaluations.
+
+Every command takes the acting person and the roles the gateway authenticated for them. Directory
+facts come from the communities service, the case file's entries from the audit service.
+"""
+from __future__ import annotations
+
+from nameko.rpc import RpcProxy, rpc
+
+from services.common import errors
+from services.common.consumer import EventSourcedSink, SinkChain, SqlSink
+from services.common.runtime import Platform, Runtime, ServiceBase, command
+
+from . import tables
+from .application import ActionsApp, Caller, project_case
+
+_PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
+                                           errors.Conflict, errors.Unauthorized)}
+AUDIT_PAGE = 1000
+
+
+def _result(reply):
+    """The result of another service's RPC reply; its refusal is raised as the same problem."""
+    if isinstance(reply, dict) and reply.get("ok") is False:
+        problem = reply["problem"]
+        raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput)(problem["detail"])
+    return reply["result"] if isinstance(reply, dict) and "ok" in reply else reply
+
+
+def _consumer(rt: Runtime) -> SinkChain:
+    """The board's case rows (SQL) and the plans and closures (events) from one stream, each
+    tracked in its own store."""
+    return SinkChain(SqlSink("actions-cases", rt.engine, project_case), EventSourcedSink(rt.app, rt.app.on_stage_event))
+
+
+def tick(rt: Runtime) -> None:
+    """The shared clock decides: tasks past due, evaluation windows passed."""
+    rt.app.flag_overdue_tasks()
+    rt.app.close_due_evaluations()
+
+
+class ActionsService(ServiceBase):
+    name = "actions"
+    platform = Platform("actions", app_factory=ActionsApp, tables=(tables.metadata,), consumer_sink=_consumer,
+                        timers=((1.0, tick),))
+    communities = RpcProxy("communities")
+    audit = RpcProxy("audit")
+
+    @property
+    def app(self) -> ActionsApp:
+        return self.platform.app
+
+    # ---- directory facts ----------------------------------------------------------------------
+    def _place_exists(self, community: str, scope: str, scope_id: str | None) -> bool:
+        if scope == "community":
+            return True
+        directory = _result(self.communities.directory(community, None))
+        return any(x["id"] == scope_id for x in directory.get(f"{scope}s", []))
+
+    def _person_exists(self, community: str, person: str | None) -> bool:
+        if person is None:
+            return True
+        reply = self.communities.get_person(community, person)
+        return bool(reply.get("ok"))
+
+    # ---- plans and tasks ------------------------------------------------------------------------
+    @rpc
+    @command
+    def open_plan(self, actor, roles, community, title, basis, scope, scope_id=None, category=None, case=None):
+        place = self._place_exists(community, scope, scope_id) if scope in ("compound", "building") else True
+        pid = self.app.open_plan(Caller(actor, frozenset(roles)), community, case, title, basis, scope, scope_id,
+                                 category, place)
+        return self.app.plan_view(community, pid)
+
+    @rpc
+    @command
+    def assign_task(self, actor, roles, community, plan, title, responsible_party, due_at, budget=None,
+                    funding_source=None):
+        person = responsible_party.get("person") if isinstance(responsible_party, dict) else None
+        task = self.app.assign_task(Caller(actor, frozenset(roles)), community, plan, title, responsible_party, due_at,
+                                    budget, funding_source, self._person_exists(community, person))
+        return self.app.task_view(community, task)
+
+    @rpc
+    @command
+    def report_progress(self, actor, roles, community, plan, task, percent, note=None, evidence=None):
+        return self.app.report_progress(Caller(actor, frozenset(roles)), community, plan, task, percent, note,
+                                        evidence)
+
+    @rpc
+    @command
+    def upload_evidence(self, actor, roles, community, content_base64, media_type=None):
+        return self.app.upload_evidence(Caller(actor, frozenset(roles)), community, content_base64, media_type)
+
+    @rpc
+    @command
+    def get_evidence(self, community, sha256):
+        return self.app.evidence.get(community, sha256)
+
+    @rpc
+    @command
+    def report_done(self, actor, roles, community, plan, summary):
+        p = self.app.plan(community, plan)
+        residents = _result(self.communities.residents_in_scope(community, p.scope, p.scope_id, None))
+        rules = _result(self.communities.get_community(community))["rules"]
+        return self.app.report_done(Caller(actor, frozenset(roles)), community, plan, summary, residents, rules)
+
+    @rpc
+    @command
+    def evaluate(self, actor, roles, community, plan, rating, comment=None):
+        return self.app.evaluate(Caller(actor, frozenset(roles)), community, plan, rating, comment)
+
+    # ---- queries ----------------------------------------------------------------------------------
+    @rpc
+    @command
+    def get_plan(self, community, plan):
+        return self.app.plan_view(community, plan)
+
+    @rpc
+    @command
+    def list_plans(self, community, status=None):
+        return self.app.list_plans(community, status)
+
+    @rpc
+    @command
+    def my_evaluation(self, community, plan, person):
+        return self.app.my_evaluation(community, plan, person)
+
+    @rpc
+    @command
+    def board(self, community):
+        return self.app.board(community)
+
+    @rpc
+    @command
+    def case_file(self, community, case):
+        entries, start = [], 0
+        while True:
+            page = _result(self.audit.entries(community, start, AUDIT_PAGE, case))["entries"]
+            entries += page
+            if len(page) < AUDIT_PAGE:
+                break
+            start = page[-1]["index"] + 1
+        return self.app.case_file(community, case, entries)
+
+
+SERVICE = ActionsService
