@@ -161,13 +161,12 @@ class ProposalsApp(ServiceApplication):
                 else:
                     s.give_again(actor, household)
             self._save(s)
-            self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version))
-        return self._counts(p)
+            return self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version))
 
     def withdraw_support(self, actor: str, community: str, proposal, household: str | None) -> dict:
         with self.locks.hold(str(proposal)):
             p = self._proposal(community, proposal, actor)
-            p.require_collecting(clock.now(), doing="changed by withdrawing a support")
+            p.require_collecting(clock.now(), doing="changed")
             s = self._support(p, unit_key(p.support_per, actor, household))
             if s is None:
                 raise Conflict("there is no support of yours on this proposal to withdraw")
@@ -175,7 +174,8 @@ class ProposalsApp(ServiceApplication):
                 s.withdraw(actor)
             self._save(s)
             self.project()
-        return self._counts(p)
+            supports = self._count(p)
+        return self._counts(p, supports)
 
     def withdraw(self, actor: str, community: str, proposal) -> None:
         with self.locks.hold(str(proposal)):
@@ -222,25 +222,25 @@ class ProposalsApp(ServiceApplication):
                 b.receive_merge(a, len(carried))
             self._save(a, b, *carried)
             self._transition(a)
-            self._qualify_if_reached(b, causation=envelope.event_id(b.id, b.version))
-        return {"merged": str(a.id), "into": str(b.id), "carried": len(carried), **self._counts(b)}
+            counts = self._qualify_if_reached(b, causation=envelope.event_id(b.id, b.version))
+        return {"merged": str(a.id), "into": str(b.id), "carried": len(carried), **counts}
 
-    def _qualify_if_reached(self, p: Proposal, causation: str) -> bool:
+    def _qualify_if_reached(self, p: Proposal, causation: str) -> dict:
         """Called holding the proposal's lock, after a save: count from the read model brought up to
-        the log head, and record qualification once the threshold is reached."""
+        the log head, and record qualification once the threshold is reached. Returns the counts."""
         self.project()
         supports = self._count(p)
-        if not p.reached(supports):
-            return False
-        with command_context(community=p.community, actor="system", case=p.case, causation=causation):
-            p.qualify(supports)
-        try:
-            self.save(p)
-        except IntegrityError:
-            return False  # another instance changed the proposal first; the support stands
-        self._transition(p)
-        self.project()
-        return True
+        if p.reached(supports):
+            with command_context(community=p.community, actor="system", case=p.case, causation=causation):
+                p.qualify(supports)
+            try:
+                self.save(p)
+            except IntegrityError:
+                p = self.repository.get(p.id)  # another instance changed it first; the support stands
+            else:
+                self._transition(p)
+                self.project()
+        return self._counts(p, supports)
 
     def expire_due(self, now: datetime | None = None) -> list[str]:
         """The timer: record the expiry of every proposal whose support window has closed."""
@@ -289,10 +289,10 @@ class ProposalsApp(ServiceApplication):
         row = self._row(p.id)
         return (row.households if p.unit == "households" else row.supports) if row else 0
 
-    def _counts(self, p: Proposal) -> dict:
-        row = self._row(p.id)
-        return {"proposal": str(p.id), "status": row.status, "supports": _in_unit(row), "threshold": row.threshold,
-                "unit": row.unit}
+    @staticmethod
+    def _counts(p: Proposal, supports: int) -> dict:
+        return {"proposal": str(p.id), "status": p.status, "supports": supports, "threshold": p.threshold,
+                "unit": p.unit}
 
     def _current_supporters(self, p: Proposal) -> list[tuple[str, str | None]]:
         with self.engine.connect() as conn:

@@ -65,9 +65,9 @@ class ProposalsService(ServiceBase):
         return {"compound": {c["id"] for c in directory["compounds"]},
                 "building": {b["id"] for b in directory["buildings"]}}
 
-    def _household_of(self, community: str, person: str) -> str | None:
+    def _household_of(self, community: str, person: str, reply=None) -> str | None:
         """Where the person lives now; None for someone the directory has as no resident."""
-        reply = self.communities.get_person(community, person)
+        reply = reply if reply is not None else self.communities.get_person(community, person)
         if not reply.get("ok") and reply["problem"].get("status") == 404:
             return None
         return _result(reply)["household"]
@@ -110,9 +110,12 @@ class ProposalsService(ServiceBase):
     @command
     def support(self, actor, community, proposal):
         facts = self.app.facts(community, proposal, actor)
-        household = self._household_of(community, actor)
-        in_scope = None if facts["scope"] == "community" else self._households(community, facts["scope"],
-                                                                              facts["scope_id"])
+        # Both directory questions at once: where the caller lives now, and what the scope holds.
+        person = self.communities.get_person.call_async(community, actor)
+        scope = None if facts["scope"] == "community" else self.communities.households_in_scope.call_async(
+            community, facts["scope"], facts["scope_id"])
+        household = self._household_of(community, actor, person.result())
+        in_scope = None if scope is None else set(_result(scope.result()))
         return self.app.give_support(actor, community, proposal, household, in_scope)
 
     @rpc
