@@ -94,27 +94,33 @@ class Neighbourhood:
         return self.api("POST", f"/proposals/{pid}/supports", who.token, expect=expect)
 
     # -- the record ----------------------------------------------------------------------------------
-    def proposal_events(self) -> list[dict]:
-        """This community's envelopes in the proposals log, in log order."""
+    def events(self, source: str = "proposals") -> list[dict]:
+        """This community's envelopes in a source's log, in log order."""
         out, start = [], 1
         while True:
-            batch = self.platform.rpc("proposals", "read_log", start, 1000)
+            batch = self.platform.rpc(source, "read_log", start, 1000)
             out += [e for e in batch if e["community"] == self.id]
             if len(batch) < 1000:
                 return out
             start = batch[-1]["position"] + 1
 
+    def proposal_events(self) -> list[dict]:
+        return self.events("proposals")
+
     def audited(self) -> list[dict]:
         return [e for e in self.platform.audit_entries(self.id, self.worker_token) if e["source"] == "proposals"]
 
     def settled(self) -> list[dict]:
-        """Wait until the audit log holds every proposal event of the community; return the
-        envelopes as the audit log holds them, in its order."""
+        """Wait until the community's audit log holds every event of the directory and of the
+        proposals log; return the proposals envelopes as the audit log holds them, in its order."""
         def caught_up():
-            expected, audited = len(self.proposal_events()), self.audited()
-            return [e["envelope"] for e in audited] if len(audited) == expected else None
+            entries = self.platform.audit_entries(self.id, self.worker_token)
+            for source in ("communities", "proposals"):
+                if len([e for e in entries if e["source"] == source]) != len(self.events(source)):
+                    return None
+            return [e["envelope"] for e in entries if e["source"] == "proposals"]
 
-        return wait_for(caught_up, timeout=30, message="the audit log to catch up with the proposals log")
+        return wait_for(caught_up, timeout=30, message="the audit log to catch up with the logs")
 
     def heads(self) -> tuple[int, int]:
         """The proposals log head and the size of the community's audit log."""
