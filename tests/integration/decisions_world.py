@@ -1,0 +1,110 @@
+"""The DOMAIN.md worked example loaded through the API, and helpers to run ballots on it.
+
+Building 2 of compound 3: ten units, nine owner heads (Zhang owns two units, the developer's
+unsold unit is one head), 870 m². Every owner gets a token, as do the party-committee lead and a
+tenant (who is on no owners' roll).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.common import clock
+from tests.harness import wait_for
+
+BUILDING_2 = [
+    ("101", "50", "Wang"), ("102", "70", "Li"), ("201", "75", "Zhang"), ("202", "75", "Zhang"),
+    ("301", "90", "Liu"), ("302", "90", "Chen"), ("401", "90", "Zhao"), ("402", "90", "Sun"),
+    ("501", "120", "Zhou"), ("502", "120", None),
+]
+OWNERS = ("Wang", "Li", "Zhang", "Liu", "Chen", "Zhao", "Sun", "Zhou")
+EXAMPLE = {"Wang": "agree", "Li": "agree", "Zhang": "agree", "Liu": "agree", "Zhou": "agree", "Chen": "disagree",
+           "Zhao": "abstain"}
+NOTICE, VOTING = timedelta(days=15), timedelta(days=7)
+
+
+@pytest.fixture
+def t0(platform):
+    """Freeze the platform's clock at now for the test, and let it run again afterwards."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    platform.set_clock(now)
+    yield now
+    platform.set_clock(None)
+
+
+@dataclass
+class World:
+    platform: object
+    community: str
+    token: str  # the community worker's
+    building: str
+    t0: datetime
+    people: dict = field(default_factory=dict)  # name -> person id
+    tokens: dict = field(default_factory=dict)  # name -> token
+
+    @property
+    def base(self) -> str:
+        return f"/api/v1/communities/{self.community}"
+
+    def api(self, method: str, path: str, who: str | None = None, body=None, expect: int | None = None):
+        token = self.tokens[who] if who else self.token
+        return self.platform.api(method, self.base + path, token, body, expect=expect)
+
+    # -- ballots --------------------------------------------------------------------------------
+    def ballot(self, preset: str, title: str = "疏通排水管 unblock the drains", opens_after=NOTICE, **config) -> str:
+        ballot = self.api("POST", "/ballots", body={"title": title, "scope": "building", "scope_id": self.building},
+                          expect=201).json()["id"]
+        opens = self.t0 + opens_after
+        body = {"preset": preset, "voting_unit": "owner", "opens_at": clock.format(opens),
+                "closes_at": clock.format(opens + VOTING), **config}
+        self.api("PUT", f"/ballots/{ballot}/configuration", body=body, expect=200)
+        return ballot
+
+    def opens(self) -> datetime:
+        return self.t0 + NOTICE
+
+    def closes(self) -> datetime:
+        return self.t0 + NOTICE + VOTING
+
+    def view(self, ballot: str) -> dict:
+        return self.api("GET", f"/ballots/{ballot}", expect=200).json()
+
+    def wait_status(self, ballot: str, *statuses: str, timeout: float = 30) -> dict:
+        return wait_for(lambda: (v := self.view(ballot))["status"] in statuses and v, timeout=timeout,
+                        message=f"ballot {ballot} to be {' or '.join(statuses)}")
+
+    def vote(self, ballot: str, who: str, choice, expect: int | None = 201):
+        return self.api("POST", f"/ballots/{ballot}/votes", who, {"choice": choice}, expect=expect)
+
+    def audit(self, case: str, kind: str | None = None) -> list[dict]:
+        entries = self.platform.audit_entries(self.community, self.token, case=case)
+        return [e["envelope"] for e in entries if kind is None or e["type"] == kind]
+
+    def wait_audit(self, case: str, kind: str, count: int = 1) -> list[dict]:
+        return wait_for(lambda: len(found := self.audit(case, kind)) >= count and found, timeout=30,
+                        message=f"{kind} in the audit log")
+
+
+def building_2(platform, t0: datetime) -> World:
+    """The worked example's building, loaded through the API as a community worker would."""
+    c = platform.new_community("S社区")
+    w = World(platform, c["id"], c["token"], "", t0)
+    compound = w.api("POST", "/compounds", body={"name": "3号院坝"}, expect=201).json()["id"]
+    w.building = w.api("POST", "/buildings", body={"compound": compound, "name": "2栋"}, expect=201).json()["id"]
+    for name in (*OWNERS, "Lead", "Tenant"):
+        w.people[name] = w.api("POST", "/people", body={"name": name, "effective": "2020-01-01"},
+                               expect=201).json()["id"]
+    for unit, area, owner in BUILDING_2:
+        body = {"building": w.building, "unit": unit, "area": area, "effective": "2020-01-01",
+                "owners": [w.people[owner]] if owner else [], "developer_unsold": owner is None}
+        household = w.api("POST", "/households", body=body, expect=201).json()["id"]
+        if unit == "402":  # the tenant lives in Sun's flat but owns nothing
+            w.api("POST", f"/people/{w.people['Tenant']}/moves", body={"household": household}, expect=201)
+    w.api("POST", f"/people/{w.people['Lead']}/roles", body={"role": "party_lead"}, expect=201)
+    for name, person in w.people.items():
+        w.tokens[name] = w.api("POST", f"/people/{person}/tokens", body={"days": 90}, expect=201).json()["token"]
+    w.tokens["worker"] = c["token"]
+    w.people["worker"] = c["worker"]
+    return w
