@@ -322,7 +322,7 @@ class ProposalsApp(ServiceApplication):
             cond.append(sa.func.lower(P.c.title).contains(str(q).lower(), autoescape=True))
         with self.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(P).where(*cond)).scalar()
-            rows = conn.execute(sa.select(P).where(*cond).order_by(P.c.created_at.desc(), P.c.id)
+            rows = conn.execute(sa.select(P).where(*cond).order_by(P.c.created_position.desc())
                                 .limit(limit).offset(max(int(offset), 0))).all()
         return {"total": total, "items": [_summary(r) for r in rows]}
 
@@ -378,7 +378,8 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
         conn.execute(sa.insert(P).values(
             id=agg, community=env["community"], author=d["author"], scope=d["scope"], scope_id=d["scope_id"],
             category=d["category"], status="draft", title=title, title_commitment=d["title_commitment"],
-            body_commitment=d["body_commitment"], supports=0, households=0, created_at=at, updated_at=at))
+            body_commitment=d["body_commitment"], supports=0, households=0, created_at=at,
+            created_position=env["position"], updated_at=at))
     elif kind == "ProposalSubmitted":
         update(agg, status="submitted", submitted_at=at)
     elif kind == "ProposalScreened":

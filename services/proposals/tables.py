@@ -33,12 +33,14 @@ proposals = sa.Table(
     sa.Column("households", sa.Integer, nullable=False, default=0),  # distinct households among them
     sa.Column("merged_into", sa.String(36)),
     sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("created_position", sa.BigInteger, nullable=False),  # log order: newest first, even under one instant
     sa.Column("submitted_at", sa.String(40)),
     sa.Column("screened_at", sa.String(40)),
     sa.Column("opened_at", sa.String(40)),
     sa.Column("closed_at", sa.String(40)),
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Index("ix_proposals_due", "status", "deadline"),
+    sa.Index("ix_proposals_list", "community", "created_position"),
 )
 
 supports = sa.Table(
