@@ -1,0 +1,212 @@
+"""The proposals application on SQLite, without nameko: directory facts are passed in as plain
+data. Covers the read model (counters, rebuild, search, erasure), the timer, merging, and two
+application instances sharing one store as two service instances do."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from services.common import clock, config
+from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.store import state_engine
+from services.common.tables import consumer_tracking, create_all
+from services.communities.domain import DEFAULT_RULES
+from services.proposals import tables
+from services.proposals.application import ProposalsApp
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+CATEGORIES = DEFAULT_RULES["categories"]
+
+
+def rules(**threshold) -> dict:
+    levels = {level: {"unit": "residents", "count": 100_000} for level in ("community", "compound", "building")}
+    levels.update(threshold)
+    return dict(DEFAULT_RULES, support_threshold=levels, support_window_days=10)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSULT_DB", "sqlite")
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
+    monkeypatch.delenv("CONSULT_CLOCK_FILE", raising=False)
+    clock.set(T0)
+    yield config.load()
+    clock.set(None)
+
+
+@pytest.fixture
+def open_app(settings):
+    opened = []
+
+    def make() -> ProposalsApp:
+        engine = state_engine("proposals", settings)
+        create_all(engine, tables.metadata)
+        opened.append((ProposalsApp(settings, engine), engine))
+        return opened[-1][0]
+
+    yield make
+    for app, engine in opened:
+        app.close()
+        engine.dispose()
+
+
+@pytest.fixture
+def app(open_app) -> ProposalsApp:
+    return open_app()
+
+
+class World:
+    def __init__(self, app: ProposalsApp):
+        self.app, self.community, self.author = app, str(uuid.uuid4()), str(uuid.uuid4())
+
+    def collecting(self, rule_set=None, in_scope=10, title="疏通排水沟", scope="community") -> str:
+        pid = self.app.draft(self.author, self.community, title, "body", "drainage", scope, None,
+                             categories=CATEGORIES)
+        self.app.submit(self.author, self.community, pid)
+        self.app.screen("worker", self.community, pid, True, rules=rule_set or rules(), in_scope=in_scope)
+        return pid
+
+    def support(self, pid, person=None, household=None, app=None):
+        return (app or self.app).give_support(person or str(uuid.uuid4()), self.community, pid,
+                                              household or str(uuid.uuid4()), None)
+
+
+@pytest.fixture
+def world(app) -> World:
+    return World(app)
+
+
+def test_counts_come_from_the_read_model_and_match_a_rebuild(world, app):
+    pid = world.collecting(rules(community={"unit": "households", "count": 1000}))
+    people = [str(uuid.uuid4()) for _ in range(6)]
+    homes = ["h1", "h1", "h2", "h3", "h3", "h3"]
+    for person, home in zip(people, homes):
+        world.support(pid, person, home)
+    app.withdraw_support(people[2], world.community, pid, "h2")
+    app.withdraw_support(people[3], world.community, pid, "h3")
+    view = app.view(world.community, pid, people[0])
+    assert (view["supports"], view["supports_residents"], view["supports_households"]) == (2, 4, 2)
+    assert view["supported_by_me"] is True
+    before = _read_model(app)
+    with app.engine.begin() as conn:  # throw the read model away and rebuild it from the log
+        for table in reversed(tables.metadata.sorted_tables):
+            conn.execute(sa.delete(table))
+        conn.execute(sa.delete(consumer_tracking))
+    app.project()
+    assert _read_model(app) == before
+
+
+def _read_model(app) -> dict:
+    with app.engine.connect() as conn:
+        return {table.name: sorted(tuple(map(str, r)) for r in conn.execute(sa.select(table)))
+                for table in tables.metadata.sorted_tables}
+
+
+def test_qualification_records_the_exact_count_and_closes_supports(world, app):
+    pid = world.collecting(rules(community={"unit": "households", "share": "1/10"}), in_scope=25)
+    assert world.support(pid)["supports"] == 1
+    assert world.support(pid)["status"] == "collecting"
+    counts = world.support(pid)
+    assert counts == {"proposal": pid, "status": "qualified", "supports": 3, "threshold": 3, "unit": "households"}
+    with pytest.raises(Conflict, match="qualified"):
+        world.support(pid)
+    history = app.view(world.community, pid, world.author)["history"]
+    assert history[-1]["type"] == "ProposalQualified" and history[-1]["actor"] == "system"
+    assert history[-1]["data"]["supports"] == 3
+
+
+def test_only_residents_in_scope_support(world, app):
+    pid = world.collecting()
+    with pytest.raises(Forbidden):
+        app.give_support("p", world.community, pid, None, None)  # lives nowhere
+    with pytest.raises(Forbidden):
+        app.give_support("p", world.community, pid, "h9", {"h1", "h2"})
+    app.give_support("p", world.community, pid, "h1", {"h1", "h2"})
+    with pytest.raises(NotFound):
+        app.give_support("p", str(uuid.uuid4()), pid, "h1", None)  # another community
+
+
+def test_the_timer_expires_what_passed_its_deadline(world, app):
+    early = world.collecting()
+    clock.set(T0 + timedelta(days=1))
+    late = world.collecting()
+    assert app.expire_due(T0 + timedelta(days=10) - timedelta(seconds=1)) == []
+    clock.set(T0 + timedelta(days=10))
+    assert app.expire_due() == [early]
+    assert app.expire_due() == []
+    assert app.view(world.community, early, world.author)["status"] == "expired"
+    history = app.view(world.community, early, world.author)["history"]
+    assert history[-1]["at"] == "2026-03-11T08:00:00.000000Z"  # stamped by the one clock
+    clock.set(T0 + timedelta(days=11))
+    assert app.expire_due() == [late]
+
+
+def test_merge_carries_supports_over_once_per_unit_of_the_target(world, app):
+    one_per_home = rules(community={"unit": "households", "count": 1000})
+    a = world.collecting()
+    b = world.collecting(dict(one_per_home, support_per="household"))
+    world.support(a, "p1", "h1")
+    world.support(a, "p2", "h1")  # same household: one support on b, which counts per household
+    world.support(a, "p3", "h2")
+    world.support(b, "p4", "h2")  # h2 already supports b
+    with pytest.raises(Conflict, match="scope"):
+        app.merge("worker", world.community, a, b, {"h1", "h2", "h3"}, {"h1", "h2"})
+    result = app.merge("worker", world.community, a, b, {"h1", "h2"}, {"h1", "h2", "h3"})
+    assert (result["carried"], result["supports"]) == (1, 2)
+    assert app.view(world.community, a, world.author)["status"] == "merged"
+    with pytest.raises(Conflict):
+        world.support(a)
+    with pytest.raises(Conflict, match="household already supports"):
+        world.support(b, "p5", "h1")
+    b_history = [h["type"] for h in app.view(world.community, b, world.author)["history"]]
+    assert b_history[-1] == "ProposalMergeReceived"
+
+
+def test_list_search_and_erasure(world, app):
+    drain = world.collecting(title="疏通 Drain 100%")
+    other = world.collecting(title="草坪")
+    private = app.draft(world.author, world.community, "draft", "b", "parking", "community", None,
+                        categories=CATEGORIES)
+
+    def ids(viewer=None, **filters):
+        return [p["id"] for p in app.list_proposals(world.community, viewer or world.author, **filters)["items"]]
+
+    assert ids() == [private, other, drain]
+    assert ids(viewer="someone") == [other, drain]
+    assert ids(q="drain") == [drain] and ids(q="100%") == [drain] and ids(q="_") == []
+    assert ids(status="draft") == [private] and ids(category="parking") == [private]
+    assert app.erase_person(world.community, world.author) == 6
+    assert ids(q="drain") == [] and app.view(world.community, drain, "x")["title"] is None
+
+
+def test_two_instances_on_one_store_count_every_support_once(open_app):
+    """Two application instances, as two service processes have, each projecting on its own:
+    the projection lock keeps them from applying an event twice, the proposal lock from losing
+    a support or recording one past the threshold."""
+    first, second = open_app(), open_app()
+    world = World(first)
+    pid = world.collecting(rules(community={"unit": "residents", "count": 40}))
+    results, errors = [], []
+
+    def supporter(app):
+        try:
+            results.append(world.support(pid, app=app))
+        except Conflict as exc:
+            errors.append(exc.detail)
+
+    threads = [threading.Thread(target=supporter, args=(first if i % 2 else second,)) for i in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 40 and len(errors) == 20
+    assert set(errors) == {"this proposal has qualified; it can no longer be supported"}
+    for app in (first, second):
+        view = app.view(world.community, pid, world.author)
+        assert (view["status"], view["supports"]) == ("qualified", 40)
+    assert view["history"][-1]["data"]["supports"] == 40
