@@ -18,6 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
@@ -450,6 +451,29 @@ class ActionsApp(ServiceApplication):
     def _text_of(self, *commitments) -> dict:
         return self.content.get_many([c for c in commitments if c])
 
+    def _case_texts(self, entries: list[dict], read_texts) -> dict:
+        """The readable texts of a case's events. Commitments are salted hashes, so each names one
+        text wherever it is stored: ours first, then each other stage of the case is asked for
+        the rest. Texts of aggregates hidden by moderation (a `…Hidden` event not followed by a
+        `…Restored` one, in log order) are left out; the hiding's own reason is shown."""
+        hidden: set[str] = set()
+        for e in sorted(entries, key=lambda e: e["index"]):
+            kind, agg = e["envelope"]["type"], e["envelope"]["aggregate"]["id"]
+            if kind.endswith("Hidden"):
+                hidden.add(agg)
+            elif kind.endswith("Restored"):
+                hidden.discard(agg)
+        shown = [c for e in entries for c in commitments_in(e["envelope"]["data"])
+                 if e["envelope"]["aggregate"]["id"] not in hidden or e["envelope"]["type"].endswith("Hidden")]
+        texts = {c: v for c, v in self._text_of(*shown).items() if v is not None}
+        for source in sorted({e["envelope"]["source"] for e in entries} - {self.name}):
+            wanted = sorted({c for c in shown if c not in texts})
+            if not wanted or read_texts is None:
+                break
+            for start in range(0, len(wanted), 1000):
+                texts.update(read_texts(source, wanted[start:start + 1000]) or {})
+        return texts
+
     def task_view(self, community: str, task: str) -> dict:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.tasks).where(t.tasks.c.task == task, t.tasks.c.community == community)
@@ -571,16 +595,18 @@ class ActionsApp(ServiceApplication):
                              for c in sorted(closed.values(), key=lambda c: c.closed_at, reverse=True)],
         }
 
-    def case_file(self, community: str, case: str, entries: list[dict]) -> dict:
+    def case_file(self, community: str, case: str, entries: list[dict],
+                  read_texts: Callable[[str, list[str]], dict] | None = None) -> dict:
         """The case file (案卷): every event of the case, from every stage, in time order, each
-        linked to its audit entry; texts this service holds are joined in (other services' texts
-        stay commitments here and are read from their own endpoints)."""
+        linked to its audit entry, with the texts joined in: this service's own, and through
+        `read_texts(source, commitments)` those of the stages whose events the case holds. A text
+        erased since, or of a comment a moderator has hidden, stays a bare commitment."""
         case = str(_id(case, "case"))
         self.project()
         if not entries:
             raise NotFound(f"case {case} does not exist (or the audit log has not recorded it yet)")
         ordered = sorted(entries, key=lambda e: (e["occurred_at"], e["index"]))
-        texts = self._text_of(*(c for e in ordered for c in commitments_in(e["envelope"]["data"])))
+        texts = self._case_texts(entries, read_texts)
         base = f"/api/v1/communities/{community}/audit/entries"
         items = []
         for e in ordered:
@@ -589,7 +615,7 @@ class ActionsApp(ServiceApplication):
                 "audit": {"index": e["index"], "href": f"{base}?from={e['index']}&limit=1"},
                 "event_id": env["id"], "source": env["source"], "stage": SOURCE_STAGES.get(env["source"], env["source"]),
                 "type": env["type"], "occurred_at": env["occurred_at"], "actor": env["actor"],
-                "aggregate": env["aggregate"], "data": env["data"],
+                "aggregate": env["aggregate"], "causation": env.get("causation"), "data": env["data"],
                 "texts": {c: texts[c] for c in commitments_in(env["data"]) if texts.get(c) is not None},
             })
         with self.engine.connect() as conn:

@@ -6,6 +6,8 @@ facts come from the communities service, the case file's entries from the audit 
 """
 from __future__ import annotations
 
+import logging
+
 from nameko.rpc import RpcProxy, rpc
 
 from services.common import errors
@@ -18,6 +20,7 @@ from .application import ActionsApp, Caller, project_case
 _PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
                                            errors.Conflict, errors.Unauthorized)}
 AUDIT_PAGE = 1000
+log = logging.getLogger(__name__)
 
 
 def _result(reply):
@@ -142,7 +145,15 @@ class ActionsService(ServiceBase):
             if len(page) < AUDIT_PAGE:
                 break
             start = page[-1]["index"] + 1
-        return self.app.case_file(community, case, entries)
+        return self.app.case_file(community, case, entries, self._read_texts)
+
+    def _read_texts(self, source: str, commitments: list[str]) -> dict:
+        """Another stage's texts; a stage that is down leaves its texts as commitments for now."""
+        try:
+            return self.platform.rpc(source, "read_texts", commitments)
+        except Exception as exc:  # noqa: BLE001 - the case file is still worth showing
+            log.warning("actions: cannot read texts of %s for a case file: %r", source, exc)
+            return {}
 
 
 SERVICE = ActionsService

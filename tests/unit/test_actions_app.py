@@ -275,14 +275,34 @@ def test_the_case_file_orders_every_stage_and_links_the_audit_entries(app):
     mine = log(app)
     proposal = envelope("proposals", "ProposalDrafted", 7, case, {"title_commitment": "t" * 64})
     proposal["occurred_at"] = "2026-05-01T00:00:00.000000Z"
+    comment, hidden = str(uuid.uuid4()), str(uuid.uuid4())
+    discussion = [
+        envelope("deliberation", "CommentPosted", 1, case, {"text_commitment": "c" * 64}, aggregate=comment),
+        envelope("deliberation", "CommentPosted", 2, case, {"text_commitment": "x" * 64}, aggregate=hidden),
+        envelope("deliberation", "CommentHidden", 3, case, {"reason_commitment": "r" * 64}, aggregate=hidden),
+    ]
+    stores = {"proposals": {"t" * 64: "疏通排水沟（居民提议）"},
+              "deliberation": {"c" * 64: "同意尽快施工", "x" * 64: "人身攻击", "r" * 64: "违反议事规则"}}
+    asked = []
+
+    def read_texts(source, commitments):
+        asked.append(source)
+        return {c: stores[source][c] for c in commitments if c in stores[source]}
+
     entries = [{"index": 40 + i, "type": e["type"], "occurred_at": e["occurred_at"], "envelope": e}
-               for i, e in enumerate(mine + [proposal])]  # the audit saw the proposal last
-    got = app.case_file(C, case, entries)
-    assert [i["type"] for i in got["items"]] == ["ProposalDrafted", "ActionPlanOpened"]
-    assert [i["audit"]["index"] for i in got["items"]] == [41, 40]
-    assert got["stages"] == ["proposal", "action"] and got["plan"] == plan and got["status"] == "open"
+               for i, e in enumerate(mine + discussion + [proposal])]  # the audit saw the proposal last
+    got = app.case_file(C, case, entries, read_texts)
+    assert [i["type"] for i in got["items"]] == [
+        "ProposalDrafted", "ActionPlanOpened", "CommentPosted", "CommentPosted", "CommentHidden"]
+    assert [i["audit"]["index"] for i in got["items"]] == [44, 40, 41, 42, 43]
+    assert got["stages"] == ["proposal", "deliberation", "action"] and got["plan"] == plan
+    assert got["status"] == "open"
     assert set(got["items"][1]["texts"].values()) == {"疏通排水沟", "紧急抢修"}
-    assert got["items"][0]["texts"] == {}, "other services' texts are theirs to show"
+    assert list(got["items"][0]["texts"].values()) == ["疏通排水沟（居民提议）"], "joined from the proposals store"
+    assert [i["texts"] for i in got["items"][2:]] == [{"c" * 64: "同意尽快施工"}, {}, {"r" * 64: "违反议事规则"}], \
+        "a hidden comment's text is not shown, the reason for hiding it is"
+    assert sorted(asked) == ["deliberation", "proposals"]
+    assert app.case_file(C, case, entries)["items"][0]["texts"] == {}, "without the other stages: commitments"
     with pytest.raises(NotFound):
         app.case_file(C, str(uuid.uuid4()), [])
 
