@@ -151,9 +151,13 @@ class NotificationsApp(ServiceApplication):
         notice = rule.key(env) if rule.key else env["id"]
         topic = topic_of(env, rule.topic)
         with self.engine.connect() as conn:
-            facts = self._topic(conn, topic)
-            content = content_of(env, rule, facts, self._topic(conn, case))
-            recipients = self._recipients(conn, env, rule, topic, facts, directory)
+            facts, case_facts = self._topic(conn, topic), self._topic(conn, case)
+        # Asked with no connection open: on SQLite every transaction holds the write lock, and a
+        # green thread waiting for it would block the process while this one waits for a reply.
+        residents = self._residents(env, facts, directory) if RESIDENTS_IN_SCOPE in rule.recipients else []
+        with self.engine.connect() as conn:
+            content = content_of(env, rule, facts, case_facts)
+            recipients = self._recipients(conn, env, rule, topic, facts, residents)
             prefs = self._preferences(conn, community, [p for p, _ in recipients])
             endpoints = [r.id for r in conn.execute(sa.select(t.webhooks.c.id).where(
                 t.webhooks.c.community == community, t.webhooks.c.active.is_(True)).order_by(t.webhooks.c.id))]
@@ -184,8 +188,9 @@ class NotificationsApp(ServiceApplication):
             routes += [(WEBHOOK, e) for e in endpoints]
         return routes
 
-    def _recipients(self, conn, env: dict, rule: NoticeRule, topic: str, facts: dict | None,
-                    directory: Directory) -> list[tuple[str, str]]:
+    @staticmethod
+    def _recipients(conn, env: dict, rule: NoticeRule, topic: str, facts: dict | None,
+                    residents: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """(person, capacity) for every recipient rule of the notice, each person once."""
         d = env.get("data") or {}
         found: dict[str, str] = {}
@@ -207,7 +212,7 @@ class NotificationsApp(ServiceApplication):
             elif name == SUPPORTERS:
                 batch = people(["supporter"], ref=topic)
             elif name == RESIDENTS_IN_SCOPE:
-                batch = self._residents(env, facts, directory)
+                batch = residents
             elif name == BODY:
                 batch = people(exclude=_NOT_BODY, ref=topic)
             elif name == INVITEE:

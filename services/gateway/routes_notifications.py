@@ -1,0 +1,89 @@
+"""Notification routes: one's own preferences and inbox, the community's webhook endpoints, and
+the delivery record (who was told what, when, through which channel)."""
+from __future__ import annotations
+
+from services.notifications.domain import CHANNELS, DIGESTS, LANGS
+
+from . import schema as S
+from .router import Call, route
+
+TAG = "notifications"
+MANAGERS = ("community_worker", "party_lead")
+C = "/api/v1/communities/{community}"
+PAGE = {"limit": {"type": "integer", "minimum": 1, "maximum": 200}, "offset": {"type": "integer", "minimum": 0}}
+
+PREFERENCES = S.obj(
+    [], channels={"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}, "maxItems": len(CHANNELS),
+                  "description": "the inbox is always on; add email and/or webhook"},
+    email={"type": ["string", "null"], "maxLength": 254}, digest={"type": "string", "enum": list(DIGESTS)},
+    lang={"type": "string", "enum": list(LANGS)})
+PREFERENCES_VIEW = {"type": "object", "properties": {
+    "channels": {"type": "array", "items": {"type": "string"}}, "email": {"type": ["string", "null"]},
+    "digest": {"type": "string"}, "lang": {"type": "string"}}}
+
+
+@route("GET", C + "/me/preferences", summary="How I am notified: channels, e-mail, digest, language", tag=TAG,
+       response=PREFERENCES_VIEW)
+def get_my_preferences(c: Call):
+    return c.call("notifications", "get_preferences", c.community, c.actor)
+
+
+@route("PUT", C + "/me/preferences", summary="Choose how I am notified (replaces the settings)", tag=TAG,
+       body=PREFERENCES, response=PREFERENCES_VIEW)
+def put_my_preferences(c: Call):
+    return c.call("notifications", "set_preferences", c.community, c.actor, c.body)
+
+
+@route("GET", C + "/me/inbox", summary="My messages, newest first, with the unread count", tag=TAG,
+       query={"unread": {"type": "string", "enum": ["true", "false"]}, **PAGE},
+       response={"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}},
+                                                  "unread": {"type": "integer"}, "total": {"type": "integer"}}})
+def my_inbox(c: Call):
+    q = c.query
+    return c.call("notifications", "inbox", c.community, c.actor, q.get("unread") == "true", q.get("limit", 50),
+                  q.get("offset", 0))
+
+
+@route("POST", C + "/me/inbox/{message}/read", summary="Mark one of my messages read", tag=TAG)
+def read_inbox_message(c: Call):
+    return c.call("notifications", "mark_read", c.community, c.actor, c.params["message"])
+
+
+@route("POST", C + "/webhooks", summary="Register a webhook endpoint (chat group, SMS gateway); its signing "
+                                        "secret is shown once", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj(["url"], url=S.text(2000), secret=S.text(200, min_len=16),
+                  include_personal_data={"type": "boolean", "description": "send message texts, not only ids "
+                                                                           "and links (off by default)"}))
+def register_webhook(c: Call):
+    b = c.body
+    return c.call("notifications", "add_webhook", c.actor, c.community, b["url"], b.get("secret"),
+                  b.get("include_personal_data", False))
+
+
+@route("GET", C + "/webhooks", summary="The community's webhook endpoints and their health (paused or not)",
+       tag=TAG, roles=MANAGERS)
+def list_webhooks(c: Call):
+    return c.call("notifications", "list_webhooks", c.community)
+
+
+@route("POST", C + "/webhooks/{webhook}/resume", summary="Resume a paused webhook endpoint", tag=TAG,
+       roles=MANAGERS)
+def resume_webhook(c: Call):
+    return c.call("notifications", "resume_webhook", c.actor, c.community, c.params["webhook"])
+
+
+@route("DELETE", C + "/webhooks/{webhook}", summary="Remove a webhook endpoint; what waited for it is given up",
+       tag=TAG, roles=MANAGERS)
+def remove_webhook(c: Call):
+    return c.call("notifications", "remove_webhook", c.actor, c.community, c.params["webhook"])
+
+
+@route("GET", C + "/notifications/deliveries", summary="The delivery record: who was told what, when and how "
+                                                       "(planned, delivered, failed)", tag=TAG,
+       roles=MANAGERS + ("auditor",),
+       query={"status": {"type": "string", "enum": ["planned", "delivered", "failed"]}, "case": S.uuid_str(),
+              "about_event": S.uuid_str(), "recipient": S.text(64), **PAGE})
+def notification_deliveries(c: Call):
+    q = c.query
+    return c.call("notifications", "deliveries", c.community, q.get("status"), q.get("case"), q.get("about_event"),
+                  q.get("recipient"), q.get("limit", 100), q.get("offset", 0))

@@ -1,0 +1,157 @@
+"""The notifications service: a tracked consumer of every stage that plans who is told what, a
+timer that sends (one instance at a time holds the sender lease), and thin nameko entrypoints
+for preferences, the inbox, webhook endpoints and the delivery record."""
+from __future__ import annotations
+
+import logging
+
+from nameko.rpc import rpc
+
+from services.common import registry
+from services.common.relay import Lease
+from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command
+
+from . import tables
+from .application import NotificationsApp
+from .channels import WebhookSender
+from .dispatch import Dispatcher, SenderSettings, email_sender_from_env
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryClient:
+    """The directory facts planning needs, asked of the communities service."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    def residents_in_scope(self, community, scope, scope_id, at):
+        return self.rt.rpc("communities", "residents_in_scope", community, scope, scope_id, at)
+
+
+class TextsUnavailable(RuntimeError):
+    """A text could not be read because a service holding it did not answer: send later."""
+
+
+class RemoteTexts:
+    """Texts from the erasable stores of the stage services, read at send time.
+
+    Each commitment is asked of the event's own source first, then of the other sources (a
+    consultation quotes its proposal's title, which lives in the proposals store). A text no
+    store holds was erased and stays out of the message; but if a store did not answer, the
+    text may only be unreachable, so the batch waits rather than send a message without it."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.sources = [s for s in registry.SOURCES if s != "notifications"]
+
+    def _ask(self, source: str, commitments: set[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        wanted = sorted(commitments)
+        for i in range(0, len(wanted), 1000):
+            found.update(self.rt.rpc(source, "read_texts", wanted[i:i + 1000]))
+        return found
+
+    def read(self, wanted: dict[str, set[str]]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for source, commitments in wanted.items():
+            found.update(self._ask(source, commitments))  # the source itself must answer
+        missing = set().union(*wanted.values()) - set(found)
+        silent = []
+        for source in self.sources:
+            if not missing:
+                break
+            try:
+                found.update(self._ask(source, missing))
+            except Exception as exc:  # noqa: BLE001 - a service that is down: decided below
+                silent.append(f"{source}: {exc!r}"[:200])
+            missing -= set(found)
+        if missing and silent:
+            raise TextsUnavailable(f"{len(missing)} texts unread; no answer from {'; '.join(silent)}")
+        return found
+
+
+class Sender:
+    """The timer that fires reminders and sends what is due. Several instances of the service may
+    run; the sender lease (an advisory lock, or a file lock on SQLite) lets one of them send."""
+
+    def __init__(self):
+        self.lease: Lease | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    def __call__(self, rt: Runtime) -> None:
+        if self.dispatcher is None:
+            self.lease = Lease(rt.settings, rt.engine, "notifications-sender")
+            self.dispatcher = Dispatcher(rt.app, RemoteTexts(rt), email_sender_from_env(), WebhookSender(),
+                                         SenderSettings.from_env())
+        if not (self.lease.still_held() or self.lease.acquire()):
+            return
+        rt.app.fire_reminders(DirectoryClient(rt))
+        self.dispatcher.run(budget_s=2.0)
+        rt.app.refresh_pending_gauge()
+
+
+def _planner(rt: Runtime) -> EventSourcedSink:
+    directory = DirectoryClient(rt)
+    return EventSourcedSink(rt.app, lambda env: rt.app.plan(env, directory))
+
+
+class NotificationsService(ServiceBase):
+    name = "notifications"
+    platform = Platform("notifications", app_factory=NotificationsApp, tables=(tables.metadata,),
+                        consumer_sink=_planner, timers=((0.2, Sender()),))
+
+    @property
+    def app(self) -> NotificationsApp:
+        return self.platform.app
+
+    # ---- a person's own settings and inbox ------------------------------------------------------------
+    @rpc
+    @command
+    def get_preferences(self, community, person):
+        return self.app.get_preferences(community, person)
+
+    @rpc
+    @command
+    def set_preferences(self, community, person, preferences):
+        return self.app.set_preferences(community, person, preferences)
+
+    @rpc
+    @command
+    def inbox(self, community, person, unread_only=False, limit=50, offset=0):
+        return self.app.inbox(community, person, unread_only, limit, offset)
+
+    @rpc
+    @command
+    def mark_read(self, community, person, delivery):
+        return self.app.mark_read(community, person, delivery)
+
+    # ---- webhook endpoints (community workers) ----------------------------------------------------------
+    @rpc
+    @command
+    def add_webhook(self, actor, community, url, secret=None, include_personal_data=False):
+        return self.app.add_webhook(actor, community, url, secret, include_personal_data)
+
+    @rpc
+    @command
+    def list_webhooks(self, community):
+        return self.app.webhooks(community)
+
+    @rpc
+    @command
+    def resume_webhook(self, actor, community, webhook):
+        return self.app.resume_webhook(actor, community, webhook)
+
+    @rpc
+    @command
+    def remove_webhook(self, actor, community, webhook):
+        return self.app.remove_webhook(actor, community, webhook)
+
+    # ---- the delivery record -------------------------------------------------------------------------------
+    @rpc
+    @command
+    def deliveries(self, community, status=None, case=None, about_event=None, recipient=None, limit=100, offset=0):
+        return self.app.deliveries(community, status, case, about_event, recipient, limit, offset)
+
+
+SERVICE = NotificationsService

@@ -1,0 +1,393 @@
+"""Notifications end to end, with every service a real process: the drainage case through the
+stages that exist, read back from the inbox, from a local SMTP server (aiosmtpd) and from a
+local webhook receiver that checks each signature; redelivery of every event; SIGKILL in the
+middle of a batch; a webhook endpoint that keeps failing; and the proof of notice in the audit log.
+
+The decisions and actions services are not in the tree yet, so ballots, reminders, tasks and the
+end of a case are covered by tests/unit/test_notifications.py on the application itself.
+"""
+from __future__ import annotations
+
+import email
+import email.policy
+import http.server
+import json
+import re
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from kombu import Connection
+
+from services.common import clock
+from services.notifications.channels import DELIVERY_HEADER, SIGNATURE_HEADER, verify_webhook_signature
+from tests.harness import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+SECRET = "drainage-webhook-secret-0123456789"
+TITLE = "3号院排水沟疏通"
+STAGES = ("proposals", "deliberation")  # the stage services the drainage case runs through here
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mailbox:
+    """A real local SMTP server; keeps every message it accepted."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content,
+                                                      policy=email.policy.default))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if m["To"] == address]
+
+
+class Receiver:
+    """A local webhook receiver, as a community chat bot or SMS gateway would run one: it checks
+    the signature, keeps each delivery id once, and counts every request it got."""
+
+    def __init__(self, secret: str, port: int | None = None, delay: float = 0.0):
+        self.secret, self.delay = secret.encode(), delay
+        self.requests, self.rejected = 0, 0
+        self.deliveries: dict[str, dict] = {}
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests += 1
+                time.sleep(receiver.delay)
+                if not verify_webhook_signature(receiver.secret, self.headers[SIGNATURE_HEADER], body, time.time()):
+                    receiver.rejected += 1
+                    self.send_response(401)
+                else:
+                    receiver.deliveries.setdefault(self.headers[DELIVERY_HEADER], json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/consult"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def notify(platform):
+    """The notifications service pointed at a local SMTP server, with quick retries."""
+    if "notifications" not in platform.services:
+        pytest.fail("the notifications service is not started (CONSULT_TEST_SERVICES)")
+    for stage in STAGES:  # the stages the drainage case needs, whatever CONSULT_TEST_SERVICES says
+        if stage not in platform.procs:
+            platform.start(stage)
+    mailbox = Mailbox()
+    mailbox.controller.start()
+    settings = {"CONSULT_SMTP_HOST": "127.0.0.1", "CONSULT_SMTP_PORT": str(mailbox.controller.port),
+                "CONSULT_SMTP_FROM": "社区议事平台 <noreply@s-community.example>",
+                "CONSULT_NOTIFY_BACKOFF_BASE": "0.2", "CONSULT_NOTIFY_MAX_ATTEMPTS": "3"}
+    saved = {k: platform.env.get(k) for k in settings}
+    platform.set_clock(None)  # webhook signatures are checked against the receiver's real time
+    platform.env.update(settings)
+    platform.stop("notifications")
+    platform.start("notifications")
+    try:
+        yield mailbox
+    finally:
+        for k, v in saved.items():
+            platform.env.pop(k) if v is None else platform.env.__setitem__(k, v)
+        platform.stop("notifications")
+        platform.start("notifications")
+        mailbox.controller.stop()
+
+
+def rpc_id(platform, method, *args):
+    return platform.rpc("communities", method, "tests", *args)["id"]
+
+
+def person(platform, c, name, household=None, role=None, scope=None):
+    pid = rpc_id(platform, "register_person", c["id"], name, True, household, None)
+    if role:
+        platform.rpc("communities", "grant_role", "tests", c["id"], pid, role, scope, None)
+    token = platform.rpc("communities", "issue_token", c["id"], pid, 30, "tests")["token"]
+    return {"id": pid, "token": token}
+
+
+def delivered(platform, community, **filters) -> list[dict]:
+    rows = platform.rpc("notifications", "deliveries", community, None, None, None, None, 1000, 0)
+    return [r for r in rows if r["status"] == "delivered" and all(r[k] == v for k, v in filters.items())]
+
+
+def own_log(platform, community) -> list[dict]:
+    out, start = [], 1
+    while True:
+        batch = platform.rpc("notifications", "read_log", start, 1000)
+        if not batch:
+            return [e for e in out if e["community"] == community]
+        out += batch
+        start = batch[-1]["position"] + 1
+
+
+def inbox(platform, c, who) -> dict:
+    return platform.api("GET", f"/api/v1/communities/{c['id']}/me/inbox", who["token"], expect=200).json()
+
+
+def metric(platform, name: str, **labels) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    found = re.search(rf"^{name}\{{{re.escape(want)}\}} (\S+)$", platform.metrics("notifications"), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+# ---- the drainage case ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def drainage(platform, notify):
+    """A drainage proposal in building 2 of compound 3, from submission to its first meeting."""
+    c = platform.new_community("S社区")
+    cid, worker = c["id"], c["token"]
+    base = f"/api/v1/communities/{cid}"
+    compound = rpc_id(platform, "add_compound", cid, "3号院坝")
+    b2, b1 = (rpc_id(platform, "add_building", cid, compound, n) for n in ("2栋", "1栋"))
+    units = {u: rpc_id(platform, "register_household", cid, b, u, "60", [], None, True, None)
+             for u, b in (("2-101", b2), ("2-102", b2), ("2-201", b2), ("2-202", b2), ("1-101", b1))}
+    who = {name: person(platform, c, name, units[u]) for name, u in
+           (("王", "2-101"), ("李", "2-102"), ("张", "2-201"), ("刘", "2-202"), ("陈", "1-101"))}
+    who["书记"] = person(platform, c, "书记", role="party_lead")
+    who["网格长"] = person(platform, c, "网格长", role="grid_leader", scope=compound)
+    who["楼栋长"] = person(platform, c, "楼栋长", role="building_leader", scope=b2)
+    who["物业"] = person(platform, c, "物业", role="property_company")
+    receiver = Receiver(SECRET)
+    platform.api("POST", base + "/webhooks", worker, {"url": receiver.url, "secret": SECRET}, expect=201)
+    platform.api("PUT", base + "/me/preferences", who["王"]["token"],
+                 {"channels": ["email"], "email": "wang@example.org"}, expect=200)
+    platform.api("PUT", base + "/me/preferences", who["李"]["token"],
+                 {"channels": ["email", "webhook"], "email": "li@example.org", "lang": "en"}, expect=200)
+
+    pid = platform.api("POST", base + "/proposals", who["王"]["token"], {
+        "title": TITLE, "body": "每逢雨季院坝积水，一楼进水。", "category": "drainage", "scope": "building",
+        "scope_id": b2}, expect=201).json()["id"]
+    platform.api("POST", base + f"/proposals/{pid}/submit", who["王"]["token"], expect=200)
+    platform.api("POST", base + f"/proposals/{pid}/screen", worker, {"admissible": True}, expect=200)
+    for name in ("李", "张", "刘"):
+        platform.api("POST", base + f"/proposals/{pid}/supports", who[name]["token"], expect=201)
+    consultation = wait_for(lambda: platform.rpc("deliberation", "list_consultations", cid, None), timeout=30,
+                            message="the consultation the qualified proposal opens")[0]["id"]
+    lead = who["书记"]["id"]
+    platform.rpc("deliberation", "invite", lead, ["party_lead"], cid, consultation, who["物业"]["id"],
+                 "property_company")
+    starts = clock.format(clock.now() + timedelta(days=4))
+    platform.rpc("deliberation", "schedule_meeting", lead, ["party_lead"], cid, consultation, starts, "on_site",
+                 "社区活动室", ["排水沟维修方案"], who["网格长"]["id"])
+    # 王: screening, new proposal, qualified (inbox + e-mail); 李 the last two (inbox, e-mail, webhook);
+    # 张 and 刘 the last two (inbox); the body three the opening and the meeting; 物业 the invitation.
+    expected = 3 * 2 + 2 * 3 + 2 * 2 + 3 * 2 + 1
+    wait_for(lambda: len(delivered(platform, cid)) == expected, timeout=60, message=f"{expected} deliveries")
+    yield {"c": c, "who": who, "proposal": pid, "consultation": consultation, "receiver": receiver,
+           "expected": expected}
+    receiver.close()
+
+
+def test_the_drainage_case_tells_the_expected_people_in_their_inbox(platform, drainage):
+    c, who = drainage["c"], drainage["who"]
+    types = {name: sorted(m["type"] for m in inbox(platform, c, who[name])["items"]) for name in who}
+    assert types == {
+        "王": ["ProposalQualified", "ProposalScreened", "ProposalSubmitted"],
+        "李": ["ProposalQualified", "ProposalSubmitted"], "张": ["ProposalQualified", "ProposalSubmitted"],
+        "刘": ["ProposalQualified", "ProposalSubmitted"], "陈": [],  # another building
+        "书记": ["ConsultationOpened", "MeetingScheduled"], "网格长": ["ConsultationOpened", "MeetingScheduled"],
+        "楼栋长": ["ConsultationOpened", "MeetingScheduled"], "物业": ["ConsultationOpened"],
+    }
+    grid = {m["type"]: m for m in inbox(platform, c, who["网格长"])["items"]}
+    assert grid["ConsultationOpened"]["subject"] == f"【议事邀请】{TITLE}" and "您的身份：网格长" in grid[
+        "ConsultationOpened"]["body"]
+    assert "地点：社区活动室" in grid["MeetingScheduled"]["body"] and "议程：排水沟维修方案" in grid["MeetingScheduled"]["body"]
+    li = {m["type"]: m for m in inbox(platform, c, who["李"])["items"]}
+    assert li["ProposalSubmitted"]["subject"] == f"New proposal: {TITLE}"
+    # Unread count, and marking a message read.
+    mine = inbox(platform, c, who["王"])
+    assert mine["unread"] == 3 and mine["total"] == 3
+    first = mine["items"][0]["id"]
+    read = platform.api("POST", f"/api/v1/communities/{c['id']}/me/inbox/{first}/read", who["王"]["token"],
+                        expect=200).json()
+    assert read["unread"] == 2
+    platform.api("POST", f"/api/v1/communities/{c['id']}/me/inbox/{first}/read", who["李"]["token"], expect=404)
+
+
+def test_the_drainage_case_mails_reach_the_local_smtp_server(platform, notify, drainage):
+    c = drainage["c"]
+    wang = sorted(m["Subject"] for m in notify.to("wang@example.org"))
+    assert wang == sorted([f"【新提议】{TITLE}", f"【提议已受理】{TITLE}", f"【提议获得足够支持】{TITLE}"])
+    li = sorted(m["Subject"] for m in notify.to("li@example.org"))
+    assert li == sorted([f"New proposal: {TITLE}", f"Proposal qualified: {TITLE}"])
+    ids = {f"<{r['id']}@s-community.example>" for r in delivered(platform, c["id"], channel="email")}
+    assert {m["Message-ID"] for m in notify.to("wang@example.org") + notify.to("li@example.org")} == ids
+    body = next(m for m in notify.to("li@example.org") if m["Subject"].startswith("New")).get_content()
+    assert f"/communities/{c['id']}/proposals/{drainage['proposal']}" in body and "Hello," in body
+
+
+def test_the_drainage_case_reaches_the_webhook_signed_and_without_personal_data(platform, drainage):
+    receiver, c = drainage["receiver"], drainage["c"]
+    assert receiver.rejected == 0
+    got = receiver.deliveries
+    assert set(got) == {r["id"] for r in delivered(platform, c["id"], channel="webhook")} and len(got) == 2
+    for payload in got.values():
+        assert payload["recipient"] == drainage["who"]["李"]["id"] and payload["community"] == c["id"]
+        assert payload["notice"] in ("ProposalSubmitted", "ProposalQualified") and "message" not in payload
+        assert TITLE not in json.dumps(payload, ensure_ascii=False)
+
+
+def test_the_audit_log_proves_who_was_told_of_the_consultation_when_and_how(platform, drainage):
+    c, who = drainage["c"], drainage["who"]
+    entries = wait_for(lambda: (lambda es: es if len([e for e in es if e["type"] == "NotificationDelivered"])
+                                >= drainage["expected"] else None)(
+        platform.audit_entries(c["id"], c["token"], case=drainage["proposal"])),
+        timeout=30, message="the proof of notice in the audit log")
+    opened = next(e for e in entries if e["type"] == "ConsultationOpened")
+    proof = [e["envelope"] for e in entries if e["type"] == "NotificationDelivered"
+             and e["envelope"]["data"]["about_event"] == opened["event_id"]]
+    assert {(p["data"]["recipient"], p["data"]["channel"]) for p in proof} == {
+        (who[n]["id"], "inbox") for n in ("书记", "网格长", "楼栋长")}
+    for p in proof:
+        assert p["source"] == "notifications" and p["causation"] == opened["event_id"]
+        assert p["occurred_at"] >= opened["envelope"]["occurred_at"]
+        assert re.fullmatch(r"[0-9a-f]{64}", p["data"]["message_commitment"])
+        assert "【议事邀请】" not in json.dumps(p, ensure_ascii=False)  # commitments, never texts
+
+
+def test_redelivering_every_event_twice_sends_nothing_twice(platform, notify, drainage):
+    c, receiver = drainage["c"], drainage["receiver"]
+
+    def snapshot():
+        return (len(notify.messages), receiver.requests, len(own_log(platform, c["id"])),
+                {n: inbox(platform, c, w)["total"] for n, w in drainage["who"].items()})
+
+    before = snapshot()
+    prefix = platform.prefix
+    with Connection(platform.env["CONSULT_AMQP_URI"]) as conn:
+        producer = conn.Producer()
+        for source in STAGES:
+            events, start = [], 1
+            while batch := platform.rpc(source, "read_log", start, 1000):
+                events += batch
+                start = batch[-1]["position"] + 1
+            seen = metric(platform, "consult_events_duplicate_total", consumer="notifications", source=source)
+            for _ in range(2):
+                for env in events:
+                    producer.publish(json.dumps(env).encode(), exchange="", routing_key=f"{prefix}.notifications.{source}",
+                                     content_type="application/json", delivery_mode=2, message_id=env["id"])
+            wait_for(lambda: metric(platform, "consult_events_duplicate_total", consumer="notifications",
+                                    source=source) >= seen + 2 * len(events), timeout=60,
+                     message=f"every {source} event seen twice more")
+    time.sleep(2)  # give a sender that would send again the time to do it
+    assert snapshot() == before
+
+
+def test_a_webhook_endpoint_that_keeps_failing_is_given_up_on_paused_reported_and_resumed(platform, notify):
+    c = platform.new_community("webhook trouble")
+    cid, base = c["id"], f"/api/v1/communities/{c['id']}"
+    compound = rpc_id(platform, "add_compound", cid, "1号院")
+    lead = person(platform, c, "书记", role="party_lead")
+    grid = person(platform, c, "网格长", role="grid_leader", scope=compound)
+    platform.api("PUT", base + "/me/preferences", lead["token"], {"channels": ["webhook"]}, expect=200)
+    port = free_port()  # nothing listens there yet
+    hook = platform.api("POST", base + "/webhooks", c["token"], {"url": f"http://127.0.0.1:{port}/consult",
+                                                                 "secret": SECRET}, expect=201).json()
+    failed_before = metric(platform, "consult_notifications_failed_total", channel="webhook",
+                           reason="attempts_exhausted")
+    consultation = platform.rpc("deliberation", "open_consultation", lead["id"], ["party_lead"], cid, "绿地种菜纠纷",
+                                "草坪被种上了菜", "community", None, "green_space")["id"]
+    # Three attempts (0.2 s, then 0.4 s apart), then given up: a final failure with a metric.
+    failed = wait_for(lambda: [r for r in platform.rpc("notifications", "deliveries", cid, "failed", None, None,
+                                                       None, 100, 0)], timeout=30, message="the final failure")
+    assert failed[0]["channel"] == "webhook" and failed[0]["attempts"] == 3
+    assert metric(platform, "consult_notifications_failed_total", channel="webhook",
+                  reason="attempts_exhausted") == failed_before + 1
+    # Two more failures in a row (five): the endpoint is paused, visibly.
+    platform.rpc("deliberation", "schedule_meeting", lead["id"], ["party_lead"], cid, consultation,
+                 clock.format(clock.now() + timedelta(days=4)), "on_site", "活动室", ["议题"], grid["id"])
+    view = wait_for(lambda: (lambda v: v if v["paused"] else None)(
+        platform.api("GET", base + "/webhooks", c["token"], expect=200).json()[0]), timeout=30,
+        message="the endpoint paused")
+    assert view["consecutive_failures"] == 5 and view["last_failure_reason"]
+    assert metric(platform, "consult_webhook_endpoint_paused", community=cid, endpoint=hook["id"]) == 1.0
+    assert "paused after 5 consecutive failures" in platform.log("notifications")
+    audit = wait_for(lambda: [e for e in platform.audit_entries(cid, c["token"]) if e["type"] == "NotificationFailed"],
+                     timeout=30, message="the failure in the audit log")
+    assert audit[0]["envelope"]["data"]["reason"] == "attempts_exhausted"
+    waiting = [r for r in platform.rpc("notifications", "deliveries", cid, "planned", None, None, None, 100, 0)
+               if r["channel"] == "webhook"]
+    assert len(waiting) == 1
+    # The receiver comes back; a worker resumes the endpoint; what waited goes out.
+    receiver = Receiver(SECRET, port=port)
+    try:
+        resumed = platform.api("POST", base + f"/webhooks/{hook['id']}/resume", c["token"], expect=200).json()
+        assert not resumed["paused"]
+        wait_for(lambda: waiting[0]["id"] in receiver.deliveries, timeout=30, message="the waiting delivery")
+        assert metric(platform, "consult_webhook_endpoint_paused", community=cid, endpoint=hook["id"]) == 0.0
+    finally:
+        receiver.close()
+
+
+def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_the_inbox_doubles_nothing(platform, notify):
+    c = platform.new_community("kill")
+    cid, base = c["id"], f"/api/v1/communities/{c['id']}"
+    compound = rpc_id(platform, "add_compound", cid, "院坝")
+    building = rpc_id(platform, "add_building", cid, compound, "1栋")
+    residents = []
+    for i in range(30):
+        unit = rpc_id(platform, "register_household", cid, building, f"{i:03d}", "50", [], None, True, None)
+        residents += [rpc_id(platform, "register_person", cid, f"居民{i}-{k}", True, unit, None) for k in range(3)]
+    for r in residents:
+        platform.rpc("notifications", "set_preferences", cid, r, {"channels": ["webhook"]})
+    receiver = Receiver(SECRET, delay=0.03)  # a slow gateway: the batch takes seconds
+    try:
+        platform.api("POST", base + "/webhooks", c["token"], {"url": receiver.url, "secret": SECRET}, expect=201)
+        author = {"id": residents[0], "token": platform.rpc("communities", "issue_token", cid, residents[0], 30,
+                                                            "tests")["token"]}
+        pid = platform.api("POST", base + "/proposals", author["token"], {
+            "title": "楼道灯不亮", "body": "晚上看不见路", "category": "safety", "scope": "building",
+            "scope_id": building}, expect=201).json()["id"]
+        platform.api("POST", base + f"/proposals/{pid}/submit", author["token"], expect=200)
+        platform.api("POST", base + f"/proposals/{pid}/screen", c["token"], {"admissible": True}, expect=200)
+        total_hooks = len(residents) + 1  # the new proposal to each resident, the screening to its author
+        wait_for(lambda: len(receiver.deliveries) >= 10, timeout=60, interval=0.02, message="the batch under way")
+        platform.kill("notifications")
+        at_kill = len(receiver.deliveries)
+        platform.start("notifications")
+        wait_for(lambda: len(receiver.deliveries) == total_hooks, timeout=120, message="every webhook delivery")
+        assert at_kill < total_hooks, "the kill happened in the middle of the batch"
+        rows = platform.rpc("notifications", "deliveries", cid, None, None, None, None, 1000, 0)
+        wait_for(lambda: all(r["status"] == "delivered" for r in
+                             platform.rpc("notifications", "deliveries", cid, None, None, None, None, 1000, 0)),
+                 timeout=60, message="every delivery recorded")
+        assert len(rows) == 2 * total_hooks
+        assert set(receiver.deliveries) == {r["id"] for r in rows if r["channel"] == "webhook"}
+        # At least once on the wire, at most the one in flight again; exactly once per delivery id.
+        assert receiver.requests - len(receiver.deliveries) <= 1
+        settled = [e["data"]["delivery"] for e in own_log(platform, cid) if e["type"] == "NotificationDelivered"]
+        assert sorted(settled) == sorted(r["id"] for r in rows)  # each delivery recorded exactly once
+        inboxes = {}
+        for r in rows:
+            if r["channel"] == "inbox":
+                inboxes[r["recipient"]] = inboxes.get(r["recipient"], 0) + 1
+        assert inboxes == {r: (2 if r == residents[0] else 1) for r in residents}
+        for r in residents[:5]:  # the inbox itself holds each message once
+            assert platform.rpc("notifications", "inbox", cid, r)["total"] == inboxes[r]
+    finally:
+        receiver.close()
