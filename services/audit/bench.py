@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -127,12 +128,20 @@ def run(n_entries: int = 1_000_000, *, repeats: int = 3, proofs: int = 10_000, w
 
         show("raw_sha256", raw, len(entries))
         report = None
+        cpu = []
 
         def verify_once():
             nonlocal report
+            before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
             report = verify.verify_export(path, [key.public_key()], workers=workers)
+            after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+            cpu.append([a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before)])
 
         show("verify_export", _median(verify_once, repeats), n_entries)
+        own, workers_cpu = (statistics.median(c[i] for c in cpu) for i in (0, 1))
+        results["verify_export_cpu"] = own + workers_cpu
+        print(f"{'':<28} CPU {own + workers_cpu:.3f} s: {own:.3f} s in this process, {workers_cpu:.3f} s in "
+              f"{report.workers} worker process(es); load average {os.getloadavg()[0]:.1f}")
         if not report.ok:
             raise AssertionError(f"the generated export did not verify: {report.first_error}")
         show("verify_export_1_process",
