@@ -768,6 +768,8 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
     "consistency":[hex, ...] between the two sizes)."""
     problems: list[Problem] = []
     warnings: list[str] = []
+    if not isinstance(bundle, dict) or bundle.get("kind") != "bundle":
+        return _report([Problem(ENTRY, 'not a bundle (a JSON object with "kind": "bundle")')], warnings)
     ring = _ring(public_keys, bundle.get("key_rotations", ()), problems, warnings)
     cp = bundle.get("checkpoint")
     try:
@@ -779,6 +781,8 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
 
     scan = _Scan()
     for k, item in enumerate(bundle.get("entries", ())):
+        if not isinstance(item, dict):
+            item = {}
         index, line, proof = item.get("index"), item.get("line"), _proof_bytes(item.get("proof", ()))
         if not isinstance(index, int) or not isinstance(line, (str, bytes)) or proof is None:
             problems.append(Problem(ENTRY, f"bundle entry {k} needs an index, a line and a hex proof"))

@@ -507,3 +507,13 @@ def test_the_fast_path_agrees_with_the_full_path_on_any_one_byte_change(alike_li
         m.setattr(verify, "_fast_text", lambda *a: False)
         full = _scan_state(verify._scan(lines, None))
     assert fast == full
+
+
+def test_malformed_bundles_are_refused_not_crashed_on():
+    ex = Export(20, 5)
+    assert not verify.verify_inclusion_bundle({"checkpoint": {}}, [KEY]).ok
+    b = bundle_for(ex, [3])
+    b["entries"].append("nonsense")
+    b["entries"].append({"index": 5, "line": ex.entries[5], "proof": ["zz"]})
+    report = verify.verify_inclusion_bundle(b, [KEY])
+    assert not report.ok and len([p for p in report.problems if p.kind == "entry"]) == 2
