@@ -258,7 +258,8 @@ class ActionsApp(ServiceApplication):
                                        basis_commitment=d.get("justification_commitment"), ballot=d.get("ballot"),
                                        option=d.get("winner"))
             if outcome == "rejected":
-                return self._closure_from(env, case, "rejected", "decision", reason_commitment=None)
+                return self._closure_from(env, case, "rejected", "decision", reason_commitment=None,
+                                          result=d.get("summary"))
         elif kind == "DeliberationConcluded" and env["data"].get("outcome") == "agreed":
             return self._plan_from(env, env.get("case") or d.get("consultation"), "agreement",
                                    basis_commitment=d.get("summary_commitment"))
@@ -281,12 +282,13 @@ class ActionsApp(ServiceApplication):
                 basis_commitment=basis_commitment, ballot=ballot, consultation=d.get("consultation"),
                 proposal=d.get("proposal"), option=option)]
 
-    def _closure_from(self, env: dict, case: str, outcome: str, stage: str, reason_commitment: str | None) -> list:
+    def _closure_from(self, env: dict, case: str, outcome: str, stage: str, reason_commitment: str | None,
+                      result: dict | None = None) -> list:
         if self._find(closure_id(case)) is not None:
             return []
         with command_context(community=env["community"], actor="system", case=case, causation=env["id"]):
             return [CaseClosure.close(community=env["community"], case=case, outcome=outcome, stage=stage,
-                                      reason_commitment=reason_commitment)]
+                                      reason_commitment=reason_commitment, result=result)]
 
     # ---- tasks and progress --------------------------------------------------------------------
     def assign_task(self, caller: Caller, community: str, plan: str, title: str, responsible_party: dict,
@@ -389,7 +391,7 @@ class ActionsApp(ServiceApplication):
                 if outcome == "accepted" and self._find(closure_id(p.case)) is None:
                     aggregates.append(CaseClosure.close(community=p.community, case=p.case, outcome="completed",
                                                         stage="action", reason_commitment=p.result_commitment,
-                                                        plan=str(p.id)))
+                                                        result=p.last_tally, plan=str(p.id)))
             if self._save_quietly(*aggregates):
                 closed += 1
         if closed:

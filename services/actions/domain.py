@@ -148,6 +148,8 @@ class ActionPlan(Aggregate):
         self.tasks: dict[str, dict] = {}
         self.round = 0  # evaluation rounds: 1 after the first report of done, 2 after a reopening…
         self.evaluation: dict | None = None
+        self.result_commitment: str | None = None  # the disclosed result
+        self.last_tally: dict | None = None  # the numbers of the last EvaluationClosed
 
     # -- guards --------------------------------------------------------------------------------
     def _must_be(self, *statuses: str, doing: str) -> None:
@@ -310,6 +312,8 @@ class ActionPlan(Aggregate):
     @event("EvaluationClosed")
     def _evaluation_closed(self, round: int, counts: dict, respondents: int, denominator: int,  # noqa: A002
                            unsatisfied_share: str, threshold: str, outcome: str):
+        self.last_tally = {"round": round, "counts": dict(counts), "respondents": respondents,
+                           "denominator": denominator, "unsatisfied_share": unsatisfied_share, "threshold": threshold}
         self.status = CLOSED if outcome == "accepted" else self.status
 
     @event("PlanReopened")
@@ -369,13 +373,15 @@ class CaseClosure(Aggregate):
 
     @classmethod
     def close(cls, *, community: str, case: str, outcome: str, stage: str, reason_commitment: str | None,
-              plan: str | None = None) -> "CaseClosure":
+              result: dict | None = None, plan: str | None = None) -> "CaseClosure":
+        """`reason_commitment` is the written reason (a screening's, a disclosed result); `result`
+        the numbers behind the outcome (a resolution's count, an evaluation's tally)."""
         if outcome not in CASE_OUTCOMES:
             raise InvalidInput(f"outcome must be one of: {', '.join(CASE_OUTCOMES)}")
         return cls._create(cls.CaseClosed, id=closure_id(case), community=community, case=case, outcome=outcome,
-                           stage=stage, reason_commitment=reason_commitment, plan=plan)
+                           stage=stage, reason_commitment=reason_commitment, result=result, plan=plan)
 
     @event("CaseClosed")
     def __init__(self, community: str, case: str, outcome: str, stage: str, reason_commitment: str | None,
-                 plan: str | None):
+                 result: dict | None, plan: str | None):
         self.community, self.case, self.outcome, self.stage = community, case, outcome, stage

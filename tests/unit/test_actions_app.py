@@ -104,8 +104,11 @@ def test_the_drainage_plan_from_opening_to_a_closed_case(app):
     assert {e["case"] for e in events} == {plan}, "a plan opened without a case opens its own"
     closed = events[-2]["data"]
     assert closed["unsatisfied_share"] == "1/12" and closed["outcome"] == "accepted" and closed["respondents"] == 4
-    assert events[-1]["data"] == {"community": C, "case": plan, "outcome": "completed", "stage": "action", "plan": plan,
-                                  "reason_commitment": events[6]["data"]["summary_commitment"]}
+    assert events[-1]["data"] == {
+        "community": C, "case": plan, "outcome": "completed", "stage": "action", "plan": plan,
+        "reason_commitment": events[6]["data"]["summary_commitment"],
+        "result": {k: closed[k] for k in ("round", "counts", "respondents", "denominator", "unsatisfied_share",
+                                          "threshold")}}
     assert events[1]["data"]["budget"] == "12800.00" and events[1]["data"]["funding_source"] == "maintenance_fund"
     assert "排水" not in str(events), "texts enter the record only as commitments"
     board = app.board(C)
@@ -235,8 +238,8 @@ def test_the_other_stages_open_plans_and_close_cases(app, consumer):
             winner={"id": "a", "title_commitment": "w" * 64}, summary=None, justification_commitment=None))),
         ("decisions", envelope("decisions", "ResolutionFinal", 2, emergency, dict(
             facts, ballot=emergency, outcome="emergency", justification_commitment="j" * 64))),
-        ("decisions", envelope("decisions", "ResolutionFinal", 3, rejected, dict(facts, ballot=rejected,
-                                                                                 outcome="rejected"))),
+        ("decisions", envelope("decisions", "ResolutionFinal", 3, rejected, dict(
+            facts, ballot=rejected, outcome="rejected", summary={"outcome": "rejected", "agreeing_heads": 5}))),
         ("deliberation", envelope("deliberation", "DeliberationConcluded", 1, agreed, dict(
             facts, consultation=agreed, proposal=None, outcome="agreed", options=[], summary_commitment="s" * 64))),
         ("deliberation", envelope("deliberation", "CommentPosted", 2, agreed, {"text_commitment": "c" * 64})),
@@ -253,10 +256,10 @@ def test_the_other_stages_open_plans_and_close_cases(app, consumer):
     assert all(e["causation"] for e in events), "each reaction names the event that caused it"
     closed = {e["case"]: e["data"] for e in events if e["type"] == "CaseClosed"}
     assert closed == {
-        rejected: {"community": C, "case": rejected, "outcome": "rejected", "stage": "decision", "reason_commitment": None,
-                   "plan": None},
+        rejected: {"community": C, "case": rejected, "outcome": "rejected", "stage": "decision",
+                   "reason_commitment": None, "result": {"outcome": "rejected", "agreeing_heads": 5}, "plan": None},
         inadmissible: {"community": C, "case": inadmissible, "outcome": "inadmissible", "stage": "proposal",
-                       "reason_commitment": "r" * 64, "plan": None}}
+                       "reason_commitment": "r" * 64, "result": None, "plan": None}}
     board = app.board(C)
     assert [c["case"] for c in board["open_cases"]["proposal"]] == [collecting]
     assert {c["case"] for c in board["open_cases"]["action"]} == {adopted, emergency, agreed}
