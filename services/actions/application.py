@@ -84,6 +84,31 @@ def _when(value, what: str):
         raise InvalidInput(f"{what} is not an ISO-8601 time with a zone: {value!r}") from None
 
 
+def in_time_order(entries: list[dict]) -> list[dict]:
+    """Audit entries in the order things happened: by time, then by audit index; and an effect
+    never before its cause. The audit log receives each source on its own stream, so an event
+    caused by another (a plan opened by a resolution) may be recorded first, and under a frozen
+    test clock, or within one clock tick, both carry the same time."""
+    ids = {e["envelope"]["id"] for e in entries}
+    waiting: dict[str, list[dict]] = {}
+    done: set[str] = set()
+    out: list[dict] = []
+
+    def emit(entry: dict) -> None:
+        out.append(entry)
+        done.add(entry["envelope"]["id"])
+        for effect in waiting.pop(entry["envelope"]["id"], []):
+            emit(effect)
+
+    for entry in sorted(entries, key=lambda e: (e["envelope"]["occurred_at"], e["index"])):
+        cause = entry["envelope"].get("causation")
+        if cause in ids and cause not in done:
+            waiting.setdefault(cause, []).append(entry)
+        else:
+            emit(entry)
+    return out
+
+
 def commitments_in(value) -> list[str]:
     """Every `*_commitment` value in an event's data, nested ones included."""
     found = []
@@ -607,7 +632,7 @@ class ActionsApp(ServiceApplication):
         self.project()
         if not entries:
             raise NotFound(f"case {case} does not exist (or the audit log has not recorded it yet)")
-        ordered = sorted(entries, key=lambda e: (e["occurred_at"], e["index"]))
+        ordered = in_time_order(entries)
         texts = self._case_texts(entries, read_texts)
         base = f"/api/v1/communities/{community}/audit/entries"
         items = []
@@ -615,7 +640,8 @@ class ActionsApp(ServiceApplication):
             env = e["envelope"]
             items.append({
                 "audit": {"index": e["index"], "href": f"{base}?from={e['index']}&limit=1"},
-                "event_id": env["id"], "source": env["source"], "stage": SOURCE_STAGES.get(env["source"], env["source"]),
+                "event_id": env["id"], "source": env["source"],
+                "stage": SOURCE_STAGES.get(env["source"], env["source"]),
                 "type": env["type"], "occurred_at": env["occurred_at"], "actor": env["actor"],
                 "aggregate": env["aggregate"], "causation": env.get("causation"), "data": env["data"],
                 "texts": {c: texts[c] for c in commitments_in(env["data"]) if texts.get(c) is not None},

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.actions import tables
-from services.actions.application import ActionsApp, Caller, project_case
+from services.actions.application import ActionsApp, Caller, in_time_order, project_case
 from services.actions.domain import TALLY_GRACE, plan_id
 from services.common import clock, config
 from services.common.consumer import EventSourcedSink, SinkChain, SqlSink
@@ -308,6 +308,20 @@ def test_the_case_file_orders_every_stage_and_links_the_audit_entries(app):
     assert app.case_file(C, case, entries)["items"][0]["texts"] == {}, "without the other stages: commitments"
     with pytest.raises(NotFound):
         app.case_file(C, str(uuid.uuid4()), [])
+
+
+def test_in_the_case_file_an_effect_never_precedes_its_cause():
+    """The audit log may record a plan before the resolution that caused it (two sources, two
+    streams), and both may carry the same instant."""
+    at = "2026-06-01T09:00:00.000000Z"
+
+    def entry(index, event_id, causation=None, occurred_at=at):
+        return {"index": index, "envelope": {"id": event_id, "causation": causation, "occurred_at": occurred_at}}
+
+    entries = [entry(10, "plan-opened", "final"), entry(11, "task", None), entry(12, "final", "confirmed"),
+               entry(13, "confirmed"), entry(9, "earlier", occurred_at="2026-05-01T00:00:00.000000Z")]
+    assert [e["envelope"]["id"] for e in in_time_order(entries)] == [
+        "earlier", "task", "confirmed", "final", "plan-opened"]
 
 
 def test_after_a_crash_between_the_two_sinks_the_stream_resumes_where_the_slower_one_stopped(app, consumer):
