@@ -48,9 +48,7 @@ _PIECE = 24 << 20  # bytes of export per worker task
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _Q = b'"'
 _LEAF = b"\x00"
-_BACKSLASH = b"\\"
-_CTRL = bytes(range(32))
-_CTRL_BUT_NEWLINE = bytes(b for b in range(32) if b != 10)
+_UNSAFE = bytes(range(32)) + b"\\"  # control characters and the backslash: lines with them take the full path
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")  # digits masked in a shape
 # Lines that plainly are texts, checkpoints or rotations need not try the entry fast path.
 _NOT_ENTRIES = (b'{"kind"', b'{"commitment"', b'{"community"', b'{"erased"', b'{"key_id"', b'{"new_key_id"')
@@ -282,11 +280,11 @@ class _Scan:
             self.problems.append((kind, line, index, message))
 
 
-def _scan(lines: Iterable[bytes], expected: str | None, clean: bool = False) -> _Scan:
-    """`clean`: the caller already knows every line is UTF-8 without control characters."""
+def _scan(lines: Iterable[bytes], expected: str | None, utf8: bool = False) -> _Scan:
+    """`utf8`: the caller already knows every line is valid UTF-8."""
     s = _Scan()
     sha, leaf_prefix, q, schema = hashlib.sha256, _LEAF, _Q, SCHEMA.encode()
-    zeros, ctrl, backslash, not_entries = _ZEROS, _CTRL, _BACKSLASH, _NOT_ENTRIES
+    zeros, unsafe, not_entries = _ZEROS, _UNSAFE, _NOT_ENTRIES
     hasher = sha(_LEAF)  # copying a primed hash is cheaper than starting one
     leaves, entry_lines = s.leaves, s.entry_lines
     first_pos, last_pos, refs = s.first_pos, s.last_pos, s.refs
@@ -298,8 +296,7 @@ def _scan(lines: Iterable[bytes], expected: str | None, clean: bool = False) -> 
         lineno += 1
         plan = None
         parts = None
-        if backslash not in raw and (clean or (len(raw.translate(None, ctrl)) == len(raw)
-                                               and (raw.isascii() or _utf8(raw)))):
+        if len(raw.translate(None, unsafe)) == len(raw) and (utf8 or raw.isascii() or _utf8(raw)):
             parts = raw.split(q)
             if raw.startswith(not_entries):
                 known = None
@@ -463,12 +460,12 @@ def _scan_range(path: str, start: int, end: int, expected: str | None) -> _Scan:
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
-    clean = len(data.translate(None, _CTRL_BUT_NEWLINE)) == len(data) and _utf8(data)
+    utf8 = data.isascii() or _utf8(data)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line
     del data
-    return _scan(lines, expected, clean)
+    return _scan(lines, expected, utf8)
 
 
 def _boundaries(path: str, size: int, pieces: int) -> list[int]:
