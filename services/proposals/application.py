@@ -79,6 +79,10 @@ class ProposalsApp(ServiceApplication):
         except AggregateNotFoundError:
             return None
 
+    def _locked(self, *proposals):
+        """Hold the proposals' locks, keyed by canonical id: one proposal, one lock, however spelt."""
+        return self.locks.hold(*(str(parse_id(p)) for p in proposals))
+
     def _save(self, *aggregates) -> None:
         try:
             self.save(*aggregates)
@@ -113,7 +117,7 @@ class ProposalsApp(ServiceApplication):
         return str(p.id)
 
     def submit(self, actor: str, community: str, proposal) -> None:
-        with self.locks.hold(str(proposal)):
+        with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             with command_context(community=community, actor=actor, case=p.case):
                 p.submit(actor)
@@ -130,7 +134,7 @@ class ProposalsApp(ServiceApplication):
         reason = validate_text(reason, "reason", max_len=REASON_MAX, required=not admissible)
         if category is not None and category not in rules["categories"]:
             raise InvalidInput(f"category must be one of: {', '.join(rules['categories'])}")
-        with self.locks.hold(str(proposal)):
+        with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             p.require(SUBMITTED, doing="screened")  # before the reason is stored
             rule = threshold_rule(rules, p.scope)
@@ -148,7 +152,7 @@ class ProposalsApp(ServiceApplication):
                      scope_households: set[str] | None) -> dict:
         """The caller supports the proposal. `household`: where the caller lives now;
         `scope_households`: the households of the proposal's scope (None for the whole community)."""
-        with self.locks.hold(str(proposal)):
+        with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             p.require_collecting(clock.now())
             if household is None or (scope_households is not None and household not in scope_households):
@@ -164,7 +168,7 @@ class ProposalsApp(ServiceApplication):
             return self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version))
 
     def withdraw_support(self, actor: str, community: str, proposal, household: str | None) -> dict:
-        with self.locks.hold(str(proposal)):
+        with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             p.require_collecting(clock.now(), doing="changed")
             s = self._support(p, unit_key(p.support_per, actor, household))
@@ -178,7 +182,7 @@ class ProposalsApp(ServiceApplication):
         return self._counts(p, supports)
 
     def withdraw(self, actor: str, community: str, proposal) -> None:
-        with self.locks.hold(str(proposal)):
+        with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             with command_context(community=community, actor=actor, case=p.case):
                 p.withdraw(actor)
@@ -196,7 +200,7 @@ class ProposalsApp(ServiceApplication):
             raise InvalidInput("a proposal cannot be merged into itself")
         if not set(households_from) <= set(households_into):
             raise Conflict("the target proposal's scope does not cover this proposal's scope")
-        with self.locks.hold(str(source_id), str(target_id)):
+        with self._locked(source_id, target_id):
             a = self._proposal(community, source_id, actor)
             b = self._proposal(community, target_id, actor)
             self.project()
@@ -251,7 +255,7 @@ class ProposalsApp(ServiceApplication):
                 t.proposals.c.status == COLLECTING, t.proposals.c.deadline <= clock.format(now))).all()
         expired = []
         for pid, community in due:
-            with self.locks.hold(pid):
+            with self._locked(pid):
                 p = self.repository.get(uuid.UUID(pid))
                 if not p.due(now):
                     continue  # qualified or changed meanwhile
