@@ -94,6 +94,7 @@ class Platform(DependencyProvider):
         self.runtime: Runtime | None = None
         self._rpc_proxy = None
         self._rpc_lock = threading.Lock()
+        self._stopping = False
         self._rpc_lock = threading.Lock()  # one standalone proxy, shared by the managed threads
 
     def setup(self):
@@ -146,14 +147,17 @@ class Platform(DependencyProvider):
             self.container.spawn_managed_thread(functools.partial(self._every, interval, fn))
 
     def _every(self, interval: float, fn: Callable[[Runtime], None]) -> None:
-        while True:
+        while not self._stopping:
             try:
                 fn(self.runtime)
             except Exception:  # noqa: BLE001 - a timer must keep ticking
+                if self._stopping:
+                    return  # the stores are closing under us: not a failure
                 log.exception("%s: timer %s failed", self.service, getattr(fn, "__name__", fn))
             time.sleep(interval)
 
     def stop(self):
+        self._stopping = True
         rt = self.runtime
         if rt.relay is not None:
             rt.relay.stop()

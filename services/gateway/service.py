@@ -5,6 +5,9 @@ import hashlib
 import json
 import time
 
+import eventlet
+from nameko.exceptions import UnknownService
+
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
@@ -20,6 +23,8 @@ routes_load.load_all()  # every routes_*.py module registers its routes
 TARGETS = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications")
 _AUTH_CACHE: dict[str, tuple[float, dict]] = {}
 AUTH_TTL = 5.0
+RPC_TIMEOUT_S = 30
+MAX_REQUEST_BYTES = 8_000_000  # the largest route limit (evidence uploads, base64) plus headroom
 
 
 def _json_default(value):
@@ -40,7 +45,17 @@ class GatewayService(ServiceBase):
     def _rpc(self, service: str, method: str, *args, **kwargs):
         if service not in TARGETS:
             raise ValueError(service)
-        return getattr(getattr(self, service), method)(*args, **kwargs)
+        # nameko's RpcProxy waits forever; a request must not hang because a service is down.
+        try:
+            with eventlet.Timeout(RPC_TIMEOUT_S):
+                return getattr(getattr(self, service), method)(*args, **kwargs)
+        except eventlet.Timeout:
+            raise router.Problem(router.problem(
+                503, "Service unavailable", f"the {service} service did not answer within {RPC_TIMEOUT_S} s",
+                code="ServiceUnavailable")) from None
+        except UnknownService:
+            raise router.Problem(router.problem(
+                503, "Service unavailable", f"the {service} service is not running", code="ServiceUnavailable")) from None
 
     def _authenticate(self, token: str) -> dict:
         key = hashlib.sha256(token.encode()).hexdigest()
@@ -48,7 +63,7 @@ class GatewayService(ServiceBase):
         now = time.monotonic()
         if hit and now - hit[0] < AUTH_TTL:
             return hit[1]
-        reply = self.communities.authenticate(token)
+        reply = self._rpc("communities", "authenticate", token)
         if not reply.get("ok"):
             raise Unauthorized(reply["problem"]["detail"])
         _AUTH_CACHE[key] = (now, reply["result"])
@@ -65,7 +80,7 @@ class GatewayService(ServiceBase):
         started = time.perf_counter()
         headers = {k.lower(): v for k, v in request.headers.items()}
         length = request.content_length or 0
-        if length > 6_000_000:
+        if length > MAX_REQUEST_BYTES:
             status, body, ctype, template = 413, router.problem(
                 413, "Payload too large", f"the body is {length} bytes"), "application/problem+json", "unmatched"
         else:
