@@ -34,8 +34,8 @@ from . import tables as t
 from .channels import EndpointHealth
 from .domain import (
     AUTHOR, BODY, CHANNELS, DELIVERED, EMAIL, FAILED, INBOX, INVITEE, NOTICES, PARTICIPANTS, PLANNED,
-    RESIDENTS_IN_SCOPE, RESPONSIBLE, SUPPORTERS, VOTERS, WEBHOOK, Delivery, Memory, NoticeRule, Preferences,
-    content_of, remember, split_message, topic_of,
+    FOLLOW_UP_ROLE, RESIDENTS_IN_SCOPE, RESPONSIBLE, ROLE_OF_PARTY, SUPPORTERS, VOTERS, WEBHOOK, Delivery, Memory,
+    NoticeRule, Preferences, content_of, remember, split_message, topic_of,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class Directory(Protocol):
     """The directory facts planning needs (the communities service, or a fake in tests)."""
 
     def residents_in_scope(self, community: str, scope: str, scope_id: str | None, at: str) -> list[dict]: ...
+
+    def role_holders(self, community: str, role: str, scope: str | None, at: str) -> list[str]: ...
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
@@ -103,20 +105,30 @@ class NotificationsApp(ServiceApplication):
         """The consumer's handler: remember what the event says about its case, then plan one
         delivery per (recipient, channel) if its type is notified (unknown types are ignored)."""
         memory = remember(env)
-        if env["type"] == "BallotOpened" and (env.get("data") or {}).get("voting_unit") == "household":
-            memory.joined += self._household_voters(env, directory)
+        memory.joined += self._people_named_indirectly(env, directory)
         self._remember(env, memory)
         rule = NOTICES.get(env["type"])
-        if rule is None:
+        if rule is None or (rule.when is not None and not rule.when(env)):
             return []
         return self._plan_notice(env, rule, directory, about_type=env["type"])
 
-    def _household_voters(self, env: dict, directory: Directory) -> list[tuple[str, str, str]]:
-        """One household one vote: the household's adults are told, as the roll stood at the opening."""
-        households = {e["voter"] for e in env["data"].get("roll", [])}
-        residents = directory.residents_in_scope(env["community"], "community", None, env["occurred_at"])
-        ballot = env["aggregate"]["id"]
-        return [(r["person"], "voter", ballot) for r in residents if r.get("household") in households and r["adult"]]
+    @staticmethod
+    def _people_named_indirectly(env: dict, directory: Directory) -> list[tuple[str, str, str]]:
+        """People an event names through a household (one household one vote: its adults are told)
+        or a kind of party (a task's responsible party without a person: its role holders), as
+        the directory stood when the event happened."""
+        d, at = env.get("data") or {}, env["occurred_at"]
+        if env["type"] == "BallotOpened" and d.get("voting_unit") == "household":
+            households = {e["voter"] for e in d.get("roll", [])}
+            residents = directory.residents_in_scope(env["community"], "community", None, at)
+            return [(r["person"], "voter", env["aggregate"]["id"]) for r in residents
+                    if r.get("household") in households and r["adult"]]
+        party = d.get("responsible_party") or {}
+        if env["type"] == "TaskAssigned" and not party.get("person"):
+            role = ROLE_OF_PARTY.get(party.get("kind"), FOLLOW_UP_ROLE)
+            return [(p, "responsible", topic_of(env, "task"))
+                    for p in directory.role_holders(env["community"], role, None, at)]
+        return []
 
     def _remember(self, env: dict, m: Memory) -> None:
         community, case = env["community"], env.get("case") or env["aggregate"]["id"]

@@ -99,6 +99,7 @@ LABELS = {
         "owners_ordinary": "业主共同决定（过半数）", "owners_major": "业主共同决定（四分之三）",
         "residents_meeting": "居民会议（过半数）", "council": "议事会", "generic": "一般表决",
         "adopted": "通过", "rejected": "未通过", "emergency": "紧急维修（无需表决）", "annulled": "已撤销",
+        "community_committee": "社区居委会", "volunteer_team": "志愿者队伍", "contractor": "施工单位",
     },
     "en": {
         "convener": "convener", "grid_leader": "grid leader", "building_leader": "building leader",
@@ -108,6 +109,8 @@ LABELS = {
         "residents_meeting": "residents' meeting (majority)", "council": "residents' council",
         "generic": "general vote", "adopted": "adopted", "rejected": "rejected",
         "emergency": "emergency repair (no vote needed)", "annulled": "annulled",
+        "community_committee": "community committee", "volunteer_team": "volunteer team",
+        "contractor": "contractor",
     },
 }
 
@@ -138,9 +141,10 @@ class NoticeRule:
     template: str                         # the message template (templates.py)
     recipients: tuple[str, ...]
     topic: str                            # proposal | consultation | ballot | task | case
-    # The notice id; by default the event's id. A notice that a timer may also raise (a task
-    # overdue) derives its id from the topic, so the event and the timer make one notice.
+    # The notice id; by default the event's id. A reminder's derives from its topic, so firing
+    # it again (after a crash) plans nothing twice.
     key: Callable[[dict], str] | None = None
+    when: Callable[[dict], bool] | None = None  # notify only events for which this holds
 
 
 # THE table: event type -> recipients -> template. Types not listed are not notified.
@@ -165,20 +169,27 @@ NOTICES: dict[str, NoticeRule] = {
     "ResolutionRejected":        NoticeRule("ResolutionRejected", (PARTICIPANTS,), "ballot"),
     "ResolutionFinal":           NoticeRule("ResolutionFinal", (PARTICIPANTS,), "ballot"),
     # 4 action: the responsible party; everyone who took part when the case ends.
+    # (The actions service's own timer on the shared clock raises TaskOverdue; a second timer
+    # here would only race with TaskCompleted.)
     "TaskAssigned":              NoticeRule("TaskAssigned", (RESPONSIBLE,), "task"),
-    "TaskOverdue":               NoticeRule("TaskOverdue", (RESPONSIBLE,), "task",
-                                            key=lambda env: reminder_id("TaskOverdue", topic_of(env, "task"))),
-    "CaseClosed":                NoticeRule("CaseClosed", (PARTICIPANTS,), "case"),
+    "TaskOverdue":               NoticeRule("TaskOverdue", (RESPONSIBLE,), "task"),
+    # A case that ends at screening was told to its author by ProposalScreened, with the reason.
+    "CaseClosed":                NoticeRule("CaseClosed", (PARTICIPANTS,), "case",
+                                            when=lambda env: (env.get("data") or {}).get("stage") != "proposal"),
 }
 
-# Events that end a pending reminder of their topic (a ballot that closed early needs no
-# "closing soon"; a task done in time is not overdue). The actions stage's names for a finished
-# task are not fixed yet: these are the ones it is asked to use (docs/events/notifications.md).
+# Events that end a pending reminder of their topic: a ballot that closed early needs no
+# "closing soon".
 CANCELS_REMINDER = {
     "BallotClosed": "BallotClosingSoon", "BallotAnnulled": "BallotClosingSoon",
     "ResolutionAdopted": "BallotClosingSoon", "ResolutionRejected": "BallotClosingSoon",
-    "TaskCompleted": "TaskOverdue", "TaskCancelled": "TaskOverdue", "TaskOverdue": "TaskOverdue",
 }
+
+# A task's responsible party may be a kind of party without a person: its role holders are told
+# (community workers for a committee, or for a contractor or volunteer team they follow up).
+ROLE_OF_PARTY = {"property_company": "property_company", "grid_leader": "grid_leader",
+                 "community_committee": "community_worker"}
+FOLLOW_UP_ROLE = "community_worker"
 
 
 def reminder_id(notice_type: str, topic: str) -> str:
@@ -250,16 +261,11 @@ def remember(env: dict) -> Memory:
                                     "about_type": kind, "about": {"closes_at": closes, "rule": {
                                         "preset": (d.get("rule") or {}).get("preset")}}})
     elif kind == "TaskAssigned":
-        task = topic_of(env, "task")
+        task, party = topic_of(env, "task"), d.get("responsible_party") or {}
         m.topics.append({"id": task, "kind": "task", "case": case, "title_commitment": d.get("title_commitment"),
-                         "description_commitment": d.get("description_commitment")})
-        if _uuid_like(d.get("responsible")):
-            m.joined.append((d["responsible"], "responsible", task))
-        if d.get("due_at"):
-            about = {k: d.get(k) for k in ("due_at", "title_commitment", "description_commitment")}
-            m.reminders.append({"notice": reminder_id("TaskOverdue", task), "notice_type": "TaskOverdue",
-                                "topic": task, "due_at": d["due_at"], "about_event": env["id"], "about_type": kind,
-                                "about": dict(about, task=task)})
+                         "party": party.get("kind")})
+        if _uuid_like(party.get("person")):  # a party without a person: see the application's expansion
+            m.joined.append((party["person"], "responsible", task))
     if kind in CANCELS_REMINDER:
         reminder = CANCELS_REMINDER[kind]
         m.cancelled.append(reminder_id(reminder, topic_of(env, NOTICES[reminder].topic)))
@@ -305,18 +311,18 @@ def content_of(env: dict, rule: NoticeRule, topic: dict | None, case_topic: dict
         values["result"] = d.get("outcome")
     elif kind in ("TaskAssigned", "TaskOverdue"):
         values["due_at"] = local_time(d.get("due_at"))
-        task = topic or {}
-        commitments.update(task=d.get("title_commitment") or task.get("title_commitment"),
-                           description=d.get("description_commitment") or task.get("description_commitment"),
+        values["assignee"] = (d.get("responsible_party") or {}).get("kind") or (topic or {}).get("party")
+        commitments.update(task=d.get("title_commitment") or (topic or {}).get("title_commitment"),
                            title=(case_topic or {}).get("title_commitment"))
     elif kind == "CaseClosed":
-        values["outcome"] = d.get("outcome")
+        # A plan carried out and accepted by the residents is a resolved case.
+        values["outcome"] = {"completed": "resolved"}.get(d.get("outcome"), d.get("outcome"))
         commitments["reason"] = d.get("reason_commitment")
     return NoticeContent({k: v for k, v in values.items() if v is not None},
                          {k: v for k, v in commitments.items() if v})
 
 
-LABELLED = ("rule", "result")  # values shown through LABELS in the recipient's language
+LABELLED = ("rule", "result", "assignee")  # values shown through LABELS in the recipient's language
 
 
 def message_text(subject: str, body: str) -> str:

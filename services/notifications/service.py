@@ -28,6 +28,9 @@ class DirectoryClient:
     def residents_in_scope(self, community, scope, scope_id, at):
         return self.rt.rpc("communities", "residents_in_scope", community, scope, scope_id, at)
 
+    def role_holders(self, community, role, scope, at):
+        return self.rt.rpc("communities", "role_holders", community, role, scope, at)
+
 
 class TextsUnavailable(RuntimeError):
     """A text could not be read because a service holding it did not answer: send later."""

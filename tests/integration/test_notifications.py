@@ -1,10 +1,7 @@
-"""Notifications end to end, with every service a real process: the drainage case through the
-stages that exist, read back from the inbox, from a local SMTP server (aiosmtpd) and from a
-local webhook receiver that checks each signature; redelivery of every event; SIGKILL in the
-middle of a batch; a webhook endpoint that keeps failing; and the proof of notice in the audit log.
-
-The decisions and actions services are not in the tree yet, so ballots, reminders, tasks and the
-end of a case are covered by tests/unit/test_notifications.py on the application itself.
+"""Notifications end to end, with every service a real process: the drainage case through all
+four stages, read back from the inbox, from a local SMTP server (aiosmtpd) and from a local
+webhook receiver that checks each signature; the proof of notice in the audit log; redelivery
+of every event; a webhook endpoint that keeps failing; SIGKILL in the middle of a batch.
 """
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -30,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SECRET = "drainage-webhook-secret-0123456789"
 TITLE = "3号院排水沟疏通"
-STAGES = ("proposals", "deliberation")  # the stage services the drainage case runs through here
+STAGES = ("proposals", "deliberation", "decisions", "actions")  # the stages the drainage case runs through
 
 
 def free_port() -> int:
@@ -59,8 +56,8 @@ class Receiver:
     """A local webhook receiver, as a community chat bot or SMS gateway would run one: it checks
     the signature, keeps each delivery id once, and counts every request it got."""
 
-    def __init__(self, secret: str, port: int | None = None, delay: float = 0.0):
-        self.secret, self.delay = secret.encode(), delay
+    def __init__(self, secret: str, port: int | None = None, delay: float = 0.0, now=time.time):
+        self.secret, self.delay, self.now = secret.encode(), delay, now
         self.requests, self.rejected = 0, 0
         self.deliveries: dict[str, dict] = {}
         receiver = self
@@ -70,7 +67,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests += 1
                 time.sleep(receiver.delay)
-                if not verify_webhook_signature(receiver.secret, self.headers[SIGNATURE_HEADER], body, time.time()):
+                if not verify_webhook_signature(receiver.secret, self.headers[SIGNATURE_HEADER], body, receiver.now()):
                     receiver.rejected += 1
                     self.send_response(401)
                 else:
@@ -156,12 +153,37 @@ def metric(platform, name: str, **labels) -> float:
 
 
 # ---- the drainage case ------------------------------------------------------------------------------
+def platform_now(platform) -> float:
+    """The platform's clock, as a receiver in the test's world reads it (the tests freeze it)."""
+    text = platform.clock_file.read_text().strip() if platform.clock_file.exists() else ""
+    return clock.parse(text).timestamp() if text else time.time()
+
+
+# Who is told what, per person, as the drainage case runs (ballot notices go to the roll: the four
+# residents of building 2; resolutions and the close to everyone who took part in the case).
+PROPOSAL_NOTICES = {"王": ["ProposalScreened", "ProposalSubmitted", "ProposalQualified"],
+                    "李": ["ProposalSubmitted", "ProposalQualified"], "张": ["ProposalSubmitted", "ProposalQualified"],
+                    "刘": ["ProposalSubmitted", "ProposalQualified"]}
+VOTER_NOTICES = ["BallotOpened", "BallotClosingSoon"]
+CASE_NOTICES = ["ResolutionAdopted", "ResolutionFinal", "CaseClosed"]
+BODY_NOTICES = ["ConsultationOpened", "MeetingScheduled"]
+EXPECTED = {
+    **{n: PROPOSAL_NOTICES[n] + VOTER_NOTICES + CASE_NOTICES for n in ("王", "李", "张", "刘")},
+    **{n: BODY_NOTICES + CASE_NOTICES for n in ("书记", "网格长", "楼栋长")},
+    "物业": BODY_NOTICES + ["TaskAssigned", "TaskOverdue"] + CASE_NOTICES, "陈": [],
+}
+CHANNELS = {"王": 2, "李": 3}  # 王 adds e-mail, 李 e-mail and the webhook; the others keep the inbox
+
+
 @pytest.fixture(scope="module")
 def drainage(platform, notify):
-    """A drainage proposal in building 2 of compound 3, from submission to its first meeting."""
+    """The drainage case of building 2 of compound 3, through all four stages on the test clock:
+    proposal, consultation and meeting, ballot, resolution, task (overdue), evaluation, close."""
     c = platform.new_community("S社区")
     cid, worker = c["id"], c["token"]
     base = f"/api/v1/communities/{cid}"
+    platform.rpc("communities", "change_rules", "tests", cid, {
+        "meeting_notice_days": 1, "ballot_notice_days": 1, "publicity_days": 1, "evaluation_window_days": 1})
     compound = rpc_id(platform, "add_compound", cid, "3号院坝")
     b2, b1 = (rpc_id(platform, "add_building", cid, compound, n) for n in ("2栋", "1栋"))
     units = {u: rpc_id(platform, "register_household", cid, b, u, "60", [], None, True, None)
@@ -172,69 +194,148 @@ def drainage(platform, notify):
     who["网格长"] = person(platform, c, "网格长", role="grid_leader", scope=compound)
     who["楼栋长"] = person(platform, c, "楼栋长", role="building_leader", scope=b2)
     who["物业"] = person(platform, c, "物业", role="property_company")
-    receiver = Receiver(SECRET)
+    receiver = Receiver(SECRET, now=lambda: platform_now(platform))
     platform.api("POST", base + "/webhooks", worker, {"url": receiver.url, "secret": SECRET}, expect=201)
     platform.api("PUT", base + "/me/preferences", who["王"]["token"],
                  {"channels": ["email"], "email": "wang@example.org"}, expect=200)
     platform.api("PUT", base + "/me/preferences", who["李"]["token"],
                  {"channels": ["email", "webhook"], "email": "li@example.org", "lang": "en"}, expect=200)
 
-    pid = platform.api("POST", base + "/proposals", who["王"]["token"], {
-        "title": TITLE, "body": "每逢雨季院坝积水，一楼进水。", "category": "drainage", "scope": "building",
-        "scope_id": b2}, expect=201).json()["id"]
-    platform.api("POST", base + f"/proposals/{pid}/submit", who["王"]["token"], expect=200)
-    platform.api("POST", base + f"/proposals/{pid}/screen", worker, {"admissible": True}, expect=200)
-    for name in ("李", "张", "刘"):
-        platform.api("POST", base + f"/proposals/{pid}/supports", who[name]["token"], expect=201)
-    consultation = wait_for(lambda: platform.rpc("deliberation", "list_consultations", cid, None), timeout=30,
-                            message="the consultation the qualified proposal opens")[0]["id"]
-    lead = who["书记"]["id"]
-    platform.rpc("deliberation", "invite", lead, ["party_lead"], cid, consultation, who["物业"]["id"],
-                 "property_company")
-    starts = clock.format(clock.now() + timedelta(days=4))
-    platform.rpc("deliberation", "schedule_meeting", lead, ["party_lead"], cid, consultation, starts, "on_site",
-                 "社区活动室", ["排水沟维修方案"], who["网格长"]["id"])
-    # 王: screening, new proposal, qualified (inbox + e-mail); 李 the last two (inbox, e-mail, webhook);
-    # 张 and 刘 the last two (inbox); the body three the opening and the meeting; 物业 the invitation.
-    expected = 3 * 2 + 2 * 3 + 2 * 2 + 3 * 2 + 1
-    wait_for(lambda: len(delivered(platform, cid)) == expected, timeout=60, message=f"{expected} deliveries")
-    yield {"c": c, "who": who, "proposal": pid, "consultation": consultation, "receiver": receiver,
-           "expected": expected}
+    def api(method, path, name, body=None, expect=None):
+        token = worker if name == "worker" else who[name]["token"]
+        return platform.api(method, base + path, token, body, expect=expect).json()
+
+    told = {n: [] for n in who}
+
+    def settle(*notices: tuple[tuple[str, ...], str]):
+        """Wait until exactly the deliveries told so far are delivered, before the clock moves on
+        (a webhook signed at one time and checked after a jump of the clock would be refused)."""
+        for names, notice in notices:
+            for n in names:
+                told[n].append(notice)
+        n = sum(len(v) * CHANNELS.get(k, 1) for k, v in told.items())
+        wait_for(lambda: len(delivered(platform, cid)) == n, timeout=90,
+                 message=f"{n} deliveries after {notices[-1][1]}")
+
+    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    platform.set_clock(t0)
+    try:
+        # 1 提议: proposed, screened, supported to the threshold (3 residents of the building).
+        pid = api("POST", "/proposals", "王", {"title": TITLE, "body": "每逢雨季院坝积水，一楼进水。",
+                                               "category": "drainage", "scope": "building", "scope_id": b2},
+                  expect=201)["id"]
+        api("POST", f"/proposals/{pid}/submit", "王", expect=200)
+        api("POST", f"/proposals/{pid}/screen", "worker", {"admissible": True}, expect=200)
+        for name in ("李", "张", "刘"):
+            api("POST", f"/proposals/{pid}/supports", name, expect=201)
+        # 2 议事: the qualified proposal opens the consultation; the property company joins the body.
+        consultation = wait_for(lambda: platform.rpc("deliberation", "list_consultations", cid, None), timeout=30,
+                                message="the consultation the qualified proposal opens")[0]["id"]
+        path = f"/consultations/{consultation}"
+        api("POST", path + "/invitations", "书记", {"person": who["物业"]["id"], "role": "property_company"},
+            expect=201)
+        api("POST", path + "/invitation-answers", "物业", {"role": "property_company", "accept": True}, expect=200)
+        option = api("POST", path + "/options", "书记", {"title": "更换排水管", "description": "更换3号院坝2栋排水管"},
+                     expect=201)["id"]
+        api("POST", path + "/final-options", "书记", {"options": [option]}, expect=200)
+        starts = t0 + timedelta(days=1, hours=1)
+        meeting = api("POST", path + "/meetings", "书记", {
+            "starts_at": clock.format(starts), "mode": "on_site", "place": "社区活动室", "agenda": ["排水沟维修方案"],
+            "secretary": who["网格长"]["id"]}, expect=201)["id"]
+        settle((("王",), "ProposalScreened"), (("王", "李", "张", "刘"), "ProposalSubmitted"),
+               (("王", "李", "张", "刘"), "ProposalQualified"), (("书记", "网格长", "楼栋长", "物业"), "ConsultationOpened"),
+               (("书记", "网格长", "楼栋长", "物业"), "MeetingScheduled"))
+        platform.set_clock(starts)
+        for name in ("书记", "网格长", "楼栋长", "物业"):
+            api("POST", f"/meetings/{meeting}/attendance", name, {}, expect=201)
+        api("POST", f"/meetings/{meeting}/opening", "书记", expect=200)
+        minutes = api("POST", f"/meetings/{meeting}/minutes", "网格长", {"text": "一致同意更换排水管，交居民表决。"},
+                      expect=201)["id"]
+        for name in ("书记", "网格长"):
+            api("POST", f"/minutes/{minutes}/signatures", name, expect=201)
+        api("POST", f"/meetings/{meeting}/closing", "网格长", expect=200)
+        api("POST", path + "/conclusion", "书记", {"outcome": "vote_needed", "summary": "交由本栋居民表决",
+                                                   "meeting": meeting}, expect=200)
+        # 3 决策: the ballot the conclusion prepared, as a yes/no motion of the building's residents.
+        ballot = wait_for(lambda: api("GET", "/ballots", "worker", expect=200), timeout=30,
+                          message="the prepared ballot")[0]["id"]
+        opens = starts + timedelta(days=1, minutes=5)
+        closes = opens + timedelta(days=3)
+        api("PUT", f"/ballots/{ballot}/configuration", "worker", {
+            "preset": "residents_meeting", "voting_unit": "resident", "options": [],
+            "opens_at": clock.format(opens), "closes_at": clock.format(closes)}, expect=200)
+        platform.set_clock(opens)
+        voters = ("王", "李", "张", "刘")
+        settle((voters, "BallotOpened"))
+        for name in ("王", "李", "张"):
+            api("POST", f"/ballots/{ballot}/votes", name, {"choice": "agree"}, expect=201)
+        platform.set_clock(closes - timedelta(hours=23))  # the reminder's time: a day before the close
+        settle((voters, "BallotClosingSoon"))
+        everyone = voters + ("书记", "网格长", "楼栋长", "物业")
+        platform.set_clock(closes + timedelta(seconds=1))
+        settle((everyone, "ResolutionAdopted"))
+        platform.set_clock(closes + timedelta(days=1, seconds=2))  # the publicity period has passed
+        settle((everyone, "ResolutionFinal"))
+        # 4 行动: the plan the resolution opened; a task for the property company, overdue, then done.
+        plan = wait_for(lambda: api("GET", "/action-plans", "worker", expect=200), timeout=30,
+                        message="the action plan")[0]["plan"]
+        now = closes + timedelta(days=1, minutes=1)
+        platform.set_clock(now)
+        task = api("POST", f"/action-plans/{plan}/tasks", "worker", {
+            "title": "疏通排水沟", "responsible_party": {"kind": "property_company", "person": who["物业"]["id"]},
+            "due_at": clock.format(now + timedelta(days=1))}, expect=201)["task"]
+        settle((("物业",), "TaskAssigned"))
+        platform.set_clock(now + timedelta(days=1, minutes=1))
+        settle((("物业",), "TaskOverdue"))
+        api("POST", f"/action-plans/{plan}/tasks/{task}/progress", "物业", {"percent": 100, "note": "已疏通"},
+            expect=201)
+        done = api("POST", f"/action-plans/{plan}/done", "worker", {"summary": "排水沟已疏通，雨季未再积水"}, expect=200)
+        for name in ("王", "李"):
+            api("POST", f"/action-plans/{plan}/evaluations", name, {"rating": "satisfied"}, expect=201)
+        platform.set_clock(clock.parse(done["evaluation"]["closes_at"]) + timedelta(minutes=2))
+        settle((everyone, "CaseClosed"))
+    finally:
+        platform.set_clock(None)
+    yield {"c": c, "who": who, "proposal": pid, "consultation": consultation, "ballot": ballot,
+           "receiver": receiver, "told": told}
     receiver.close()
 
 
-def test_the_drainage_case_tells_the_expected_people_in_their_inbox(platform, drainage):
+def test_the_drainage_case_tells_the_expected_people_in_their_inbox_in_their_language(platform, drainage):
     c, who = drainage["c"], drainage["who"]
-    types = {name: sorted(m["type"] for m in inbox(platform, c, who[name])["items"]) for name in who}
-    assert types == {
-        "王": ["ProposalQualified", "ProposalScreened", "ProposalSubmitted"],
-        "李": ["ProposalQualified", "ProposalSubmitted"], "张": ["ProposalQualified", "ProposalSubmitted"],
-        "刘": ["ProposalQualified", "ProposalSubmitted"], "陈": [],  # another building
-        "书记": ["ConsultationOpened", "MeetingScheduled"], "网格长": ["ConsultationOpened", "MeetingScheduled"],
-        "楼栋长": ["ConsultationOpened", "MeetingScheduled"], "物业": ["ConsultationOpened"],
-    }
+    expected = {name: sorted(notices) for name, notices in EXPECTED.items()}
+    assert {name: sorted(notices) for name, notices in drainage["told"].items()} == expected
+    assert {name: sorted(m["type"] for m in inbox(platform, c, who[name])["items"]) for name in who} == expected
     grid = {m["type"]: m for m in inbox(platform, c, who["网格长"])["items"]}
-    assert grid["ConsultationOpened"]["subject"] == f"【议事邀请】{TITLE}" and "您的身份：网格长" in grid[
-        "ConsultationOpened"]["body"]
+    assert grid["ConsultationOpened"]["subject"] == f"【议事邀请】{TITLE}"
+    assert "您的身份：网格长" in grid["ConsultationOpened"]["body"]
     assert "地点：社区活动室" in grid["MeetingScheduled"]["body"] and "议程：排水沟维修方案" in grid["MeetingScheduled"]["body"]
+    closed = grid["CaseClosed"]
+    assert closed["subject"] == f"【事项已办结】{TITLE}"
+    assert "结果：已解决" in closed["body"] and "理由：排水沟已疏通，雨季未再积水" in closed["body"]
+    overdue = {m["type"]: m for m in inbox(platform, c, who["物业"])["items"]}["TaskOverdue"]
+    assert overdue["subject"] == "【任务已逾期】疏通排水沟" and f"所属事项：“{TITLE}”" in overdue["body"]
     li = {m["type"]: m for m in inbox(platform, c, who["李"])["items"]}
-    assert li["ProposalSubmitted"]["subject"] == f"New proposal: {TITLE}"
-    # Unread count, and marking a message read.
+    assert li["BallotOpened"]["subject"] == f"Voting open: {TITLE}"
+    assert "residents' meeting (majority)" in li["BallotOpened"]["body"]
+    assert li["BallotClosingSoon"]["subject"] == f"Voting closes soon: {TITLE}"
+    # Unread count, and marking a message read (only one's own).
     mine = inbox(platform, c, who["王"])
-    assert mine["unread"] == 3 and mine["total"] == 3
+    assert mine["unread"] == mine["total"] == len(EXPECTED["王"])
     first = mine["items"][0]["id"]
     read = platform.api("POST", f"/api/v1/communities/{c['id']}/me/inbox/{first}/read", who["王"]["token"],
                         expect=200).json()
-    assert read["unread"] == 2
+    assert read["unread"] == len(EXPECTED["王"]) - 1
     platform.api("POST", f"/api/v1/communities/{c['id']}/me/inbox/{first}/read", who["李"]["token"], expect=404)
 
 
 def test_the_drainage_case_mails_reach_the_local_smtp_server(platform, notify, drainage):
     c = drainage["c"]
     wang = sorted(m["Subject"] for m in notify.to("wang@example.org"))
-    assert wang == sorted([f"【新提议】{TITLE}", f"【提议已受理】{TITLE}", f"【提议获得足够支持】{TITLE}"])
+    assert len(wang) == len(EXPECTED["王"]) and f"【提议已受理】{TITLE}" in wang and f"【投票开始】{TITLE}" in wang
+    assert all(TITLE in s for s in wang)
     li = sorted(m["Subject"] for m in notify.to("li@example.org"))
-    assert li == sorted([f"New proposal: {TITLE}", f"Proposal qualified: {TITLE}"])
+    assert len(li) == len(EXPECTED["李"]) and f"Case closed: {TITLE}" in li and f"Resolution final: {TITLE}" in li
     ids = {f"<{r['id']}@s-community.example>" for r in delivered(platform, c["id"], channel="email")}
     assert {m["Message-ID"] for m in notify.to("wang@example.org") + notify.to("li@example.org")} == ids
     body = next(m for m in notify.to("li@example.org") if m["Subject"].startswith("New")).get_content()
@@ -245,29 +346,41 @@ def test_the_drainage_case_reaches_the_webhook_signed_and_without_personal_data(
     receiver, c = drainage["receiver"], drainage["c"]
     assert receiver.rejected == 0
     got = receiver.deliveries
-    assert set(got) == {r["id"] for r in delivered(platform, c["id"], channel="webhook")} and len(got) == 2
+    assert set(got) == {r["id"] for r in delivered(platform, c["id"], channel="webhook")}
+    assert sorted(p["notice"] for p in got.values()) == sorted(EXPECTED["李"])
     for payload in got.values():
         assert payload["recipient"] == drainage["who"]["李"]["id"] and payload["community"] == c["id"]
-        assert payload["notice"] in ("ProposalSubmitted", "ProposalQualified") and "message" not in payload
+        assert payload["case"] == drainage["proposal"] and "message" not in payload
         assert TITLE not in json.dumps(payload, ensure_ascii=False)
 
 
-def test_the_audit_log_proves_who_was_told_of_the_consultation_when_and_how(platform, drainage):
+def test_the_audit_log_proves_which_voters_were_told_of_the_ballot_when_and_how(platform, drainage):
     c, who = drainage["c"], drainage["who"]
+    expected = sum(len(v) * CHANNELS.get(k, 1) for k, v in EXPECTED.items())
     entries = wait_for(lambda: (lambda es: es if len([e for e in es if e["type"] == "NotificationDelivered"])
-                                >= drainage["expected"] else None)(
+                                >= expected else None)(
         platform.audit_entries(c["id"], c["token"], case=drainage["proposal"])),
         timeout=30, message="the proof of notice in the audit log")
-    opened = next(e for e in entries if e["type"] == "ConsultationOpened")
-    proof = [e["envelope"] for e in entries if e["type"] == "NotificationDelivered"
+    opened = next(e for e in entries if e["type"] == "BallotOpened")
+    roll = {v["voter"] for v in opened["envelope"]["data"]["roll"]}
+    assert roll == {who[n]["id"] for n in ("王", "李", "张", "刘")}
+    about = [e["envelope"] for e in entries if e["type"] == "NotificationDelivered"
              and e["envelope"]["data"]["about_event"] == opened["event_id"]]
-    assert {(p["data"]["recipient"], p["data"]["channel"]) for p in proof} == {
-        (who[n]["id"], "inbox") for n in ("书记", "网格长", "楼栋长")}
-    for p in proof:
+    proof = [p for p in about if p["data"]["notice_type"] == "BallotOpened"]
+    reminded = [p for p in about if p["data"]["notice_type"] == "BallotClosingSoon"]
+    assert len(reminded) == len(proof) and all(r["occurred_at"] > opened["envelope"]["occurred_at"] for r in reminded)
+    assert sorted((p["data"]["recipient"], p["data"]["channel"]) for p in proof) == sorted(
+        [(who["王"]["id"], "inbox"), (who["王"]["id"], "email"), (who["李"]["id"], "inbox"),
+         (who["李"]["id"], "email"), (who["李"]["id"], "webhook"), (who["张"]["id"], "inbox"),
+         (who["刘"]["id"], "inbox")])
+    for p in proof:  # when: on the test clock, the ballot opened and was notified at the same instant
         assert p["source"] == "notifications" and p["causation"] == opened["event_id"]
-        assert p["occurred_at"] >= opened["envelope"]["occurred_at"]
+        assert p["occurred_at"] == opened["envelope"]["occurred_at"] and p["data"]["attempts"] == 1
         assert re.fullmatch(r"[0-9a-f]{64}", p["data"]["message_commitment"])
-        assert "【议事邀请】" not in json.dumps(p, ensure_ascii=False)  # commitments, never texts
+        assert "【投票开始】" not in json.dumps(p, ensure_ascii=False)  # commitments, never texts
+    planned = [e for e in entries if e["type"] == "NotificationPlanned"
+               and e["envelope"]["data"]["about_event"] == opened["event_id"]]
+    assert len(planned) == len(about) and all(e["index"] > opened["index"] for e in planned)
 
 
 def test_redelivering_every_event_twice_sends_nothing_twice(platform, notify, drainage):

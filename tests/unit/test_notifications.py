@@ -35,6 +35,10 @@ class FakeDirectory:
     def __init__(self):
         self.scopes = {("building", B2): [WANG, LI, ZHANG, LIU], ("community", None): [WANG, LI, ZHANG, LIU, CHEN]}
         self.households = {}
+        self.roles = {}
+
+    def role_holders(self, community, role, scope, at):
+        return self.roles.get(role, [])
 
     def residents_in_scope(self, community, scope, scope_id, at):
         assert community == COMMUNITY and at
@@ -434,27 +438,28 @@ def test_household_ballots_tell_the_households_adults(rig):
 
 
 # ---- actions and the end of a case --------------------------------------------------------------------
-def test_a_task_overdue_is_one_notice_whether_the_timer_or_the_event_comes_first(rig):
-    case, task = uid(), uid()
+def test_the_responsible_party_hears_of_its_task_and_when_it_falls_overdue(rig):
+    case, plan, task = uid(), uid(), uid()
     due = clock.format(T0 + timedelta(days=7))
-    rig.event("actions", "TaskAssigned", {"task": task, "responsible": PROP, "due_at": due,
-                                          "title_commitment": rig.texts.put("actions", "清理下水道")}, task, case=case)
-    clock.set(T0 + timedelta(days=7))
-    rig.app.fire_reminders(rig.directory)
-    rig.event("actions", "TaskOverdue", {"task": task, "due_at": due}, task, case=case)
+    rig.event("actions", "TaskAssigned", {
+        "task": task, "title_commitment": rig.texts.put("actions", "清理下水道"), "due_at": due, "budget": None,
+        "responsible_party": {"kind": "property_company", "person": PROP}, "funding_source": None}, plan, case=case)
+    clock.set(T0 + timedelta(days=8))
+    rig.event("actions", "TaskOverdue", {"task": task, "due_at": due, "percent": 40}, plan, case=case)
     rig.send()
-    overdue = [m for m in rig.inbox(PROP) if m["type"] == "TaskOverdue"]
-    assert len(overdue) == 1 and overdue[0]["subject"] == "【任务已逾期】清理下水道"
-    assert [m["type"] for m in rig.inbox(PROP)].count("TaskAssigned") == 1
+    assigned, overdue = sorted(rig.inbox(PROP), key=lambda m: m["type"])
+    assert assigned["subject"] == "【新任务】清理下水道" and "完成期限：2026-12-03 09:00" in assigned["body"]
+    assert overdue["subject"] == "【任务已逾期】清理下水道" and "负责方：物业" in overdue["body"]
 
 
-def test_a_task_done_in_time_is_not_reported_overdue(rig):
-    task = uid()
-    rig.event("actions", "TaskAssigned", {"task": task, "responsible": PROP,
-                                          "due_at": clock.format(T0 + timedelta(days=1))}, task, case=uid())
-    rig.event("actions", "TaskCompleted", {"task": task}, task)
-    clock.advance(timedelta(days=2))
-    assert rig.app.fire_reminders(rig.directory) == 0
+def test_a_party_without_a_person_is_told_through_its_role_holders(rig):
+    rig.directory.roles = {"property_company": [PROP, CHEN], "community_worker": [LEAD]}
+    plan = uid()
+    for kind, task in (("property_company", uid()), ("contractor", uid())):
+        rig.event("actions", "TaskAssigned", {"task": task, "title_commitment": None, "due_at": None,
+                                              "responsible_party": {"kind": kind}}, plan, case=uid())
+    rig.send()
+    assert [len(rig.inbox(p)) for p in (PROP, CHEN, LEAD)] == [1, 1, 1]  # a contractor is followed up by workers
 
 
 def test_when_a_case_ends_everyone_who_took_part_hears_the_outcome_with_its_reasons(rig):
@@ -464,10 +469,11 @@ def test_when_a_case_ends_everyone_who_took_part_hears_the_outcome_with_its_reas
         "title_commitment": None, "body": [{"person": GRID, "role": "grid_leader", "status": "active"},
                                            {"person": CHEN, "role": "expert", "status": "declined"}]}, case=pid)
     open_ballot(rig, pid, [{"voter": ZHANG, "weight": "1", "headcount": 1, "units": []}])
-    task = uid()
-    rig.event("actions", "TaskAssigned", {"task": task, "responsible": PROP}, task, case=pid)
-    rig.event("actions", "CaseClosed", {"outcome": "resolved",
-                                        "reason_commitment": rig.texts.put("actions", "雨季未再积水")}, pid, case=pid)
+    rig.event("actions", "TaskAssigned", {"task": uid(), "responsible_party": {"kind": "contractor", "person": PROP}},
+              case=pid)
+    rig.event("actions", "CaseClosed", {"case": pid, "outcome": "completed", "stage": "action", "plan": uid(),
+                                        "reason_commitment": rig.texts.put("actions", "雨季未再积水"), "result": None},
+              case=pid)
     rig.send()
     closed = {p: [m for m in rig.inbox(p) if m["type"] == "CaseClosed"] for p in (WANG, LI, GRID, ZHANG, PROP, CHEN,
                                                                                    LIU)}
@@ -476,6 +482,14 @@ def test_when_a_case_ends_everyone_who_took_part_hears_the_outcome_with_its_reas
     body = closed[WANG][0]["body"]
     assert closed[WANG][0]["subject"] == f"【事项已办结】{TITLE}"
     assert "结果：已解决" in body and "理由：雨季未再积水" in body
+
+
+def test_a_case_ended_at_screening_is_told_by_the_screening_alone(rig):
+    pid, _ = proposal(rig)
+    rig.event("actions", "CaseClosed", {"case": pid, "outcome": "inadmissible", "stage": "proposal", "plan": None,
+                                        "reason_commitment": None, "result": None}, pid, case=pid)
+    rig.send()
+    assert [m["type"] for m in rig.inbox(WANG) if m["type"] == "CaseClosed"] == []
 
 
 def test_endpoint_health_is_kept_between_passes(rig):
