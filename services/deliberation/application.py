@@ -8,7 +8,7 @@ store and only its commitment into events.
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,7 +32,8 @@ from .domain import (
 # Community roles that take part in every discussion of their community besides the body and the
 # residents in scope: they run, facilitate and moderate it.
 STAFF_ROLES = frozenset({"community_worker", "party_lead", "moderator"})
-CONVENER_ROLES = frozenset({"party_lead", "community_worker"})  # who may be designated convener
+# The party committee's side: who raises a topic directly, and who may be designated convener.
+CONVENER_ROLES = frozenset({"party_lead", "community_worker"})
 
 
 def _nowhere(scope: str, scope_id: str | None) -> bool:
@@ -92,7 +93,8 @@ class DeliberationApp(ServiceApplication):
         return agg
 
     @staticmethod
-    def _acting(caller: Caller, on) -> object:
+    def _acting(caller: Caller, on) -> AbstractContextManager:
+        """Events of a command on `on` carry its community and case, and the caller as actor."""
         return command_context(community=on.community, actor=caller.person, case=on.case)
 
     def _save(self, *aggregates) -> None:
