@@ -415,16 +415,26 @@ class DecisionsApp(ServiceApplication):
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(t.sealed_authorisations).values(vote=str(vote_id), version=vote.version,
                                                                        commitment=commitment))
-        self.project()
-        state = self._ballot_row(ballot.id)
-        if state.closed_position is not None and state.closed_position < recordings[-1].notification.id:
-            raise Conflict("voting closed before this vote was recorded: it does not count")
-        if state.status == OPEN and state.voted >= state.roll_size:
-            self.close_ballot(ballot.id, "all_voted")  # early close: every voter on the roll has voted
+        self._check_counted(ballot.id, recordings[-1].notification.id)
         return {"ballot": str(ballot.id), "receipt": vote.receipt, "version": vote.version, "channel": channel,
                 "choice": choice}
 
+    def _check_counted(self, ballot_id, position: int) -> None:
+        """A vote checked while the ballot was open may be recorded after BallotClosed (the close
+        ran meanwhile): then it does not count, and the voter must hear so.
+
+        The log is written one transaction at a time, so if the ballot is still open when read
+        after the vote was recorded, its BallotClosed (if any) comes later in the log: the vote
+        counts. Only otherwise is the read model asked where the close is."""
+        if self._load(ballot_id, copy=False).status == OPEN:
+            return
+        self.project()
+        closed_position = self._ballot_row(ballot_id).closed_position
+        if closed_position is not None and closed_position < position:
+            raise Conflict("voting closed before this vote was recorded: it does not count")
+
     def _check_serial_unused(self, ballot: Ballot, serial: str) -> None:
+        self.project()
         with self.engine.connect() as conn:
             taken = conn.execute(sa.select(t.votes.c.vote).where(
                 t.votes.c.ballot == str(ballot.id), t.votes.c.paper_serial == serial).limit(1)).first()
@@ -565,6 +575,7 @@ class DecisionsApp(ServiceApplication):
 
     def ballot_view(self, community: str, ballot_id) -> dict:
         ballot = self.ballot(community, ballot_id, copy=False)
+        self.project()
         row = self._ballot_row(ballot.id)
         o_rows = []
         with self.engine.connect() as conn:
@@ -624,6 +635,7 @@ class DecisionsApp(ServiceApplication):
         """The public bulletin board: the receipt of every standing vote, so each voter can find
         theirs; choices and weights once voting has closed (never a running tally)."""
         ballot = self.ballot(community, ballot_id, copy=False)
+        self.project()
         revealed = ballot.closed_at is not None
         v = t.votes
         cond = [v.c.ballot == str(ballot.id), v.c.current.is_(True)]
@@ -680,10 +692,10 @@ def _vote(conn, env, d):
     closed_at = conn.execute(sa.select(t.ballots.c.closed_position).where(t.ballots.c.id == d["ballot"])).scalar()
     late = closed_at is not None
     vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
-    if not late:
+    if not late and version == 1:  # a voter's first vote
+        conn.execute(sa.update(t.ballots).where(t.ballots.c.id == d["ballot"]).values(voted=t.ballots.c.voted + 1))
+    elif not late:  # a changed vote replaces the standing one
         conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True)).values(current=False))
-        if version == 1:
-            conn.execute(sa.update(t.ballots).where(t.ballots.c.id == d["ballot"]).values(voted=t.ballots.c.voted + 1))
     conn.execute(sa.insert(t.votes).values(
         vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
         receipt=d["receipt"], choice=d["choice"], weight=d["weight"], headcount=d["headcount"], channel=d["channel"],

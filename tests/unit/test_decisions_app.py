@@ -232,8 +232,10 @@ def test_a_proxy_vote_records_its_written_authorisation(app):
 def test_everyone_voting_closes_the_ballot_early(app):
     ballot = open_ballot(app, "council", "council", facts=["m1", "m2", "m3"])
     vote_all(app, ballot, {"m1": "agree", "m2": "agree"})
-    assert app.ballot_view(COMMUNITY, ballot)["status"] == "open"
+    assert app.due_to_close(clock.now()) == []
     app.cast_vote("m3", COMMUNITY, ballot, "m3", "disagree")
+    assert app.due_to_close(clock.now()) == [(ballot, "all_voted")]  # the deadline timer closes it
+    app.close_ballot(ballot, "all_voted")
     view = app.ballot_view(COMMUNITY, ballot)
     assert view["status"] == "adopted" and events(app, "BallotClosed")[0]["data"]["reason"] == "all_voted"
 
@@ -266,7 +268,7 @@ def test_methods_with_options_choose_among_them(app):
     rankings = [["clean", "pipes"], ["clean", "pump", "pipes"], ["pipes", "clean"], ["pump", "clean"], "abstain"]
     for i, ranking in enumerate(rankings):
         app.cast_vote(f"r{i:03}", COMMUNITY, ballot, f"r{i:03}", ranking)
-    view = close(app, ballot)  # all five voted: closed early
+    view = close(app, ballot)
     assert view["status"] == "adopted" and view["result"]["winner"] == "clean"
     assert view["result"]["pairwise"]["clean"]["pipes"] == 3
 

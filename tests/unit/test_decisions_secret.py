@@ -55,6 +55,7 @@ def test_the_record_does_not_link_voters_and_votes(app, secret_ballot):
 
 def test_the_read_model_keeps_no_voter_either(app, secret_ballot):
     ballot, _ = secret_ballot
+    app.project()
     with app.engine.connect() as conn:
         rows = list(conn.execute(sa.select(tables.votes).where(tables.votes.c.ballot == ballot)))
         sealed = list(conn.execute(sa.select(tables.sealed_authorisations)))
