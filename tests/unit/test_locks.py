@@ -50,7 +50,7 @@ def locks(request, tmp_path, monkeypatch):
 
 def test_one_holder_per_key_across_threads(locks):
     lk = locks()
-    inside, most, counter = [0], [0], [0]
+    inside, most, counter, connections = [0], [0], [0], [0]
     guard = threading.Lock()
 
     def work():
@@ -59,6 +59,8 @@ def test_one_holder_per_key_across_threads(locks):
                 with guard:
                     inside[0] += 1
                     most[0] = max(most[0], inside[0])
+                    if lk._pg is not None:  # waiters queue in the process, not on connections
+                        connections[0] = max(connections[0], lk._pg.pool.checkedout())
                 value = counter[0]
                 time.sleep(0.002)  # a read-modify-write that would lose updates without the lock
                 counter[0] = value + 1
@@ -70,7 +72,7 @@ def test_one_holder_per_key_across_threads(locks):
         t.start()
     for t in threads:
         t.join()
-    assert most[0] == 1 and counter[0] == 30
+    assert most[0] == 1 and counter[0] == 30 and connections[0] <= 1
 
 
 def test_other_keys_and_other_namespaces_do_not_wait(locks):
