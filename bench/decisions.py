@@ -5,9 +5,10 @@
 
 The decisions application runs directly (no nameko, no broker): cast_vote is the whole command a
 vote costs in the service (ballot read, roll lookup, vote aggregate, save, the check that it
-counts), and the read model's catch-up with the votes is timed with them. Runs alternate between a fresh ballot with 10 votes and the big ballot, so a drift of the
-machine hits both; medians of the runs are compared. Exits 1 if votes/s at 10,000 existing votes
-fall below 0.8 of votes/s at 10 — a vote must not cost more as a ballot fills.
+counts), and the read model's catch-up with the votes is timed with them. Runs alternate between
+a fresh ballot with 10 votes and the big ballot, so a drift of the machine hits both; medians of
+the runs are compared. Exits 1 if votes/s at 10,000 existing votes fall below 0.8 of votes/s at
+10 — a vote must not cost more as a ballot fills.
 """
 from __future__ import annotations
 
@@ -65,10 +66,11 @@ class Bench:
         facts = [{"person": f"p{i:06}", "household": None, "adult": True} for i in range(voters)]
         clock.set(T0)
         ballot = app.prepare_ballot("bench", self.community, "benchmark ballot", "community")
+        opens, closes = T0 + timedelta(days=7), T0 + timedelta(days=14)
         app.configure_ballot("bench", self.community, ballot, preset="generic", voting_unit="resident",
-                             opens_at=clock.format(T0 + timedelta(days=7)), closes_at=clock.format(T0 + timedelta(days=14)),
-                             community_rules=RULES, facts_now=facts[:1])
-        clock.set(T0 + timedelta(days=7))
+                             opens_at=clock.format(opens), closes_at=clock.format(closes), community_rules=RULES,
+                             facts_now=facts[:1])
+        clock.set(opens)
         assert app.open_ballot(ballot, facts)
         return ballot, [f["person"] for f in facts]
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import re
 import os
+import re
 import secrets
 import uuid
 from datetime import datetime
@@ -33,8 +32,6 @@ from . import tables as t
 from .domain import (
     CHANNELS, CLOSED, CONFIGURED, OPEN, RESOLVED, SCOPES, Ballot, Vote, build_roll, declaring_role,
 )
-
-log = logging.getLogger(__name__)
 
 SEALED = "sealed"  # the actor of every event of a secret ballot's votes
 PROJECTION = "projection"
@@ -173,8 +170,9 @@ class DecisionsApp(ServiceApplication):
                 raise InvalidInput(f"option id {option_id!r} must be 1-40 letters, digits, '-' or '_' (not 'abstain')")
             title = validate_text(option.get("title"), f"options[{i - 1}].title", max_len=200)
             description = validate_text(option.get("description"), f"options[{i - 1}].description", required=False)
+            described = self.content.put(description, subject=actor) if description else None
             out.append({"id": option_id, "title_commitment": self.content.put(title, subject=actor),
-                        "description_commitment": self.content.put(description, subject=actor) if description else None})
+                        "description_commitment": described})
         if len({o["id"] for o in out}) != len(out):
             raise InvalidInput("option ids must be unique")
         return out
@@ -695,7 +693,8 @@ def _vote(conn, env, d):
     if not late and version == 1:  # a voter's first vote
         conn.execute(sa.update(t.ballots).where(t.ballots.c.id == d["ballot"]).values(voted=t.ballots.c.voted + 1))
     elif not late:  # a changed vote replaces the standing one
-        conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True)).values(current=False))
+        conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True))
+                     .values(current=False))
     conn.execute(sa.insert(t.votes).values(
         vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
         receipt=d["receipt"], choice=d["choice"], weight=d["weight"], headcount=d["headcount"], channel=d["channel"],

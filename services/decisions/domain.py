@@ -199,8 +199,8 @@ class Ballot(Aggregate):
         c = self.config
         self._opened(
             roll=[e.to_dict() for e in roll], roll_hash=rules.roll_hash(roll), rule=c["rule"], options=c["options"],
-            motion=c["motion"], voting_unit=c["voting_unit"], opens_at=c["opens_at"], closes_at=c["closes_at"], secret=c["secret"],
-            changeable=c["changeable"],
+            motion=c["motion"], voting_unit=c["voting_unit"], opens_at=c["opens_at"], closes_at=c["closes_at"],
+            secret=c["secret"], changeable=c["changeable"],
         )
 
     @event("BallotOpened")

@@ -11,7 +11,7 @@ import pytest
 
 from rules import RollEntry, roll_hash
 from tests.harness import PG_URL, wait_for
-from tests.integration.decisions_world import EXAMPLE, OWNERS, building_2, t0  # noqa: F401 - t0 is a fixture
+from tests.integration.decisions_world import EXAMPLE, building_2, t0  # noqa: F401 - t0 is a fixture
 
 pytestmark = pytest.mark.integration
 
