@@ -247,7 +247,6 @@ class DecisionsApp(ServiceApplication):
                              secret=secret, changeable=changeable, community_rules=community_rules, now=clock.now())
         self._roll(voting_unit, facts_now, clock.now())
         self._save(ballot, conflict="the ballot was changed at the same time; look at it again")
-        self.project()
         return self.ballot_view(community, ballot_id)
 
     @staticmethod
@@ -464,7 +463,6 @@ class DecisionsApp(ServiceApplication):
         with self._context(ballot, actor):
             ballot.rule_on_objection(objection, upheld, self.content.put(reason, subject=actor), actor, roles)
         self._save(ballot, conflict="the ballot was changed at the same time; try again")
-        self.project()
         return self.ballot_view(community, ballot_id)
 
     def annul_ballot(self, actor: str, community: str, ballot_id, reason: str) -> dict:
@@ -473,7 +471,6 @@ class DecisionsApp(ServiceApplication):
         with self._context(ballot, actor):
             ballot.annul(self.content.put(reason, subject=actor))
         self._save(ballot, conflict="the ballot was changed at the same time; try again")
-        self.project()
         return self.ballot_view(community, ballot_id)
 
     def rerun_ballot(self, actor: str, community: str, ballot_id) -> str:
@@ -524,7 +521,6 @@ class DecisionsApp(ServiceApplication):
         with self._context(ballot, actor):
             ballot.confirm_emergency(actor, roles)
         self._save(ballot, conflict="the emergency was confirmed at the same time")
-        self.project()
         return self.ballot_view(community, ballot_id)
 
     # ---- the record, replayed ----------------------------------------------------------------
@@ -573,7 +569,7 @@ class DecisionsApp(ServiceApplication):
 
     def ballot_view(self, community: str, ballot_id) -> dict:
         ballot = self.ballot(community, ballot_id, copy=False)
-        self.project()
+        self.project()  # reads right after a command see it
         row = self._ballot_row(ballot.id)
         o_rows = []
         with self.engine.connect() as conn:

@@ -103,6 +103,8 @@ def build_roll(voting_unit: str, facts: list, at: datetime) -> list[rules.RollEn
 
 # ---- the ballot ----------------------------------------------------------------------------------
 class Ballot(Aggregate):
+    """A ballot (or an emergency) from preparation to its final resolution; see docs/events/decisions.md."""
+
     EVENT_NAMES_ARE_TYPES = True
 
     @event("BallotPrepared")
@@ -178,9 +180,8 @@ class Ballot(Aggregate):
             raise InvalidInput("closes_at must be after opens_at")
         self._configured(
             rule=rule.to_dict(), voting_unit=voting_unit, candidates=options, options=voted, motion=motion,
-            opens_at=clock.format(opens_at),
-            closes_at=clock.format(closes_at), secret=secret, changeable=changeable, notice_days=notice_days,
-            publicity_days=int(community_rules.get("publicity_days", 7)),
+            opens_at=clock.format(opens_at), closes_at=clock.format(closes_at), secret=secret, changeable=changeable,
+            notice_days=notice_days, publicity_days=int(community_rules.get("publicity_days", 7)),
         )
 
     @event("BallotConfigured")
