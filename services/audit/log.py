@@ -1,5 +1,11 @@
 """The audit log: one append-only log per community of canonical envelope bytes, fed by the
-tracked consumer from every source. Appends happen in the tracking transaction."""
+tracked consumer from every source, and over each log an RFC 6962 Merkle tree.
+
+An entry is (index, canonical envelope bytes); its leaf is exactly those bytes. Appends happen in
+the consumer's tracking transaction, and the tree's new nodes are written through the same
+connection, so an entry, its tree nodes and the tracking position commit or roll back together:
+the tree can never disagree with the log it covers.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +13,8 @@ import json
 import sqlalchemy as sa
 
 from services.common import envelope, metrics
+
+from . import merkle
 
 metadata = sa.MetaData()
 
@@ -27,10 +35,14 @@ heads = sa.Table(
     sa.Column("community", sa.String(36), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
 )
+# Complete subtree hashes of every community's tree, keyed (community, level, index).
+nodes = merkle.node_table(metadata, "audit_nodes")
+
+_BACKFILL_BATCH = 10_000
 
 
 def append(conn: sa.Connection, env: dict) -> int:
-    """Append one envelope to its community's log; returns its index."""
+    """Append one envelope to its community's log and tree; returns its index."""
     body = envelope.canonical(env).decode("utf-8")
     community = env["community"]
     # The head row serialises appends per community, also across audit instances.
@@ -45,13 +57,52 @@ def append(conn: sa.Connection, env: dict) -> int:
     conn.execute(sa.insert(entries).values(
         community=community, idx=idx, event_id=env["id"], source=env["source"], position=env["position"],
         type=env["type"], case_id=env.get("case"), occurred_at=env["occurred_at"], body=body))
+    tree(conn, community, idx).append(body.encode("utf-8"))
     metrics.AUDIT_TREE_SIZE.labels(community).set(updated)
     return idx
 
 
+def tree(conn: sa.Connection, community: str, covering: int | None = None) -> merkle.MerkleTree:
+    """The community's tree over `conn`, holding at least the first `covering` entries.
+
+    A log written before the tree existed (or by an older version) is hashed into the tree here,
+    from the stored bytes, the first time it is needed; a tree larger than the log means the
+    two were written apart, which must stop the writer rather than be papered over.
+    """
+    t = merkle.MerkleTree(merkle.SqlNodeStore(conn, nodes, community))
+    if covering is None or t.size == covering:
+        return t
+    if t.size > covering:
+        raise RuntimeError(f"the audit tree of community {community} has {t.size} leaves but its log only "
+                           f"{covering} entries: the log and the tree disagree")
+    while t.size < covering:
+        rows = conn.execute(sa.select(entries.c.idx, entries.c.body).where(
+            entries.c.community == community, entries.c.idx >= t.size, entries.c.idx < covering)
+            .order_by(entries.c.idx).limit(_BACKFILL_BATCH)).all()
+        if not rows or rows[0].idx != t.size:
+            raise RuntimeError(f"the audit log of community {community} has no entry {t.size}")
+        t.extend([r.body.encode("utf-8") for r in rows])
+    return t
+
+
 def size(engine: sa.Engine, community: str) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.select(heads.c.size).where(heads.c.community == community)).scalar() or 0
+        return head(conn, community)
+
+
+def head(conn: sa.Connection, community: str) -> int:
+    return conn.execute(sa.select(heads.c.size).where(heads.c.community == community)).scalar() or 0
+
+
+def sizes(conn: sa.Connection) -> dict[str, int]:
+    """Every community's log size."""
+    return {r.community: r.size for r in conn.execute(sa.select(heads.c.community, heads.c.size))}
+
+
+def _entry(r) -> dict:
+    return {"index": r.idx, "source": r.source, "position": r.position, "event_id": r.event_id,
+            "type": r.type, "case": r.case_id, "occurred_at": r.occurred_at,
+            "envelope": json.loads(r.body), "canonical": r.body}
 
 
 def read(engine: sa.Engine, community: str, start: int = 0, limit: int = 100, case: str | None = None) -> list[dict]:
@@ -60,6 +111,35 @@ def read(engine: sa.Engine, community: str, start: int = 0, limit: int = 100, ca
         cond.append(entries.c.case_id == case)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(entries).where(*cond).order_by(entries.c.idx).limit(limit))
-        return [{"index": r.idx, "source": r.source, "position": r.position, "event_id": r.event_id,
-                 "type": r.type, "case": r.case_id, "occurred_at": r.occurred_at,
-                 "envelope": json.loads(r.body), "canonical": r.body} for r in rows]
+        return [_entry(r) for r in rows]
+
+
+def lines(conn: sa.Connection, community: str, start: int, stop: int) -> list[str]:
+    """The stored bytes (as text) of entries [start, stop), in order: what an export writes."""
+    rows = conn.execute(sa.select(entries.c.body).where(
+        entries.c.community == community, entries.c.idx >= start, entries.c.idx < stop).order_by(entries.c.idx))
+    return [r.body for r in rows]
+
+
+def at(conn: sa.Connection, community: str, indexes: list[int]) -> dict[int, str]:
+    """The stored bytes of the given entries, by index."""
+    rows = conn.execute(sa.select(entries.c.idx, entries.c.body).where(
+        entries.c.community == community, entries.c.idx.in_(list(indexes))))
+    return {r.idx: r.body for r in rows}
+
+
+def find_event(conn: sa.Connection, event_id: str) -> tuple[str, int] | None:
+    """(community, index) of the entry of an event, if the log holds it."""
+    row = conn.execute(sa.select(entries.c.community, entries.c.idx).where(entries.c.event_id == event_id)).first()
+    return (row.community, row.idx) if row else None
+
+
+def case_indexes(conn: sa.Connection, case: str, community: str | None = None) -> tuple[str | None, list[int]]:
+    """The community of a case and the indexes of its entries, in log order."""
+    cond = [entries.c.case_id == case] + ([entries.c.community == community] if community else [])
+    rows = conn.execute(sa.select(entries.c.community, entries.c.idx).where(*cond)
+                        .order_by(entries.c.community, entries.c.idx)).all()
+    communities = {r.community for r in rows}
+    if len(communities) > 1:  # case ids are per community; never mix two logs in one bundle
+        raise ValueError(f"case {case} appears in several communities; name the community")
+    return (rows[0].community if rows else community), [r.idx for r in rows]
