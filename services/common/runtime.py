@@ -244,6 +244,16 @@ class ServiceBase:
         return {c: t for c, t in self.platform.content.get_many(wanted).items() if t is not None}
 
     @rpc
+    def export_texts(self, commitments: list) -> list:
+        """Texts with their salts (at most 1000), for an auditor's export of the audit log: each
+        commitment this store holds as {"kind": "text", "commitment", "salt", "text"}, or
+        {"kind": "text", "commitment", "erased": true} once erased. Commitments it never held are
+        absent, so the exporter can ask the service that does hold them."""
+        wanted = [str(c) for c in list(commitments)[:1000]]
+        held = self.platform.content.get_many(wanted)  # erased rows are held too (with no text)
+        return self.platform.content.records(held)
+
+    @rpc
     def log_head(self) -> int:
         return self.platform.app.head() if self.platform.app is not None else 0
 
