@@ -1,35 +1,221 @@
-"""The audit service: the per-community append-only record of every event."""
+"""The audit service: per community, the append-only record of every event with its Merkle tree,
+signed checkpoints (and the platform log of logs over them), and the proofs handed out on them.
+
+It consumes every source (a SqlSink: entries, tree nodes and tracking in one transaction) and
+publishes nothing. A timer cuts the checkpoints that are due every second.
+"""
 from __future__ import annotations
+
+import logging
+import time
 
 from nameko.rpc import rpc
 
+from services.common import clock, registry
 from services.common.consumer import SqlSink
-from services.common.errors import InvalidInput
-from services.common.runtime import Platform, ServiceBase, command
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.runtime import Platform, Runtime, ServiceBase, command
 
-from . import log
+from . import checkpointing, export, log, proofs
+from .checkpoints import notice_text
+
+logger = logging.getLogger(__name__)
+MAX_PAGE = 1000
 
 
-def _sink(runtime):
+class AuditApp:
+    """What the audit service keeps beside its tables: the signing key and the checkpoint policy."""
+
+    def __init__(self, settings, engine):
+        self.engine = engine
+        self.policy = checkpointing.policy(settings)
+        self.signer = checkpointing.Signer.open(self.policy.key_file)
+        checkpointing.prepare(engine, self.signer)
+        self._refused_at = 0.0
+
+    def refused(self, exc: Exception) -> None:
+        """A cut refused (the key file is not the current key): loud, but once a minute."""
+        if time.monotonic() - self._refused_at > 60:
+            self._refused_at = time.monotonic()
+            logger.error("audit: no checkpoint cut: %s", exc)
+
+    def close(self) -> None:
+        pass
+
+
+def _sink(runtime: Runtime) -> SqlSink:
     return SqlSink("audit", runtime.engine, log.append)
+
+
+def cut_due(runtime: Runtime) -> None:
+    """The checkpoint timer: cut what is due, then publish every community's checkpoint age."""
+    app: AuditApp = runtime.app
+    now = clock.now()
+    try:
+        checkpointing.cut(runtime.engine, app.signer, app.policy, now)
+    except Conflict as exc:
+        app.refused(exc)
+    checkpointing.observe_ages(runtime.engine, now)
+
+
+def _page(start, limit) -> tuple[int, int]:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise InvalidInput("from must be a whole number, at least 0")
+    return start, limit
 
 
 class AuditService(ServiceBase):
     name = "audit"
-    platform = Platform("audit", tables=(log.metadata,), consumer_sink=_sink, upcast=False)
+    platform = Platform("audit", app_factory=AuditApp, tables=(log.metadata, checkpointing.metadata),
+                        consumer_sink=_sink, upcast=False, timers=((1.0, cut_due),))
 
+    @property
+    def app(self) -> AuditApp:
+        return self.platform.app
+
+    # The audit service is no source: nothing consumes it.
+    @rpc
+    def read_log(self, start: int, limit: int = 100) -> list:
+        return []
+
+    @rpc
+    def log_head(self) -> int:
+        return 0
+
+    # ---- the log ------------------------------------------------------------------------------------
     @rpc
     @command
     def entries(self, community, start=0, limit=100, case=None):
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput("limit must be between 1 and 1000")
-        items = log.read(self.platform.engine, community, int(start), limit, case)
+        start, limit = _page(start, limit)
+        items = log.read(self.platform.engine, community, start, limit, case)
         return {"community": community, "size": log.size(self.platform.engine, community), "entries": items}
 
     @rpc
     @command
     def size(self, community):
         return log.size(self.platform.engine, community)
+
+    @rpc
+    @command
+    def export_lines(self, community, start=0, limit=MAX_PAGE):
+        """The stored bytes of entries [start, start + limit): the lines of an export."""
+        start, limit = _page(start, limit)
+        with self.platform.engine.connect() as conn:
+            return log.lines(conn, community, start, start + limit)
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    @rpc
+    @command
+    def checkpoint(self, community):
+        with self.platform.engine.connect() as conn:
+            return checkpointing.latest(conn, community)
+
+    @rpc
+    @command
+    def checkpoints(self, community, start=0, limit=100):
+        start, limit = _page(start, limit)
+        with self.platform.engine.connect() as conn:
+            return checkpointing.history(conn, community, start, limit)
+
+    @rpc
+    @command
+    def notice(self, community, lang="zh-CN"):
+        with self.platform.engine.connect() as conn:
+            latest = checkpointing.latest(conn, community)
+        try:
+            return {"checkpoint": latest, "lang": lang, "text": notice_text(latest, lang)}
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+    @rpc
+    @command
+    def platform_checkpoint(self):
+        with self.platform.engine.connect() as conn:
+            return checkpointing.platform_latest(conn)
+
+    @rpc
+    @command
+    def platform_checkpoints(self, start=0, limit=100):
+        start, limit = _page(start, limit)
+        with self.platform.engine.connect() as conn:
+            return checkpointing.platform_history(conn, start, limit)
+
+    @rpc
+    @command
+    def public_keys(self):
+        with self.platform.engine.connect() as conn:
+            return checkpointing.public_keys(conn)
+
+    @rpc
+    @command
+    def cut_checkpoints(self, community=None):
+        """Cut a checkpoint now for every community with entries not yet covered (or only
+        `community`), whatever the policy says: for operators and tests."""
+        return checkpointing.cut(self.platform.engine, self.app.signer, self.app.policy, clock.now(),
+                                 community=community, force=True)
+
+    @rpc
+    @command
+    def rotate_key(self, new_key_file):
+        """Rotate the signing key to the key in `new_key_file` (a path this service can read)."""
+        return checkpointing.rotate(self.platform.engine, self.app.signer, new_key_file, clock.now())
+
+    # ---- proofs -------------------------------------------------------------------------------------
+    @rpc
+    @command
+    def inclusion_proof(self, community, index=None, event=None, size=None, since=None, texts=False):
+        """One entry (by index or by event id) with its inclusion proof: a bundle of one."""
+        with self.platform.engine.connect() as conn:
+            if event is not None:
+                found = log.find_event(conn, str(event))
+                if found is None or found[0] != community:
+                    raise NotFound(f"event {event} is not in the audit log of community {community}")
+                index = found[1]
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise InvalidInput("give the entry's index (a whole number, at least 0) or its event id")
+            if index >= log.head(conn, community):
+                raise NotFound(f"the audit log of community {community} has no entry {index}")
+            bundle = proofs.inclusion_bundle(conn, community, [index], size, since)
+        return self._with_texts(bundle) if texts else bundle
+
+    @rpc
+    @command
+    def case_bundle(self, case, community=None, since=None):
+        """Every entry of a case with its inclusion proof against the latest checkpoint, and the texts."""
+        with self.platform.engine.connect() as conn:
+            try:
+                community, indexes = log.case_indexes(conn, str(case), community)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+            if not indexes:
+                raise NotFound(f"case {case} has no entry in the audit log")
+            bundle = proofs.inclusion_bundle(conn, community, indexes, None, since)
+        bundle["case"] = str(case)
+        return self._with_texts(bundle)
+
+    @rpc
+    @command
+    def consistency_proof(self, community, old_size, new_size=None):
+        with self.platform.engine.connect() as conn:
+            return proofs.consistency(conn, community, old_size, new_size)
+
+    @rpc
+    @command
+    def platform_proof(self, community, size=None):
+        with self.platform.engine.connect() as conn:
+            return proofs.platform_inclusion(conn, community, size)
+
+    def _with_texts(self, bundle: dict) -> dict:
+        """The bundle's texts with their salts, from the stage services that hold them."""
+        wanted = proofs.bundle_commitments(bundle)
+        found, unreachable = export.fetch_texts(self.platform.rpc, wanted, registry.SOURCES)
+        every = sorted({c for cs in wanted.values() for c in cs})
+        bundle["texts"] = [found[c] for c in every if c in found]
+        if unreachable:
+            bundle["texts_unavailable_from"] = unreachable
+        return bundle
 
 
 SERVICE = AuditService

@@ -31,8 +31,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .checkpoints import (CHECKPOINT, KEY_ROTATION, CheckpointError, KeyRing,
-                          parse_time)
+from .checkpoints import (CHECKPOINT, KEY_ROTATION, PLATFORM, CheckpointError, KeyRing,
+                          parse_time, verify_platform_inclusion)
 from .merkle import (EMPTY_ROOT, MemoryNodeStore, leaf_hash, root_at, verify_consistency,
                      verify_inclusion)
 
@@ -140,6 +140,12 @@ def _commitments(data: Any) -> tuple[list[str], str | None]:
 
     walk(data)
     return found, (f"{bad[0]} holds {type(bad[0]).__name__} where a commitment belongs" if bad else None)
+
+
+def commitments_of(data: Any) -> list[str]:
+    """The text commitments an envelope's data holds (every value of a key ending in
+    '_commitment', at any depth): the texts an export or a bundle must carry for it."""
+    return _commitments(data)[0]
 
 
 def _entry_problem(obj: Any) -> str | None:
@@ -762,7 +768,9 @@ def _report(problems: list[Problem], warnings: list[str], **kw: Any) -> Report:
 def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: dict | None = None) -> Report:
     """Check a bundle {"kind":"bundle","checkpoint":{...},"entries":[{"index","line","proof"}],
     "texts":[...]} (optionally "key_rotations":[...] and, to relate it to a trusted checkpoint,
-    "consistency":[hex, ...] between the two sizes)."""
+    "consistency":[hex, ...] between the two sizes). A bundle without a "texts" key proves its
+    entries and leaves their commitments unchecked (a warning says so); with one, every commitment
+    needs its text or its erasure."""
     problems: list[Problem] = []
     warnings: list[str] = []
     if not isinstance(bundle, dict) or bundle.get("kind") != "bundle":
@@ -807,10 +815,17 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
             scan.problem(TEXT, k, None, "a text is a JSON object")
     for kind, k, _, message in scan.problems:
         problems.append(Problem(kind, f"bundle text {k}: {message}"))
-    for c, (index, _) in scan.refs.items():
-        if c not in scan.texts:
-            problems.append(Problem(TEXT, f"entry {index} refers to text {c.decode(errors='replace')}, which the "
-                                          "bundle does not carry (neither the text nor its erasure)", index=index))
+    if "texts" not in bundle:
+        # A proof served to a reader who may not see every text (a member, not an auditor)
+        # carries none; it proves the entries, and their commitments stay unchecked.
+        if scan.refs:
+            warnings.append(f"the bundle carries no texts: {len(scan.refs)} commitments were not checked")
+    else:
+        for c, (index, _) in scan.refs.items():
+            if c not in scan.texts:
+                problems.append(Problem(TEXT, f"entry {index} refers to text {c.decode(errors='replace')}, which "
+                                              "the bundle does not carry (neither the text nor its erasure)",
+                                        index=index))
 
     if trusted_checkpoint is not None:
         problem = _relate(cp, trusted_checkpoint, _proof_bytes(bundle.get("consistency", ())))
@@ -869,6 +884,78 @@ def verify_consistency_between(cp_old: dict, cp_new: dict, proof: Iterable[Any],
         warnings.append("the larger checkpoint carries the earlier time")
     return _report(problems, warnings, community=cp_new["community"], size=cp_new["size"], root=cp_new["root"],
                    checkpoint=cp_new, key_ids=sorted(ring.keys))
+
+
+def verify_platform_proof(proof: dict, public_keys: Any) -> Report:
+    """Check {"kind": "platform_inclusion", "checkpoint", "index", "platform_checkpoint", "proof",
+    "key_rotations"}: does the signed platform checkpoint commit to the community checkpoint?"""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    ring = _ring(public_keys, proof.get("key_rotations", ()), problems, warnings)
+    community_cp, platform_cp = proof.get("checkpoint"), proof.get("platform_checkpoint")
+    for name, c in (("community", community_cp), ("platform", platform_cp)):
+        try:
+            ring.check(c)
+        except CheckpointError as exc:
+            problems.append(Problem(CHECKPOINT, f"{name} checkpoint: {exc}"))
+    if problems:
+        return _report(problems, warnings)
+    index, path = proof.get("index"), _proof_bytes(proof.get("proof", ()))
+    if platform_cp["community"] != PLATFORM:
+        problems.append(Problem(CHECKPOINT, f"the platform checkpoint names {platform_cp['community']!r}, "
+                                            f"not {PLATFORM!r}"))
+    elif (not isinstance(index, int) or path is None
+          or not verify_platform_inclusion(platform_cp, community_cp, index, path, ring)):
+        problems.append(Problem(CHECKPOINT, f"the platform checkpoint of size {platform_cp['size']} does not "
+                                            f"commit to this checkpoint at leaf {index} (proof does not verify)"))
+    return _report(problems, warnings, community=community_cp["community"], size=community_cp["size"],
+                   root=community_cp["root"], checkpoint=community_cp, key_ids=sorted(ring.keys))
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.get("size") == b.get("size") and _hex_root(a.get("root")) == _hex_root(b.get("root"))
+
+
+def verify_proof(proof: Any, public_keys: Any, trusted_checkpoint: dict | None = None) -> Report:
+    """Any proof the API or `consult audit bundle` hands out, checked offline: an inclusion
+    bundle, a consistency proof between two checkpoints, or a platform inclusion proof. With a
+    trusted checkpoint, the proof must also be of the trusted history: a bundle through its
+    consistency proof, a consistency proof by starting or ending at the trusted checkpoint."""
+    kind = proof.get("kind") if isinstance(proof, dict) else None
+    if kind == "bundle":
+        return verify_inclusion_bundle(proof, public_keys, trusted_checkpoint)
+    if kind == "platform_inclusion":
+        report = verify_platform_proof(proof, public_keys)
+        trusted_cp = proof.get("checkpoint")
+    elif kind == "consistency":
+        report = verify_consistency_between(proof.get("old"), proof.get("new"), proof.get("proof", ()), public_keys,
+                                            proof.get("key_rotations", ()))
+        trusted_cp = None
+    else:
+        return _report([Problem(CHECKPOINT, f"not a proof this verifier knows (kind {kind!r})")], [])
+    if trusted_checkpoint is None or not report.ok:
+        return report
+    if trusted_checkpoint.get("community") not in (None, report.community):
+        problem = f"the trusted checkpoint is of community {trusted_checkpoint.get('community')!r}"
+    elif kind == "consistency":
+        ends = [c for c in (proof["old"], proof["new"]) if c["size"] == trusted_checkpoint.get("size")]
+        if not ends:
+            problem = "the proof neither starts nor ends at the trusted checkpoint's size"
+        elif not any(_same_state(c, trusted_checkpoint) for c in ends):
+            problem = (f"fork: the checkpoint of size {ends[0]['size']} has another root than the trusted "
+                       "checkpoint (split view)")
+        else:
+            problem = None
+    else:
+        same_size = trusted_cp["size"] == trusted_checkpoint.get("size")
+        problem = ("fork: the checkpoint has the trusted checkpoint's size but another root (split view)"
+                   if same_size and not _same_state(trusted_cp, trusted_checkpoint) else None)
+        if not same_size:
+            report.warnings.append("the trusted checkpoint is of another size: relate them with a consistency proof")
+    if problem:
+        report.problems.append(Problem(CHECKPOINT, problem, 0))
+        report.ok, report.first_error = False, report.problems[0]
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
