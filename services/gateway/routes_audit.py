@@ -1,15 +1,129 @@
-"""Audit routes: the community's append-only record."""
+"""Audit routes: the community's append-only record, its signed checkpoints and the proofs on them.
+
+Community routes are for the community's members (auditors among them) and platform admins; an
+inclusion proof carries the texts with their salts only for auditors (and platform admins), since
+a member may not read every text (a comment a moderator hid). The platform's public keys and the
+platform checkpoints (the log of logs) are public: publishing them widely is what makes a split
+view detectable.
+"""
 from __future__ import annotations
 
+from services.common.errors import InvalidInput
+
 from . import schema as S
-from .router import Call, route
+from .router import PUBLIC, Call, route
 
-C = "/api/v1/communities/{community}"
+TAG = "audit"
+C = "/api/v1/communities/{community}/audit"
+AUDITOR = "auditor"
+
+SIZE = {"type": "integer", "minimum": 0}
+HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+CHECKPOINT = {
+    "type": "object", "description": "a signed checkpoint: Ed25519 over the canonical JSON of every other field",
+    "properties": {"kind": {"type": "string", "enum": ["checkpoint"]}, "community": {"type": "string"},
+                   "size": SIZE, "root": HEX, "time": {"type": "string", "format": "date-time"},
+                   "key_id": {"type": "string"}, "signature": {"type": "string", "description": "base64"}},
+    "required": ["kind", "community", "size", "root", "time", "key_id", "signature"],
+}
+ROTATION = {"type": "object", "description": "a key rotation statement, signed by the old key",
+            "properties": {"kind": {"type": "string", "enum": ["key_rotation"]}, "old_key_id": {"type": "string"},
+                           "new_key_id": {"type": "string"}, "new_public_key": {"type": "string"},
+                           "time": {"type": "string"}, "signature": {"type": "string"}}}
+PROOF = {"type": "array", "items": HEX, "description": "RFC 6962 / RFC 9162 audit path, hex"}
+BUNDLE = {
+    "type": "object", "description": "entries with inclusion proofs against one checkpoint "
+                                     "(`consult audit verify-proof` checks it offline)",
+    "properties": {"kind": {"type": "string", "enum": ["bundle"]}, "community": {"type": "string"},
+                   "checkpoint": CHECKPOINT,
+                   "entries": {"type": "array", "items": {"type": "object", "properties": {
+                       "index": SIZE, "line": {"type": "string", "description": "the canonical envelope as hashed"},
+                       "proof": PROOF}}},
+                   "consistency": PROOF, "key_rotations": {"type": "array", "items": ROTATION},
+                   "texts": {"type": "array", "items": {"type": "object"},
+                             "description": "texts with salts (auditors only); erased texts say so"}},
+}
 
 
-@route("GET", C + "/audit/entries", summary="Entries of the community's audit log, in order", tag="audit",
+@route("GET", C + "/entries", summary="Entries of the community's audit log, in order", tag=TAG,
        query={"from": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
               "case": S.uuid_str()})
 def audit_entries(c: Call):
     return c.call("audit", "entries", c.community, c.query.get("from", 0), c.query.get("limit", 100),
                   c.query.get("case"))
+
+
+@route("GET", C + "/checkpoint", summary="The latest signed checkpoint of the community's log", tag=TAG,
+       response=CHECKPOINT)
+def latest_checkpoint(c: Call):
+    return c.call("audit", "checkpoint", c.community)
+
+
+@route("GET", C + "/checkpoints", summary="Signed checkpoints of the community's log, oldest first", tag=TAG,
+       query={"from": SIZE, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+       response={"type": "array", "items": CHECKPOINT})
+def checkpoint_history(c: Call):
+    return c.call("audit", "checkpoints", c.community, c.query.get("from", 0), c.query.get("limit", 100))
+
+
+@route("GET", C + "/notice", summary="The latest checkpoint as a printable notice for the notice board", tag=TAG,
+       query={"lang": {"type": "string", "enum": ["zh-CN", "en"]}},
+       response={"type": "object", "properties": {"text": {"type": "string"}, "checkpoint": CHECKPOINT}})
+def checkpoint_notice(c: Call):
+    return c.call("audit", "notice", c.community, c.query.get("lang", "zh-CN"))
+
+
+@route("GET", C + "/proofs/inclusion",
+       summary="An entry (by index or by event id) with its inclusion proof against a signed checkpoint "
+               "(default the latest; `size` picks an earlier one), and with `since` a consistency proof from "
+               "a size you already trust", tag=TAG,
+       query={"index": SIZE, "event": S.uuid_str(), "size": SIZE, "since": SIZE}, response=BUNDLE)
+def inclusion_proof(c: Call):
+    q = c.query
+    return c.call("audit", "inclusion_proof", c.community, q.get("index"), q.get("event"), q.get("size"),
+                  q.get("since"), c.has_role(AUDITOR))
+
+
+@route("GET", C + "/proofs/consistency",
+       summary="A consistency proof between the signed checkpoints of two sizes (`to` defaults to the latest)",
+       tag=TAG, query={"from": SIZE, "to": SIZE},
+       response={"type": "object", "properties": {"kind": {"type": "string", "enum": ["consistency"]},
+                                                  "old": CHECKPOINT, "new": CHECKPOINT, "proof": PROOF,
+                                                  "key_rotations": {"type": "array", "items": ROTATION}}})
+def consistency_proof(c: Call):
+    if "from" not in c.query:
+        raise InvalidInput("from (the size of the older checkpoint) is required")
+    return c.call("audit", "consistency_proof", c.community, c.query["from"], c.query.get("to"))
+
+
+@route("GET", C + "/proofs/platform",
+       summary="The community's checkpoint (of `size`, default the latest) as a leaf of the platform log, "
+               "proven against the latest platform checkpoint", tag=TAG, query={"size": SIZE},
+       response={"type": "object", "properties": {
+           "kind": {"type": "string", "enum": ["platform_inclusion"]}, "checkpoint": CHECKPOINT, "index": SIZE,
+           "platform_checkpoint": CHECKPOINT, "proof": PROOF}})
+def platform_proof(c: Call):
+    return c.call("audit", "platform_proof", c.community, c.query.get("size"))
+
+
+@route("GET", "/api/v1/audit/public-keys", summary="The audit signing keys (current and retired) and every "
+                                                   "key rotation statement", tag=TAG, roles=PUBLIC,
+       response={"type": "object", "properties": {
+           "current": {"type": "string"}, "keys": {"type": "array", "items": {"type": "object"}},
+           "key_rotations": {"type": "array", "items": ROTATION}}})
+def public_keys(c: Call):
+    return c.call("audit", "public_keys")
+
+
+@route("GET", "/api/v1/audit/platform-checkpoint", summary="The latest platform checkpoint: the signed head of "
+                                                           "the log of every community's checkpoints", tag=TAG,
+       roles=PUBLIC, response=CHECKPOINT)
+def platform_checkpoint(c: Call):
+    return c.call("audit", "platform_checkpoint")
+
+
+@route("GET", "/api/v1/audit/platform-checkpoints", summary="Platform checkpoints, oldest first", tag=TAG,
+       roles=PUBLIC, query={"from": SIZE, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+       response={"type": "array", "items": CHECKPOINT})
+def platform_checkpoints(c: Call):
+    return c.call("audit", "platform_checkpoints", c.query.get("from", 0), c.query.get("limit", 100))
