@@ -1,0 +1,128 @@
+"""The auditor's export of one community's log, and the texts that go with entries.
+
+Export format (JSON Lines, UTF-8, one object a line; read by `verify.verify_export`):
+
+1. every entry, in log order, as the canonical envelope bytes exactly as they were hashed;
+2. one text line per commitment the entries hold, sorted by commitment:
+   {"commitment", "kind": "text", "salt", "text"}, or {"commitment", "erased": true, "kind": "text"};
+3. the key rotation statements, oldest first;
+4. the community's checkpoints, in the order they were cut.
+
+By default the export stops at the latest checkpoint, so every entry in it is vouched for by a
+signature; `cut` asks the service to cut one first, `unsigned` adds the entries after it.
+
+Texts live in each stage service's erasable store. A commitment is asked of the service whose
+entry holds it first (a stage writes its own texts), then of the others (a later stage carries an
+earlier one's commitments, e.g. a consultation opened from a proposal keeps the proposal's title).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Iterable, Sequence
+
+from .verify import commitments_of
+
+PAGE = 1000  # what one RPC carries: entries per page, commitments per text request
+
+Call = Callable[..., object]  # call(service, method, *args) -> the unwrapped result
+
+
+def fetch_texts(call: Call, wanted: dict[str, Iterable[str]], sources: Sequence[str]) -> tuple[dict[str, dict], list[str]]:
+    """Text records by commitment, asked of the services that may hold them; and the services
+    that did not answer (their texts are then missing, which the verifier reports)."""
+    found: dict[str, dict] = {}
+    unreachable: list[str] = []
+
+    def ask(source: str, commitments: Iterable[str]) -> None:
+        todo = sorted({c for c in commitments if c not in found})
+        for i in range(0, len(todo), PAGE):
+            try:
+                records = call(source, "export_texts", todo[i:i + PAGE])
+            except Exception:  # noqa: BLE001 - a stage that is down: say so, ask the others
+                unreachable.append(source)
+                return
+            for record in records:
+                found.setdefault(record["commitment"], record)
+
+    everything = set().union(*(set(v) for v in wanted.values())) if wanted else set()
+    for source in sorted(wanted):
+        if source in sources:
+            ask(source, wanted[source])
+    for source in sources:
+        rest = everything - set(found)
+        if not rest:
+            break
+        if source not in unreachable:
+            ask(source, rest)
+    return found, sorted(set(unreachable))
+
+
+def text_line(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _pages(call: Call, method: str, *args) -> list:
+    out, start = [], 0
+    while True:
+        page = call("audit", method, *args, start, PAGE)
+        out += page
+        if len(page) < PAGE:
+            return out
+        start += PAGE
+
+
+def write_export(call: Call, community: str, path: str | os.PathLike, sources: Sequence[str], *,
+                 cut: bool = False, unsigned: bool = False) -> dict:
+    """Write the export of `community` to `path` (atomically); returns what it holds."""
+    if cut:
+        call("audit", "cut_checkpoints", community)
+    checkpoints = _pages(call, "checkpoints", community)
+    size = max((c["size"] for c in checkpoints), default=0)
+    if unsigned:
+        size = max(size, call("audit", "size", community))
+    rotations = call("audit", "public_keys")["key_rotations"]
+    tmp = f"{os.fspath(path)}.partial"
+    wanted: dict[str, set[str]] = {}
+    with open(tmp, "wb") as out:
+        for start in range(0, size, PAGE):
+            lines = call("audit", "export_lines", community, start, min(PAGE, size - start))
+            if len(lines) != min(PAGE, size - start):
+                raise RuntimeError(f"the audit service returned {len(lines)} entries from {start}; expected "
+                                   f"{min(PAGE, size - start)}")
+            for line in lines:
+                out.write(line.encode("utf-8") + b"\n")
+                env = json.loads(line)
+                wanted.setdefault(env["source"], set()).update(commitments_of(env["data"]))
+        texts, unreachable = fetch_texts(call, wanted, sources)
+        commitments = sorted(set().union(*wanted.values())) if wanted else []
+        for c in commitments:
+            if c in texts:
+                out.write(text_line(texts[c]) + b"\n")
+        for statement in rotations:
+            out.write(text_line(statement) + b"\n")
+        for checkpoint in checkpoints:
+            out.write(text_line(checkpoint) + b"\n")
+    os.replace(tmp, path)
+    return {"community": community, "entries": size, "texts": sum(1 for c in commitments if c in texts),
+            "erased": sum(1 for c in commitments if texts.get(c, {}).get("erased")),
+            "missing_texts": [c for c in commitments if c not in texts], "unreachable": unreachable,
+            "key_rotations": len(rotations), "checkpoints": len(checkpoints),
+            "latest": checkpoints[-1] if checkpoints else None}
+
+
+def read_export(path: str | os.PathLike) -> tuple[list[dict], dict[str, dict], list[dict]]:
+    """(entries as envelopes in log order, text records by commitment, checkpoints) of an export,
+    read as it is (verify it first: this trusts the file)."""
+    entries, texts, checkpoints = [], {}, []
+    with open(path, "rb") as f:
+        for raw in f:
+            obj = json.loads(raw)
+            kind = obj.get("kind") if "schema" not in obj else None
+            if kind == "text":
+                texts[obj["commitment"]] = obj
+            elif kind == "checkpoint":
+                checkpoints.append(obj)
+            elif kind is None:
+                entries.append(obj)
+    return entries, texts, checkpoints
