@@ -192,7 +192,7 @@ class NotificationsApp(ServiceApplication):
                 planned.append(Delivery.plan(
                     community=community, case=case, notice=notice, notice_type=rule.template, about_event=env["id"],
                     about_type=about_type, recipient=person, capacity=capacity, channel=channel, endpoint=endpoint))
-        if rule.key:  # a notice the timer and an event can both raise: plan only what is not planned yet
+        if rule.key:  # a reminder fired again after a crash: plan only what is not planned yet
             planned = [d for d in planned if d.id not in self.repository]
         for d in planned:
             PLANNED_TOTAL.labels(d.channel).inc()

@@ -14,7 +14,7 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.relay import read_envelopes
 from services.common.store import state_engine
 from services.common.tables import create_all
-from services.notifications import domain, tables, templates
+from services.notifications import tables, templates
 from services.notifications.application import NotificationsApp
 from services.notifications.channels import DeliveryFailed, EndpointHealth, verify_webhook_signature
 from services.notifications.dispatch import Dispatcher, SenderSettings
@@ -350,10 +350,9 @@ def test_the_body_hears_the_opening_and_the_meeting_and_an_invitee_is_told_in_th
     cid = uid()
     body = [{"person": LEAD, "role": "convener", "scope": None, "source": "directory", "status": "active"},
             {"person": GRID, "role": "grid_leader", "scope": "c3", "source": "directory", "status": "active"}]
-    title = rig.app.deliveries(COMMUNITY)[0]  # noqa: F841 - the title is the proposal's, in its store
     rig.event("deliberation", "ConsultationOpened", {
         "community": COMMUNITY, "case": pid, "proposal": pid, "scope": "building", "scope_id": B2,
-        "category": "drainage", "title_commitment": rig.texts.put("proposals", TITLE), "body": body,
+        "category": "drainage", "title_commitment": rig.texts.put("proposals", TITLE), "body": body,  # its store
         "convened_by": "proposal", "convener": LEAD}, cid, case=pid)
     rig.event("deliberation", "BodyMemberInvited", {"person": PROP, "role": "property_company"}, cid, case=pid)
     rig.event("deliberation", "MeetingScheduled", {
