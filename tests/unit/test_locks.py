@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from services.common import config
-from services.common.locks import KeyedLocks, LockTimeout
+from services.common.locks import SQLITE_STRIPES, KeyedLocks, LockTimeout
 from services.common.store import state_engine
 from tests.harness import PG_URL
 
@@ -77,13 +77,16 @@ def test_one_holder_per_key_across_threads(locks):
 
 def test_other_keys_and_other_namespaces_do_not_wait(locks):
     lk, other = locks(), locks("projection")
+    # On SQLite keys share SQLITE_STRIPES lock files: take a key on a stripe of its own.
+    taken = {lk._id(k) % SQLITE_STRIPES for k in ("a", "b")}
+    free = next(k for k in (f"c{i}" for i in range(1000)) if lk._id(k) % SQLITE_STRIPES not in taken)
     with lk.hold("a", "b"):
         with other.hold("a"):  # an inner lock of its own namespace
             pass
         done = threading.Event()
 
         def another_key():
-            with lk.hold("c"):
+            with lk.hold(free):
                 done.set()
 
         t = threading.Thread(target=another_key)
