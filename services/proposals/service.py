@@ -3,10 +3,12 @@
 Directory facts (the community's rules, who lives where now, which households a scope holds) are
 asked of the communities service here and passed into the application as plain data.
 
-Follow-up (not wired yet): the registry says proposals consumes the `actions` source, for an event
-`FollowUpRequested` (an unsatisfactory action opens a new proposal). The actions service does not
-exist yet, so there is no consumer_sink; add `consumer_sink=lambda rt: EventSourcedSink(rt.app,
-handler)` with a deterministic handler (derived ids) when it does.
+Follow-up (not wired yet): the registry says proposals consumes the `actions` source, for
+`FollowUpRequested` (residents found an action unsatisfactory: a new proposal, linked to the
+original case; contract in docs/events/actions.md). There is no consumer_sink yet, so the queue the
+actions relay declares for us from the registry fills and is never read. Wire it as
+`consumer_sink=lambda rt: EventSourcedSink(rt.app, handler)`, the new proposal's id derived from
+(plan, round) so a replayed event opens nothing twice.
 """
 from __future__ import annotations
 
