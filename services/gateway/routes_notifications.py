@@ -87,3 +87,10 @@ def notification_deliveries(c: Call):
     q = c.query
     return c.call("notifications", "deliveries", c.community, q.get("status"), q.get("case"), q.get("about_event"),
                   q.get("recipient"), q.get("limit", 100), q.get("offset", 0))
+
+
+@route("POST", C + "/notifications/erasures", summary="Erase a person's messages and e-mail address (PIPL); the "
+                                                      "proof of notice keeps its hashes", tag=TAG, roles=MANAGERS,
+       body=S.obj(["person"], person=S.uuid_str()))
+def erase_notifications_of(c: Call):
+    return c.call("notifications", "erase_person", c.actor, c.community, c.body["person"])

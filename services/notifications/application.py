@@ -307,6 +307,14 @@ class NotificationsApp(ServiceApplication):
                 conn.execute(sa.insert(t.preferences).values(community=community, person=person, **values))
         return prefs.to_dict()
 
+    def erase_person(self, community: str, person: str) -> int:
+        """PIPL erasure: the person's e-mail address and settings, and the texts of every message
+        they were sent, go; the proof of notice keeps its ids and commitments."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(t.preferences).where(t.preferences.c.community == community,
+                                                        t.preferences.c.person == person))
+        return self.content.erase_subject(person)
+
     # ---- webhook endpoints ---------------------------------------------------------------------------
     def add_webhook(self, actor: str, community: str, url, secret=None, include_personal_data=False) -> dict:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:

@@ -129,6 +129,11 @@ class NotificationsService(ServiceBase):
     def mark_read(self, community, person, delivery):
         return self.app.mark_read(community, person, delivery)
 
+    @rpc
+    @command
+    def erase_person(self, actor, community, person):
+        return {"erased_texts": self.app.erase_person(community, person)}
+
     # ---- webhook endpoints (community workers) ----------------------------------------------------------
     @rpc
     @command

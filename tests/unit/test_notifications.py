@@ -498,3 +498,16 @@ def test_endpoint_health_is_kept_between_passes(rig):
     rig.app.save_health(hook["id"], h)
     assert rig.app.webhooks(COMMUNITY)[0]["consecutive_failures"] == 1
     assert "secret" not in rig.app.webhooks(COMMUNITY)[0] and hook["secret"] == "s" * 32
+
+
+def test_erasing_a_person_erases_their_messages_and_address_and_keeps_the_proof(rig):
+    rig.app.set_preferences(COMMUNITY, LI, {"channels": ["email"], "email": "li@example.org"})
+    proposal(rig)
+    rig.send()
+    before = rig.log()
+    proof = [e for e in before if e["type"] == "NotificationDelivered" and e["data"]["recipient"] == LI]
+    assert rig.app.erase_person(COMMUNITY, LI) == len(proof) == 2
+    assert rig.app.get_preferences(COMMUNITY, LI)["email"] is None
+    assert rig.inbox(LI)[0]["subject"] is None and rig.inbox(WANG)[0]["subject"]  # others keep theirs
+    record = rig.app.content.records([proof[0]["data"]["message_commitment"]])[0]
+    assert record["erased"] and rig.log() == before  # the record itself is untouched
