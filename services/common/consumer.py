@@ -51,17 +51,34 @@ class SqlSink:
         with self.engine.connect() as conn:
             return self._position(conn, source)
 
-    def _position(self, conn, source: str) -> int:
-        pos = conn.execute(
-            sa.select(consumer_tracking.c.position).where(
-                consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source
-            )
-        ).scalar()
+    def _position(self, conn, source: str, lock: bool = False) -> int:
+        query = sa.select(consumer_tracking.c.position).where(
+            consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source
+        )
+        pos = conn.execute(query.with_for_update() if lock else query).scalar()
         return pos or 0
+
+    def _locked_position(self, conn, source: str) -> int:
+        """The tracked position, with the tracking row locked for this transaction, so that two
+        instances applying the same event take turns and the second sees it applied. (SQLite
+        needs no row lock: its transactions begin IMMEDIATE, one writer at a time.)"""
+        if self._position(conn, source, lock=True) == 0 and not self._row_exists(conn, source):
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(consumer_tracking).values(
+                        consumer=self.consumer, source=source, position=0))
+            except sa.exc.IntegrityError:
+                pass  # another instance created it first
+            return self._position(conn, source, lock=True)
+        return self._position(conn, source, lock=True)
+
+    def _row_exists(self, conn, source: str) -> bool:
+        return conn.execute(sa.select(consumer_tracking.c.consumer).where(
+            consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source)).first() is not None
 
     def handle(self, source: str, env: dict) -> bool:
         with self.engine.begin() as conn:
-            tracked = self._position(conn, source)
+            tracked = self._locked_position(conn, source)
             if env["position"] <= tracked:
                 return False
             faults.check(self.consumer, env)
@@ -74,7 +91,7 @@ class SqlSink:
         the tracked position are skipped. For a read model catching up on its own log, where a
         transaction per event would cost more than the events."""
         with self.engine.begin() as conn:
-            tracked = self._position(conn, source)
+            tracked = self._locked_position(conn, source)
             fresh = [env for env in envs if env["position"] > tracked]
             for env in fresh:
                 faults.check(self.consumer, env)
@@ -84,14 +101,15 @@ class SqlSink:
         return len(fresh)
 
     def _track(self, conn, source: str, tracked: int, position: int) -> None:
-        if tracked:
-            conn.execute(
-                sa.update(consumer_tracking)
-                .where(consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source)
-                .values(position=position)
-            )
-        else:
-            conn.execute(sa.insert(consumer_tracking).values(consumer=self.consumer, source=source, position=position))
+        # The row exists and is locked (see _locked_position); compare-and-set all the same.
+        moved = conn.execute(
+            sa.update(consumer_tracking)
+            .where(consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source,
+                   consumer_tracking.c.position == tracked)
+            .values(position=position)
+        ).rowcount
+        if moved != 1:
+            raise RuntimeError(f"{self.consumer}: tracking of {source} moved under us at {tracked}")
 
 
 class EventSourcedSink:

@@ -39,13 +39,6 @@ class Runtime:
         self.consumer: TrackedConsumer | None = None
         self._call = call
 
-    def rpc(self, service: str, method: str, *args, **kwargs):
-        """Call another service from a managed thread (a consumer's handler, a timer), where no
-        worker runs and so no RpcProxy dependency exists. Returns the reply as it comes."""
-        if self._call is None:
-            raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
-        return self._call(service, method, *args, **kwargs)
-
     def project(self) -> int:
         """Bring the application's read models up to its log head, if it has any."""
         project = getattr(self.app, "project", None)
@@ -55,6 +48,8 @@ class Runtime:
         """Call another service from a consumer handler or a timer (no nameko worker there).
 
         Unwraps our {"ok", "result"|"problem"} replies; a problem raises the DomainError."""
+        if self._call is None:
+            raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
         reply = self._call(service, method, *args, **kwargs)
         if isinstance(reply, dict) and "ok" in reply:
             if not reply["ok"]:
@@ -64,8 +59,6 @@ class Runtime:
                 raise error
             return reply["result"]
         return reply
-
-    _call: Callable = None  # set by the Platform
 
     def ready(self) -> bool:
         with self.engine.connect() as conn:
@@ -93,7 +86,6 @@ class Platform(DependencyProvider):
         self.upcast = upcast
         self.runtime: Runtime | None = None
         self._rpc_proxy = None
-        self._rpc_lock = threading.Lock()
         self._stopping = False
         self._rpc_lock = threading.Lock()  # one standalone proxy, shared by the managed threads
 
