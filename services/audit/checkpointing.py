@@ -1,10 +1,11 @@
 """Cutting, keeping and serving signed checkpoints: the signing key and its rotation chain, the
 community checkpoints, and the platform log of logs.
 
-A community gets a checkpoint when N entries (CONSULT_AUDIT_CHECKPOINT_EVERY) or T seconds on the
-one clock (CONSULT_AUDIT_CHECKPOINT_SECONDS, counted from its last checkpoint, else from its first
-entry) have gone by without one. Every checkpoint cut in one round is appended, as signed, to the
-platform log, whose new head is signed too: one platform checkpoint commits every community.
+A community gets a checkpoint at every N-th entry (CONSULT_AUDIT_CHECKPOINT_EVERY), cut in the very
+transaction that appends it, and, by a timer, once entries have waited T seconds on the one clock
+(CONSULT_AUDIT_CHECKPOINT_SECONDS, counted from its last checkpoint, else from its first entry)
+without one. Every checkpoint is appended, as signed, to the platform log, whose new head is
+signed in the same transaction: one platform checkpoint commits every community.
 
 Keys. The signing key lives in a file (CONSULT_AUDIT_KEY_FILE, else <data dir>/audit-signing.key,
 made with mode 0600 on first start; never in the repository). The state store records the chain
@@ -292,8 +293,7 @@ def due(sizes: dict[str, int], last: dict[str, tuple[int, str]], first: dict[str
 def cut(engine: sa.Engine, signer: Signer, pol: Policy, now: datetime, *, community: str | None = None,
         force: bool = False) -> list[dict]:
     """Cut the checkpoints that are due (all with new entries when `force`, or only `community`'s);
-    returns the new community checkpoints. Every one of them joins the platform log, whose new
-    head is signed in the same transaction."""
+    returns the new community checkpoints."""
     with engine.begin() as conn:
         _lock(conn)
         sizes = log.sizes(conn)
@@ -308,19 +308,35 @@ def cut(engine: sa.Engine, signer: Signer, pol: Policy, now: datetime, *, commun
         if not chosen:
             return []
         _usable(conn, signer)
-        tree = _platform_tree(conn)
-        made = []
-        for c in chosen:
-            size = sizes[c]
-            statement = cp.sign_checkpoint(signer.key, c, size, log.tree(conn, c, size).root(size), now)
-            index = _platform_append(conn, tree, cp.CHECKPOINT, c, statement)
-            seq = (conn.execute(sa.select(sa.func.max(community_checkpoints.c.seq)).where(
-                community_checkpoints.c.community == c)).scalar() or 0) + 1
-            conn.execute(sa.insert(community_checkpoints).values(
-                community=c, seq=seq, size=size, time=statement["time"], key_id=statement["key_id"],
-                platform_index=index, statement=cp.canonical(statement).decode("utf-8")))
-            made.append(statement)
-        _sign_platform(conn, tree, signer.key, now)
+        return _sign_checkpoints(conn, signer, {c: sizes[c] for c in chosen}, now)
+
+
+def cut_on_append(conn: sa.Connection, signer: Signer, community: str, size: int, now: datetime) -> dict | None:
+    """Inside the append's transaction: the checkpoint of every N-th entry, so that N entries means
+    exactly N. A key that may not sign is skipped here (the timer reports it): a signing problem
+    must never hold up the log itself."""
+    _lock(conn)
+    signer.reload()
+    if signer.key_id != current_key_id(conn):
+        return None
+    return _sign_checkpoints(conn, signer, {community: size}, now)[0]
+
+
+def _sign_checkpoints(conn: sa.Connection, signer: Signer, sizes: dict[str, int], now: datetime) -> list[dict]:
+    """Sign a checkpoint for each community at its size, append each to the platform log, and sign
+    the platform log's new head: one transaction, under the signer lock."""
+    tree = _platform_tree(conn)
+    made = []
+    for c, size in sorted(sizes.items()):
+        statement = cp.sign_checkpoint(signer.key, c, size, log.tree(conn, c, size).root(size), now)
+        index = _platform_append(conn, tree, cp.CHECKPOINT, c, statement)
+        seq = (conn.execute(sa.select(sa.func.max(community_checkpoints.c.seq)).where(
+            community_checkpoints.c.community == c)).scalar() or 0) + 1
+        conn.execute(sa.insert(community_checkpoints).values(
+            community=c, seq=seq, size=size, time=statement["time"], key_id=statement["key_id"],
+            platform_index=index, statement=cp.canonical(statement).decode("utf-8")))
+        made.append(statement)
+    _sign_platform(conn, tree, signer.key, now)
     return made
 
 

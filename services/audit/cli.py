@@ -136,7 +136,7 @@ def _report_dict(report) -> dict:
                                        "range": list(p.range) if p.range else None}
 
     return {"ok": report.ok, "first_error": problem(report.first_error),
-            "problems": [problem(p) for p in report.problems[:100]], "warnings": report.warnings,
+            "problems": [problem(p) for p in report.problems[:1000]], "warnings": report.warnings,
             "counts": report.counts, "erased": len(report.erased), "community": report.community,
             "size": report.size, "root": report.root, "checkpoint": report.checkpoint, "key_ids": report.key_ids}
 

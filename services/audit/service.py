@@ -1,8 +1,9 @@
 """The audit service: per community, the append-only record of every event with its Merkle tree,
 signed checkpoints (and the platform log of logs over them), and the proofs handed out on them.
 
-It consumes every source (a SqlSink: entries, tree nodes and tracking in one transaction) and
-publishes nothing. A timer cuts the checkpoints that are due every second.
+It consumes every source (a SqlSink: entries, tree nodes, tracking and every N-th entry's
+checkpoint in one transaction) and publishes nothing. A timer cuts the checkpoints that time has
+made due, every second.
 """
 from __future__ import annotations
 
@@ -44,7 +45,15 @@ class AuditApp:
 
 
 def _sink(runtime: Runtime) -> SqlSink:
-    return SqlSink("audit", runtime.engine, log.append)
+    app: AuditApp = runtime.app
+
+    def record(conn, env: dict) -> None:
+        """Append the envelope; at every N-th entry of its community, cut a checkpoint with it."""
+        size = log.append(conn, env) + 1
+        if size % app.policy.every == 0:
+            checkpointing.cut_on_append(conn, app.signer, env["community"], size, clock.now())
+
+    return SqlSink("audit", runtime.engine, record)
 
 
 def cut_due(runtime: Runtime) -> None:
