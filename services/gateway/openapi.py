@@ -26,7 +26,7 @@ def document() -> dict:
         op: dict = {
             "summary": r.summary,
             "tags": [r.tag],
-            "operationId": f"{r.method.lower()}_{r.handler.__name__}",
+            "operationId": f"{r.method.lower()}_{r.handler.__module__.rsplit('routes_', 1)[-1]}_{r.handler.__name__}",
             "parameters": [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in r.params
             ] + [
