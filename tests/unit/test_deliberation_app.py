@@ -127,6 +127,19 @@ def test_discussion_permissions_stances_threads_and_edit_history(app):
         app.comment_view("another-community", first)
 
 
+def test_posting_never_touches_the_consultation_or_other_comments(app):
+    """Why posting cost stays flat: a comment is its own aggregate; the consultation it belongs
+    to keeps its version however long the discussion grows."""
+    cid = open_green_space(app)
+    version = app.repository.get(uuid.UUID(cid)).version
+    first = app.post_comment(who(ZHANG), C, cid, "第一条", "for")
+    for i in range(50):
+        app.post_comment(who(NEIGHBOUR), C, cid, f"回复{i}", "neutral", reply_to=first)
+    assert app.repository.get(uuid.UUID(cid)).version == version
+    assert app.repository.get(uuid.UUID(first)).version == 1
+    assert app.consultation_view(C, cid)["comment_count"] == 51
+
+
 def test_a_refused_command_leaves_no_text_behind(app):
     cid = open_green_space(app)
     with pytest.raises(Forbidden):
