@@ -57,7 +57,11 @@ def append(conn: sa.Connection, env: dict) -> int:
     conn.execute(sa.insert(entries).values(
         community=community, idx=idx, event_id=env["id"], source=env["source"], position=env["position"],
         type=env["type"], case_id=env.get("case"), occurred_at=env["occurred_at"], body=body))
-    tree(conn, community, idx).append(body.encode("utf-8"))
+    t = tree(conn, community, idx)
+    if t.size != idx:  # written apart from the log: stop the writer rather than paper over it
+        raise RuntimeError(f"the audit tree of community {community} has {t.size} leaves but its log "
+                           f"{idx} entries before this one: the log and the tree disagree")
+    t.append(body.encode("utf-8"))
     metrics.AUDIT_TREE_SIZE.labels(community).set(updated)
     return idx
 
@@ -66,16 +70,10 @@ def tree(conn: sa.Connection, community: str, covering: int | None = None) -> me
     """The community's tree over `conn`, holding at least the first `covering` entries.
 
     A log written before the tree existed (or by an older version) is hashed into the tree here,
-    from the stored bytes, the first time it is needed; a tree larger than the log means the
-    two were written apart, which must stop the writer rather than be papered over.
+    from the stored bytes, the first time it is needed.
     """
     t = merkle.MerkleTree(merkle.SqlNodeStore(conn, nodes, community))
-    if covering is None or t.size == covering:
-        return t
-    if t.size > covering:
-        raise RuntimeError(f"the audit tree of community {community} has {t.size} leaves but its log only "
-                           f"{covering} entries: the log and the tree disagree")
-    while t.size < covering:
+    while covering is not None and t.size < covering:
         rows = conn.execute(sa.select(entries.c.idx, entries.c.body).where(
             entries.c.community == community, entries.c.idx >= t.size, entries.c.idx < covering)
             .order_by(entries.c.idx).limit(_BACKFILL_BATCH)).all()

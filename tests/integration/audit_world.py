@@ -9,13 +9,48 @@ resident whose texts were erased (PIPL). Everything is built through the API as 
 """
 from __future__ import annotations
 
+import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import psycopg
+
 from services.common import clock, registry
-from tests.harness import wait_for
+from tests.harness import PG_URL, wait_for
 
 STAGES = ("proposals", "deliberation", "decisions", "actions")
 RESIDENTS = ("王", "李", "张", "刘")
+
+
+@contextmanager
+def state_db(platform, service: str):
+    """A connection to a service's state store: `run(sql, params)` with '?' placeholders."""
+    if platform.backend == "postgres":
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{platform.prefix}_{service}_state"'.lower())
+
+            def run(sql, params=()):
+                cur = conn.execute(sql.replace("?", "%s"), params)
+                return cur.fetchall() if cur.description else []
+
+            yield run
+    else:
+        conn = sqlite3.connect(platform.dir / "data" / f"{service}-state.sqlite3", timeout=30, isolation_level=None)
+        try:
+            def run(sql, params=()):
+                return conn.execute(sql, params).fetchall()
+
+            yield run
+        finally:
+            conn.close()
+
+
+def genesis_key(platform) -> str:
+    """The first signing key's PEM: what an auditor trusts from the start (later keys are learnt
+    through the rotation statements the export carries)."""
+    keys = platform.rpc("audit", "public_keys")
+    successors = {r["new_key_id"] for r in keys["key_rotations"]}
+    return next(k["pem"] for k in keys["keys"] if k["key_id"] not in successors)
 
 
 class DrainageRecord:

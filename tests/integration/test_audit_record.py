@@ -13,54 +13,19 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from services.audit import checkpoints as cp
 from services.audit import merkle
 from services.common import clock
-from tests.harness import PG_URL, wait_for
-from tests.integration.audit_world import STAGES, DrainageRecord
+from tests.harness import wait_for
+from tests.integration.audit_world import STAGES, DrainageRecord, genesis_key, state_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-# --- the platform's stores, as someone with database access sees them ---------------------------------
-
-@contextmanager
-def state_db(platform, service: str):
-    """A connection to a service's state store: `run(sql, params)` with '?' placeholders."""
-    if platform.backend == "postgres":
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'SET search_path TO "{platform.prefix}_{service}_state"'.lower())
-
-            def run(sql, params=()):
-                cur = conn.execute(sql.replace("?", "%s"), params)
-                return cur.fetchall() if cur.description else []
-
-            yield run
-    else:
-        conn = sqlite3.connect(platform.dir / "data" / f"{service}-state.sqlite3", timeout=30, isolation_level=None)
-        try:
-            def run(sql, params=()):
-                return conn.execute(sql, params).fetchall()
-
-            yield run
-        finally:
-            conn.close()
-
-
-def genesis_key(platform) -> str:
-    """The first signing key's PEM: what an auditor trusts from the start (later keys are learnt
-    through the rotation statements the export carries)."""
-    keys = platform.rpc("audit", "public_keys")
-    successors = {r["new_key_id"] for r in keys["key_rotations"]}
-    return next(k["pem"] for k in keys["keys"] if k["key_id"] not in successors)
 
 
 # --- the record ------------------------------------------------------------------------------------------
