@@ -1,11 +1,13 @@
 """The erasable content store: texts and their salts, keyed by commitment."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 
 from . import clock
 from .envelope import commit_text
-from .errors import InvalidInput
+from .errors import DomainError, InvalidInput
 from .tables import texts
 
 
@@ -43,6 +45,20 @@ class ContentStore:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(texts), rows)
         return [r["commitment"] for r in rows]
+
+    @contextmanager
+    def for_command(self, subject: str | None, **named: str | None):
+        """The texts of one command, stored now; yields {name: commitment} (None for an absent
+        text) for the events to carry. If the command is refused (a DomainError), the texts are
+        erased again, so a refused command keeps nobody's words."""
+        present = {name: text for name, text in named.items() if text is not None}
+        stored = dict(zip(present, self.put_many((text, subject) for text in present.values())))
+        try:
+            yield {name: stored.get(name) for name in named}
+        except DomainError:
+            for commitment in stored.values():
+                self.erase(commitment)
+            raise
 
     def get(self, commitment: str | None) -> str | None:
         if not commitment:
