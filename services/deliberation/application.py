@@ -8,7 +8,7 @@ store and only its commitment into events.
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,7 +21,7 @@ from services.common import clock, metrics
 from services.common.aggregate import SELF, command_context, derived_id
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore, validate_text
-from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.store import ServiceApplication
 
 from . import tables as t
@@ -104,18 +104,6 @@ class DeliberationApp(ServiceApplication):
             raise Conflict("someone else changed this at the same moment; reload and try again") from None
         self.project()
 
-    @contextmanager
-    def _texts(self, subject: str | None, **texts: str | None):
-        """Store free texts and yield their commitments; a refused command leaves none behind."""
-        commitments = {k: self.content.put(v, subject=subject) if v is not None else None for k, v in texts.items()}
-        try:
-            yield commitments
-        except DomainError:
-            for c in commitments.values():
-                if c:
-                    self.content.erase(c)
-            raise
-
     def project(self) -> int:
         return catch_up_projection(self, "deliberation", self.projection)
 
@@ -150,7 +138,7 @@ class DeliberationApp(ServiceApplication):
         if scope == "community":
             scope_id = community  # named as proposals name it, so every stage reads one convention
         cid = uuid.uuid4()
-        with self._texts(None, title=title, description=description) as text, \
+        with self.content.for_command(None, title=title, description=description) as text, \
                 command_context(community=community, actor=caller.person, case=SELF):
             consultation = Consultation.open(
                 id=cid, community=community, case=str(cid), proposal=None, scope=scope, scope_id=scope_id,
@@ -185,7 +173,7 @@ class DeliberationApp(ServiceApplication):
             raise InvalidInput(f"role must be one of: {', '.join(INVITED_ROLES)}")
         reason = validate_text(reason, "reason", max_len=2000, required=False)
         c = self._load(Consultation, community, consultation, "consultation")
-        with self._texts(caller.person, reason=reason) as text, self._acting(caller, c):
+        with self.content.for_command(caller.person, reason=reason) as text, self._acting(caller, c):
             c.answer_invitation(caller.person, role, accept, text["reason"])
             self._save(c)
 
@@ -209,7 +197,7 @@ class DeliberationApp(ServiceApplication):
         c = self._load(Consultation, community, consultation, "consultation")
         parent = self._load(Comment, community, reply_to, "comment") if reply_to else None
         roles = c.roles_of(caller.person) if venue == "body" else self._speaker_roles(c, caller)
-        with self._texts(caller.person, text=text) as texts, self._acting(caller, c):
+        with self.content.for_command(caller.person, text=text) as texts, self._acting(caller, c):
             comment = c.comment(id=uuid.uuid4(), author=caller.person, author_roles=roles, venue=venue,
                                 stance=stance, parent=parent, text_commitment=texts["text"])
             self._save(comment)
@@ -219,7 +207,7 @@ class DeliberationApp(ServiceApplication):
         text = validate_text(text, "text", max_len=5000)
         cm = self._load(Comment, community, comment, "comment")
         self._load(Consultation, community, cm.consultation, "consultation").require_open()
-        with self._texts(caller.person, text=text) as texts, self._acting(caller, cm):
+        with self.content.for_command(caller.person, text=text) as texts, self._acting(caller, cm):
             cm.edit(caller.person, texts["text"])
             self._save(cm)
 
@@ -251,7 +239,7 @@ class DeliberationApp(ServiceApplication):
         reason = validate_text(reason, "reason", max_len=2000)
         cm = self._load(Comment, community, comment, "comment")
         # The reason is the moderator's official act, not their personal text: no erasure subject.
-        with self._texts(None, reason=reason) as text, self._acting(caller, cm):
+        with self.content.for_command(None, reason=reason) as text, self._acting(caller, cm):
             action(cm, caller.person, text["reason"])
             self._save(cm)
 
@@ -262,7 +250,7 @@ class DeliberationApp(ServiceApplication):
         description = validate_text(description, "description", max_len=10000)
         c = self._load(Consultation, community, consultation, "consultation")
         option = str(uuid.uuid4())
-        with self._texts(caller.person, title=title, description=description) as text, self._acting(caller, c):
+        with self.content.for_command(caller.person, title=title, description=description) as text, self._acting(caller, c):
             c.propose_option(option, caller.person, text["title"], text["description"])
             self._save(c)
         return option
@@ -273,7 +261,7 @@ class DeliberationApp(ServiceApplication):
         description = validate_text(description, "description", max_len=10000)
         c = self._load(Consultation, community, consultation, "consultation")
         amendment = str(uuid.uuid4())
-        with self._texts(caller.person, title=title, description=description) as text, self._acting(caller, c):
+        with self.content.for_command(caller.person, title=title, description=description) as text, self._acting(caller, c):
             c.propose_amendment(amendment, str(option), caller.person, text["title"], text["description"])
             self._save(c)
         return amendment
@@ -284,7 +272,7 @@ class DeliberationApp(ServiceApplication):
             raise InvalidInput("accept must be true or false")
         reason = validate_text(reason, "reason", max_len=2000)
         c = self._load(Consultation, community, consultation, "consultation")
-        with self._texts(None, reason=reason) as text, self._acting(caller, c):
+        with self.content.for_command(None, reason=reason) as text, self._acting(caller, c):
             c.rule_on_amendment(caller.person, str(amendment), accept, text["reason"])
             self._save(c)
 
@@ -306,7 +294,7 @@ class DeliberationApp(ServiceApplication):
         items = [validate_text(item, f"agenda[{i}]", max_len=500) for i, item in enumerate(agenda)]
         c = self._load(Consultation, community, consultation, "consultation")
         texts = {"place": place, **{f"item{i}": item for i, item in enumerate(items)}}
-        with self._texts(None, **texts) as text, self._acting(caller, c):
+        with self.content.for_command(None, **texts) as text, self._acting(caller, c):
             meeting = c.schedule_meeting(
                 id=uuid.uuid4(), by=caller.person, now=clock.now(), starts_at=starts, mode=mode,
                 place_commitment=text["place"], agenda_commitments=[text[f"item{i}"] for i in range(len(items))],
@@ -349,7 +337,7 @@ class DeliberationApp(ServiceApplication):
         reason = validate_text(reason, "reason", max_len=2000)
         m, c = self._meeting_and_consultation(community, meeting)
         c.require_convener(caller.person, "cancel a meeting")
-        with self._texts(None, reason=reason) as text, self._acting(caller, m):
+        with self.content.for_command(None, reason=reason) as text, self._acting(caller, m):
             m.cancel(text["reason"])
             self._save(m)
 
@@ -360,7 +348,7 @@ class DeliberationApp(ServiceApplication):
         if self._find(minutes_id(m.id)) is not None:
             raise Conflict("this meeting's minutes are recorded; revise the draft or correct confirmed minutes")
         # Minutes are the meeting's record, not the secretary's personal text: no erasure subject.
-        with self._texts(None, text=text) as texts, self._acting(caller, m):
+        with self.content.for_command(None, text=text) as texts, self._acting(caller, m):
             minutes = m.record_minutes(caller.person, texts["text"], signer_roles(c.rules))
             self._save(minutes)
         return str(minutes.id)
@@ -368,7 +356,7 @@ class DeliberationApp(ServiceApplication):
     def revise_minutes(self, caller: Caller, community: str, minutes: str, text: str) -> None:
         text = validate_text(text, "text", max_len=50000)
         mn = self._load(Minutes, community, minutes, "minutes")
-        with self._texts(None, text=text) as texts, self._acting(caller, mn):
+        with self.content.for_command(None, text=text) as texts, self._acting(caller, mn):
             mn.revise(caller.person, texts["text"])
             self._save(mn)
 
@@ -388,7 +376,7 @@ class DeliberationApp(ServiceApplication):
             raise Forbidden("only the meeting's secretary or the convener records a correction")
         if self._find(minutes_id(mn.id)) is not None:
             raise Conflict(f"these minutes already have a correction ({minutes_id(mn.id)}); correct that one")
-        with self._texts(None, text=text) as texts, self._acting(caller, mn):
+        with self.content.for_command(None, text=text) as texts, self._acting(caller, mn):
             correction = mn.correct(caller.person, texts["text"])
             self._save(correction)
         return str(correction.id)
@@ -403,7 +391,7 @@ class DeliberationApp(ServiceApplication):
         c = self._load(Consultation, community, consultation, "consultation")
         m = self._load(Meeting, community, meeting, "meeting")
         minutes = self._find(minutes_id(m.id))
-        with self._texts(None, summary=summary, reason=reason) as text, self._acting(caller, c):
+        with self.content.for_command(None, summary=summary, reason=reason) as text, self._acting(caller, c):
             c.conclude(by=caller.person, outcome=outcome, summary_commitment=text["summary"],
                        reason_commitment=text["reason"], suggested_rule=suggested_rule, meeting=m, minutes=minutes)
             self._save(c)

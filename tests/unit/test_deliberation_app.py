@@ -9,14 +9,15 @@ from datetime import timedelta
 import pytest
 
 from services.common import clock, config
+from services.common.aggregate import command_context
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.relay import read_envelopes
 from services.common.store import state_engine
-from services.common.tables import create_all
+from services.common.tables import create_all, texts
 from services.communities.domain import DEFAULT_RULES
 from services.deliberation import tables
 from services.deliberation.application import Caller, DeliberationApp
-from services.deliberation.domain import NoticeTooShort, QuorumNotMet, RequiredRolesAbsent, MinutesAlreadyConfirmed
+from services.deliberation.domain import MinutesAlreadyConfirmed, NoticeTooShort, QuorumNotMet, RequiredRolesAbsent
 
 from .test_deliberation_domain import B2, COMPOUND, DIRECTORY, HE, LEAD, LI, QIAN, T0, WANG, ZHANG
 
@@ -91,8 +92,6 @@ def test_proposal_qualified_opens_one_consultation_for_the_proposals_case(app):
            "data": {"proposal": proposal, "scope": "building", "scope_id": B2, "category": "drainage",
                     "title_commitment": "t" * 64, "body_commitment": "b" * 64, "author": ZHANG, "supports": 3,
                     "threshold": 3}}
-    from services.common.aggregate import command_context
-
     with command_context(community=C, actor="system", case="case-of-proposal", causation="event-1"):
         [consultation] = app.open_for_proposal(env, DEFAULT_RULES, DIRECTORY)
         app.save(consultation)
@@ -145,8 +144,6 @@ def test_a_refused_command_leaves_no_text_behind(app):
     with pytest.raises(Forbidden):
         app.post_comment(who(OUTSIDER), C, cid, "个人信息：某某住在101", "neutral")
     with app.engine.connect() as conn:
-        from services.common.tables import texts
-
         rows = [r for r in conn.execute(texts.select()) if r.body and "101" in r.body]
     assert rows == []
 

@@ -11,7 +11,7 @@ from services.common.aggregate import command_context
 from services.common.errors import Conflict, Forbidden, InvalidInput
 from services.communities.domain import DEFAULT_RULES
 from services.deliberation.domain import (
-    Comment, Consultation, MinutesAlreadyConfirmed, NoticeTooShort, NotInBody, QuorumNotMet, RequiredRolesAbsent,
+    Consultation, MinutesAlreadyConfirmed, NoticeTooShort, NotInBody, QuorumNotMet, RequiredRolesAbsent,
     minutes_id, signer_roles, standing_body,
 )
 
