@@ -29,8 +29,8 @@ from services.common.tables import texts
 
 from . import tables as t
 from .domain import (
-    BODY_MAX, COLLECTING, DRAFT, REASON_MAX, SCOPES, STATUSES, SUBMITTED, TITLE_MAX, Proposal, Support, check_scope,
-    support_id, threshold_rule, unit_key,
+    BODY_MAX, COLLECTING, DRAFT, REASON_MAX, SCOPES, STATUSES, SUBMITTED, SYSTEM, TITLE_MAX, Proposal, Support,
+    check_scope, follow_up_id, support_id, threshold_rule, unit_key,
 )
 
 SOURCE = "proposals"
@@ -271,12 +271,63 @@ class ProposalsApp(ServiceApplication):
             self.project()
         return expired
 
+    # ---- consumer of the actions source --------------------------------------------------------
+    def on_actions_event(self, env: dict, plan_title=None) -> list:
+        """`FollowUpRequested` (residents found a plan unsatisfactory) opens a new proposal, submitted
+        on their behalf by `system` and awaiting screening, in the plan's scope and category, with its
+        own case linked to the original by `original_case` in its first event. Every other type is
+        ignored. `plan_title(community, plan)` reads the plan's title from the actions service, for a
+        case whose title this store does not hold. Called inside the consumer's command context."""
+        if env["type"] != "FollowUpRequested":
+            return []
+        d, community = env["data"], env["community"]
+        pid = follow_up_id(d["plan"], d["round"])
+        try:
+            self.repository.get(pid)
+            return []  # already opened (a replayed request)
+        except AggregateNotFoundError:
+            pass
+        original_case = str(d.get("original_case") or env.get("case"))
+        original = self._original_proposal(community, original_case)
+        subject = original.author if original is not None else None  # erasing the author erases the copy
+        title = self.content.get(d.get("title_commitment")) or (
+            self.content.get(original.title_commitment) if original is not None else None)
+        if not title and plan_title is not None:
+            title = (plan_title(community, d["plan"]) or {}).get("title")
+        title = f"跟进：{title}" if title else "跟进：满意度评议未通过的行动"
+        body = (f"居民对本案行动结果的满意度评议（第 {d['round']} 轮）未通过：不满意 {d.get('unsatisfied_share')}，"
+                f"超过本社区的门槛 {d.get('threshold')}。行动计划已重新开启，平台代居民提出本跟进提议，"
+                f"请社区工作者审查。原案：{original_case}。")
+        title_commitment, body_commitment = self.content.put_many(
+            [(title[:TITLE_MAX], subject), (body[:BODY_MAX], None)])
+        scope = d.get("scope") or "community"
+        scope_id = community if scope == "community" else str(d.get("scope_id"))
+        with command_context(community=community, actor=SYSTEM, case=SELF, causation=env["id"]):
+            p = Proposal.follow_up(community, d["plan"], d["round"], scope, scope_id, d.get("category") or "other",
+                                   title_commitment, body_commitment, original_case)
+            p.submit(SYSTEM)
+        return [p]
+
+    def _original_proposal(self, community: str, case: str) -> Proposal | None:
+        """The proposal that opened the original case, if the case began here."""
+        try:
+            p = self.repository.get(uuid.UUID(case))
+        except (AggregateNotFoundError, ValueError):
+            return None
+        return p if isinstance(p, Proposal) and p.community == community else None
+
     def erase_person(self, community: str, person: str) -> int:
-        """PIPL erasure of the person's texts here (titles, bodies, reasons); every hash stays."""
+        """PIPL erasure of the person's texts here (titles, bodies, reasons, and copies of their
+        titles in follow-ups); every hash stays."""
+        with self.engine.connect() as conn:
+            theirs = [c for (c,) in conn.execute(sa.select(texts.c.commitment).where(texts.c.subject == str(person)))]
         erased = self.content.erase_subject(str(person))
+        P = t.proposals
         with self.engine.begin() as conn:
-            conn.execute(sa.update(t.proposals).where(
-                t.proposals.c.community == community, t.proposals.c.author == str(person)).values(title=None))
+            conn.execute(sa.update(P).where(P.c.community == community, P.c.author == str(person)).values(title=None))
+            if theirs:
+                conn.execute(sa.update(P).where(P.c.community == community, P.c.title_commitment.in_(theirs))
+                             .values(title=None))
         return erased
 
     # ---- read model -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ QUALIFIED = "qualified"
 EXPIRED = "expired"
 WITHDRAWN = "withdrawn"
 MERGED = "merged"
+SYSTEM = "system"  # the author of a follow-up the platform raises on the residents' behalf
 STATUSES = (DRAFT, SUBMITTED, INADMISSIBLE, COLLECTING, QUALIFIED, EXPIRED, WITHDRAWN, MERGED)
 
 
@@ -90,6 +91,10 @@ def support_id(proposal: str | uuid.UUID, key: str) -> uuid.UUID:
     return derived_id("support", proposal, key)
 
 
+def follow_up_id(plan: str | uuid.UUID, round: int) -> uuid.UUID:  # noqa: A002
+    return derived_id("follow-up", plan, round)
+
+
 def _when(dt: datetime) -> str:
     return clock.format(dt)
 
@@ -98,9 +103,10 @@ def _when(dt: datetime) -> str:
 class Proposal(Aggregate):
     @event("Drafted")
     def __init__(self, community: str, author: str, scope: str, scope_id: str, category: str,
-                 title_commitment: str, body_commitment: str):
+                 title_commitment: str, body_commitment: str, original_case: str | None = None):
         self.community = community
         self.case = str(self.id)  # a proposal opens its own case
+        self.original_case = original_case  # a follow-up: the case whose plan residents found unsatisfactory
         self.author = author
         self.scope = scope
         self.scope_id = scope_id
@@ -113,6 +119,16 @@ class Proposal(Aggregate):
         self.threshold: int | None = None
         self.denominator: int | None = None
         self.deadline: str | None = None
+
+    @classmethod
+    def follow_up(cls, community: str, plan: str, round: int, scope: str, scope_id: str, category: str,  # noqa: A002
+                  title_commitment: str, body_commitment: str, original_case: str) -> "Proposal":
+        """A follow-up raised by the platform on the residents' behalf (author `system`): its id is
+        derived from (plan, round), so a replayed request opens nothing twice. It opens its own case,
+        linked to the original one by `original_case` in its first event."""
+        return cls._create(cls.Drafted, id=follow_up_id(plan, round), community=community, author=SYSTEM,
+                           scope=scope, scope_id=scope_id, category=category, title_commitment=title_commitment,
+                           body_commitment=body_commitment, original_case=str(original_case))
 
     # -- guards -----------------------------------------------------------------------------
     def require(self, *statuses: str, doing: str) -> None:

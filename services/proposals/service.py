@@ -3,17 +3,17 @@
 Directory facts (the community's rules, who lives where now, which households a scope holds) are
 asked of the communities service here and passed into the application as plain data.
 
-Follow-up (not wired yet): the registry says proposals consumes the `actions` source, for
-`FollowUpRequested` (residents found an action unsatisfactory: a new proposal, linked to the
-original case; contract in docs/events/actions.md). There is no consumer_sink yet, so the queue the
-actions relay declares for us from the registry fills and is never read. Wire it as
-`consumer_sink=lambda rt: EventSourcedSink(rt.app, handler)`, the new proposal's id derived from
-(plan, round) so a replayed event opens nothing twice.
+Follow-up: the consumer of the `actions` source (see the registry) takes `FollowUpRequested`
+(residents found an action unsatisfactory; contract in docs/events/actions.md) and opens a new
+proposal linked to the original case, its id derived from (plan, round) so a replayed event opens
+nothing twice; saved with the tracking record in one transaction (`EventSourcedSink`). Where this
+store does not hold the case's title, the consumer asks the actions service for the plan's.
 """
 from __future__ import annotations
 
 from nameko.rpc import RpcProxy, rpc
 
+from services.common.consumer import EventSourcedSink
 from services.common.errors import DomainError
 from services.common.runtime import Platform, ServiceBase, command
 
@@ -46,10 +46,17 @@ def expire_due(runtime) -> None:
     runtime.app.expire_due()
 
 
+def follow_up_sink(runtime) -> EventSourcedSink:
+    def plan_title(community: str, plan: str) -> dict:
+        return runtime.rpc("actions", "get_plan", community, plan)
+
+    return EventSourcedSink(runtime.app, lambda env: runtime.app.on_actions_event(env, plan_title=plan_title))
+
+
 class ProposalsService(ServiceBase):
     name = "proposals"
     platform = Platform("proposals", app_factory=ProposalsApp, tables=(tables.metadata,),
-                        timers=((1.0, expire_due),))
+                        timers=((1.0, expire_due),), consumer_sink=follow_up_sink)
     communities = RpcProxy("communities")
 
     @property

@@ -247,18 +247,18 @@ def test_unsatisfied_residents_reopen_the_plan_and_a_follow_up_is_requested(plat
     assert [(c["case"], c["status"]) for c in board["open_cases"]["action"]] == [(plan, "reopened")]
     file = s.api("GET", f"/cases/{plan}", s.worker, expect=200).json()
     assert file["status"] == "open" and file["items"][-1]["type"] == "FollowUpRequested"
-    if _proposals_consume_actions(platform):
+    if "proposals" in platform.services:  # the other half of the contract, built in the proposals service
+        assert 'consult_consumer_lag{consumer="proposals",source="actions"}' in platform.metrics("proposals")
         proposal = wait_for(lambda: next((e for e in s.audited() if e["source"] == "proposals"
                                           and e["envelope"]["data"].get("original_case") == plan), None),
                             timeout=30, message="the follow-up proposal")
-        assert proposal["case"] != plan
-
-
-def _proposals_consume_actions(platform) -> bool:
-    """Whether a proposals service runs here with a consumer of the actions source (the other
-    half of the FollowUpRequested contract, built in the proposals service)."""
-    return "proposals" in platform.services and \
-        'consult_consumer_lag{consumer="proposals",source="actions"}' in platform.metrics("proposals")
+        first = proposal["envelope"]
+        assert first["type"] == "ProposalDrafted" and first["actor"] == "system"
+        assert proposal["case"] == first["case"] == first["aggregate"]["id"] != plan  # a new case, linked
+        assert (first["data"]["scope"], first["data"]["scope_id"], first["data"]["category"]) == (
+            "compound", s.compound, "drainage")
+        wait_for(lambda: s.api("GET", f"/cases/{plan}", s.worker, expect=200).json()["follow_ups"]
+                 == [first["case"]], timeout=30, message="the follow-up listed in the original case file")
 
 
 def test_bad_input_is_refused_and_records_nothing(platform, clock):

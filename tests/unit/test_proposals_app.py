@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from services.common import clock, config
+from services.common import clock, config, envelope
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.store import state_engine
 from services.common.tables import consumer_tracking, create_all
@@ -210,3 +210,63 @@ def test_two_instances_on_one_store_count_every_support_once(open_app):
         view = app.view(world.community, pid, world.author)
         assert (view["status"], view["supports"]) == ("qualified", 40)
     assert view["history"][-1]["data"]["supports"] == 40
+
+
+def _follow_up_request(community: str, original_case: str, plan: str, position: int, title_commitment=None,
+                       scope="compound", scope_id="c-3", round_=1) -> dict:
+    return {"id": f"{plan}:{position}", "type": "FollowUpRequested", "community": community, "case": original_case,
+            "position": position, "source": "actions", "actor": "system",
+            "data": {"original_case": original_case, "plan": plan, "round": round_, "scope": scope,
+                     "scope_id": scope_id, "category": "drainage", "title_commitment": title_commitment,
+                     "unsatisfied_share": "2/4", "threshold": "1/3"}}
+
+
+def test_a_follow_up_request_opens_one_linked_proposal_awaiting_screening(world, app):
+    """FollowUpRequested (from the actions service) opens a new proposal in its own case, linked to
+    the original by `original_case`; replayed, or delivered again past the tracking, it opens nothing
+    more; every other type of the source is ignored."""
+    from services.common.consumer import EventSourcedSink
+    from services.proposals.domain import follow_up_id
+
+    original = world.collecting(title="疏通3号院排水沟", scope="community")
+    title_commitment = app.view(world.community, original, world.author)["title_commitment"]
+    plan = str(uuid.uuid4())
+    sink = EventSourcedSink(app, app.on_actions_event)
+    assert sink.handle("actions", dict(_follow_up_request(world.community, original, plan, 1), type="PlanReopened"))
+    env = _follow_up_request(world.community, original, plan, 2, title_commitment)
+    assert sink.handle("actions", env)
+    assert not sink.handle("actions", env)  # a duplicate: at the tracked position
+    assert sink.handle("actions", dict(env, position=3, id="again"))  # the same request, once more: nothing new
+
+    pid = str(follow_up_id(plan, 1))
+    view = app.view(world.community, pid, "a-worker")  # submitted: every resident and worker sees it
+    assert (view["status"], view["author"], view["scope"], view["scope_id"], view["category"]) == (
+        "submitted", "system", "compound", "c-3", "drainage")
+    assert view["title"] == "跟进：疏通3号院排水沟" and "2/4" in view["body"] and original in view["body"]
+    assert [h["type"] for h in view["history"]] == ["ProposalDrafted", "ProposalSubmitted"]
+    assert view["history"][0]["data"]["original_case"] == original
+    assert {h["actor"] for h in view["history"]} == {"system"}
+    for event in app.repository.event_store.get(uuid.UUID(pid)):  # its own case, caused by the request
+        e = envelope.from_domain_event("proposals", None, event)
+        assert (e["case"], e["causation"], e["actor"]) == (pid, env["id"], "system")
+    assert [p["id"] for p in app.list_proposals(world.community, "someone", status="submitted")["items"]] == [pid]
+    assert app.tracked_position("actions") == 3
+
+    # A worker screens it like any other; erasing the original author erases the copied title too.
+    app.screen("worker", world.community, pid, True, rules=rules(), in_scope=10)
+    assert app.view(world.community, pid, "x")["status"] == "collecting"
+    app.erase_person(world.community, world.author)
+    assert app.view(world.community, pid, "x")["title"] is None
+
+    # A case that did not begin here (a plan opened directly): the title comes from the actions service.
+    other_plan = str(uuid.uuid4())
+    asked = []
+    request = _follow_up_request(world.community, other_plan, other_plan, 4, "f" * 64, scope="community",
+                                 scope_id=None, round_=2)
+    sink = EventSourcedSink(app, lambda e: app.on_actions_event(
+        e, plan_title=lambda c, p: asked.append((c, p)) or {"title": "修补路灯"}))
+    assert sink.handle("actions", request)
+    view = app.view(world.community, str(follow_up_id(other_plan, 2)), "x")
+    assert asked == [(world.community, other_plan)]
+    assert (view["title"], view["scope"], view["scope_id"]) == ("跟进：修补路灯", "community", world.community)
+    assert view["history"][0]["data"]["original_case"] == other_plan
