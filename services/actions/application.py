@@ -632,6 +632,10 @@ class ActionsApp(ServiceApplication):
         self.project()
         if not entries:
             raise NotFound(f"case {case} does not exist (or the audit log has not recorded it yet)")
+        # The four stages' events make the file; proofs of notice stay in the audit log (and the
+        # deliveries API), or they would outnumber the case's own steps.
+        notices = sum(1 for e in entries if e["envelope"]["source"] not in SOURCE_STAGES)
+        entries = [e for e in entries if e["envelope"]["source"] in SOURCE_STAGES]
         ordered = in_time_order(entries)
         texts = self._case_texts(entries, read_texts)
         base = f"/api/v1/communities/{community}/audit/entries"
@@ -660,6 +664,7 @@ class ActionsApp(ServiceApplication):
             "status": "closed" if closure else "open",
             "outcome": closure.outcome if closure else None,
             "follow_ups": follow_ups,
+            "notices": notices,
             "items": items,
         }
 

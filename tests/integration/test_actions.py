@@ -115,7 +115,9 @@ class Compound3:
             start = batch[-1]["position"] + 1
 
     def audited(self, case: str | None = None) -> list[dict]:
-        return self.platform.audit_entries(self.id, self.worker.token, case)
+        """The case's entries from the four stages (proofs of notice share the case, not the file)."""
+        return [e for e in self.platform.audit_entries(self.id, self.worker.token, case)
+                if e["source"] != "notifications"]
 
     def audited_types(self, case: str) -> list[str]:
         return [e["type"] for e in self.audited(case)]

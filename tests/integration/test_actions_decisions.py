@@ -76,7 +76,9 @@ class Building2:
                                       if p["case"] == case), None), timeout=30, message="the case's action plan")
 
     def audited(self, case: str) -> list[dict]:
-        return self.platform.audit_entries(self.id, self.tokens["worker"], case)
+        """The case's entries from the four stages (proofs of notice share the case, not the file)."""
+        return [e for e in self.platform.audit_entries(self.id, self.tokens["worker"], case)
+                if e["source"] != "notifications"]
 
 
 def test_an_adopted_resolution_opens_the_plan_and_the_case_runs_to_its_close(platform, t0):
