@@ -242,7 +242,12 @@ def rotate(engine: sa.Engine, signer: Signer, new_key_file: str | os.PathLike, n
             if conn.execute(sa.select(keys.c.key_id).where(keys.c.key_id == new_id)).first() is not None:
                 raise Conflict(f"key {new_id} was used before; a rotation needs a new key")
             _usable(conn, signer)
-            statement = cp.rotate_key(signer.key, new_key.public_key(), now)
+            # The old key vouches for what it signed up to the rotation's time: never let that time
+            # precede one of its own checkpoints (a clock set back would disown them).
+            signed = [conn.execute(sa.select(sa.func.max(t.c.time)).where(t.c.key_id == current)).scalar()
+                      for t in (community_checkpoints, platform_checkpoints)]
+            statement = cp.rotate_key(signer.key, new_key.public_key(),
+                                      max([clock.format(now)] + [s for s in signed if s]))
             at = statement["time"]
             conn.execute(sa.update(keys).where(keys.c.key_id == current).values(retired_at=at, successor=new_id))
             conn.execute(sa.insert(keys).values(key_id=new_id, public_key=statement["new_public_key"], added_at=at))
@@ -252,7 +257,7 @@ def rotate(engine: sa.Engine, signer: Signer, new_key_file: str | os.PathLike, n
             conn.execute(sa.insert(key_rotations).values(
                 seq=seq, old_key_id=current, new_key_id=new_id, time=at, platform_index=index,
                 statement=cp.canonical(statement).decode("utf-8")))
-            _sign_platform(conn, tree, new_key, now)
+            _sign_platform(conn, tree, new_key, at)
     signer.install(new_key)
     logger.warning("audit: signing key rotated from %s to %s", statement["old_key_id"], new_id)
     return statement
