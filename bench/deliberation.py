@@ -22,6 +22,8 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
+
 from bench.common import rate, report
 
 MIN_RATIO = 0.8
@@ -45,8 +47,6 @@ def _settings(backend: str):
 
 
 def _drop_schemas(settings) -> None:
-    import psycopg
-
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         for (schema,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
                                       (f"{settings.prefix}\\_%",)).fetchall():
@@ -89,9 +89,11 @@ def run(backend: str, ops: int, runs: int) -> float:
         return setup
 
     def settle():
-        """Write the filling's burst out of SQLite's write-ahead logs before timing: a discussion
-        of 1,000 comments grew over days, and its checkpoints are long done."""
-        if backend != "sqlite":
+        """Write the filling's burst out of the write-ahead log before timing: a discussion of
+        1,000 comments grew over days, and its checkpoints are long done."""
+        if backend == "postgres":
+            with psycopg.connect(PG_URL, autocommit=True) as db:
+                db.execute("CHECKPOINT")
             return
         for path in settings.data_dir.glob("*.sqlite3"):
             with closing(sqlite3.connect(path, timeout=30)) as db:
