@@ -85,12 +85,14 @@ class Platform:
         return f"http://127.0.0.1:{self.port('gateway')}"
 
     def start(self, *services: str, wait: bool = True) -> None:
-        for service in services or self.services:
+        started = list(services or self.services)
+        for service in started:  # all at once, then wait: no service needs another to start
             log = open(self.dir / f"{service}.log", "ab")  # noqa: SIM115
             self.procs[service] = subprocess.Popen(
                 [sys.executable, "-m", "services.common.runner", service], env=self.env, cwd=ROOT,
                 stdout=log, stderr=subprocess.STDOUT)
-            if wait:
+        if wait:
+            for service in started:
                 self.wait_ready(service)
 
     def start_replica(self, service: str, n: int = 2) -> str:
@@ -103,7 +105,7 @@ class Platform:
         self.wait_ready(name)
         return name
 
-    def wait_ready(self, service: str, timeout: float = 60) -> None:
+    def wait_ready(self, service: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         proc = self.procs[service]
         while time.monotonic() < deadline:

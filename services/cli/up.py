@@ -50,12 +50,14 @@ def start(services: list[str] | None = None, env: dict | None = None, log_dir: P
     procs = []
     child_env = dict(os.environ, **(env or {}))
     try:
+        # All at once: no service needs another to start (consumers catch up when sources appear).
         for service in services or discover():
             out = open(log_dir / f"{service}.log", "ab") if log_dir else None  # noqa: SIM115
             proc = subprocess.Popen([sys.executable, "-m", "services.common.runner", service], env=child_env,
                                     stdout=out, stderr=subprocess.STDOUT if out else None)
             procs.append((service, proc))
-            wait_ready(settings, service, proc)
+        for service, proc in procs:
+            wait_ready(settings, service, proc, timeout=180)
     except BaseException:
         stop(procs)
         raise

@@ -21,7 +21,7 @@ def test_consult_up_demo_runs_the_platform_and_prints_working_tokens():
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 400
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
