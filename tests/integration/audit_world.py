@@ -102,7 +102,9 @@ class DrainageRecord:
         self.person("版主", role="moderator")
         self.person("审计", role="auditor")
 
-        t0 = datetime.now(timezone.utc).replace(microsecond=0)
+        # A whole second on, so that every role and residence just registered (dated "now", to the
+        # microsecond) is in effect at the frozen instant.
+        t0 = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
         self.t0 = t0
         self.at(t0)
         try:

@@ -366,7 +366,8 @@ def test_consistency_and_platform_proofs_verify_and_a_forked_one_does_not(platfo
         tree.extend(lines[:size])
         old = record.checkpoints[i + 10][1]
         fork = {"kind": "consistency", "old": old, "new": json.loads(lines[record.checkpoints[size][0] - 1]),
-                "proof": [h.hex() for h in tree.consistency_proof(i + 10, size)], "key_rotations": []}
+                "proof": [h.hex() for h in tree.consistency_proof(i + 10, size)],
+                "key_rotations": platform.rpc("audit", "public_keys")["key_rotations"]}
         code, report = verify_proof(record, fork)
         assert code == 1 and "fork" in report["first_error"]["message"]
     # The community's latest checkpoint is a leaf of the platform log of logs.
