@@ -299,21 +299,28 @@ def cut(engine: sa.Engine, signer: Signer, pol: Policy, now: datetime, *, commun
         force: bool = False) -> list[dict]:
     """Cut the checkpoints that are due (all with new entries when `force`, or only `community`'s);
     returns the new community checkpoints."""
+    with engine.connect() as conn:  # a look first: most ticks find nothing due and need no lock
+        if not _chosen(conn, pol, now, community, force):
+            return []
     with engine.begin() as conn:
         _lock(conn)
-        sizes = log.sizes(conn)
-        if community is not None:
-            sizes = {community: sizes[community]} if community in sizes else {}
-        last = _last_checkpoints(conn)
-        if force:
-            chosen = sorted(c for c, n in sizes.items() if n > last.get(c, (0, None))[0])
-        else:
-            waiting = [c for c in sizes if c not in last]
-            chosen = due(sizes, last, _first_times(conn, waiting), now, pol.every, pol.seconds)
+        chosen = _chosen(conn, pol, now, community, force)  # again, now that no one else cuts
         if not chosen:
             return []
         _usable(conn, signer)
-        return _sign_checkpoints(conn, signer, {c: sizes[c] for c in chosen}, now)
+        return _sign_checkpoints(conn, signer, chosen, now)
+
+
+def _chosen(conn: sa.Connection, pol: Policy, now: datetime, community: str | None, force: bool) -> dict[str, int]:
+    """The communities to cut now, with their sizes."""
+    sizes = log.sizes(conn)
+    if community is not None:
+        sizes = {community: sizes[community]} if community in sizes else {}
+    last = _last_checkpoints(conn)
+    if force:
+        return {c: n for c, n in sizes.items() if n > last.get(c, (0, None))[0]}
+    waiting = [c for c in sizes if c not in last]
+    return {c: sizes[c] for c in due(sizes, last, _first_times(conn, waiting), now, pol.every, pol.seconds)}
 
 
 def cut_on_append(conn: sa.Connection, signer: Signer, community: str, size: int, now: datetime) -> dict | None:
