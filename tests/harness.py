@@ -175,9 +175,9 @@ class Platform:
 
     @property
     def admin_token(self) -> str:
-        if self._admin is None:
-            self._admin = self.rpc("communities", "bootstrap_admin", "tests")["token"]
-        return self._admin
+        """A fresh platform-admin token: tests move the shared clock back and forth, so a token
+        issued at one test's frozen time may have expired (or not begun) at the next test's."""
+        return self.rpc("communities", "bootstrap_admin", "tests")["token"]
 
     def api(self, method: str, path: str, token: str | None = None, json_body=None, data=None,
             headers: dict | None = None, expect: int | None = None):

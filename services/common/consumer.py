@@ -352,9 +352,11 @@ class TrackedConsumer:
             for source, consumer in self._consumers.items():
                 if source not in self.held:
                     consumer.consume()
+            # Ready once connected and consuming: a backlog is worked off while serving, so a
+            # restart after a long outage does not look like a service that never came up.
+            self.ready = True
             for source in self.sources:
                 self.catch_up(source)
-            self.ready = True
             next_tick = time.monotonic() + self.settings.catchup_interval
             while not self.stopped:
                 try:
