@@ -21,7 +21,8 @@ from kombu import Connection
 
 from services.common import clock
 from services.notifications.channels import DELIVERY_HEADER, SIGNATURE_HEADER, verify_webhook_signature
-from tests.harness import wait_for
+from tests.conftest import BACKENDS
+from tests.harness import Platform, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -85,6 +86,19 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def platform(request):
+    """A platform of this module's own: the drainage case runs four stages on the shared clock and
+    restarts the notifications service with a local SMTP server, so it starts from a quiet platform
+    rather than one that earlier modules left with their clocks, backlogs and paused endpoints."""
+    p = Platform(request.param).setup()
+    try:
+        p.start()
+        yield p
+    finally:
+        p.teardown()
 
 
 @pytest.fixture(scope="module")
