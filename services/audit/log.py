@@ -37,6 +37,14 @@ heads = sa.Table(
 )
 # Complete subtree hashes of every community's tree, keyed (community, level, index).
 nodes = merkle.node_table(metadata, "audit_nodes")
+# Each tree's right edge at its size, kept by the append that made it: the next append opens the
+# tree from this one row instead of reading ⌈log2 n⌉ nodes, so its cost does not grow with the log.
+frontiers = sa.Table(
+    "audit_frontiers", metadata,
+    sa.Column("community", sa.String(36), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("edge", sa.LargeBinary, nullable=False),  # 32 bytes per perfect subtree, left to right
+)
 
 _BACKFILL_BATCH = 10_000
 
@@ -57,23 +65,35 @@ def append(conn: sa.Connection, env: dict) -> int:
     conn.execute(sa.insert(entries).values(
         community=community, idx=idx, event_id=env["id"], source=env["source"], position=env["position"],
         type=env["type"], case_id=env.get("case"), occurred_at=env["occurred_at"], body=body))
-    try:
-        t = merkle.MerkleTree(_HeadSizedStore(conn, community, idx))
-    except KeyError:  # the tree lags the log (it was written before the tree existed): hash it in
-        t = tree(conn, community, idx)
+    frontier = conn.execute(sa.select(frontiers.c.size, frontiers.c.edge)
+                            .where(frontiers.c.community == community)).first()
+    store = _HeadSizedStore(conn, community, idx)
+    if frontier is not None and frontier.size == idx:
+        edge = bytes(frontier.edge)
+        t = merkle.MerkleTree.resume(store, idx, [edge[i:i + 32] for i in range(0, len(edge), 32)])
+    else:  # no edge kept yet (a tree from before frontiers, or none): read it, hashing in a lagging tree
+        try:
+            t = merkle.MerkleTree(store)
+        except KeyError:
+            t = tree(conn, community, idx)
     try:
         t.append(body.encode("utf-8"))
     except sa.exc.IntegrityError:  # the tree is ahead of the log: stop the writer rather than paper over it
         raise RuntimeError(f"the audit tree of community {community} already has a leaf {idx}: the log and "
                            "the tree disagree") from None
+    edge = b"".join(t.edge)
+    if frontier is None:
+        conn.execute(sa.insert(frontiers).values(community=community, size=updated, edge=edge))
+    else:
+        conn.execute(sa.update(frontiers).where(frontiers.c.community == community).values(size=updated, edge=edge))
     metrics.AUDIT_TREE_SIZE.labels(community).set(updated)
     return idx
 
 
 class _HeadSizedStore(merkle.SqlNodeStore):
     """A community's nodes, sized by the log's head row instead of a query: the append already
-    knows how many leaves the tree must have, which saves two queries an entry. A tree that does
-    not have them shows at once: its right edge is missing (KeyError) or its next leaf is taken."""
+    knows how many leaves the tree must have. A tree that does not have them shows at once: its
+    right edge is missing (KeyError) or its next leaf is taken (IntegrityError)."""
 
     def __init__(self, conn: sa.Connection, community: str, size: int):
         super().__init__(conn, nodes, community)

@@ -430,6 +430,22 @@ class MerkleTree:
         self.store = store if store is not None else MemoryNodeStore()
         self._load()
 
+    @classmethod
+    def resume(cls, store: NodeStore, size: int, edge: Sequence[bytes]) -> "MerkleTree":
+        """The tree of `size` leaves in `store`, opened with its right edge (the roots of the
+        perfect subtrees that decompose `size`, left to right) as the caller kept it from the last
+        append: no node is read to open it."""
+        if len(edge) != bin(size).count("1") or any(len(h) != HASH_SIZE for h in edge):
+            raise ValueError(f"a right edge of {size} leaves has {bin(size).count('1')} hashes of 32 bytes")
+        tree = cls.__new__(cls)
+        tree.store, tree._size, tree._edge = store, size, list(edge)
+        return tree
+
+    @property
+    def edge(self) -> list[bytes]:
+        """The right edge: what `resume` needs to open the tree again at this size."""
+        return list(self._edge)
+
     def _load(self) -> None:
         size = self.store.size()
         parts = _perfect_parts(0, size)

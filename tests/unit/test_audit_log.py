@@ -89,16 +89,21 @@ def test_a_duplicate_delivery_appends_nothing(audit):
 
 def test_a_log_older_than_its_tree_is_hashed_in_and_a_tree_ahead_of_its_log_stops_the_writer(audit):
     append_all(audit, [envelope(i) for i in range(1, 8)])
-    with audit.engine.begin() as conn:
-        conn.execute(sa.delete(log.nodes))  # as a log written before the tree existed
+    with audit.engine.begin() as conn:  # as a log written before the tree existed
+        conn.execute(sa.delete(log.nodes))
+        conn.execute(sa.delete(log.frontiers))
     append_all(audit, [envelope(8)])
+    with audit.engine.begin() as conn:  # a tree without its kept edge opens from its nodes
+        conn.execute(sa.delete(log.frontiers))
+    append_all(audit, [envelope(9)])
     bodies = stored_bodies(audit)
     with audit.engine.connect() as conn:
         assert log.tree(conn, COMMUNITY).root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(b) for b in bodies])
+        assert conn.execute(sa.select(log.frontiers.c.size)).scalar() == 9
     with audit.engine.begin() as conn:
-        conn.execute(sa.insert(log.nodes).values(tree=COMMUNITY, level=0, idx=8, hash=bytes(32)))
+        conn.execute(sa.insert(log.nodes).values(tree=COMMUNITY, level=0, idx=9, hash=bytes(32)))
     with pytest.raises(RuntimeError, match="disagree"), audit.engine.begin() as conn:
-        log.append(conn, envelope(9))
+        log.append(conn, envelope(10))
 
 
 def test_which_communities_are_due():
@@ -230,3 +235,15 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
     assert summary["missing_texts"] == [unknown] and summary["entries"] == 5
     report = verify.verify_export(out, [audit.signer.key.public_key()])
     assert not report.ok and report.first_error.kind == "text" and report.first_error.index == 4
+
+
+def test_a_tree_resumed_from_its_kept_edge_is_the_tree():
+    leaves = [f"leaf {i}".encode() for i in range(37)]
+    whole = merkle.MerkleTree()
+    whole.extend(leaves[:29])
+    resumed = merkle.MerkleTree.resume(whole.store, 29, whole.edge)
+    resumed.extend(leaves[29:])
+    assert resumed.root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in leaves])
+    assert resumed.inclusion_proof(3, 37) == merkle.reference_inclusion_proof(3, [merkle.leaf_hash(x) for x in leaves])
+    with pytest.raises(ValueError):
+        merkle.MerkleTree.resume(whole.store, 32, whole.edge)  # 32 leaves have an edge of one hash
