@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -141,6 +142,7 @@ def stored(backend: str, lines: list[bytes], existing: int, ops: int, runs: int)
         engine.dispose()
         if backend == "postgres":
             _drop_schemas(f"bench{tag}")
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
     m_low, m_high, m_raw, m_bare = (statistics.median(x) for x in (low, high, raw, bare))
     ratio = m_high / m_low
     print(f"\nstored appends, backend={backend}: {ops} appends per run, {runs} runs (medians, appends/s)")
