@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -222,6 +222,13 @@ class Platform:
             if len(page["entries"]) < 1000:
                 return out
             start = out[-1]["index"] + 1
+
+
+def frozen_now() -> datetime:
+    """A whole second for freezing the shared clock, strictly after everything recorded so far.
+    Rounding now *down* would freeze the clock up to a second before a role or residence that was
+    granted a moment ago, and the platform would rightly say it does not hold yet."""
+    return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
 
 
 def wait_for(predicate, timeout: float = 20, interval: float = 0.2, message: str = "condition"):

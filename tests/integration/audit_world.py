@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from services.common import clock, registry
-from tests.harness import PG_URL, wait_for
+from tests.harness import PG_URL, wait_for, frozen_now
 
 STAGES = ("proposals", "deliberation", "decisions", "actions")
 RESIDENTS = ("王", "李", "张", "刘")
@@ -104,7 +104,7 @@ class DrainageRecord:
 
         # A whole second on, so that every role and residence just registered (dated "now", to the
         # microsecond) is in effect at the frozen instant.
-        t0 = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+        t0 = frozen_now()
         self.t0 = t0
         self.at(t0)
         try:

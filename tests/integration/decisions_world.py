@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.common import clock
-from tests.harness import wait_for
+from tests.harness import wait_for, frozen_now
 
 BUILDING_2 = [
     ("101", "50", "Wang"), ("102", "70", "Li"), ("201", "75", "Zhang"), ("202", "75", "Zhang"),
@@ -28,7 +28,7 @@ NOTICE, VOTING = timedelta(days=15), timedelta(days=7)
 @pytest.fixture
 def t0(platform):
     """Freeze the platform's clock at now for the test, and let it run again afterwards."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = frozen_now()
     platform.set_clock(now)
     yield now
     platform.set_clock(None)

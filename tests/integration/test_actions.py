@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.harness import wait_for
+from tests.harness import wait_for, frozen_now
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ def iso(instant: datetime) -> str:
 @pytest.fixture
 def clock(platform):
     """The shared clock frozen at a whole second of today, given back afterwards."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = frozen_now()
     platform.set_clock(now)
     yield now
     platform.set_clock(None)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.common import clock as consult_clock
-from tests.harness import wait_for
+from tests.harness import wait_for, frozen_now
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ NOTICE, VOTING, PUBLICITY = timedelta(days=15), timedelta(days=7), timedelta(day
 def t0(platform):
     if "decisions" not in platform.services:
         pytest.skip("the decisions service is not running in this platform")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = frozen_now()
     platform.set_clock(now)
     yield now
     platform.set_clock(None)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.audit import checkpoints as cp
-from tests.harness import wait_for
+from tests.harness import wait_for, frozen_now
 from tests.integration.audit_world import genesis_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 @pytest.fixture
 def frozen(platform):
     """The clock stands still, so no checkpoint is cut by time while a test counts them."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = frozen_now()
     platform.set_clock(now)
     yield now
     platform.set_clock(None)

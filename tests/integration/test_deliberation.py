@@ -11,7 +11,7 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import clock
-from tests.harness import wait_for
+from tests.harness import wait_for, frozen_now
 
 pytestmark = pytest.mark.integration
 SINCE = "2020-01-01"
@@ -97,7 +97,7 @@ def frozen_clock(platform, at: datetime):
 def test_the_green_space_dispute_from_opening_to_a_prepared_ballot(platform):
     w = GreenSpace(platform, rules={"flags_to_hide": 2})
     p = w.people
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = frozen_now()
     with frozen_clock(platform, t0):
         # The party committee raises the topic; the 1+2 of the body come from the directory.
         opened = w.api("POST", "/consultations", "lin", {
@@ -255,7 +255,7 @@ def test_the_green_space_dispute_from_opening_to_a_prepared_ballot(platform):
 def test_a_resolution_by_agreement_reaches_the_audit_log_with_its_reason(platform):
     w = GreenSpace(platform)
     p = w.people
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = frozen_now()
     with frozen_clock(platform, t0):
         cid = w.api("POST", "/consultations", "xu", {"title": "草坪", "description": "种菜", "scope": "building",
                                                      "scope_id": w.building, "category": "green_space"},

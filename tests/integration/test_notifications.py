@@ -22,7 +22,7 @@ from kombu import Connection
 from services.common import clock
 from services.notifications.channels import DELIVERY_HEADER, SIGNATURE_HEADER, verify_webhook_signature
 from tests.conftest import BACKENDS
-from tests.harness import Platform, wait_for
+from tests.harness import Platform, wait_for, frozen_now
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -231,7 +231,7 @@ def drainage(platform, notify):
         wait_for(lambda: len(delivered(platform, cid)) == n, timeout=90,
                  message=f"{n} deliveries after {notices[-1][1]}")
 
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = frozen_now()
     platform.set_clock(t0)
     try:
         # 1 提议: proposed, screened, supported to the threshold (3 residents of the building).
