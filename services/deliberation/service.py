@@ -6,6 +6,7 @@ Every command takes the acting person and the roles the gateway authenticated fo
 from __future__ import annotations
 
 import functools
+import logging
 
 from nameko.rpc import RpcProxy, rpc
 
@@ -15,6 +16,8 @@ from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
 from .application import Caller, DeliberationApp
+
+log = logging.getLogger(__name__)
 
 _PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
                                            errors.Conflict, errors.Unauthorized)}
@@ -84,6 +87,33 @@ class DeliberationService(ServiceBase):
         lives_in = functools.partial(self.directory.lives_in, community, actor)
         return Caller(actor, frozenset(roles or ()), lives_in)
 
+    # a consultation opened from a proposal shows the proposal's words -----------------------------
+    def _view(self, community: str, consultation: str) -> dict:
+        view = self.app.consultation_view(community, consultation)
+        self._proposal_texts([view])
+        return view
+
+    def _proposal_texts(self, views: list[dict]) -> None:
+        """A consultation opened when a proposal qualified carries the proposal's title and body
+        commitments; their texts live in the proposals service's erasable store, so they are read
+        from there when shown (an erased text stays absent, a proposals service that is down
+        leaves the commitment alone and the view still answers)."""
+        wanted = {v[k + "_commitment"] for v in views if v.get("proposal") for k in ("title", "body")
+                  if v.get(k + "_commitment") and v.get("description" if k == "body" else k) is None}
+        if not wanted:
+            return
+        try:
+            texts = self.platform.rpc("proposals", "read_texts", sorted(wanted))
+        except Exception as exc:  # noqa: BLE001 - the consultation is still worth showing
+            log.warning("deliberation: cannot read proposal texts: %r", exc)
+            return
+        for v in views:
+            if v.get("proposal"):
+                if v.get("title") is None:
+                    v["title"] = texts.get(v.get("title_commitment"))
+                if "description" in v and v.get("description") is None:
+                    v["description"] = texts.get(v.get("body_commitment"))
+
     # opening and the body -------------------------------------------------------------------------
     @rpc
     @command
@@ -98,21 +128,21 @@ class DeliberationService(ServiceBase):
         person_roles = self.directory.roles_of(community, person)
         self.app.designate_convener(self._caller(actor, roles, community), community, consultation, person,
                                     person_roles)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     @rpc
     @command
     def invite(self, actor, roles, community, consultation, person, role):
         self.directory.roles_of(community, person)  # the invitee must be in the directory
         self.app.invite(self._caller(actor, roles, community), community, consultation, person, role)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     @rpc
     @command
     def answer_invitation(self, actor, roles, community, consultation, role, accept, reason=None):
         self.app.answer_invitation(self._caller(actor, roles, community), community, consultation, role, accept,
                                    reason)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     # discussion ---------------------------------------------------------------------------------------
     @rpc
@@ -163,13 +193,13 @@ class DeliberationService(ServiceBase):
     def rule_on_amendment(self, actor, roles, community, consultation, amendment, accept, reason):
         self.app.rule_on_amendment(self._caller(actor, roles, community), community, consultation, amendment,
                                    accept, reason)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     @rpc
     @command
     def finalise_options(self, actor, roles, community, consultation, options):
         self.app.finalise_options(self._caller(actor, roles, community), community, consultation, options)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     # meetings and minutes ------------------------------------------------------------------------------
     @rpc
@@ -235,18 +265,20 @@ class DeliberationService(ServiceBase):
                  suggested_rule=None):
         self.app.conclude(self._caller(actor, roles, community), community, consultation, outcome, summary,
                           meeting, reason, suggested_rule)
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     # queries ----------------------------------------------------------------------------------------------
     @rpc
     @command
     def list_consultations(self, community, status=None):
-        return self.app.list_consultations(community, status)
+        rows = self.app.list_consultations(community, status)
+        self._proposal_texts(rows)
+        return rows
 
     @rpc
     @command
     def get_consultation(self, community, consultation):
-        return self.app.consultation_view(community, consultation)
+        return self._view(community, consultation)
 
     @rpc
     @command

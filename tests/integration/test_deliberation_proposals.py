@@ -32,6 +32,9 @@ def test_a_qualified_proposal_opens_its_consultation(platform):
     [listed] = wait_for(opened, timeout=30, message="the consultation opened from the qualified proposal")
     view = w.api("GET", f"/consultations/{listed['id']}", "zhang", expect=200).json()
     assert view["convened_by"] == "proposal" and view["scope"] == "building" and view["scope_id"] == w.building
+    # The residents' own words, read from the proposals service's store, in the view and the list.
+    assert (view["title"], view["description"]) == ("疏通院坝排水沟", "每逢雨季一楼进水")
+    assert listed["title"] == "疏通院坝排水沟"
     assert {(m["person"], m["role"]) for m in view["body"]} == {
         (p["xu"], "convener"), (p["wang"], "grid_leader"), (p["li"], "building_leader")}
 
