@@ -89,6 +89,16 @@ def notification_deliveries(c: Call):
                   q.get("recipient"), q.get("limit", 100), q.get("offset", 0))
 
 
+@route("POST", C + "/notifications/retries", summary="Send failed deliveries again (the named ones, or every failed "
+                                                     "one, of one channel if given), once the cause is fixed",
+       tag=TAG, roles=MANAGERS,
+       body=S.obj([], deliveries={"type": "array", "minItems": 1, "maxItems": 1000, "items": S.uuid_str()},
+                  channel={"type": "string", "enum": ["inbox", "email", "webhook"]}))
+def retry_failed_deliveries(c: Call):
+    b = c.body
+    return c.call("notifications", "retry_failed", c.actor, c.community, b.get("deliveries"), b.get("channel"))
+
+
 @route("POST", C + "/notifications/erasures", summary="Erase a person's messages and e-mail address (PIPL); the "
                                                       "proof of notice keeps its hashes", tag=TAG, roles=MANAGERS,
        body=S.obj(["person"], person=S.uuid_str()))

@@ -21,13 +21,14 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 from prometheus_client import Counter, Gauge
 
 from services.common import clock
 from services.common.aggregate import command_context
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.locks import KeyedLocks
 from services.common.store import ServiceApplication
 
@@ -446,6 +447,52 @@ class NotificationsApp(ServiceApplication):
                      "settled_at": r.settled_at, "failure": r.failure, "next_attempt_at": r.next_attempt_at,
                      "message_commitment": r.message_commitment} for r in rows]
 
+    def retry_failed(self, actor: str, community: str, deliveries: list | None = None, channel: str | None = None,
+                     limit: int = 1000) -> dict:
+        """Send finally failed deliveries again: the ones named, or every failed one of the community
+        (of one channel). Each gets a `NotificationRetried` by the worker, in the case of what it
+        notified about, and goes back to the sender's queue with its attempts counted afresh."""
+        self.project()
+        d = t.deliveries
+        q = sa.select(d.c.id, d.c.case, d.c.about_event, d.c.channel, d.c.endpoint, d.c.status).where(
+            d.c.community == community)
+        if deliveries is not None:
+            wanted = [str(x) for x in deliveries]
+            q = q.where(d.c.id.in_(wanted))
+        else:
+            q = q.where(d.c.status == FAILED)
+        if channel is not None:
+            q = q.where(d.c.channel == channel)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(d.c.seq).limit(min(int(limit), 1000))).all()
+            removed = {r.id for r in conn.execute(sa.select(t.webhooks.c.id).where(
+                t.webhooks.c.community == community, t.webhooks.c.active.is_(False)))}
+        if deliveries is not None:
+            missing = sorted(set(wanted) - {r.id for r in rows})
+            if missing:
+                raise NotFound(f"delivery {missing[0]} does not exist in this community")
+            refused = [r for r in rows if r.status != FAILED or r.endpoint in removed]
+            if refused:
+                r = refused[0]
+                why = "its webhook endpoint was removed" if r.endpoint in removed else f"it is {r.status}"
+                raise Conflict(f"delivery {r.id} cannot be sent again: {why}; only a failed delivery is")
+        retried = []
+        for r in rows:
+            if r.status != FAILED or r.endpoint in removed:
+                continue
+            item = self.delivery(r.id)
+            with command_context(community=community, actor=actor, case=r.case, causation=r.about_event):
+                item.retry(by=actor)
+            try:
+                self.save(item)
+            except IntegrityError:  # another worker retried it a moment ago
+                continue
+            retried.append(r.id)
+        if retried:
+            log.warning("%d failed deliveries of community %s sent again by %s", len(retried), community, actor)
+            self.project()
+        return {"retried": retried, "count": len(retried)}
+
     def delivery(self, delivery: str) -> Delivery:
         try:
             return self.repository.get(uuid.UUID(str(delivery)))
@@ -471,6 +518,9 @@ _SETTLE = sa.update(t.deliveries).where(t.deliveries.c.id == sa.bindparam("deliv
     status=sa.bindparam("new_status"), settled_at=sa.bindparam("at"), attempts=sa.bindparam("n"),
     message_commitment=sa.bindparam("commitment"), failure=sa.bindparam("reason"))
 _DELIVER_TO_INBOX = sa.insert(t.inbox)
+_RETRY = sa.update(t.deliveries).where(t.deliveries.c.id == sa.bindparam("delivery_id")).values(
+    status=PLANNED, settled_at=None, failure=None, attempts=0, next_attempt_at=sa.bindparam("at"), digest_slot=None,
+    last_error=None)
 
 
 def project_envelope(conn: sa.Connection, env: dict) -> None:
@@ -495,3 +545,5 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
                 "delivery": d["delivery"], "community": env["community"], "person": d["recipient"],
                 "notice_type": d["notice_type"], "about_event": d["about_event"], "case": env.get("case"),
                 "message_commitment": d["message_commitment"], "delivered_at": env["occurred_at"], "read_at": None})
+    elif kind == "NotificationRetried":
+        conn.execute(_RETRY, {"delivery_id": d["delivery"], "at": env["occurred_at"]})

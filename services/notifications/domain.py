@@ -5,7 +5,8 @@ whose events are the proof of notice.
 One `Delivery` per (notice, recipient, channel[, webhook endpoint]), with an id derived from them,
 so a notice planned twice (a redelivered event, a reminder fired again after a crash) fails on
 its version instead of telling anyone twice. Its events reach the community's audit log:
-`NotificationPlanned`, then `NotificationDelivered` or `NotificationFailed`. They hold ids and
+`NotificationPlanned`, then `NotificationDelivered` or `NotificationFailed` (after which a worker's
+`NotificationRetried` plans it again). They hold ids and
 the commitment of the message text, never the text.
 """
 from __future__ import annotations
@@ -395,3 +396,16 @@ class Delivery(Aggregate):
                 recipient: str, channel: str, endpoint: str | None, attempts: int, message_commitment: str | None,
                 reason: str, code: int | None):
         self.status = FAILED
+
+    def retry(self, by: str) -> None:
+        """A worker sends a finally failed delivery again (the mail server is back, the address is
+        fixed). The failure stays in the record; the retry and its outcome follow it."""
+        if self.status != FAILED:
+            raise Conflict(f"delivery {self.id} is {self.status}; only a failed delivery is sent again")
+        self._retried(delivery=str(self.id), notice=self.notice, about_event=self.about_event,
+                      recipient=self.recipient, channel=self.channel, endpoint=self.endpoint, by=by)
+
+    @event("NotificationRetried")
+    def _retried(self, delivery: str, notice: str, about_event: str, recipient: str, channel: str,
+                 endpoint: str | None, by: str):
+        self.status = PLANNED

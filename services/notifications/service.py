@@ -161,5 +161,10 @@ class NotificationsService(ServiceBase):
     def deliveries(self, community, status=None, case=None, about_event=None, recipient=None, limit=100, offset=0):
         return self.app.deliveries(community, status, case, about_event, recipient, limit, offset)
 
+    @rpc
+    @command
+    def retry_failed(self, actor, community, deliveries=None, channel=None):
+        return self.app.retry_failed(actor, community, deliveries, channel)
+
 
 SERVICE = NotificationsService

@@ -467,6 +467,21 @@ def test_a_webhook_endpoint_that_keeps_failing_is_given_up_on_paused_reported_an
         assert not resumed["paused"]
         wait_for(lambda: waiting[0]["id"] in receiver.deliveries, timeout=30, message="the waiting delivery")
         assert metric(platform, "consult_webhook_endpoint_paused", community=cid, endpoint=hook["id"]) == 0.0
+        # The delivery given up on earlier is sent again by a worker over the API; a grid leader may not.
+        platform.api("POST", base + "/notifications/retries", grid["token"], {}, expect=403)
+        platform.api("POST", base + "/notifications/retries", c["token"], {"channel": "fax"}, expect=422)
+        again = platform.api("POST", base + "/notifications/retries", c["token"], {"channel": "webhook"},
+                             expect=200).json()
+        assert again == {"retried": [failed[0]["id"]], "count": 1}
+        wait_for(lambda: failed[0]["id"] in receiver.deliveries, timeout=30, message="the retried delivery")
+        platform.api("POST", base + "/notifications/retries", c["token"], {"deliveries": [failed[0]["id"]]},
+                     expect=409)
+        told = wait_for(lambda: [e["type"] for e in platform.audit_entries(cid, c["token"])
+                                 if e["envelope"]["data"].get("delivery") == failed[0]["id"]][-3:]
+                        if any(e["type"] == "NotificationDelivered" and e["envelope"]["data"].get("delivery") ==
+                               failed[0]["id"] for e in platform.audit_entries(cid, c["token"])) else None,
+                        timeout=30, message="the retry and its delivery in the audit log")
+        assert told == ["NotificationFailed", "NotificationRetried", "NotificationDelivered"]
     finally:
         receiver.close()
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.common import clock, config, envelope
 from services.common.consumer import EventSourcedSink
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.relay import read_envelopes
 from services.common.store import state_engine
 from services.common.tables import create_all
@@ -281,6 +281,39 @@ def test_a_permanent_refusal_fails_at_once(rig):
     rig.send()
     [failed] = rig.log("NotificationFailed")
     assert (failed["data"]["reason"], failed["data"]["code"], failed["data"]["attempts"]) == ("refused", 550, 1)
+
+
+def test_a_worker_sends_failed_deliveries_again_and_the_record_keeps_failure_retry_and_delivery(rig):
+    rig.app.set_preferences(COMMUNITY, LI, {"channels": ["email"], "email": "li@example.org"})
+    rig.email.fail = DeliveryFailed(True, "recipient li@example.org refused: 550", code=550)
+    proposal(rig)
+    rig.send()
+    [failed] = rig.app.deliveries(COMMUNITY, status="failed")
+    [delivered] = [r for r in rig.app.deliveries(COMMUNITY, status="delivered") if r["channel"] == "inbox"][:1]
+    # Only a failed delivery goes again; an unknown one is not found; nothing is recorded for either.
+    before = len(rig.log())
+    with pytest.raises(Conflict, match="only a failed delivery"):
+        rig.app.retry_failed("worker-1", COMMUNITY, [delivered["id"]])
+    with pytest.raises(NotFound):
+        rig.app.retry_failed("worker-1", COMMUNITY, [uid()])
+    with pytest.raises(NotFound):  # another community's delivery is not this community's to retry
+        rig.app.retry_failed("worker-1", "c0000000-0000-4000-8000-000000000002", [failed["id"]])
+    assert len(rig.log()) == before
+    # The mail server takes it now: every failed delivery of the channel goes again, once.
+    rig.email.fail = None
+    assert rig.app.retry_failed("worker-1", COMMUNITY, channel="email") == {"retried": [failed["id"]], "count": 1}
+    assert rig.app.retry_failed("worker-1", COMMUNITY, channel="email")["count"] == 0
+    [row] = [r for r in rig.app.deliveries(COMMUNITY, recipient=LI) if r["id"] == failed["id"]]
+    assert (row["status"], row["attempts"], row["failure"]) == ("planned", 0, None)
+    assert rig.send() == 1
+    assert [m["to"] for m in rig.email.sent] == ["li@example.org"] and rig.email.sent[0]["id"] == failed["id"]
+    story = [(e["type"], e["actor"]) for e in rig.log("NotificationFailed", "NotificationRetried", "NotificationDelivered")
+             if e["data"]["delivery"] == failed["id"]]
+    assert story == [("NotificationFailed", "system"), ("NotificationRetried", "worker-1"),
+                     ("NotificationDelivered", "system")]
+    [retried] = rig.log("NotificationRetried")
+    assert retried["causation"] == failed["about_event"] and retried["data"]["by"] == "worker-1"
+    assert rig.app.deliveries(COMMUNITY, status="failed") == []
 
 
 def test_a_daily_digest_collects_the_days_notices_in_one_mail(rig):
