@@ -478,6 +478,19 @@ class ActionsApp(ServiceApplication):
     def _text_of(self, *commitments) -> dict:
         return self.content.get_many([c for c in commitments if c])
 
+    def _titles(self, open_cases: dict[str, list], read_texts) -> None:
+        untitled = [c for cases in open_cases.values() for c in cases if c.get("title") is None]
+        wanted = {c["title_commitment"] for c in untitled if c.get("title_commitment")}
+        texts = {k: v for k, v in self._text_of(*wanted).items() if v is not None}
+        for source in ("proposals", "deliberation", "decisions"):
+            missing = sorted(wanted - texts.keys())
+            if not missing or read_texts is None:
+                break
+            for start in range(0, len(missing), 1000):
+                texts.update(read_texts(source, missing[start:start + 1000]) or {})
+        for c in untitled:
+            c["title"] = texts.get(c.get("title_commitment"))
+
     def _case_texts(self, entries: list[dict], read_texts) -> dict:
         """The readable texts of a case's events. Commitments are salted hashes, so each names one
         text wherever it is stored: ours first, then each other stage of the case is asked for
@@ -571,9 +584,11 @@ class ActionsApp(ServiceApplication):
         return {"plan": str(p.id), "round": found.round, "rating": found.rating,
                 "comment": self.content.get(found.comment_commitment)}
 
-    def board(self, community: str) -> dict:
+    def board(self, community: str, read_texts: Callable[[str, list[str]], dict] | None = None) -> dict:
         """The community's public progress board: open cases by stage, overdue tasks, and the
-        implementation results disclosed (实施结果公开) with their evaluation."""
+        implementation results disclosed (实施结果公开) with their evaluation. A case's title is
+        ours when we hold it, else asked of the stage services by `read_texts(source, commitments)`
+        (a proposal's title lives in the proposals store); an erased title reads as null."""
         self.project()
         with self.engine.connect() as conn:
             case_rows = list(conn.execute(sa.select(t.cases).where(t.cases.c.community == community)
@@ -609,6 +624,7 @@ class ActionsApp(ServiceApplication):
                 "title_commitment": r.title_commitment, "category": r.category, "scope": r.scope,
                 "scope_id": r.scope_id, "since": r.opened_at, "status": r.status,
                 "tasks_done": int(done or 0), "tasks": int(total or 0)})
+        self._titles(open_cases, read_texts)
         return {
             "community": community, "at": clock.format(clock.now()),
             "open_cases": open_cases,

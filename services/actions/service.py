@@ -133,7 +133,7 @@ class ActionsService(ServiceBase):
     @rpc
     @command
     def board(self, community):
-        return self.app.board(community)
+        return self.app.board(community, self._read_texts)
 
     @rpc
     @command

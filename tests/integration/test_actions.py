@@ -260,6 +260,11 @@ def test_unsatisfied_residents_reopen_the_plan_and_a_follow_up_is_requested(plat
         assert proposal["case"] == first["case"] == first["aggregate"]["id"] != plan  # a new case, linked
         assert (first["data"]["scope"], first["data"]["scope_id"], first["data"]["category"]) == (
             "compound", s.compound, "drainage")
+        # On the public board the follow-up stands in the proposal stage, titled, linked to its origin.
+        listed = wait_for(lambda: next((c for c in s.board()["open_cases"]["proposal"]
+                                        if c["case"] == proposal["case"]), None), timeout=30,
+                          message="the follow-up proposal on the board")
+        assert (listed["title"], listed["follow_up_of"]) == ("跟进：疏通3号院坝排水沟", plan)  # the proposals store's words
         wait_for(lambda: s.api("GET", f"/cases/{plan}", s.worker, expect=200).json()["follow_ups"]
                  == [first["case"]], timeout=30, message="the follow-up listed in the original case file")
 
