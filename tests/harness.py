@@ -27,6 +27,29 @@ def _rabbitmqctl(*args: str) -> None:
                    timeout=60)
 
 
+def _free_offset() -> int:
+    """A port offset whose ports (every service, and replicas #2 and #3) are free now and all lie
+    below Linux's ephemeral range (32768+), where an outgoing connection of this very test run
+    (to RabbitMQ, PostgreSQL, a service) could hold one and make a service fail to bind."""
+    import socket
+
+    from services.common.config import HTTP_PORTS
+
+    for _ in range(200):
+        offset = random.randint(200, 2000) * 10
+        ports = [base + offset + 1000 * n for base in HTTP_PORTS.values() for n in (0, 2, 3)]
+        if max(ports) >= 32768:
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free port offset for a test platform")
+
+
 class Platform:
     def __init__(self, backend: str, services: list[str] | None = None):
         self.backend = backend
@@ -34,7 +57,7 @@ class Platform:
         self.vhost = f"consult-test-{self.tag}"
         self.dir = Path(tempfile.mkdtemp(prefix=f"consult-{backend}-"))
         self.prefix = f"t{self.tag}"
-        self.offset = random.randint(200, 4000) * 10
+        self.offset = _free_offset()
         self.clock_file = self.dir / "clock"
         self.faults_file = self.dir / "faults.json"
         self.procs: dict[str, subprocess.Popen] = {}

@@ -24,12 +24,21 @@ def discover() -> list[str]:
     return [s for s in ORDER if s in present] + sorted(present - set(ORDER))
 
 
-def wait_ready(settings: config.Settings, service: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _why(log: Path | None) -> str:
+    """The last line a service wrote before it died (its error), and where its whole log is."""
+    if log is None or not log.exists():
+        return ""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return (f": {lines[-1][:300]}" if lines else "") + f" (log: {log})"
+
+
+def wait_ready(settings: config.Settings, service: str, proc: subprocess.Popen, timeout: float = 60,
+               log: Path | None = None) -> None:
     url = f"http://127.0.0.1:{settings.http_port(service)}/readyz"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliError(f"the {service} service exited with status {proc.returncode} while starting")
+            raise CliError(f"the {service} service exited with status {proc.returncode} while starting{_why(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -57,7 +66,7 @@ def start(services: list[str] | None = None, env: dict | None = None, log_dir: P
                                     stdout=out, stderr=subprocess.STDOUT if out else None)
             procs.append((service, proc))
         for service, proc in procs:
-            wait_ready(settings, service, proc, timeout=180)
+            wait_ready(settings, service, proc, timeout=180, log=log_dir / f"{service}.log" if log_dir else None)
     except BaseException:
         stop(procs)
         raise

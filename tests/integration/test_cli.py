@@ -66,6 +66,31 @@ def test_consult_up_says_in_one_line_when_rabbitmq_is_unreachable(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_consult_up_names_the_service_that_could_not_start_and_why():
+    """Port 8080 taken by another program is the commonest first-run failure: say which service,
+    its error and where its log is, in one line, and leave no other service running."""
+    import socket
+
+    p = Platform("sqlite").setup()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", p.port("gateway")))
+    squatter.listen()
+    try:
+        out = subprocess.run([sys.executable, "-m", "services.cli.main", "up"], cwd=ROOT, env=p.env,
+                             capture_output=True, text=True, timeout=400)
+        assert out.returncode != 0
+        [line] = [x for x in out.stderr.splitlines() if x.startswith("consult:")]
+        assert "the gateway service exited" in line and "Address already in use" in line, line
+        assert str(p.dir / "data") in line and "gateway.log" in line
+        assert "Traceback" not in out.stderr
+        for service in ("communities", "audit", "notifications"):  # the others were stopped, not left behind
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{p.port(service)}/readyz", timeout=2)
+    finally:
+        squatter.close()
+        p.teardown()
+
+
 def test_directory_import_of_a_missing_file_is_a_plain_error(platform):
     out = platform.cli("directory", "import", "/nonexistent.csv", "--community", "x", check=False)
     assert out.returncode == 1 and out.stderr.strip() == "consult: no such file: /nonexistent.csv"
