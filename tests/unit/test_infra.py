@@ -13,6 +13,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from services.common import metrics
 from services.common.config import HTTP_PORTS
+from services.notifications import application as notifications_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
@@ -62,8 +63,9 @@ def series_names(name: str, kind: str) -> set[str]:
 
 
 FAMILIES = metric_families(metrics)
+SERVICE_FAMILIES = metric_families(notifications_app)  # a stage's own metrics, alerted on too
 # Every series a consult service exposes, plus `up`, which Prometheus records for each scrape.
-KNOWN_SERIES = {"up"}.union(*(series_names(name, kind) for name, kind in FAMILIES.items()))
+KNOWN_SERIES = {"up"}.union(*(series_names(name, kind) for name, kind in {**FAMILIES, **SERVICE_FAMILIES}.items()))
 
 
 def test_required_metrics_are_defined_by_the_services():
@@ -293,6 +295,8 @@ REQUIRED_ALERTS = {
     "ServiceDown": ("2m", ["up == 0"]),
     "HighHttpErrorRate": (None, ["consult_http_requests_total", 'status=~"5.."']),
     "AuditCheckpointStale": (None, ["consult_audit_checkpoint_age_seconds > 3600"]),
+    "NotificationsFailing": (None, ["increase(consult_notifications_failed_total[30m])"]),
+    "WebhookEndpointPaused": (None, ["consult_webhook_endpoint_paused == 1"]),
 }
 
 
