@@ -149,11 +149,7 @@ class ActionsService(ServiceBase):
 
     def _read_texts(self, source: str, commitments: list[str]) -> dict:
         """Another stage's texts; a stage that is down leaves its texts as commitments for now."""
-        try:
-            return self.platform.rpc(source, "read_texts", commitments)
-        except Exception as exc:  # noqa: BLE001 - the case file is still worth showing
-            log.warning("actions: cannot read texts of %s for a case file: %r", source, exc)
-            return {}
+        return self.platform.rpc_or_none(source, "read_texts", commitments) or {}
 
 
 SERVICE = ActionsService

@@ -6,7 +6,6 @@ Every command takes the acting person and the roles the gateway authenticated fo
 from __future__ import annotations
 
 import functools
-import logging
 
 from nameko.rpc import RpcProxy, rpc
 
@@ -16,8 +15,6 @@ from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
 from .application import Caller, DeliberationApp
-
-log = logging.getLogger(__name__)
 
 _PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
                                            errors.Conflict, errors.Unauthorized)}
@@ -102,10 +99,8 @@ class DeliberationService(ServiceBase):
                   if v.get(k + "_commitment") and v.get("description" if k == "body" else k) is None}
         if not wanted:
             return
-        try:
-            texts = self.platform.rpc("proposals", "read_texts", sorted(wanted))
-        except Exception as exc:  # noqa: BLE001 - the consultation is still worth showing
-            log.warning("deliberation: cannot read proposal texts: %r", exc)
+        texts = self.platform.rpc_or_none("proposals", "read_texts", sorted(wanted))
+        if not texts:
             return
         for v in views:
             if v.get("proposal"):

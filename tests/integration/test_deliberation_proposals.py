@@ -3,6 +3,8 @@ residents' proposal gathers its supports in the proposals service, and the delib
 opens one consultation in the proposal's case with the body the directory gives."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.harness import wait_for
@@ -51,3 +53,14 @@ def test_a_qualified_proposal_opens_its_consultation(platform):
     assert consultation["envelope"]["actor"] == "system"
     # Only the one consultation, whatever else the proposal's stream carried.
     assert len(opened()) == 1 and len(w.api("GET", "/consultations", "zhang", expect=200).json()) == 1
+
+    # With the proposals service down, the consultation still answers at once, its title bare.
+    platform.stop("proposals")
+    try:
+        started = time.monotonic()
+        down = w.api("GET", f"/consultations/{listed['id']}", "zhang", expect=200).json()
+        assert time.monotonic() - started < 15, "a stage that is down costs seconds, not the RPC timeout"
+        assert down["title"] is None and down["title_commitment"] == view["title_commitment"]
+    finally:
+        platform.start("proposals")
+    assert w.api("GET", f"/consultations/{listed['id']}", "zhang", expect=200).json()["title"] == "疏通院坝排水沟"
