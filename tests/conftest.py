@@ -15,16 +15,12 @@ import nameko.web.handlers  # noqa: E402,F401
 sys.modules["http.server"] = _REAL_HTTP_SERVER
 http.server = _REAL_HTTP_SERVER
 
-from tests.harness import Platform
+from tests.harness import running
 
 BACKENDS = [b.strip() for b in os.environ.get("CONSULT_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def platform(request):
-    p = Platform(request.param).setup()
-    try:
-        p.start()
+    with running(request.param) as p:
         yield p
-    finally:
-        p.teardown()

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -245,6 +246,18 @@ class Platform:
             if len(page["entries"]) < 1000:
                 return out
             start = out[-1]["index"] + 1
+
+
+@contextmanager
+def running(backend: str, services: list[str] | None = None, **env: str):
+    """A started platform of its own (extra settings in `env`), torn down afterwards."""
+    p = Platform(backend, services).setup()
+    p.env.update(env)
+    try:
+        p.start()
+        yield p
+    finally:
+        p.teardown()
 
 
 def frozen_now() -> datetime:

@@ -478,24 +478,30 @@ class ActionsApp(ServiceApplication):
     def _text_of(self, *commitments) -> dict:
         return self.content.get_many([c for c in commitments if c])
 
-    def _titles(self, open_cases: dict[str, list], read_texts) -> None:
-        untitled = [c for cases in open_cases.values() for c in cases if c.get("title") is None]
-        wanted = {c["title_commitment"] for c in untitled if c.get("title_commitment")}
-        texts = {k: v for k, v in self._text_of(*wanted).items() if v is not None}
-        for source in ("proposals", "deliberation", "decisions"):
+    def _gather_texts(self, commitments, sources, read_texts) -> dict:
+        """Readable texts of commitments. Commitments are salted hashes, so each names one text
+        wherever it is stored: ours first, then each source in turn is asked for the rest."""
+        wanted = {c for c in commitments if c}
+        texts = {c: v for c, v in self._text_of(*wanted).items() if v is not None}
+        for source in sources:
             missing = sorted(wanted - texts.keys())
             if not missing or read_texts is None:
                 break
             for start in range(0, len(missing), 1000):
                 texts.update(read_texts(source, missing[start:start + 1000]) or {})
+        return texts
+
+    def _titles(self, open_cases: dict[str, list], read_texts) -> None:
+        untitled = [c for cases in open_cases.values() for c in cases if c.get("title") is None]
+        texts = self._gather_texts((c.get("title_commitment") for c in untitled),
+                                   ("proposals", "deliberation", "decisions"), read_texts)
         for c in untitled:
             c["title"] = texts.get(c.get("title_commitment"))
 
     def _case_texts(self, entries: list[dict], read_texts) -> dict:
-        """The readable texts of a case's events. Commitments are salted hashes, so each names one
-        text wherever it is stored: ours first, then each other stage of the case is asked for
-        the rest. Texts of aggregates hidden by moderation (a `…Hidden` event not followed by a
-        `…Restored` one, in log order) are left out; the hiding's own reason is shown."""
+        """The readable texts of a case's events, ours and those of each other stage of the case.
+        Texts of aggregates hidden by moderation (a `…Hidden` event not followed by a `…Restored`
+        one, in log order) are left out; the hiding's own reason is shown."""
         hidden: set[str] = set()
         for e in sorted(entries, key=lambda e: e["index"]):
             kind, agg = e["envelope"]["type"], e["envelope"]["aggregate"]["id"]
@@ -505,14 +511,7 @@ class ActionsApp(ServiceApplication):
                 hidden.discard(agg)
         shown = [c for e in entries for c in commitments_in(e["envelope"]["data"])
                  if e["envelope"]["aggregate"]["id"] not in hidden or e["envelope"]["type"].endswith("Hidden")]
-        texts = {c: v for c, v in self._text_of(*shown).items() if v is not None}
-        for source in sorted({e["envelope"]["source"] for e in entries} - {self.name}):
-            wanted = sorted({c for c in shown if c not in texts})
-            if not wanted or read_texts is None:
-                break
-            for start in range(0, len(wanted), 1000):
-                texts.update(read_texts(source, wanted[start:start + 1000]) or {})
-        return texts
+        return self._gather_texts(shown, sorted({e["envelope"]["source"] for e in entries} - {self.name}), read_texts)
 
     def task_view(self, community: str, task: str) -> dict:
         with self.engine.connect() as conn:

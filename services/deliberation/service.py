@@ -95,8 +95,8 @@ class DeliberationService(ServiceBase):
         commitments; their texts live in the proposals service's erasable store, so they are read
         from there when shown (an erased text stays absent, a proposals service that is down
         leaves the commitment alone and the view still answers)."""
-        wanted = {v[k + "_commitment"] for v in views if v.get("proposal") for k in ("title", "body")
-                  if v.get(k + "_commitment") and v.get("description" if k == "body" else k) is None}
+        shown = (("title", "title_commitment"), ("description", "body_commitment"))
+        wanted = {v[c] for v in views if v.get("proposal") for f, c in shown if f in v and v[f] is None and v.get(c)}
         if not wanted:
             return
         texts = self.platform.rpc_or_none("proposals", "read_texts", sorted(wanted))
@@ -104,10 +104,9 @@ class DeliberationService(ServiceBase):
             return
         for v in views:
             if v.get("proposal"):
-                if v.get("title") is None:
-                    v["title"] = texts.get(v.get("title_commitment"))
-                if "description" in v and v.get("description") is None:
-                    v["description"] = texts.get(v.get("body_commitment"))
+                for f, c in shown:
+                    if f in v and v[f] is None:
+                        v[f] = texts.get(v.get(c))
 
     # opening and the body -------------------------------------------------------------------------
     @rpc

@@ -467,19 +467,17 @@ class NotificationsApp(ServiceApplication):
             rows = conn.execute(q.order_by(d.c.seq).limit(min(int(limit), 1000))).all()
             removed = {r.id for r in conn.execute(sa.select(t.webhooks.c.id).where(
                 t.webhooks.c.community == community, t.webhooks.c.active.is_(False)))}
+        eligible = [r for r in rows if r.status == FAILED and r.endpoint not in removed]
         if deliveries is not None:
             missing = sorted(set(wanted) - {r.id for r in rows})
             if missing:
                 raise NotFound(f"delivery {missing[0]} does not exist in this community")
-            refused = [r for r in rows if r.status != FAILED or r.endpoint in removed]
-            if refused:
-                r = refused[0]
+            if len(eligible) < len(rows):
+                r = next(r for r in rows if r not in eligible)
                 why = "its webhook endpoint was removed" if r.endpoint in removed else f"it is {r.status}"
                 raise Conflict(f"delivery {r.id} cannot be sent again: {why}; only a failed delivery is")
         retried = []
-        for r in rows:
-            if r.status != FAILED or r.endpoint in removed:
-                continue
+        for r in eligible:
             item = self.delivery(r.id)
             with command_context(community=community, actor=actor, case=r.case, causation=r.about_event):
                 item.retry(by=actor)

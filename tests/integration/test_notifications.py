@@ -22,7 +22,7 @@ from kombu import Connection
 from services.common import clock
 from services.notifications.channels import DELIVERY_HEADER, SIGNATURE_HEADER, verify_webhook_signature
 from tests.conftest import BACKENDS
-from tests.harness import Platform, wait_for, frozen_now
+from tests.harness import frozen_now, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -93,12 +93,8 @@ def platform(request):
     """A platform of this module's own: the drainage case runs four stages on the shared clock and
     restarts the notifications service with a local SMTP server, so it starts from a quiet platform
     rather than one that earlier modules left with their clocks, backlogs and paused endpoints."""
-    p = Platform(request.param).setup()
-    try:
-        p.start()
+    with running(request.param) as p:
         yield p
-    finally:
-        p.teardown()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from kombu import Connection
 
 from services.common import bus, config
-from tests.harness import PG_URL, Platform, wait_for
+from tests.harness import PG_URL, Platform, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -83,13 +83,8 @@ def _lost_events(p: Platform, c: dict, n: int = 4) -> tuple[Lossy, list[dict]]:
 def quiet(request):
     """A platform whose consumers never run their catch-up timer after start-up: only messages
     (and the source log they trigger reads of) can bring the audit log up to date."""
-    p = Platform(request.param, services=["communities", "audit", "gateway"]).setup()
-    p.env["CONSULT_CATCHUP_INTERVAL"] = "3600"
-    try:
-        p.start()
+    with running(request.param, ["communities", "audit", "gateway"], CONSULT_CATCHUP_INTERVAL="3600") as p:
         yield p
-    finally:
-        p.teardown()
 
 
 def test_duplicated_messages_have_one_effect(quiet):
