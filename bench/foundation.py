@@ -26,7 +26,6 @@ def run(backend: str, ops: int, runs: int) -> None:
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate
     from kombu import Connection
-    from nameko.standalone.rpc import ClusterRpcProxy
 
     from services.common import config
     from services.common.aggregate import command_context
@@ -40,7 +39,7 @@ def run(backend: str, ops: int, runs: int) -> None:
         os.environ.pop("CONSULT_SERVICE", None)
         settings = config.load()
         rows = []
-        with ClusterRpcProxy({"AMQP_URI": p.env["CONSULT_AMQP_URI"]}, timeout=60) as rpc:
+        with p.rpc_proxy() as rpc:
             community = rpc.communities.create_community("bench", "bench", None)["result"]["id"]
 
             def commands():

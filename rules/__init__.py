@@ -16,14 +16,18 @@ Typical use::
 
 from .errors import (
     InvalidOptions,
+    InvalidReveal,
     InvalidRoll,
     InvalidRule,
     InvalidVote,
     MissingCoOwnerRepresentative,
+    NotRevealed,
     RulesError,
+    RuleTooWeak,
     VoterNotOnRoll,
 )
-from .hashing import canonical_roll_json, roll_hash
+from .hashing import canonical_roll_json, roll_hash, seal
+from .matters import ART_278, Matter, check_rule_for_matter, matter
 from .model import ABSTAIN, AGREE, BLOCK, DISAGREE, METHODS, PRESETS, RollEntry, Rule, Vote
 from .presets import council, generic, make_rule, owners_major, owners_ordinary, residents_meeting
 from .result import ADOPTED, REJECTED, TIED, Count, IrvRound, Result, ThresholdCheck
@@ -43,6 +47,7 @@ __all__ = [
     "ABSTAIN",
     "ADOPTED",
     "AGREE",
+    "ART_278",
     "BLOCK",
     "DEVELOPER",
     "DISAGREE",
@@ -53,16 +58,20 @@ __all__ = [
     "Count",
     "Household",
     "InvalidOptions",
+    "InvalidReveal",
     "InvalidRoll",
     "InvalidRule",
     "InvalidVote",
     "IrvRound",
+    "Matter",
     "MissingCoOwnerRepresentative",
+    "NotRevealed",
     "Ownership",
     "Resident",
     "Result",
     "RollEntry",
     "Rule",
+    "RuleTooWeak",
     "RulesError",
     "ThresholdCheck",
     "Unit",
@@ -73,14 +82,17 @@ __all__ = [
     "build_resident_roll",
     "canonical_roll_json",
     "check_choice",
+    "check_rule_for_matter",
     "check_options",
     "council",
     "current_votes",
     "generic",
     "make_rule",
+    "matter",
     "owners_major",
     "owners_ordinary",
     "residents_meeting",
     "roll_hash",
+    "seal",
     "tally",
 ]

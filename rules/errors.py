@@ -50,3 +50,15 @@ class VoterNotOnRoll(RulesError):
     def __init__(self, voter: str):
         self.voter = voter
         super().__init__(f"voter {voter!r} is not on the voter roll")
+
+
+class RuleTooWeak(InvalidRule):
+    """A matter the law names (Civil Code art. 278) would be decided on a weaker rule than the law requires."""
+
+
+class InvalidReveal(RulesError):
+    """A sealed vote's revealed choice is missing or does not open its seal."""
+
+
+class NotRevealed(InvalidReveal):
+    """A sealed vote has not been revealed yet (the count has not been recorded)."""

@@ -1,4 +1,7 @@
-"""A fingerprint of a frozen voter roll, so a recorded ballot can be checked on replay.
+"""Hashes the record is checked with: a frozen voter roll's fingerprint, and salted seals.
+
+:func:`seal` commits to a JSON value (a secret ballot's choice) without showing it; the salt is
+revealed later (with the count), and then anyone can check the value. The roll's fingerprint:
 
 Encoding (version 1), exactly:
 
@@ -18,9 +21,9 @@ encoded as ``[{"headcount":1,"units":["101"],"voter":"wang","weight":"50"}]``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 
+from .canonical import canonical_text
 from .errors import InvalidRoll
 from .model import RollEntry
 
@@ -32,9 +35,21 @@ def canonical_roll_json(roll: Iterable[RollEntry]) -> str:
     if len(set(voters)) != len(voters):
         raise InvalidRoll("voter ids on a roll must be unique")
     payload = [{**e.to_dict(), "units": sorted(e.units)} for e in entries]
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_text(payload)
 
 
 def roll_hash(roll: Iterable[RollEntry]) -> str:
     """SHA-256 hex digest of :func:`canonical_roll_json` encoded as UTF-8."""
     return hashlib.sha256(canonical_roll_json(roll).encode("utf-8")).hexdigest()
+
+
+def canonical_value_json(value: object) -> str:
+    """A JSON value in canonical text: sorted keys, no insignificant whitespace, UTF-8 as is."""
+    return canonical_text(value)
+
+
+def seal(value: object, salt_hex: str) -> str:
+    """The salted commitment to a JSON value (a secret ballot's choice, a sealed person id):
+    hex SHA-256(salt bytes ‖ UTF-8 canonical JSON of the value). With the salt revealed, anyone
+    can check that the value is the one sealed; without it, the value cannot be tried."""
+    return hashlib.sha256(bytes.fromhex(salt_hex) + canonical_value_json(value).encode("utf-8")).hexdigest()

@@ -7,10 +7,15 @@ result can be compared number for number with the recorded one (:func:`differenc
 What the record holds (see docs/events/decisions.md):
 
 * ``BallotOpened`` — the frozen roll, its hash, the full rule, the options, and ``secret``;
-* ``VoteCast`` / ``VoteChanged`` — ``ballot``, ``choice``, ``weight`` (decimal string),
-  ``headcount``, and for an open ballot ``voter`` (the roll's voter id). A secret ballot's votes
-  carry no voter: each is keyed by its vote aggregate id, an HMAC the service alone can compute;
+* ``VoteCast`` / ``VoteChanged`` — ``ballot``, ``weight`` (decimal string), ``headcount``, and
+  for an open ballot ``voter`` (the roll's voter id) and ``choice``. A secret ballot's votes carry
+  no voter: each is keyed by its vote aggregate id, an HMAC the service alone can compute; and
+  (from version 2 of these events) no choice either, only ``sealed_choice``, a salted hash of it
+  (:func:`rules.hashing.seal`);
 * ``BallotClosed`` — votes recorded after it do not count;
+* ``VotesRevealed`` — a secret ballot's count opens its seals: ``reveals``, a list of
+  ``{vote, version, choice, salt}`` for every vote recorded before ``BallotClosed``. A reveal must
+  open the vote's seal, or the record cannot be counted (:class:`InvalidReveal`);
 * ``ResolutionAdopted`` / ``ResolutionRejected`` — ``result``, a :meth:`Result.to_dict`.
 
 A secret ballot is counted against an *equivalent roll*: one entry per vote key with the vote's
@@ -30,8 +35,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .errors import InvalidRoll
-from .hashing import roll_hash
+from .errors import InvalidReveal, InvalidRoll, NotRevealed
+from .hashing import roll_hash, seal
 from .model import RollEntry, Rule, Vote
 from .numbers import exact_arithmetic, parse_decimal
 from .result import Result
@@ -39,6 +44,7 @@ from .tally import tally
 
 VOTE_TYPES = ("VoteCast", "VoteChanged")
 RESULT_TYPES = ("ResolutionAdopted", "ResolutionRejected")
+REVEAL_TYPE = "VotesRevealed"
 NOT_VOTED = "(not voted)"  # the equivalent roll's entry for everyone who did not vote
 
 
@@ -51,19 +57,53 @@ class BallotRecord:
     votes: list[dict[str, Any]] = field(default_factory=list)  # before BallotClosed, in record order
     late_votes: int = 0  # recorded after BallotClosed: they do not count
     closed: bool = False
+    reveals: dict[tuple[str, int], Mapping[str, Any]] = field(default_factory=dict)  # (vote, version) -> reveal
     recorded_result: Mapping[str, Any] | None = None  # the last ResolutionAdopted/Rejected
 
 
 def vote_record(envelope: Mapping[str, Any]) -> dict[str, Any]:
     """A VoteCast/VoteChanged envelope as a vote to count: keyed by the voter (open ballot)
-    or by the vote's aggregate id (secret ballot, whose votes carry no voter)."""
-    data = envelope["data"]
-    return {
-        "voter": data.get("voter") or envelope["aggregate"]["id"],
-        "choice": data["choice"],
+    or by the vote's aggregate id (secret ballot, whose votes carry no voter). A sealed vote has
+    no choice until its reveal is applied (:func:`open_seals`)."""
+    data, aggregate = envelope["data"], envelope["aggregate"]
+    record = {
+        "voter": data.get("voter") or aggregate["id"],
+        "choice": data.get("choice"),
         "weight": data["weight"],
         "headcount": data["headcount"],
     }
+    if data.get("sealed_choice"):  # version 1 events never have it: their choice is in the clear
+        record.update(sealed_choice=data["sealed_choice"], vote=aggregate["id"], version=aggregate["version"])
+    return record
+
+
+def reveals_of(envelope: Mapping[str, Any]) -> dict[tuple[str, int], Mapping[str, Any]]:
+    """A VotesRevealed envelope's reveals, by (vote aggregate id, version)."""
+    return {(r["vote"], r["version"]): r for r in envelope["data"]["reveals"]}
+
+
+def open_seals(votes: Sequence[Mapping[str, Any]],
+               reveals: Mapping[tuple[str, int], Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The votes with every sealed choice replaced by its revealed one, each reveal checked
+    against its seal. Raises :class:`NotRevealed` if nothing was revealed while a vote is sealed,
+    :class:`InvalidReveal` if one sealed vote has no reveal or its reveal does not open the seal."""
+    out = []
+    for vote in votes:
+        sealed = vote.get("sealed_choice")
+        if not sealed:
+            out.append(dict(vote))
+            continue
+        if not reveals:
+            raise NotRevealed("the ballot's sealed votes have not been revealed yet")
+        reveal = reveals.get((vote["vote"], vote["version"]))
+        if reveal is None:
+            raise InvalidReveal(f"sealed vote {vote['vote']} (version {vote['version']}) has no reveal")
+        if seal(reveal["choice"], reveal["salt"]) != sealed:
+            raise InvalidReveal(f"the reveal of vote {vote['vote']} (version {vote['version']}) does not open its "
+                                "seal: the revealed choice is not the one recorded")
+        out.append({k: v for k, v in vote.items() if k not in ("sealed_choice", "vote", "version")}
+                   | {"choice": reveal["choice"]})
+    return out
 
 
 def replay_ballot(envelopes: Iterable[Mapping[str, Any]], ballot: str) -> BallotRecord:
@@ -83,13 +123,18 @@ def replay_ballot(envelopes: Iterable[Mapping[str, Any]], ballot: str) -> Ballot
                 record.opened = data
             elif kind == "BallotClosed":
                 record.closed = True
+            elif kind == REVEAL_TYPE:
+                record.reveals.update(reveals_of(env))
             elif kind in RESULT_TYPES:
                 record.recorded_result = data["result"]
     return record
 
 
-def tally_record(opened: Mapping[str, Any], votes: Sequence[Mapping[str, Any]]) -> Result:
-    """Count ``votes`` (vote records in record order) under the rule and roll of ``opened``."""
+def tally_record(opened: Mapping[str, Any], votes: Sequence[Mapping[str, Any]],
+                 reveals: Mapping[tuple[str, int], Mapping[str, Any]] | None = None) -> Result:
+    """Count ``votes`` (vote records in record order) under the rule and roll of ``opened``;
+    sealed votes are opened with ``reveals`` first."""
+    votes = open_seals(votes, reveals or {})
     rule = Rule.from_dict(opened["rule"])
     options = [o["id"] if isinstance(o, Mapping) else o for o in opened["options"]]
     roll = [RollEntry.from_dict(e) for e in opened["roll"]]

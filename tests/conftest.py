@@ -1,3 +1,4 @@
+import faulthandler
 import http
 import http.server
 import os
@@ -15,6 +16,7 @@ import nameko.web.handlers  # noqa: E402,F401
 sys.modules["http.server"] = _REAL_HTTP_SERVER
 http.server = _REAL_HTTP_SERVER
 
+from tests import harness
 from tests.harness import running
 
 BACKENDS = [b.strip() for b in os.environ.get("CONSULT_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
@@ -24,3 +26,67 @@ BACKENDS = [b.strip() for b in os.environ.get("CONSULT_TEST_BACKENDS", "sqlite,p
 def platform(request):
     with running(request.param) as p:
         yield p
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """(pytest-xdist, `--dist loadgroup`) one worker runs every test of one backend, the other
+    tests go file by file (tests/xdist_groups.py says why)."""
+    if config.getvalue("dist") == "loadgroup":
+        from tests.xdist_groups import BackendScheduling
+
+        return BackendScheduling(config, log)
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A backstop behind pytest-timeout: its signal can only interrupt Python code, so a test stuck
+    in a C call (a lock wait in a driver, a browser's pipe) would hold the run until CI's own limit
+    and say nothing. Two minutes past its time limit the process prints every thread's stack and
+    exits; under xdist the worker is replaced and the test reported as crashed, so the run ends
+    with the place it hung."""
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 300)
+    faulthandler.dump_traceback_later(limit + 120, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every event the integration runs recorded must validate against its contract: a service
+    that records a field its contract does not name (or misses one) fails the session, though
+    every test passed. Under pytest-xdist each worker hands its checks to the controller, which
+    decides for the run (a worker's own exit status would not fail it)."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["contract_checks"] = [list(c) for c in harness.CONTRACT_CHECKS]
+        out["contract_violations"] = list(harness.CONTRACT_VIOLATIONS)
+    if harness.CONTRACT_VIOLATIONS and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """(pytest-xdist, on the controller) a worker's contract checks join the run's."""
+    out = getattr(node, "workeroutput", None) or {}
+    harness.CONTRACT_CHECKS.extend(tuple(c) for c in out.get("contract_checks", ()))
+    harness.CONTRACT_VIOLATIONS.extend(out.get("contract_violations", ()))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    checks, violations = harness.CONTRACT_CHECKS, harness.CONTRACT_VIOLATIONS
+    if not checks:
+        return
+    events, seconds = sum(c[1] for c in checks), sum(c[2] for c in checks)
+    terminalreporter.write_line(f"event contracts: {events} recorded events of {len(checks)} platform(s) checked "
+                                f"in {seconds:.2f} s, {len(violations)} violation(s)")
+    for name, _count, _seconds in checks:
+        if "not checked" in name:
+            terminalreporter.write_line(f"  {name}")
+    for v in violations[:50]:
+        terminalreporter.write_line(f"  CONTRACT VIOLATION {v}", red=True)
+    if len(violations) > 50:
+        terminalreporter.write_line(f"  … and {len(violations) - 50} more", red=True)

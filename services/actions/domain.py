@@ -7,9 +7,10 @@ name a responsible party, a due date and optionally a budget with its funding so
 responsible party reports progress with evidence files (their SHA-256 in the event). When every
 task is complete the plan is reported done: the result is disclosed (实施结果公开, the second of
 the "two disclosures") and the residents' evaluation (满意度评议) opens for the adult residents
-living in the plan's scope, frozen into the EvaluationOpened event. When the window has passed the
-evaluation closes: if the unsatisfied share of those residents passes the community's threshold
-the plan reopens and a follow-up proposal is requested; otherwise the case closes.
+living in the plan's scope, frozen into the EvaluationOpened event with the community's rules.
+When the window has passed the evaluation is judged on those who answered (rules.evaluation):
+enough answers and too many unsatisfied reopen the plan and request a follow-up proposal quoting
+the unsatisfied comments; too few answers extend the window once; otherwise the case closes.
 
 One Evaluation aggregate per (plan, round, resident) holds that resident's current rating, so an
 evaluation of 5,000 residents costs the same per rating as one of 10, and a concurrent duplicate
@@ -26,26 +27,26 @@ from fractions import Fraction
 
 from eventsourcing.domain import event
 
+from rules.endings import OUTCOMES
 from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from rules import evaluation as evaluation_rule
+from services.contracts.actions import (  # noqa: F401 - the contract owns what the gateway shares
+    DOWNLOAD, EVIDENCE_TYPES, sniff,
+    COMMENT_MAX, FUNDING_SOURCES, RATINGS, RESPONSIBLE_KINDS, SCOPES, TEXT_MAX, TITLE_MAX,
+)
 
-SCOPES = ("community", "compound", "building")
 # Where a plan comes from: ResolutionFinal (adopted / emergency), DeliberationConcluded (agreed),
 # or a community worker acting on a decision taken outside the platform's ballot.
 BASES = ("resolution", "emergency", "agreement", "direct")
-RESPONSIBLE_KINDS = ("property_company", "community_committee", "volunteer_team", "grid_leader", "contractor")
-FUNDING_SOURCES = ("maintenance_fund", "public_service_fund", "government", "property_company", "owners",
-                   "donation", "other")
-RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
-# How a case ended, as CaseClosed says it.
-CASE_OUTCOMES = ("completed", "rejected", "inadmissible")
+# How a case ended, as CaseClosed says it (the table of endings is the pure `rules.endings`).
+CASE_OUTCOMES = OUTCOMES
 
 OPEN, EVALUATING, REOPENED, CLOSED = "open", "evaluating", "reopened", "closed"
 ACTIVE = (OPEN, REOPENED)  # tasks are assigned and progress reported only in these
 TASK_OPEN, TASK_COMPLETED = "open", "completed"
 
-TITLE_MAX, TEXT_MAX, COMMENT_MAX = 200, 5000, 1000  # characters of a title, a report or summary, a comment
 MAX_TASKS = 100
 MAX_EVIDENCE = 20
 MAX_BUDGET = Decimal("10000000000")  # yuan; a sanity bound, not a policy
@@ -77,15 +78,15 @@ def parse_budget(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, (float, bool)) or not isinstance(value, (str, int)):
-        raise InvalidInput("budget must be a decimal string such as '12800.00'")
+        raise InvalidInput.coded("actions.budget_decimal_string_such")
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(f"budget is not a decimal number: {value!r}") from None
+        raise InvalidInput.coded("actions.budget_decimal_number", value=repr(value)) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_BUDGET:
-        raise InvalidInput("budget must be a non-negative amount in yuan")
+        raise InvalidInput.coded("actions.budget_non_negative_amount")
     if -amount.as_tuple().exponent > 2:
-        raise InvalidInput("budget has more than two decimal places")
+        raise InvalidInput.coded("actions.budget_more_than_two")
     return str(amount)
 
 
@@ -100,15 +101,15 @@ def passes(unsatisfied: int, denominator: int, threshold: str) -> bool:
     return denominator > 0 and Fraction(unsatisfied, denominator) > Fraction(threshold)
 
 
-def check_threshold(value) -> str:
+def check_threshold(value, name: str = "unsatisfied_reopen_share") -> str:
     if not isinstance(value, str):
-        raise InvalidInput("unsatisfied_reopen_share must be a fraction written like '1/3'")
+        raise InvalidInput.coded("actions.fraction_written_like", name=name)
     try:
         share = Fraction(value)
     except (ValueError, ZeroDivisionError):
-        raise InvalidInput(f"unsatisfied_reopen_share is not a fraction: {value!r}") from None
+        raise InvalidInput.coded("common.not_a_fraction", field=name, value=repr(value)) from None
     if not 0 <= share <= 1:
-        raise InvalidInput("unsatisfied_reopen_share must lie between 0 and 1")
+        raise InvalidInput.coded("common.fraction_between_0_1", field=name)
     return value
 
 
@@ -122,13 +123,13 @@ class ActionPlan(Aggregate):
              basis_commitment: str | None = None, ballot: str | None = None, consultation: str | None = None,
              proposal: str | None = None, option: dict | None = None) -> "ActionPlan":
         if basis not in BASES:
-            raise InvalidInput(f"basis must be one of: {', '.join(BASES)}")
+            raise InvalidInput.coded("actions.basis_one", bases=", ".join(BASES))
         if scope not in SCOPES:
-            raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+            raise InvalidInput.coded("common.scope_one", scopes=", ".join(SCOPES))
         if scope != "community" and not scope_id:
-            raise InvalidInput(f"a {scope} scope needs scope_id")
+            raise InvalidInput.coded("actions.scope_needs_scope_id", scope=scope)
         if basis == "direct" and not basis_commitment:
-            raise InvalidInput("a plan opened directly needs its basis written down")
+            raise InvalidInput.coded("actions.plan_opened_directly_needs")
         return cls._create(cls.ActionPlanOpened, id=id, plan=str(id), community=community, case=case, basis=basis,
                            basis_commitment=basis_commitment, scope=scope,
                            scope_id=None if scope == "community" else scope_id, category=category,
@@ -154,12 +155,12 @@ class ActionPlan(Aggregate):
     # -- guards --------------------------------------------------------------------------------
     def _must_be(self, *statuses: str, doing: str) -> None:
         if self.status not in statuses:
-            raise Conflict(f"cannot {doing}: the plan is {self.status}", status_now=self.status)
+            raise Conflict.coded("actions.plan", doing=doing, status=self.status, extra={"status_now": self.status})
 
     def task(self, task: str) -> dict:
         found = self.tasks.get(task)
         if found is None:
-            raise NotFound(f"task {task} does not exist in this plan")
+            raise NotFound.coded("actions.task_does_exist_plan", task=task)
         return found
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -167,18 +168,18 @@ class ActionPlan(Aggregate):
                budget: str | None, funding_source: str | None, now: datetime) -> None:
         self._must_be(*ACTIVE, doing="assign a task")
         if len(self.tasks) >= MAX_TASKS:
-            raise Conflict(f"a plan has at most {MAX_TASKS} tasks")
+            raise Conflict.coded("actions.plan_most_tasks", max_tasks=MAX_TASKS)
         if task in self.tasks:
-            raise Conflict(f"task {task} already exists")
+            raise Conflict.coded("actions.task_already_exists", task=task)
         if responsible_party.get("kind") not in RESPONSIBLE_KINDS:
-            raise InvalidInput(f"the responsible party must be one of: {', '.join(RESPONSIBLE_KINDS)}")
+            raise InvalidInput.coded("actions.responsible_party_one", responsible_kinds=", ".join(RESPONSIBLE_KINDS))
         if due_at <= now:
-            raise InvalidInput(f"due_at must be in the future (now is {when(now)})")
+            raise InvalidInput.coded("actions.due_future_now", now=when(now))
         budget = parse_budget(budget)
         if funding_source is not None and funding_source not in FUNDING_SOURCES:
-            raise InvalidInput(f"funding_source must be one of: {', '.join(FUNDING_SOURCES)}")
+            raise InvalidInput.coded("actions.funding_source_one", funding_sources=", ".join(FUNDING_SOURCES))
         if budget is not None and funding_source is None:
-            raise InvalidInput("a budget needs its funding source (e.g. maintenance_fund)")
+            raise InvalidInput.coded("actions.budget_needs_funding_source")
         self._assigned(task=task, title_commitment=title_commitment, responsible_party=dict(responsible_party),
                        due_at=when(due_at), budget=budget, funding_source=funding_source)
 
@@ -195,13 +196,13 @@ class ActionPlan(Aggregate):
         self._must_be(*ACTIVE, doing="report progress")
         t = self.task(task)
         if t["status"] == TASK_COMPLETED:
-            raise Conflict("this task is complete; progress can no longer be reported on it")
+            raise Conflict.coded("actions.task_complete_progress_longer")
         if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
-            raise InvalidInput("percent must be a whole number from 0 to 100")
+            raise InvalidInput.coded("actions.percent_whole_number_from")
         if len(evidence) > MAX_EVIDENCE or any(not isinstance(h, str) or not SHA256.match(h) for h in evidence):
-            raise InvalidInput(f"evidence must be at most {MAX_EVIDENCE} SHA-256 hashes (64 lowercase hex digits)")
+            raise InvalidInput.coded("actions.evidence_most_sha_hashes", max_evidence=MAX_EVIDENCE)
         if len(set(evidence)) != len(evidence):
-            raise InvalidInput("an evidence file is listed twice")
+            raise InvalidInput.coded("actions.evidence_file_listed_twice")
         self._progress(task=task, percent=percent, note_commitment=note_commitment, evidence=list(evidence))
         if percent == 100:
             self._completed(task=task, late=when(now) > t["due_at"])
@@ -235,24 +236,27 @@ class ActionPlan(Aggregate):
 
     # -- done, disclosure, evaluation -------------------------------------------------------------
     def report_done(self, *, summary_commitment: str, residents: list[str], window_days: int, threshold: str,
-                    now: datetime) -> None:
+                    now: datetime, min_response_share: str | None = None) -> None:
         """Every task complete: the result is disclosed and the residents' evaluation opens."""
         self._must_be(*ACTIVE, doing="report the plan done")
         if not self.tasks:
-            raise Conflict("a plan without tasks cannot be done: assign its tasks first")
+            raise Conflict.coded("actions.plan_without_tasks_done")
         unfinished = sorted(k for k, t in self.tasks.items() if t["status"] != TASK_COMPLETED)
         if unfinished:
-            raise Conflict(f"{len(unfinished)} task(s) are not complete yet", unfinished_tasks=unfinished)
+            raise Conflict.coded("actions.task_complete_yet", unfinished_count=len(unfinished),
+                                 extra={"unfinished_tasks": unfinished})
         if not isinstance(window_days, int) or isinstance(window_days, bool) or window_days < 1:
-            raise InvalidInput("the evaluation window must be at least one day")
+            raise InvalidInput.coded("actions.evaluation_window_least_one")
         threshold = check_threshold(threshold)
+        if min_response_share is not None:
+            min_response_share = check_threshold(min_response_share, "evaluation_min_response_share")
         round_ = self.round + 1
         residents = sorted(set(residents))
         self._reported_done(round=round_)
         self._disclosed(round=round_, summary_commitment=summary_commitment)
         self._evaluation_opened(round=round_, opens_at=when(now), closes_at=when(now + timedelta(days=window_days)),
                                 window_days=window_days, threshold=threshold, denominator=len(residents),
-                                residents=residents)
+                                residents=residents, min_response_share=min_response_share)
 
     @event("PlanReportedDone")
     def _reported_done(self, round: int):  # noqa: A002 - the field's name in the event
@@ -264,54 +268,83 @@ class ActionPlan(Aggregate):
 
     @event("EvaluationOpened")
     def _evaluation_opened(self, round: int, opens_at: str, closes_at: str, window_days: int,  # noqa: A002
-                           threshold: str, denominator: int, residents: list):
+                           threshold: str, denominator: int, residents: list, min_response_share: str | None = None):
+        # The community's rules as they stood when the evaluation opened: a later change of the rules
+        # does not touch it. An evaluation opened before the minimum response share existed (None)
+        # keeps the rule it opened under: the unsatisfied share of everyone asked.
         self.evaluation = {"round": round, "opens_at": opens_at, "closes_at": closes_at, "threshold": threshold,
-                           "residents": frozenset(residents), "denominator": denominator}
+                           "residents": frozenset(residents), "denominator": denominator,
+                           "window_days": window_days, "min_response_share": min_response_share,
+                           "extended": False}
         self.status = EVALUATING
 
     def check_evaluator(self, person: str, now: datetime) -> int:
         """The round a resident may rate now, or a clear refusal."""
         if self.status != EVALUATING:
             if self.evaluation is None:
-                raise Conflict("the evaluation has not opened: it opens when the plan is reported done")
-            raise Conflict(f"the evaluation closed at {self.evaluation['closes_at']}")
+                raise Conflict.coded("actions.evaluation_opened_opens_when")
+            raise Conflict.coded("actions.evaluation_closed", closes_at=self.evaluation["closes_at"])
         if when(now) >= self.evaluation["closes_at"]:
-            raise Conflict(f"the evaluation window closed at {self.evaluation['closes_at']}")
+            raise Conflict.coded("actions.evaluation_window_closed", closes_at=self.evaluation["closes_at"])
         if person not in self.evaluation["residents"]:
-            raise Forbidden("only the adult residents living in the plan's scope when the evaluation opened "
-                            "may evaluate it")
+            raise Forbidden.coded("actions.adult_residents_living_plan")
         return self.evaluation["round"]
 
     def tally_due(self, now: datetime) -> bool:
         return self.status == EVALUATING and when(now - TALLY_GRACE) >= self.evaluation["closes_at"]
 
-    def close_evaluation(self, *, counts: dict[str, int], now: datetime) -> str:
-        """Count the current ratings; reopen with a follow-up if too many are unsatisfied.
-        Returns the outcome: 'accepted' (the case may close) or 'reopened'."""
+    def close_evaluation(self, *, counts: dict[str, int], now: datetime,
+                         unsatisfied_comment_commitments: list[str] | None = None) -> str:
+        """Count the current ratings and judge them (rules.evaluation): reopen with a follow-up that
+        quotes the unsatisfied comments (their commitments), accept, or, when too few answered,
+        extend the window once. Returns 'accepted' (the case may close), 'reopened' or 'extended'."""
         if not self.tally_due(now):
-            raise Conflict("the evaluation is not due to close yet")
+            raise Conflict.coded("actions.evaluation_due_close_yet")
         ev = self.evaluation
         counts = {r: int(counts.get(r, 0)) for r in RATINGS}
         respondents = sum(counts.values())
         if respondents > ev["denominator"]:
-            raise Conflict("more ratings than residents asked: the count is inconsistent")
-        reopen = passes(counts["unsatisfied"], ev["denominator"], ev["threshold"])
+            raise Conflict.coded("actions.more_ratings_than_residents")
+        judged = None
+        if ev.get("min_response_share") is None:  # opened under the earlier rule: everyone asked counts
+            reopen = passes(counts["unsatisfied"], ev["denominator"], ev["threshold"])
+            share = unsatisfied_share(counts["unsatisfied"], ev["denominator"])
+        else:
+            judged = evaluation_rule.judge_evaluation(unsatisfied=counts["unsatisfied"], respondents=respondents,
+                                      denominator=ev["denominator"], threshold=ev["threshold"],
+                                      min_response_share=ev["min_response_share"], extended=ev["extended"])
+            if judged.outcome == evaluation_rule.EXTENDED:
+                closes = clock.parse(ev["closes_at"]) + timedelta(days=ev["window_days"])
+                self._evaluation_extended(round=ev["round"], closes_at=when(closes), counts=counts,
+                                          respondents=respondents, denominator=ev["denominator"],
+                                          response_share=judged.response_share,
+                                          min_response_share=ev["min_response_share"])
+                return evaluation_rule.EXTENDED
+            reopen, share = judged.outcome == evaluation_rule.REOPENED, judged.unsatisfied_share
         outcome = "reopened" if reopen else "accepted"
+        extra = {} if judged is None else {"response_share": judged.response_share,
+                                           "response_share_met": judged.response_share_met,
+                                           "min_response_share": ev["min_response_share"]}
         self._evaluation_closed(round=ev["round"], counts=counts, respondents=respondents,
-                                denominator=ev["denominator"],
-                                unsatisfied_share=unsatisfied_share(counts["unsatisfied"], ev["denominator"]),
-                                threshold=ev["threshold"], outcome=outcome)
+                                denominator=ev["denominator"], unsatisfied_share=share,
+                                threshold=ev["threshold"], outcome=outcome, **extra)
         if reopen:
             self._reopened(round=ev["round"])
             self._follow_up(original_case=self.case, plan=str(self.id), round=ev["round"], scope=self.scope,
                             scope_id=self.scope_id, category=self.category, title_commitment=self.title_commitment,
-                            unsatisfied_share=unsatisfied_share(counts["unsatisfied"], ev["denominator"]),
-                            threshold=ev["threshold"])
+                            unsatisfied_share=share, threshold=ev["threshold"],
+                            unsatisfied_comment_commitments=list(unsatisfied_comment_commitments or []))
         return outcome
+
+    @event("EvaluationExtended")
+    def _evaluation_extended(self, round: int, closes_at: str, counts: dict, respondents: int,  # noqa: A002
+                             denominator: int, response_share: str, min_response_share: str):
+        self.evaluation = dict(self.evaluation, closes_at=closes_at, extended=True)
 
     @event("EvaluationClosed")
     def _evaluation_closed(self, round: int, counts: dict, respondents: int, denominator: int,  # noqa: A002
-                           unsatisfied_share: str, threshold: str, outcome: str):
+                           unsatisfied_share: str, threshold: str, outcome: str, response_share: str | None = None,
+                           response_share_met: bool | None = None, min_response_share: str | None = None):
         self.last_tally = {"round": round, "counts": dict(counts), "respondents": respondents,
                            "denominator": denominator, "unsatisfied_share": unsatisfied_share, "threshold": threshold}
         self.status = CLOSED if outcome == "accepted" else self.status
@@ -325,7 +358,7 @@ class ActionPlan(Aggregate):
     @event("FollowUpRequested")
     def _follow_up(self, original_case: str, plan: str, round: int, scope: str,  # noqa: A002
                    scope_id: str | None, category: str | None, title_commitment: str | None,
-                   unsatisfied_share: str, threshold: str):
+                   unsatisfied_share: str, threshold: str, unsatisfied_comment_commitments: list | None = None):
         pass
 
 
@@ -361,27 +394,37 @@ class Evaluation(Aggregate):
 
 def check_rating(rating) -> str:
     if rating not in RATINGS:
-        raise InvalidInput(f"rating must be one of: {', '.join(RATINGS)}")
+        raise InvalidInput.coded("actions.rating_one", ratings=", ".join(RATINGS))
     return rating
 
 
 # ---- how a case ended ---------------------------------------------------------------------------
 class CaseClosure(Aggregate):
-    """The end of a case, published so that everyone who took part can learn the outcome."""
+    """The end of a case, published so that everyone who took part can learn the outcome. Its id
+    derives from the case, so a case closes once: a second ending (a redelivered trigger, the lead
+    closing a case the consumer has just closed) fails on the aggregate's version."""
 
     EVENT_NAMES_ARE_TYPES = True
 
     @classmethod
     def close(cls, *, community: str, case: str, outcome: str, stage: str, reason_commitment: str | None,
-              result: dict | None = None, plan: str | None = None) -> "CaseClosure":
-        """`reason_commitment` is the written reason (a screening's, a disclosed result); `result`
-        the numbers behind the outcome (a resolution's count, an evaluation's tally)."""
+              result: dict | None = None, plan: str | None = None, merged_into: str | None = None) -> "CaseClosure":
+        """`reason_commitment` is the written reason (a screening's, a disclosed result, the lead's);
+        `result` the numbers behind the outcome (a resolution's count, an evaluation's tally);
+        `merged_into` the case a merged proposal continues in."""
         if outcome not in CASE_OUTCOMES:
-            raise InvalidInput(f"outcome must be one of: {', '.join(CASE_OUTCOMES)}")
+            raise InvalidInput.coded("common.outcome_one", outcomes=", ".join(CASE_OUTCOMES))
+        if outcome == "merged" and not merged_into:
+            raise InvalidInput.coded("actions.merged_case_names_case")
+        if outcome == "closed_by_lead" and not reason_commitment:
+            raise InvalidInput.coded("actions.closing_case_needs_reason")
         return cls._create(cls.CaseClosed, id=closure_id(case), community=community, case=case, outcome=outcome,
-                           stage=stage, reason_commitment=reason_commitment, result=result, plan=plan)
+                           stage=stage, reason_commitment=reason_commitment, result=result, plan=plan,
+                           merged_into=merged_into)
 
     @event("CaseClosed")
     def __init__(self, community: str, case: str, outcome: str, stage: str, reason_commitment: str | None,
-                 result: dict | None, plan: str | None):
+                 result: dict | None, plan: str | None, merged_into: str | None = None):
+        # merged_into defaults: CaseClosed events recorded before merges closed cases lack it.
         self.community, self.case, self.outcome, self.stage = community, case, outcome, stage
+        self.merged_into = merged_into

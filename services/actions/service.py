@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import RpcProxy, rpc
-
 from services.common import errors
-from services.common.consumer import EventSourcedSink, SinkChain, SqlSink
+from services.common.consumer import SinkChain
+from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
-from .application import ActionsApp, Caller, project_case
+from .application import MANAGERS, ActionsApp, Caller
 
 _PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
                                            errors.Conflict, errors.Unauthorized)}
@@ -27,14 +26,12 @@ def _result(reply):
     """The result of another service's RPC reply; its refusal is raised as the same problem."""
     if isinstance(reply, dict) and reply.get("ok") is False:
         problem = reply["problem"]
-        raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput)(problem["detail"])
+        raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput).relayed(problem)
     return reply["result"] if isinstance(reply, dict) and "ok" in reply else reply
 
 
 def _consumer(rt: Runtime) -> SinkChain:
-    """The board's case rows (SQL) and the plans and closures (events) from one stream, each
-    tracked in its own store."""
-    return SinkChain(SqlSink("actions-cases", rt.engine, project_case), EventSourcedSink(rt.app, rt.app.on_stage_event))
+    return rt.app.stage_sinks()
 
 
 def tick(rt: Runtime) -> None:
@@ -103,6 +100,12 @@ class ActionsService(ServiceBase):
 
     @rpc
     @command
+    def evidence_info(self, community, sha256):
+        """An evidence file of the community without its bytes (for a conditional request)."""
+        return self.app.evidence.info(community, sha256)
+
+    @rpc
+    @command
     def report_done(self, actor, roles, community, plan, summary):
         p = self.app.plan(community, plan)
         residents = _result(self.communities.residents_in_scope(community, p.scope, p.scope_id, None))
@@ -118,12 +121,12 @@ class ActionsService(ServiceBase):
     @rpc
     @command
     def get_plan(self, community, plan):
-        return self.app.plan_view(community, plan)
+        return self.app.plan_view(community, plan, self._read_texts)
 
     @rpc
     @command
     def list_plans(self, community, status=None):
-        return self.app.list_plans(community, status)
+        return self.app.list_plans(community, status, self._read_texts)
 
     @rpc
     @command
@@ -132,20 +135,49 @@ class ActionsService(ServiceBase):
 
     @rpc
     @command
-    def board(self, community):
-        return self.app.board(community, self._read_texts)
+    def board(self, community, outcome=None, closed_from=None, closed_to=None):
+        return self.app.board(community, self._read_texts, outcome, closed_from, closed_to)
 
     @rpc
     @command
-    def case_file(self, community, case):
-        entries, start = [], 0
-        while True:
-            page = _result(self.audit.entries(community, start, AUDIT_PAGE, case))["entries"]
-            entries += page
-            if len(page) < AUDIT_PAGE:
-                break
-            start = page[-1]["index"] + 1
-        return self.app.case_file(community, case, entries, self._read_texts)
+    def close_case(self, actor, roles, community, case, reason):
+        return self.app.close_case(Caller(actor, frozenset(roles)), community, case, reason)
+
+    def _sees_identities(self, community: str, case: str, actor, roles) -> bool:
+        """Whether the caller sits in the case's 1+2+X body: the community's workers and lead (the
+        "1", who run every case), or a member of the body of a consultation held on the case."""
+        if actor is None:
+            return False
+        if Caller(actor, frozenset(roles or ())).holds(MANAGERS):
+            return True
+        for c in self.platform.rpc_or_none("deliberation", "list_consultations", community) or []:
+            if c.get("case") != case:
+                continue
+            view = self.platform.rpc_or_none("deliberation", "get_consultation", community, c["id"]) or {}
+            if any(m.get("person") == actor and m.get("status") == "active" for m in view.get("body", [])):
+                return True
+        return False
+
+    @rpc
+    @command
+    def ratings(self, community, plan, actor=None, roles=None):
+        p = self.app.plan(community, plan)
+        return self.app.ratings(community, plan, self._sees_identities(community, p.case, actor, roles))
+
+    @rpc
+    @command
+    def case_file(self, community, case, actor=None, roles=None):
+        entries = []
+        for one in self.app.track(community, str(case)):  # the case, and its follow-ups: one track
+            start = 0
+            while True:
+                page = _result(self.audit.entries(community, start, AUDIT_PAGE, one))["entries"]
+                entries += page
+                if len(page) < AUDIT_PAGE:
+                    break
+                start = page[-1]["index"] + 1
+        return self.app.case_file(community, case, entries, self._read_texts,
+                                  self._sees_identities(community, str(case), actor, roles))
 
     def _read_texts(self, source: str, commitments: list[str]) -> dict:
         """Another stage's texts; a stage that is down leaves its texts as commitments for now."""

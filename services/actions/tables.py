@@ -3,8 +3,10 @@
 Two feeds keep them, each exactly once and in order, and they never write the same table:
 - the service's own log (plans, tasks, progress, evaluations, closures), by the projection;
 - the events consumed from the other stages (proposals, deliberation, decisions), by the
-  tracked consumer: `actions_cases` holds where each case stands, for the progress board.
-Evidence files are content-addressed on disk; `actions_evidence` says which community holds which.
+  tracked consumer: `actions_cases` holds where each case stands, for the progress board, and
+  `actions_case_decisions` which cases reached a decision or agreement (a plan may open on them).
+Evidence files are content-addressed, in `actions_evidence_files` on PostgreSQL and on disk on SQLite;
+`actions_evidence` says which community holds which.
 """
 from __future__ import annotations
 
@@ -30,6 +32,19 @@ cases = sa.Table(
     sa.Column("last_type", sa.String(60), nullable=False),
 )
 
+# Cases that reached a decision or agreement in another stage: a final adopted resolution, a
+# confirmed or declared emergency, a consultation concluded in agreement. Only such a case of the
+# community may get a plan opened directly. Kept by its own tracked sink, so a deployment that
+# ran before this table existed fills it from the stages' logs.
+case_decisions = sa.Table(
+    "actions_case_decisions", metadata,
+    sa.Column("case_id", sa.String(36), primary_key=True),
+    sa.Column("community", sa.String(36), index=True, nullable=False),
+    sa.Column("decided_by", sa.String(60), nullable=False),  # the event type that decided it
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("decided_at", sa.String(40), nullable=False),
+)
+
 plans = sa.Table(
     "actions_plans", metadata,
     sa.Column("plan", sa.String(36), primary_key=True),
@@ -50,6 +65,18 @@ plans = sa.Table(
     sa.Column("evaluation_denominator", sa.Integer),
     sa.Column("evaluation_threshold", sa.String(20)),
     sa.Column("last_evaluation", sa.JSON),  # the data of the last EvaluationClosed
+)
+
+# Where each plan came from (ActionPlanOpened): the ballot whose resolution it carries out, and
+# the option adopted (its id and title commitment, as ResolutionFinal named it). A table of its own
+# rather than columns of actions_plans, so a state store made before it gains it at start.
+plan_origins = sa.Table(
+    "actions_plan_origins", metadata,
+    sa.Column("plan", sa.String(36), primary_key=True),
+    sa.Column("ballot", sa.String(36)),
+    sa.Column("consultation", sa.String(36)),
+    sa.Column("proposal", sa.String(36)),
+    sa.Column("option", sa.JSON),
 )
 
 tasks = sa.Table(
@@ -102,7 +129,10 @@ closures = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("stage", sa.String(20), nullable=False),
     sa.Column("reason_commitment", sa.String(64)),
-    sa.Column("closed_at", sa.String(40), nullable=False),
+    sa.Column("closed_at", sa.String(40), nullable=False, index=True),
+    sa.Column("merged_into", sa.String(36)),  # the case a merged proposal continues in
+    sa.Column("closed_by", sa.String(64)),  # the actor: "system" for a stage's ending, else the lead
+    sa.Column("plan", sa.String(36)),
 )
 
 evidence = sa.Table(
@@ -113,4 +143,14 @@ evidence = sa.Table(
     sa.Column("media_type", sa.String(100), nullable=False),
     sa.Column("uploaded_by", sa.String(64), nullable=False),
     sa.Column("uploaded_at", sa.String(40), nullable=False),
+)
+
+# Evidence files themselves, content-addressed, when the service runs on PostgreSQL: every instance
+# on every host reads the same bytes (on SQLite they are files in the data folder). Written in the
+# transaction that records the file's `actions_evidence` row.
+evidence_files = sa.Table(
+    "actions_evidence_files", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
 )

@@ -2,8 +2,8 @@
 
     python -c "from services.audit import bench; bench.run(100_000)"
 
-Generates a realistic export (envelopes of several sources, one in four carrying free-text
-commitments with their text lines, a signed checkpoint every 10,000 entries, one key rotation)
+Generates a realistic export (its signed header, envelopes of several sources, one in four carrying
+free-text commitments with their text lines, a signed checkpoint every 10,000 entries, one key rotation)
 in a temporary file, then times (median of 3, time.perf_counter) full offline verification,
 raw hashing, tree appends, and proof generation and verification.
 """
@@ -55,6 +55,10 @@ def generate_export(path: str, n_entries: int, key: Ed25519PrivateKey, new_key: 
     rotated_at = n_entries // 2 if new_key is not None else -1
     texts = 0
     with open(path, "w", encoding="utf-8", newline="\n") as out:
+        # The header the platform signs last: with the key of the day (after the rotation, the new one).
+        header = checkpoints.sign_export_header(new_key or key, community, n_entries, n_entries,
+                                                t0 + timedelta(seconds=n_entries * 3 + 2))
+        out.write(checkpoints.canonical(header).decode("utf-8") + "\n")
         for i in range(n_entries):
             source = SOURCES[i % len(SOURCES)]
             positions[source] += rng.randint(1, 3)  # positions can have holes

@@ -14,6 +14,10 @@ of keys: the first key, then each rotation statement, signed by the old key (see
 every community's log, so a verifier holding the first public key learns the next one. A key
 file that is not the chain's current key is never used to sign: replacing the file by hand, without
 a rotation, would make every later checkpoint unverifiable, so the service refuses, loudly.
+
+A training deployment signs with a key of its own (CONSULT_AUDIT_TRAINING_KEY_FILE, else
+<data dir>/audit-training-signing.key; never CONSULT_AUDIT_KEY_FILE, the production key) and marks
+every statement it signs "mode": "training", so its record never verifies as a production one.
 """
 from __future__ import annotations
 
@@ -93,6 +97,7 @@ signer_lock = sa.Table(
 
 PLATFORM_TREE = "platform"
 KEY_FILE_NAME = "audit-signing.key"
+TRAINING_KEY_FILE_NAME = "audit-training-signing.key"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Policy:
     every: int  # entries
     seconds: float
     key_file: Path
+    mode: str = cp.PRODUCTION  # the deployment's kind, which every statement it signs carries
 
 
 def policy(settings: Settings) -> Policy:
@@ -107,25 +113,33 @@ def policy(settings: Settings) -> Policy:
     seconds = float(os.environ.get("CONSULT_AUDIT_CHECKPOINT_SECONDS", "60"))
     if every < 1 or seconds <= 0:
         raise ValueError("CONSULT_AUDIT_CHECKPOINT_EVERY must be ≥ 1 and CONSULT_AUDIT_CHECKPOINT_SECONDS > 0")
-    key_file = os.environ.get("CONSULT_AUDIT_KEY_FILE") or settings.data_dir / KEY_FILE_NAME
-    return Policy(every, seconds, Path(key_file).resolve())
+    production = Path(os.environ.get("CONSULT_AUDIT_KEY_FILE") or settings.data_dir / KEY_FILE_NAME).resolve()
+    if not settings.training:
+        return Policy(every, seconds, production)
+    key_file = Path(os.environ.get("CONSULT_AUDIT_TRAINING_KEY_FILE")
+                    or settings.data_dir / TRAINING_KEY_FILE_NAME).resolve()
+    if key_file == production:
+        raise ValueError(f"a training deployment never signs with the production key file ({production}): set "
+                         "CONSULT_AUDIT_TRAINING_KEY_FILE to a file of its own")
+    return Policy(every, seconds, key_file, cp.TRAINING)
 
 
 # --- the key file ---------------------------------------------------------------------------------
 
 class Signer:
     """The signing key held in the key file; re-read whenever the file changes (a rotation made by
-    another instance replaces it)."""
+    another instance replaces it). `mode`: the deployment's kind, marked on what it signs."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, mode: str = cp.PRODUCTION):
         self.path = Path(path)
+        self.mode = mode
         self._stamp: tuple | None = None
         self.key: Ed25519PrivateKey
         self.key_id = ""
         self.reload()
 
     @classmethod
-    def open(cls, path: Path) -> "Signer":
+    def open(cls, path: Path, mode: str = cp.PRODUCTION) -> "Signer":
         """The key in `path`, made (mode 0600) if there is none yet."""
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
@@ -134,7 +148,7 @@ class Signer:
                 logger.warning("audit: made a new signing key in %s; keep it secret and back it up", path)
             except FileExistsError:
                 pass  # another instance made it at the same moment
-        return cls(path)
+        return cls(path, mode)
 
     def reload(self) -> None:
         st = os.stat(self.path)
@@ -198,8 +212,7 @@ def _usable(conn: sa.Connection, signer: Signer) -> None:
     signer.reload()
     current = current_key_id(conn)
     if signer.key_id != current:
-        raise Conflict(f"the key file {signer.path} holds key {signer.key_id}, but the audit log's current key is "
-                       f"{current}: refusing to sign (restore the key file, or rotate with consult audit rotate-key)")
+        raise Conflict.coded("audit.key_file_holds_key", path=signer.path, key_id=signer.key_id, current=current)
 
 
 def public_keys(conn: sa.Connection) -> dict:
@@ -225,29 +238,28 @@ def rotate(engine: sa.Engine, signer: Signer, new_key_file: str | os.PathLike, n
     try:
         new_key = cp.load_private_key(path)
     except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read an Ed25519 private key from {path}: {exc}") from None
+        raise InvalidInput.coded("audit.read_ed_private_key", path=path, exc=exc) from None
     new_id = cp.key_id(new_key)
     if not os.access(signer.path.parent, os.W_OK):
-        raise Conflict(f"the key file's folder {signer.path.parent} is not writable: the new key could not be "
-                       "installed, so nothing was rotated")
+        raise Conflict.coded("audit.key_file_folder_writable", parent=signer.path.parent)
     with engine.begin() as conn:
         _lock(conn)
         current = current_key_id(conn)
         signer.reload()
         if current == new_id:
             if signer.key_id == new_id:
-                raise Conflict(f"key {new_id} is already the signing key")
+                raise Conflict.coded("audit.key_already_signing_key", new_id=new_id)
             statement = next((r for r in rotations(conn) if r["new_key_id"] == new_id), None)
         else:
             if conn.execute(sa.select(keys.c.key_id).where(keys.c.key_id == new_id)).first() is not None:
-                raise Conflict(f"key {new_id} was used before; a rotation needs a new key")
+                raise Conflict.coded("audit.key_was_used_before", new_id=new_id)
             _usable(conn, signer)
             # The old key vouches for what it signed up to the rotation's time: never let that time
             # precede one of its own checkpoints (a clock set back would disown them).
             signed = [conn.execute(sa.select(sa.func.max(t.c.time)).where(t.c.key_id == current)).scalar()
                       for t in (community_checkpoints, platform_checkpoints)]
             statement = cp.rotate_key(signer.key, new_key.public_key(),
-                                      max([clock.format(now)] + [s for s in signed if s]))
+                                      max([clock.format(now)] + [s for s in signed if s]), mode=signer.mode)
             at = statement["time"]
             conn.execute(sa.update(keys).where(keys.c.key_id == current).values(retired_at=at, successor=new_id))
             conn.execute(sa.insert(keys).values(key_id=new_id, public_key=statement["new_public_key"], added_at=at))
@@ -257,7 +269,7 @@ def rotate(engine: sa.Engine, signer: Signer, new_key_file: str | os.PathLike, n
             conn.execute(sa.insert(key_rotations).values(
                 seq=seq, old_key_id=current, new_key_id=new_id, time=at, platform_index=index,
                 statement=cp.canonical(statement).decode("utf-8")))
-            _sign_platform(conn, tree, new_key, at)
+            _sign_platform(conn, tree, new_key, at, signer.mode)
     signer.install(new_key)
     logger.warning("audit: signing key rotated from %s to %s", statement["old_key_id"], new_id)
     return statement
@@ -340,7 +352,8 @@ def _sign_checkpoints(conn: sa.Connection, signer: Signer, sizes: dict[str, int]
     tree = _platform_tree(conn)
     made = []
     for c, size in sorted(sizes.items()):
-        statement = cp.sign_checkpoint(signer.key, c, size, log.tree(conn, c, size).root(size), now)
+        statement = cp.sign_checkpoint(signer.key, c, size, log.tree(conn, c, size).root(size), now,
+                                       mode=signer.mode)
         index = _platform_append(conn, tree, cp.CHECKPOINT, c, statement)
         seq = (conn.execute(sa.select(sa.func.max(community_checkpoints.c.seq)).where(
             community_checkpoints.c.community == c)).scalar() or 0) + 1
@@ -348,7 +361,7 @@ def _sign_checkpoints(conn: sa.Connection, signer: Signer, sizes: dict[str, int]
             community=c, seq=seq, size=size, time=statement["time"], key_id=statement["key_id"],
             platform_index=index, statement=cp.canonical(statement).decode("utf-8")))
         made.append(statement)
-    _sign_platform(conn, tree, signer.key, now)
+    _sign_platform(conn, tree, signer.key, now, signer.mode)
     return made
 
 
@@ -372,13 +385,47 @@ def _platform_append(conn: sa.Connection, tree: merkle.MerkleTree, kind: str, co
     return index
 
 
-def _sign_platform(conn: sa.Connection, tree: merkle.MerkleTree, key: Ed25519PrivateKey, now: datetime) -> dict:
-    statement = cp.sign_checkpoint(key, cp.PLATFORM, tree.size, tree.root(), now)
+def _sign_platform(conn: sa.Connection, tree: merkle.MerkleTree, key: Ed25519PrivateKey, now: datetime,
+                   mode: str) -> dict:
+    statement = cp.sign_checkpoint(key, cp.PLATFORM, tree.size, tree.root(), now, mode=mode)
     seq = (conn.execute(sa.select(sa.func.max(platform_checkpoints.c.seq))).scalar() or 0) + 1
     conn.execute(sa.insert(platform_checkpoints).values(
         seq=seq, size=tree.size, time=statement["time"], key_id=statement["key_id"],
         statement=cp.canonical(statement).decode("utf-8")))
     return statement
+
+
+# --- the extents of what is handed out -----------------------------------------------------------------
+
+def covered(conn: sa.Connection, community: str) -> int:
+    """How many entries of the community's log its latest checkpoint covers (0 without one)."""
+    c = community_checkpoints
+    return conn.execute(sa.select(c.c.size).where(c.c.community == community)
+                        .order_by(c.c.seq.desc()).limit(1)).scalar() or 0
+
+
+def extent(conn: sa.Connection, community: str) -> dict:
+    """The log's size and how much of it the latest checkpoint covers. The checkpoint is read
+    first: the head, read after it, is never behind it."""
+    done = covered(conn, community)
+    return {"community": community, "size": log.head(conn, community), "covered": done}
+
+
+def export_header(engine: sa.Engine, signer: Signer, community: str, unsigned: bool, now: datetime) -> dict:
+    """The signed header of an export of `community`: it ends at the latest checkpoint, or, when
+    `unsigned`, at the latest entry, and says so."""
+    with engine.connect() as conn:
+        _usable(conn, signer)
+        span = extent(conn, community)
+    return cp.sign_export_header(signer.key, community, span["size"] if unsigned else span["covered"],
+                                 span["covered"], now, mode=signer.mode)
+
+
+def bundle_extent(conn: sa.Connection, signer: Signer, bundle: dict, case: str, now: datetime) -> dict:
+    """The signed extent of a case bundle: exactly the entries it holds."""
+    _usable(conn, signer)
+    return cp.sign_bundle_extent(signer.key, bundle["community"], case, bundle["checkpoint"]["size"],
+                                 [e["index"] for e in bundle["entries"]], now, mode=signer.mode)
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -388,7 +435,7 @@ def latest(conn: sa.Connection, community: str) -> dict:
     row = conn.execute(sa.select(c.c.statement).where(c.c.community == community)
                        .order_by(c.c.seq.desc()).limit(1)).first()
     if row is None:
-        raise NotFound(f"community {community} has no checkpoint yet")
+        raise NotFound.coded("audit.community_checkpoint_yet", community=community)
     return json.loads(row.statement)
 
 
@@ -406,7 +453,7 @@ def of_size(conn: sa.Connection, community: str, size: int) -> tuple[dict, int]:
     row = conn.execute(sa.select(c.c.statement, c.c.platform_index).where(c.c.community == community, c.c.size == size)
                        .order_by(c.c.seq.desc()).limit(1)).first()
     if row is None:
-        raise NotFound(f"community {community} has no checkpoint of size {size}")
+        raise NotFound.coded("audit.community_checkpoint_size", community=community, size=size)
     return json.loads(row.statement), row.platform_index
 
 
@@ -414,7 +461,7 @@ def platform_latest(conn: sa.Connection) -> dict:
     p = platform_checkpoints
     row = conn.execute(sa.select(p.c.statement).order_by(p.c.seq.desc()).limit(1)).first()
     if row is None:
-        raise NotFound("no platform checkpoint yet")
+        raise NotFound.coded("audit.platform_checkpoint_yet")
     return json.loads(row.statement)
 
 

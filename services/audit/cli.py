@@ -27,12 +27,14 @@ def register(subparsers) -> None:
     q.add_argument("--community", required=True)
     q.add_argument("--out", required=True)
     q.add_argument("--cut", action="store_true", help="cut a checkpoint first, so the export covers everything")
-    q.add_argument("--unsigned", action="store_true", help="also export the entries after the latest checkpoint")
+    q.add_argument("--unsigned", action="store_true",
+                   help="also export the entries after the latest checkpoint (the signed header says so)")
     q.set_defaults(fn=cmd_export)
 
     q = sub.add_parser("verify", help="verify an export offline (exit 0 verified, 1 failed, 2 unreadable)")
     q.add_argument("file")
     _trust_arguments(q)
+    _unsigned_tail_argument(q, "accept them and count them as unvouched")
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     q.set_defaults(fn=cmd_verify)
 
@@ -40,25 +42,37 @@ def register(subparsers) -> None:
     q.add_argument("--case", required=True)
     q.add_argument("--community", help="the case's community (found from the case if omitted)")
     q.add_argument("--since", type=int, help="add a consistency proof from this size (your trusted checkpoint's)")
+    q.add_argument("--cut", action="store_true", help="cut a checkpoint first, so it covers every entry of the case")
+    q.add_argument("--unsigned", action="store_true",
+                   help="carry the case's entries after the latest checkpoint without a proof (the signed extent "
+                        "says so)")
     q.add_argument("--out", required=True)
     q.set_defaults(fn=cmd_bundle)
 
     q = sub.add_parser("verify-proof", help="verify a bundle, an inclusion, consistency or platform proof offline")
     q.add_argument("file")
     _trust_arguments(q)
+    _unsigned_tail_argument(q, "accept a bundle's entries beyond its checkpoint and count them as unvouched")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_verify_proof)
 
     q = sub.add_parser("replay", help="rebuild proposals, consultations, ballots and plans as they stood at a time")
     source = q.add_mutually_exclusive_group(required=True)
     source.add_argument("--community", help="read the log from the audit service")
-    source.add_argument("--export", help="read the log from an export file (verify it first)")
+    source.add_argument("--export", help="read the log from an export file (verified first: needs --public-key)")
+    q.add_argument("--public-key", action="append", dest="public_keys",
+                   help="with --export: a public key you trust (as for verify); repeatable")
+    q.add_argument("--trusted-checkpoint", help="with --export: a checkpoint you trust (as for verify)")
+    _training_argument(q)
+    _unsigned_tail_argument(q, "replay them too, unvouched (by default replay stops before them)")
     q.add_argument("--at", help="ISO-8601 time with zone (default: now)")
     q.add_argument("--case")
     q.set_defaults(fn=cmd_replay)
 
     q = sub.add_parser("reconcile", help="compare the log-derived state with each stage service (exit 1 if they differ)")
     q.add_argument("--community", required=True)
+    q.add_argument("--cut", action="store_true", help="cut a checkpoint first, so that it covers every entry")
+    _unsigned_tail_argument(q, "use them too, unvouched (by default reconcile stops before them)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_reconcile)
 
@@ -90,6 +104,24 @@ def _trust_arguments(q) -> None:
                    help="a public key you trust: a file (PEM or base64) or base64 of the raw key; repeatable")
     q.add_argument("--trusted-checkpoint",
                    help="a checkpoint you trust: a JSON file, inline JSON, or SIZE:ROOT as printed on a notice")
+    _training_argument(q)
+
+
+def _training_argument(q) -> None:
+    q.add_argument("--training", action="store_true",
+                   help="the record comes from a training deployment: verify it as one (a training record never "
+                        "verifies without this flag, and a production record never with it)")
+
+
+def _mode(args) -> str:
+    from .checkpoints import PRODUCTION, TRAINING
+
+    return TRAINING if getattr(args, "training", False) else PRODUCTION
+
+
+def _unsigned_tail_argument(q, what: str) -> None:
+    q.add_argument("--allow-unsigned-tail", action="store_true",
+                   help=f"entries no signed checkpoint covers fail by default; with this flag, {what}")
 
 
 def _print(data) -> None:
@@ -138,7 +170,8 @@ def _report_dict(report) -> dict:
     return {"ok": report.ok, "first_error": problem(report.first_error),
             "problems": [problem(p) for p in report.problems[:1000]], "warnings": report.warnings,
             "counts": report.counts, "erased": len(report.erased), "community": report.community,
-            "size": report.size, "root": report.root, "checkpoint": report.checkpoint, "key_ids": report.key_ids}
+            "size": report.size, "root": report.root, "checkpoint": report.checkpoint, "key_ids": report.key_ids,
+            "covered": report.covered, "unvouched": report.unvouched, "extent": report.extent, "mode": report.mode}
 
 
 def _show(report, as_json: bool) -> int:
@@ -174,10 +207,13 @@ def cmd_verify(args) -> int:
         argv = [sys.executable, "-m", "services.audit.cli", "audit", "verify", args.file]
         argv += [a for k in args.public_keys for a in ("--public-key", k)]
         argv += ["--trusted-checkpoint", args.trusted_checkpoint] if args.trusted_checkpoint else []
+        argv += ["--allow-unsigned-tail"] if args.allow_unsigned_tail else []
+        argv += ["--training"] if args.training else []
         argv += ["--json"] if args.json else []
         sys.stdout.flush()
         os.execv(sys.executable, argv)
-    return _show(verify_export(args.file, keys, trusted), args.json)
+    return _show(verify_export(args.file, keys, trusted, allow_unsigned_tail=args.allow_unsigned_tail,
+                               mode=_mode(args)), args.json)
 
 
 def cmd_verify_proof(args) -> int:
@@ -187,45 +223,88 @@ def cmd_verify_proof(args) -> int:
         proof = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read the proof {args.file}: {exc}", UNREADABLE) from None
-    return _show(verify_proof(proof, _keys(args.public_keys), _trusted(args.trusted_checkpoint)), args.json)
+    return _show(verify_proof(proof, _keys(args.public_keys), _trusted(args.trusted_checkpoint),
+                              allow_unsigned_tail=args.allow_unsigned_tail, mode=_mode(args)), args.json)
+
+
+def stopped(size: int, covered: int, used: int) -> dict:
+    """Which entries of a log (or an export) of `size` entries, `covered` of them under a signed
+    checkpoint, were used, and where and why the use stopped: what replay and reconcile report."""
+    if used < size:
+        note = (f"used entries [0, {used}) of {size}: entries [{used}, {size}) are not covered by a signed "
+                "checkpoint and were left out (--allow-unsigned-tail uses them, unvouched)")
+    elif covered < size:
+        note = (f"used all {size} entries; the last {size - covered} are not covered by a signed checkpoint: "
+                "nothing vouches for them")
+    else:
+        note = None
+    return {"entries": size, "covered": covered, "used": used, "stopped_at": used if used < size else None,
+            "unvouched": max(used - covered, 0), "note": note}
+
+
+def _vouched_export(args) -> tuple[list[dict], dict]:
+    """The export's entries a replay may use, once the export verified."""
+    from .export import read_export
+    from .verify import verify_export
+
+    if not args.public_keys:
+        raise CliError("replay --export verifies the export first: give --public-key (as for verify)", UNREADABLE)
+    if not os.path.isfile(args.export):
+        raise CliError(f"no such file: {args.export}", UNREADABLE)
+    report = verify_export(args.export, _keys(args.public_keys), _trusted(args.trusted_checkpoint),
+                           allow_unsigned_tail=True, mode=_mode(args))
+    if not report.ok:
+        raise CliError(f"the export does not verify, so nothing in it is replayed: {report.summary().splitlines()[0]} "
+                       "(consult audit verify shows every problem)", FAILED)
+    try:
+        entries, _texts, _checkpoints = read_export(args.export)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the export {args.export}: {exc}", UNREADABLE) from None
+    end = report.covered + report.unvouched  # what the signed header vouches the export holds
+    used = end if args.allow_unsigned_tail else report.covered
+    return entries[:used], stopped(end, report.covered, used)
 
 
 def cmd_replay(args) -> int:
     from .replay import replay
 
     if args.export:
-        from .export import read_export
-
-        try:
-            entries, _texts, _checkpoints = read_export(args.export)
-        except (OSError, ValueError) as exc:
-            raise CliError(f"cannot read the export {args.export}: {exc}", UNREADABLE) from None
+        entries, stop = _vouched_export(args)
     else:
+        if args.public_keys or args.trusted_checkpoint or args.training:
+            raise CliError("--public-key, --trusted-checkpoint and --training go with --export", UNREADABLE)
         with Rpc() as rpc:
-            entries = log_envelopes(rpc.call, args.community)
+            entries, stop = log_envelopes(rpc.call, args.community, args.allow_unsigned_tail)
     try:
-        _print(replay(entries, args.at, args.case))
+        result = replay(entries, args.at, args.case)
     except ValueError as exc:
         raise CliError(f"--at: {exc}", UNREADABLE) from None
+    result["log"] = stop
+    _print(result)
+    if stop["note"]:
+        print(f"consult: {stop['note']}", file=sys.stderr)
     return OK
 
 
 # --- online ----------------------------------------------------------------------------------------
 
-def log_envelopes(call, community: str) -> list[dict]:
-    """Every entry of the community's log, as the audit service holds it, parsed."""
+def log_envelopes(call, community: str, allow_unsigned_tail: bool = False) -> tuple[list[dict], dict]:
+    """The entries of the community's log that its latest checkpoint covers (or, with
+    `allow_unsigned_tail`, every entry), as the audit service holds them, parsed; and where they stop."""
     from .export import PAGE
 
+    span = call("audit", "extent", community)
+    end = span["size"] if allow_unsigned_tail else span["covered"]
     out: list[dict] = []
-    size = call("audit", "size", community)
-    for start in range(0, size, PAGE):
-        out += [json.loads(line) for line in call("audit", "export_lines", community, start, PAGE)]
-    return out
+    for start in range(0, end, PAGE):
+        out += [json.loads(line) for line in call("audit", "export_lines", community, start, min(PAGE, end - start))]
+    return out, stopped(span["size"], span["covered"], end)
 
 
 def cmd_export(args) -> int:
     from services.common import registry
 
+    from .checkpoints import TRAINING, statement_mode
     from .export import write_export
 
     with Rpc() as rpc:
@@ -235,6 +314,13 @@ def cmd_export(args) -> int:
           f"{summary['key_rotations']} key rotations and {summary['checkpoints']} checkpoints to {args.out}")
     if summary["latest"]:
         print(f"latest checkpoint: size {summary['latest']['size']} root {summary['latest']['root']}")
+    if statement_mode(summary["header"]) == TRAINING:
+        print("TRAINING: this export comes from a training deployment, and its signed header and checkpoints say "
+              "so; it verifies only as a training record (consult audit verify --training), never as a production "
+              "one")
+    if summary["header"]["unsigned"]:
+        print(f"unsigned: entries [{summary['covered']}, {summary['entries']}) are not covered by a signed "
+              "checkpoint (the signed header says so; verify them with --allow-unsigned-tail)", file=sys.stderr)
     if summary["unreachable"]:
         print(f"warning: no answer from {', '.join(summary['unreachable'])}: their texts are missing", file=sys.stderr)
     if summary["missing_texts"]:
@@ -243,11 +329,17 @@ def cmd_export(args) -> int:
 
 
 def cmd_bundle(args) -> int:
+    from .verify import entries_text
+
     with Rpc() as rpc:
-        bundle = rpc.call("audit", "case_bundle", args.case, args.community, args.since)
+        bundle = rpc.call("audit", "case_bundle", args.case, args.community, args.since, args.unsigned, args.cut)
     Path(args.out).write_text(json.dumps(bundle, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"bundle of case {args.case}: {len(bundle['entries'])} entries, {len(bundle['texts'])} texts, against "
           f"checkpoint size {bundle['checkpoint']['size']} root {bundle['checkpoint']['root']} -> {args.out}")
+    unproven = [e["index"] for e in bundle["entries"] if e["proof"] is None]
+    if unproven:
+        print(f"unsigned: {entries_text(len(unproven))} from entry {unproven[0]} beyond the checkpoint carry no proof "
+              "(the signed extent says so; verify them with --allow-unsigned-tail)", file=sys.stderr)
     return OK
 
 
@@ -257,13 +349,20 @@ def cmd_reconcile(args) -> int:
     from .reconcile import reconcile
 
     with Rpc() as rpc:
-        report = reconcile(rpc.call, args.community, log_envelopes(rpc.call, args.community), registry.SOURCES)
+        if args.cut:
+            rpc.call("audit", "cut_checkpoints", args.community)
+        entries, stop = log_envelopes(rpc.call, args.community, args.allow_unsigned_tail)
+        report = reconcile(rpc.call, args.community, entries, registry.SOURCES)
+    report["log"] = stop
     if args.json:
         _print(report)
     else:
         objects = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report["objects"].items())
         print(f"community {report['community']}: {report['entries']} entries; {objects}; "
               f"checked {', '.join(report['checked'])}")
+        if stop["note"]:
+            print(f"{stop['note']}; a difference in what those entries touch may be only that "
+                  "(cut a checkpoint first: --cut)" if stop["stopped_at"] is not None else stop["note"])
         for d in report["differences"]:
             print(f"DIFFERENT {d['stage']} {d['kind']} {d['id']} {d['field']}: log says {d['log']!r}, "
                   f"service says {d['service']!r}")

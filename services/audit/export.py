@@ -2,14 +2,19 @@
 
 Export format (JSON Lines, UTF-8, one object a line; read by `verify.verify_export`):
 
-1. every entry, in log order, as the canonical envelope bytes exactly as they were hashed;
-2. one text line per commitment the entries hold, sorted by commitment:
+1. the export header, signed by the log's key: {"community", "covered", "key_id",
+   "kind": "export_header", "signature", "size", "time", "unsigned"} — the file holds exactly
+   `size` entries, the first `covered` of them under the checkpoint it ends with;
+2. every entry, in log order, as the canonical envelope bytes exactly as they were hashed;
+3. one text line per commitment the entries hold, sorted by commitment:
    {"commitment", "kind": "text", "salt", "text"}, or {"commitment", "erased": true, "kind": "text"};
-3. the key rotation statements, oldest first;
-4. the community's checkpoints, in the order they were cut.
+4. the key rotation statements, oldest first;
+5. the community's checkpoints up to the header's size, in the order they were cut.
 
 By default the export stops at the latest checkpoint, so every entry in it is vouched for by a
-signature; `cut` asks the service to cut one first, `unsigned` adds the entries after it.
+signature; `cut` asks the service to cut one first, `unsigned` adds the entries after it, and
+the signed header says so. The audit service decides the extent when it signs the header, so a
+checkpoint or an entry that arrives while the file is written does not change what it holds.
 
 Texts live in each stage service's erasable store. A commitment is asked of the service whose
 entry holds it first (a stage writes its own texts), then of the others (a later stage carries an
@@ -20,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 from typing import Callable, Iterable, Sequence
+
+from services.common.canonical import canonical_bytes
 
 from .verify import commitments_of
 
@@ -59,7 +66,7 @@ def fetch_texts(call: Call, wanted: dict[str, Iterable[str]], sources: Sequence[
 
 
 def text_line(record: dict) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return canonical_bytes(record)
 
 
 def _pages(call: Call, method: str, *args) -> list:
@@ -77,14 +84,14 @@ def write_export(call: Call, community: str, path: str | os.PathLike, sources: S
     """Write the export of `community` to `path` (atomically); returns what it holds."""
     if cut:
         call("audit", "cut_checkpoints", community)
-    checkpoints = _pages(call, "checkpoints", community)
-    size = max((c["size"] for c in checkpoints), default=0)
-    if unsigned:
-        size = max(size, call("audit", "size", community))
+    header = call("audit", "export_header", community, unsigned)
+    size = header["size"]
+    checkpoints = [c for c in _pages(call, "checkpoints", community) if c["size"] <= size]
     rotations = call("audit", "public_keys")["key_rotations"]
     tmp = f"{os.fspath(path)}.partial"
     wanted: dict[str, set[str]] = {}
     with open(tmp, "wb") as out:
+        out.write(text_line(header) + b"\n")
         for start in range(0, size, PAGE):
             lines = call("audit", "export_lines", community, start, min(PAGE, size - start))
             if len(lines) != min(PAGE, size - start):
@@ -104,7 +111,8 @@ def write_export(call: Call, community: str, path: str | os.PathLike, sources: S
         for checkpoint in checkpoints:
             out.write(text_line(checkpoint) + b"\n")
     os.replace(tmp, path)
-    return {"community": community, "entries": size, "texts": sum(1 for c in commitments if c in texts),
+    return {"community": community, "entries": size, "covered": header["covered"], "header": header,
+            "texts": sum(1 for c in commitments if c in texts),
             "erased": sum(1 for c in commitments if texts.get(c, {}).get("erased")),
             "missing_texts": [c for c in commitments if c not in texts], "unreachable": unreachable,
             "key_rotations": len(rotations), "checkpoints": len(checkpoints),

@@ -30,29 +30,31 @@ def _hexes(proof: list[bytes]) -> list[str]:
 
 
 def inclusion_bundle(conn: sa.Connection, community: str, indexes: list[int], size: int | None = None,
-                     since: int | None = None) -> dict:
+                     since: int | None = None, *, unsigned: bool = False,
+                     uncovered: str = "audit.entry_not_covered_wait") -> dict:
     """Entries `indexes` of the community's log, proven against its checkpoint of `size` entries
     (default: the latest checkpoint). `since`: a size the reader trusts, to relate it to that
-    checkpoint with a consistency proof."""
+    checkpoint with a consistency proof. An entry beyond the checkpoint is refused, or, when
+    `unsigned`, carried with no proof (a verifier counts it as unvouched, if at all). `uncovered`:
+    the message key of that refusal, which says what the caller can do about it."""
     if not indexes:
-        raise NotFound("no entries to prove")
+        raise NotFound.coded("audit.entries_prove")
     if len(indexes) > MAX_BUNDLE_ENTRIES:
-        raise InvalidInput(f"at most {MAX_BUNDLE_ENTRIES} entries in one bundle")
+        raise InvalidInput.coded("audit.most_entries_one_bundle", max_bundle_entries=MAX_BUNDLE_ENTRIES)
     checkpoint = checkpointing.latest(conn, community) if size is None else checkpointing.of_size(conn, community, size)[0]
     n = checkpoint["size"]
     beyond = [i for i in indexes if i >= n]
-    if beyond:
-        raise Conflict(f"entry {beyond[0]} is not covered by a signed checkpoint yet (the latest covers {n} "
-                       "entries); the next checkpoint is cut within the configured interval")
+    if beyond and not unsigned:
+        raise Conflict.coded(uncovered, beyond=min(beyond), n=n)
     tree = log.tree(conn, community, n)
     lines = log.at(conn, community, indexes)
     bundle = {"kind": BUNDLE, "community": community, "checkpoint": checkpoint,
-              "entries": [{"index": i, "line": lines[i], "proof": _hexes(tree.inclusion_proof(i, n))}
+              "entries": [{"index": i, "line": lines[i], "proof": _hexes(tree.inclusion_proof(i, n)) if i < n else None}
                           for i in sorted(set(indexes))],
               "key_rotations": checkpointing.rotations(conn)}
     if since is not None:
         if not 0 <= since <= n:
-            raise InvalidInput(f"since must be a size from 0 to {n}, the checkpoint's")
+            raise InvalidInput.coded("audit.since_size_from_checkpoint", n=n)
         bundle["consistency"] = _hexes(tree.consistency_proof(since, n))
     return bundle
 
@@ -63,7 +65,7 @@ def consistency(conn: sa.Connection, community: str, old_size: int, new_size: in
     new = checkpointing.latest(conn, community) if new_size is None else checkpointing.of_size(conn, community, new_size)[0]
     old = checkpointing.of_size(conn, community, old_size)[0]
     if old["size"] > new["size"]:
-        raise InvalidInput("the old size must not be larger than the new one")
+        raise InvalidInput.coded("audit.old_size_larger_than")
     tree = log.tree(conn, community, new["size"])
     return {"kind": CONSISTENCY, "community": community, "old": old, "new": new,
             "proof": _hexes(tree.consistency_proof(old["size"], new["size"])),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from services.contracts import EVENTS, Registry
+
 from .replay import replay
 
 Call = Callable[..., Any]  # call(service, method, *args) -> the unwrapped result; raises on a refusal
@@ -134,10 +136,13 @@ def plans(call: Call, community: str, state: dict) -> list[dict]:
 STAGES = (("proposals", proposals), ("deliberation", consultations), ("decisions", ballots), ("actions", plans))
 
 
-def reconcile(call: Call, community: str, envelopes: list[dict], services: tuple[str, ...]) -> dict:
+def reconcile(call: Call, community: str, envelopes: list[dict], services: tuple[str, ...], *,
+              contracts: Registry = EVENTS) -> dict:
     """Every difference between the log-derived state of `community` and the stage services that
-    are part of this platform (`services`)."""
-    state = replay(envelopes)
+    are part of this platform (`services`). The log's events are read through `contracts` (by the
+    replay: this module reads no event data itself, only the replay's state and the services'
+    answers)."""
+    state = replay(envelopes, contracts=contracts)
     differences, checked = [], []
     for service, compare in STAGES:
         if service in services:

@@ -11,21 +11,32 @@ import of any stage service. It rebuilds
   is late and does not count), and for a closed ballot a recount with the shared `rules` package
   (`rules.record`: the same counting the decisions service does), compared number by number with
   the recorded resolution; a secret ballot's votes are keyed by their sealed aggregate ids, the
-  latest version of each counting;
+  latest version of each counting, and (VoteCast 2) sealed choices are opened with the ballot's
+  VotesRevealed, each reveal checked against its seal; its turnout (`voted`) is not given before
+  the count, as the decisions service does not publish it either;
 - action plans: status, tasks and their progress, evaluation rounds with the current ratings;
-- cases: which stages they went through and how they closed.
+- cases: which stages they went through and how they closed: the ending the stages' events
+  bring about (`rules.endings`, the table the actions service closes cases by) reproduced from
+  the log alone and compared with the recorded `CaseClosed` (`closed.reproduced`).
 
 An event counts if it occurred at or before the moment (`occurred_at ≤ at`). Every stage's events
 come in their source's order in the log, which is all the replay relies on.
+
+Every event's data is read through its contract (`services.contracts`): a type or version no
+contract has, or a field name its contract does not have, raises `ContractViolation` instead of
+reading as missing, so a renamed field cannot quietly change what the replay says.
 """
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import rules
-from rules.record import differences, tally_record, vote_record
+from rules.endings import Ending, completed, ending_of
+from rules.record import REVEAL_TYPE, differences, reveals_of, tally_record, vote_record
+
+from services.contracts import EVENTS, Registry
 
 from .checkpoints import format_time, parse_time
 
@@ -40,10 +51,12 @@ def moment(at: datetime | str | None) -> str | None:
     return format_time(parse_time(at) if isinstance(at, str) else at)
 
 
-def replay(envelopes: Iterable[dict], at: datetime | str | None = None, case: str | None = None) -> dict:
-    """The state of every case (or of one case) after the events that occurred up to `at`."""
+def replay(envelopes: Iterable[dict], at: datetime | str | None = None, case: str | None = None, *,
+           contracts: Registry = EVENTS) -> dict:
+    """The state of every case (or of one case) after the events that occurred up to `at`, the
+    events read through `contracts`."""
     until = moment(at)
-    state = Replay()
+    state = Replay(contracts)
     for env in envelopes:
         if until is not None and env["occurred_at"] > until:
             continue
@@ -54,14 +67,17 @@ def replay(envelopes: Iterable[dict], at: datetime | str | None = None, case: st
 
 
 class Replay:
-    def __init__(self) -> None:
+    def __init__(self, contracts: Registry = EVENTS) -> None:
+        self.read = contracts.read
         self.community: str | None = None
         self.entries = 0
-        self.proposals = Proposals()
-        self.consultations = Consultations()
-        self.ballots = Ballots()
-        self.plans = Plans()
+        self.proposals = Proposals(self.read)
+        self.consultations = Consultations(self.read)
+        self.ballots = Ballots(self.read)
+        self.plans = Plans(self.read)
         self.cases: dict[str, dict] = {}
+        self._endings: dict[str, Ending] = {}  # triggering event id -> the ending it brings about
+        self._closings: dict[str, dict] = {}  # case -> its CaseClosed envelope
         self._stages = {"proposals": self.proposals, "deliberation": self.consultations,
                         "decisions": self.ballots, "actions": self.plans}
 
@@ -72,16 +88,55 @@ class Replay:
         if stage is not None:
             stage.apply(env)
         if env.get("case") and env["source"] in STAGE_OF_SOURCE:
-            c = self.cases.setdefault(env["case"], {"case": env["case"], "stages": [], "closed": None})
+            c = self.cases.setdefault(env["case"], {"case": env["case"], "stages": [], "ending": None,
+                                                    "closed": None})
             name = STAGE_OF_SOURCE[env["source"]]
             if name not in c["stages"]:
                 c["stages"].append(name)
+            ending = self._ending(env)
+            if ending is not None:
+                self._endings[env["id"]] = ending
+                if c["ending"] is None and ending.case == env["case"]:
+                    c["ending"] = dict(ending.as_data(), by=env["type"])
             if env["type"] == "CaseClosed":
-                d = env["data"]
-                c["closed"] = {"outcome": d["outcome"], "stage": d["stage"], "plan": d.get("plan"),
-                               "at": env["occurred_at"]}
+                self._closings[env["case"]] = env
+
+    def _ending(self, env: dict) -> Ending | None:
+        """The ending this event brings about: a stage's (`rules.endings`), or an accepted
+        evaluation's (the plan's case completes with its disclosed result as the reason)."""
+        if env["source"] == "actions" and env["type"] == "EvaluationClosed" and env["data"].get("outcome") == "accepted":
+            plan = self.plans.items.get(env["aggregate"]["id"])
+            if plan is not None:
+                return completed(plan["case"], plan["result_commitment"], None)
+            return None
+        return ending_of(env)
+
+    def _closed(self, env: dict) -> dict:
+        """The recorded closing, and whether the log reproduces it: the ending its cause brings
+        about (the triggering event, or for a completed plan its accepted evaluation), or for the
+        party-committee lead's closing a person's act with its reason (it is its own cause).
+        Judged once the whole log is read: the audit log takes each source on its own stream, so
+        a closing may stand in it before the stage event that caused it."""
+        d = self.read(env)
+        recorded = {"outcome": d["outcome"], "stage": d["stage"], "reason_commitment": d.get("reason_commitment"),
+                    "merged_into": d.get("merged_into")}
+        if d["outcome"] == "closed_by_lead":
+            reproduced = env.get("actor") not in (None, "system") and bool(d.get("reason_commitment"))
+            expected = recorded if reproduced else None
+        else:
+            cause = self._endings.get(env.get("causation") or "")
+            if cause is None:  # a completed plan: the accepted evaluation saved with it
+                c = self.cases.get(env["case"], {})
+                expected = c.get("ending") and {k: v for k, v in c["ending"].items() if k != "by"}
+            else:
+                expected = cause.as_data()
+            reproduced = expected == recorded
+        return dict(recorded, plan=d.get("plan"), at=env["occurred_at"], by=env.get("actor"),
+                    reproduced=reproduced, **({} if reproduced else {"expected": expected}))
 
     def result(self, at: str | None = None, case: str | None = None) -> dict:
+        for closed_case, env in self._closings.items():
+            self.cases[closed_case]["closed"] = self._closed(env)
         return {"community": self.community, "at": at, "case": case, "entries": self.entries,
                 "proposals": self.proposals.result(), "consultations": self.consultations.result(),
                 "ballots": self.ballots.result(), "action_plans": self.plans.result(), "cases": self.cases}
@@ -96,12 +151,13 @@ _SUPPORTING = ("SupportGiven", "SupportGivenAgain")
 
 
 class Proposals:
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[dict], Mapping[str, Any]] = EVENTS.read) -> None:
+        self.read = read
         self.items: dict[str, dict] = {}
         self.supports: dict[str, dict] = {}  # Support aggregate -> its latest event's facts
 
     def apply(self, env: dict) -> None:
-        kind, d, agg = env["type"], env["data"], env["aggregate"]["id"]
+        kind, d, agg = env["type"], self.read(env), env["aggregate"]["id"]
         if kind == "ProposalDrafted":
             self.items[agg] = {"id": agg, "case": env.get("case"), "status": "draft", "author": d["author"],
                                "scope": d["scope"], "scope_id": d["scope_id"], "category": d["category"],
@@ -151,13 +207,14 @@ _MEETING_STATUS = {"MeetingScheduled": "scheduled", "MeetingOpened": "opened", "
 
 
 class Consultations:
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[dict], Mapping[str, Any]] = EVENTS.read) -> None:
+        self.read = read
         self.items: dict[str, dict] = {}
         self.amendments: dict[str, dict] = {}
         self.meetings: dict[str, str] = {}  # meeting -> consultation
 
     def apply(self, env: dict) -> None:
-        kind, d, agg = env["type"], env["data"], env["aggregate"]["id"]
+        kind, d, agg = env["type"], self.read(env), env["aggregate"]["id"]
         if kind == "ConsultationOpened":
             self.items[agg] = {"id": agg, "case": env.get("case"), "proposal": d["proposal"], "status": "open",
                                "scope": d["scope"], "scope_id": d["scope_id"], "category": d["category"],
@@ -226,13 +283,15 @@ _VOTES = ("VoteCast", "VoteChanged")
 
 
 class Ballots:
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[dict], Mapping[str, Any]] = EVENTS.read) -> None:
+        self.read = read
         self.items: dict[str, dict] = {}
         self.opened: dict[str, dict] = {}
         self.votes: dict[str, list[dict]] = {}
+        self.reveals: dict[str, dict] = {}  # ballot -> (vote, version) -> reveal
 
     def apply(self, env: dict) -> None:
-        kind, d, agg = env["type"], env["data"], env["aggregate"]["id"]
+        kind, d, agg = env["type"], self.read(env), env["aggregate"]["id"]
         if kind in _VOTES:
             b = self.items.get(d["ballot"])
             if b is None:
@@ -263,6 +322,8 @@ class Ballots:
             b.update(roll_hash=d["roll_hash"], roll_size=len(d["roll"]), secret=d["secret"])
         elif kind == "BallotClosed":
             b["closed_at"] = d["closed_at"]
+        elif kind == REVEAL_TYPE:
+            self.reveals.setdefault(agg, {}).update(reveals_of(env))
         elif kind in ("ResolutionAdopted", "ResolutionRejected"):
             b.update(recorded_result=d["result"], publicity_until=d["publicity_until"])
         elif kind == "ResolutionFinal":
@@ -276,18 +337,22 @@ class Ballots:
         out = {}
         for bid, b in self.items.items():
             votes = self.votes[bid]
-            item = dict(b, votes=len(votes), voted=len({v["voter"] for v in votes}))
+            counted = not b["secret"] or b["recorded_result"] is not None
+            item = dict(b, votes=len(votes), voted=len({v["voter"] for v in votes}) if counted else None)
             if b["closed_at"] is not None and bid in self.opened:
-                item.update(recount(self.opened[bid], votes, b["recorded_result"]))
+                item.update(recount(self.opened[bid], votes, b["recorded_result"], self.reveals.get(bid)))
             out[bid] = item
         return out
 
 
-def recount(opened: dict, votes: list[dict], recorded: dict | None) -> dict:
+def recount(opened: dict, votes: list[dict], recorded: dict | None, reveals: dict | None = None) -> dict:
     """A closed ballot counted again from its record with the shared rules, and how the count
-    compares with the recorded resolution (None while none is recorded)."""
+    compares with the recorded resolution (None while none is recorded, or while a secret ballot's
+    sealed votes wait for their reveal)."""
     try:
-        counted = tally_record(opened, votes).to_dict()
+        counted = tally_record(opened, votes, reveals).to_dict()
+    except rules.NotRevealed as exc:  # closed, not yet counted: nothing to compare
+        return {"recount": None, "recount_error": str(exc), "matches_record": None, "differences": []}
     except rules.RulesError as exc:  # the record itself cannot be counted (e.g. its roll's hash is wrong)
         return {"recount": None, "recount_error": str(exc), "matches_record": False, "differences": []}
     if recorded is None:
@@ -299,12 +364,13 @@ def recount(opened: dict, votes: list[dict], recorded: dict | None) -> dict:
 # --- 4 行动 action plans -----------------------------------------------------------------------------------
 
 class Plans:
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[dict], Mapping[str, Any]] = EVENTS.read) -> None:
+        self.read = read
         self.items: dict[str, dict] = {}
         self.evaluations: dict[str, dict] = {}  # Evaluation aggregate -> plan, round, current rating
 
     def apply(self, env: dict) -> None:
-        kind, d, agg = env["type"], env["data"], env["aggregate"]["id"]
+        kind, d, agg = env["type"], self.read(env), env["aggregate"]["id"]
         if kind == "ActionPlanOpened":
             self.items[agg] = {"id": agg, "case": d["case"], "basis": d["basis"], "status": "open", "scope": d["scope"],
                                "scope_id": d["scope_id"], "category": d["category"], "ballot": d["ballot"],

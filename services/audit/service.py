@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
-from nameko.rpc import rpc
-
 from services.common import clock, registry
 from services.common.consumer import SqlSink
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.rpc import rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import checkpointing, export, log, proofs
@@ -30,7 +29,7 @@ class AuditApp:
     def __init__(self, settings, engine):
         self.engine = engine
         self.policy = checkpointing.policy(settings)
-        self.signer = checkpointing.Signer.open(self.policy.key_file)
+        self.signer = checkpointing.Signer.open(self.policy.key_file, self.policy.mode)
         checkpointing.prepare(engine, self.signer)
         self._refused_at = 0.0
 
@@ -69,9 +68,9 @@ def cut_due(runtime: Runtime) -> None:
 
 def _page(start, limit) -> tuple[int, int]:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        raise InvalidInput.coded("common.limit_between", max_page=MAX_PAGE)
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
-        raise InvalidInput("from must be a whole number, at least 0")
+        raise InvalidInput.coded("audit.from_whole_number_least")
     return start, limit
 
 
@@ -108,6 +107,22 @@ class AuditService(ServiceBase):
 
     @rpc
     @command
+    def extent(self, community):
+        """The log's size and how many of its entries the latest checkpoint covers."""
+        with self.platform.engine.connect() as conn:
+            return checkpointing.extent(conn, community)
+
+    @rpc
+    @command
+    def export_header(self, community, unsigned=False):
+        """The signed header an export of the community starts with: how many entries it holds
+        (up to the latest checkpoint, or, `unsigned`, up to the latest entry) and how many of them
+        the checkpoint covers. The exporter writes exactly those entries."""
+        return checkpointing.export_header(self.platform.engine, self.app.signer, community, bool(unsigned),
+                                           clock.now())
+
+    @rpc
+    @command
     def export_lines(self, community, start=0, limit=MAX_PAGE):
         """The stored bytes of entries [start, start + limit): the lines of an export."""
         start, limit = _page(start, limit)
@@ -136,7 +151,7 @@ class AuditService(ServiceBase):
         try:
             return {"checkpoint": latest, "lang": lang, "text": notice_text(latest, lang)}
         except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+            raise InvalidInput.coded("audit.notice_refused", reason=str(exc)) from None
 
     @rpc
     @command
@@ -154,8 +169,10 @@ class AuditService(ServiceBase):
     @rpc
     @command
     def public_keys(self):
+        """The keys, and the kind of deployment whose record they sign (a training key checks only
+        a training record)."""
         with self.platform.engine.connect() as conn:
-            return checkpointing.public_keys(conn)
+            return dict(checkpointing.public_keys(conn), mode=self.app.signer.mode)
 
     @rpc
     @command
@@ -180,28 +197,38 @@ class AuditService(ServiceBase):
             if event is not None:
                 found = log.find_event(conn, str(event))
                 if found is None or found[0] != community:
-                    raise NotFound(f"event {event} is not in the audit log of community {community}")
+                    raise NotFound.coded("audit.event_audit_log_community", event=event, community=community)
                 index = found[1]
             if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-                raise InvalidInput("give the entry's index (a whole number, at least 0) or its event id")
+                raise InvalidInput.coded("audit.give_entry_index_whole")
             if index >= log.head(conn, community):
-                raise NotFound(f"the audit log of community {community} has no entry {index}")
+                raise NotFound.coded("audit.audit_log_community_entry", community=community, index=index)
             bundle = proofs.inclusion_bundle(conn, community, [index], size, since)
         return self._with_texts(bundle) if texts else bundle
 
     @rpc
     @command
-    def case_bundle(self, case, community=None, since=None):
-        """Every entry of a case with its inclusion proof against the latest checkpoint, and the texts."""
-        with self.platform.engine.connect() as conn:
+    def case_bundle(self, case, community=None, since=None, unsigned=False, cut=False):
+        """Every entry of a case with its inclusion proof against the latest checkpoint, the texts,
+        and the bundle's signed extent (which entries it holds). `cut`: cut a checkpoint first, so
+        that it covers every entry of the case; `unsigned`: carry the case's entries after the
+        latest checkpoint without a proof (else they are refused)."""
+        engine = self.platform.engine
+        with engine.connect() as conn:
             try:
                 community, indexes = log.case_indexes(conn, str(case), community)
             except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
-            if not indexes:
-                raise NotFound(f"case {case} has no entry in the audit log")
-            bundle = proofs.inclusion_bundle(conn, community, indexes, None, since)
-        bundle["case"] = str(case)
+                raise InvalidInput.coded("audit.case_refused", reason=str(exc)) from None
+        if not indexes:
+            raise NotFound.coded("audit.case_entry_audit_log", case=case)
+        if cut:
+            checkpointing.cut(engine, self.app.signer, self.app.policy, clock.now(), community=community, force=True)
+        with engine.connect() as conn:
+            bundle = proofs.inclusion_bundle(
+                conn, community, indexes, None, since, unsigned=bool(unsigned),
+                uncovered="audit.entry_not_covered_cut")
+            bundle["case"] = str(case)
+            bundle["extent"] = checkpointing.bundle_extent(conn, self.app.signer, bundle, str(case), clock.now())
         return self._with_texts(bundle)
 
     @rpc

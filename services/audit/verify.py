@@ -9,7 +9,10 @@ What is checked: every entry line is hashed as it is and the tree rebuilt; every
 well formed, signed by a trusted key (learnt through rotations where needed) and names the root
 of the entries up to its size; the trusted checkpoint matches too (else the log forked or was
 rewritten); entries are canonical JSON, of the exported community, in order per source; every
-text matches its commitment and every commitment has a text line (present or erased).
+text matches its commitment and every commitment has a text line (present or erased). The
+export's signed header fixes how many entries it holds (none appended, none cut off), and every
+entry must lie under a checkpoint that verified: an entry no signed checkpoint covers is a
+failure, unless the caller accepts an unsigned tail, which is then counted as unvouched.
 
 Speed: a line is hashed once and never re-serialised for the tree. Parsing and re-serialising
 every envelope to prove it canonical would cost many times the hashing, so a line whose
@@ -31,8 +34,10 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .checkpoints import (CHECKPOINT, KEY_ROTATION, PLATFORM, CheckpointError, KeyRing,
-                          parse_time, verify_platform_inclusion)
+from services.common.canonical import canonical_text
+
+from .checkpoints import (BUNDLE_EXTENT, CHECKPOINT, EXPORT_HEADER, KEY_ROTATION, PLATFORM, PRODUCTION, TRAINING,
+                          CheckpointError, KeyRing, count_of, parse_time, verify_platform_inclusion)
 from .merkle import (EMPTY_ROOT, MemoryNodeStore, leaf_hash, root_at, verify_consistency,
                      verify_inclusion)
 
@@ -41,11 +46,12 @@ REQUIRED_FIELDS = ("schema", "id", "source", "position", "type", "community", "a
                    "occurred_at", "actor", "data")
 TEXT = "text"
 ENTRY = "entry"
-_AUX_KINDS = frozenset({TEXT, CHECKPOINT, KEY_ROTATION})
+HEADER = "header"  # the export's signed header
+EXTENT = "extent"  # a bundle's signed extent
+_AUX_KINDS = frozenset({TEXT, CHECKPOINT, KEY_ROTATION, EXPORT_HEADER})
 _MAX_PROBLEMS = 1000  # kept per scan; the total is still counted
 _PIECE = 24 << 20  # bytes of export per worker task
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _Q = b'"'
 _LEAF = b"\x00"
 _UNSAFE = bytes(range(32)) + b"\\"  # control characters and the backslash: lines with them take the full path
@@ -56,7 +62,7 @@ _NOT_ENTRIES = (b'{"kind"', b'{"commitment"', b'{"community"', b'{"erased"', b'{
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # "entry" | "checkpoint" | "text" | "key_rotation"
+    kind: str  # "entry" | "checkpoint" | "text" | "key_rotation" | "header" | "extent"
     message: str
     line: int | None = None  # 1-based line of the export; 0 is the trusted checkpoint
     index: int | None = None  # the entry (log index) implicated, when one is
@@ -77,14 +83,27 @@ class Report:
     checkpoint: dict | None = None  # the largest checkpoint that verified
     key_ids: list[str] = field(default_factory=list)
     workers: int = 1  # processes that read the export
+    covered: int = 0  # entries [0, covered) lie under a checkpoint that verified (or the trusted one)
+    unvouched: int = 0  # entries accepted, at the caller's request, without a checkpoint over them
+    extent: dict | None = None  # the signed export header or bundle extent, if it verified
+    mode: str = PRODUCTION  # the kind of deployment whose record was verified (training only when asked)
 
     def summary(self) -> str:
-        head = "OK" if self.ok else f"FAILED: {self.first_error.kind} " + (
-            f"line {self.first_error.line}" if self.first_error.line is not None else "") + (
+        ok = ("OK: a TRAINING record — made by a training deployment for practice, it is not a production record "
+              "and decides nothing" if self.mode == TRAINING else "OK")
+        head = ok if self.ok else f"FAILED: {self.first_error.kind}" + (
+            f" line {self.first_error.line}" if self.first_error.line is not None else "") + (
             f" entry {self.first_error.index}" if self.first_error.index is not None else "") + (
             f": {self.first_error.message}")
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        return f"{head}\n{counts}" + "".join(f"\nwarning: {w}" for w in self.warnings)
+        unvouched = (f"\n{entries_text(self.unvouched)} could not be vouched for: no signed checkpoint covers them"
+                     if self.unvouched else "")
+        return f"{head}\n{counts}{unvouched}" + "".join(f"\nwarning: {w}" for w in self.warnings)
+
+
+def entries_text(k: int) -> str:
+    """'1 entry', '2 entries': how many entries, in words for the reader."""
+    return f"{k} entry" if k == 1 else f"{k} entries"
 
 
 # --- one line at a time, the full way ------------------------------------------------------------
@@ -102,7 +121,7 @@ def _parse(raw: bytes) -> tuple[str, Any, str | None]:
     if isinstance(obj, dict) and "schema" not in obj and obj.get("kind") in _AUX_KINDS:
         return obj["kind"], obj, None
     try:
-        canon = _ENCODER.encode(obj)
+        canon = canonical_text(obj)
     except ValueError:
         canon = None
     if canon != text:
@@ -619,30 +638,88 @@ def _learn_rotations(ring: KeyRing, rotations: list[tuple[int | None, dict]], pr
 
 
 def verify_export(lines: Any, public_keys: Iterable[Any], trusted_checkpoint: dict | None = None, *,
-                  community: str | None = None, workers: int | None = None) -> Report:
+                  community: str | None = None, workers: int | None = None,
+                  allow_unsigned_tail: bool = False, mode: str = PRODUCTION) -> Report:
     """Verify an export given as a path (str or PathLike; large files use worker processes) or as
-    any iterable of lines (bytes or str, with or without their trailing newline)."""
+    any iterable of lines (bytes or str, with or without their trailing newline).
+
+    An entry that no verified checkpoint covers fails the export, unless `allow_unsigned_tail`:
+    then the entries after the last covered one, up to what the signed header claims, are
+    accepted and counted in `Report.unvouched`. `mode`: the kind of record to verify; a training
+    deployment's export verifies only with `mode="training"` (and never as a production one)."""
     if trusted_checkpoint is not None and community is None and isinstance(trusted_checkpoint.get("community"), str):
         community = trusted_checkpoint["community"]
     ex, used = _Export(), []
     for scan in _scans(lines, community, workers, used):
         ex.add(scan)
-    report = _finish(ex, public_keys, trusted_checkpoint, community)
+    report = _finish(ex, KeyRing(public_keys, mode), trusted_checkpoint, community, allow_unsigned_tail)
     report.workers = used[0]
     return report
 
 
-def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, community: str | None) -> Report:
+def _header(ex: _Export, ring: KeyRing, problems: list[Problem]) -> tuple[int | None, dict | None]:
+    """(line, statement) of the export's one signed header, if it verifies; problems otherwise."""
+    headers = [(line, obj) for line, obj in ex.aux if obj.get("kind") == EXPORT_HEADER]
+    if not headers:
+        problems.append(Problem(HEADER, "the export has no signed header: nothing vouches for how many entries it "
+                                        "holds, so entries appended to it or cut off its end would go unnoticed"))
+        return None, None
+    for line, _ in headers[1:]:
+        problems.append(Problem(HEADER, f"a second export header (the first is on line {headers[0][0]}): an export "
+                                        "has exactly one", line))
+    line, header = headers[0]
+    try:
+        ring.check(header, EXPORT_HEADER)
+    except CheckpointError as exc:
+        problems.append(Problem(HEADER, str(exc), line))
+        return None, None
+    return line, header
+
+
+def _extent(ex: _Export, n: int, header_line: int | None, header: dict | None, checkpoint_sizes: set[int],
+            covered: int, problems: list[Problem]) -> int:
+    """Hold the export to what its signed header claims; returns how many entries it vouches
+    the export holds (the entries beyond it were appended and never count).
+
+    When every entry the header says a checkpoint covers is vouched for, a difference in number
+    is itself the finding: entries appended (named from the first) or cut off the end (named on
+    the header's line). When something inside already failed, it is only a consequence (an entry
+    inserted or deleted in the middle changes the number too) and sorts last."""
+    if header is None:
+        return n
+    claimed = header["size"]
+    clean = covered >= min(n, header["covered"])
+    if n > claimed:
+        problems.append(Problem(ENTRY, f"the file holds {n} entries, its signed header (line {header_line}) "
+                                       f"claims {claimed}: entries [{claimed}, {n}), from line "
+                                       f"{ex.line_of(claimed)}, were added after the export was made",
+                                ex.line_of(claimed) if clean else None, claimed, range=(claimed, n)))
+    elif n < claimed:
+        problems.append(Problem(HEADER, f"the export's signed header (line {header_line}) claims {claimed} entries "
+                                        f"but the file holds {n}: entries were cut off or deleted",
+                                header_line if clean else None, range=(n, claimed)))
+    made_with = header["covered"]
+    if made_with and made_with <= n and made_with > covered and made_with not in checkpoint_sizes:
+        problems.append(Problem(CHECKPOINT, f"the export was made with a signed checkpoint of {made_with} entries "
+                                            f"(its header on line {header_line} says so), which the file no longer "
+                                            "carries: the checkpoint was removed", header_line))
+    return min(n, claimed)
+
+
+def _finish(ex: _Export, ring: KeyRing, trusted: dict | None, community: str | None,
+            allow_unsigned_tail: bool = False) -> Report:
     problems, warnings = ex.problems, []
     n = ex.entries
     checkpoints = [(line, obj) for line, obj in ex.aux if obj.get("kind") == CHECKPOINT]
     rotations = [(line, obj) for line, obj in ex.aux if obj.get("kind") == KEY_ROTATION]
 
-    ring = KeyRing(public_keys)
     learnt = _learn_rotations(ring, rotations, problems, warnings)
+    header_line, header = _header(ex, ring, problems)
 
     if community is None:  # the export's community: as the first validly signed checkpoint says
         community = next((obj["community"] for _, obj in checkpoints if ring.verifies(obj)), None)
+    if community is None and header is not None:  # or its signed header
+        community = header["community"]
     if community is None and ex.communities:
         community = min(ex.communities.items(), key=lambda kv: kv[1][0])[0]
     for c, (index, line) in ex.communities.items():
@@ -724,11 +801,31 @@ def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, commu
                                                 f"an entry among [{lo}, {hi}) was changed, inserted, deleted or "
                                                 f"moved.{evidence}", line, range=(lo, hi)))
 
+    if header is not None and header["community"] != community:
+        problems.append(Problem(HEADER, f"the export header is of community {header['community']!r}, the export of "
+                                        f"{community!r}", header_line))
+        header = None
     covered = max([c["size"] for _, c in verified] + ([trusted_size] if trusted_size else []), default=0)
-    if n and not verified and trusted_size is None:
-        problems.append(Problem(CHECKPOINT, "no checkpoint signed by a trusted key vouches for these entries"))
-    elif covered < n:
-        warnings.append(f"entries [{covered}, {n}) are not covered by a signed checkpoint yet")
+    # Entries under a checkpoint line that failed (its signature, its root, its size) are reported
+    # at that line above; what is left unsigned is what no checkpoint line even claims to cover.
+    claimed = {c["size"] for _, c in checkpoints if count_of(c.get("size"))}
+    signed = min(n, max(claimed | {covered}))
+    end = _extent(ex, n, header_line, header, claimed, covered, problems)
+    unvouched = 0
+    if signed < end:
+        # Nothing signed says what these entries are: anyone could have written them.
+        span = f"entries [{signed}, {end})"
+        why = " (the export's signed header says it is unsigned)" if header and header["unsigned"] else ""
+        if allow_unsigned_tail:
+            unvouched = end - signed
+            warnings.append(f"{entries_text(unvouched)}, [{signed}, {end}), could not be vouched for: no signed "
+                            f"checkpoint covers them{why}")
+        elif signed == 0:
+            problems.append(Problem(CHECKPOINT, f"no checkpoint signed by a trusted key vouches for these entries: "
+                                                f"{span} are not covered{why}", ex.line_of(0), 0, range=(0, end)))
+        else:
+            problems.append(Problem(ENTRY, f"{span} are not covered by a signed checkpoint: nothing vouches for "
+                                           f"them{why}", ex.line_of(signed), signed, range=(signed, end)))
 
     problems.sort(key=lambda p: (p.line is None, p.line or 0, p.index if p.index is not None else -1))
     if ex.unlisted:
@@ -742,13 +839,14 @@ def _finish(ex: _Export, public_keys: Iterable[Any], trusted: dict | None, commu
                 "checkpoints_verified": len(verified), "key_rotations": len(rotations),
                 "key_rotations_learnt": learnt, "problems": len(problems)},
         erased=erased, community=community, size=n, root=root_at(n, ex.store).hex(), checkpoint=best,
-        key_ids=sorted(ring.keys))
+        key_ids=sorted(ring.keys), covered=min(covered, n), unvouched=unvouched, extent=header, mode=ring.mode)
 
 
 # --- proofs handed out one by one ----------------------------------------------------------------
 
-def _ring(public_keys: Any, rotations: Iterable[dict], problems: list[Problem], warnings: list[str]) -> KeyRing:
-    ring = public_keys if isinstance(public_keys, KeyRing) else KeyRing(public_keys)
+def _ring(public_keys: Any, rotations: Iterable[dict], problems: list[Problem], warnings: list[str],
+          mode: str = PRODUCTION) -> KeyRing:
+    ring = public_keys if isinstance(public_keys, KeyRing) else KeyRing(public_keys, mode)
     _learn_rotations(ring, [(None, r) for r in rotations or ()], problems, warnings)
     return ring
 
@@ -765,17 +863,23 @@ def _report(problems: list[Problem], warnings: list[str], **kw: Any) -> Report:
                   warnings=warnings, **kw)
 
 
-def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: dict | None = None) -> Report:
+def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: dict | None = None, *,
+                            allow_unsigned_tail: bool = False, mode: str = PRODUCTION) -> Report:
     """Check a bundle {"kind":"bundle","checkpoint":{...},"entries":[{"index","line","proof"}],
-    "texts":[...]} (optionally "key_rotations":[...] and, to relate it to a trusted checkpoint,
-    "consistency":[hex, ...] between the two sizes). A bundle without a "texts" key proves its
-    entries and leaves their commitments unchecked (a warning says so); with one, every commitment
-    needs its text or its erasure."""
+    "texts":[...]} (optionally "key_rotations":[...], "extent":{...} and, to relate it to a
+    trusted checkpoint, "consistency":[hex, ...] between the two sizes). A bundle without a
+    "texts" key proves its entries and leaves their commitments unchecked (a warning says so);
+    with one, every commitment needs its text or its erasure.
+
+    Every entry must lie under the bundle's checkpoint; one beyond it (an `--unsigned` bundle
+    carries them without a proof) fails the bundle unless `allow_unsigned_tail`, and is then
+    counted as unvouched. A signed extent (a case bundle's) fixes which entries the bundle holds:
+    one added or removed fails it, and so does an entry of another case."""
     problems: list[Problem] = []
     warnings: list[str] = []
     if not isinstance(bundle, dict) or bundle.get("kind") != "bundle":
         return _report([Problem(ENTRY, 'not a bundle (a JSON object with "kind": "bundle")')], warnings)
-    ring = _ring(public_keys, bundle.get("key_rotations", ()), problems, warnings)
+    ring = _ring(public_keys, bundle.get("key_rotations", ()), problems, warnings, mode)
     cp = bundle.get("checkpoint")
     try:
         ring.check(cp)
@@ -783,24 +887,37 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
         problems.append(Problem(CHECKPOINT, f"bundle checkpoint: {exc}"))
         return _report(problems, warnings)
     size, root = cp["size"], bytes.fromhex(cp["root"])
+    extent = _bundle_extent(bundle, cp, ring, problems, warnings)
 
     scan = _Scan()
+    held: list[int] = []
+    beyond: list[int] = []  # entries no signed checkpoint covers
     for k, item in enumerate(bundle.get("entries", ())):
         if not isinstance(item, dict):
             item = {}
-        index, line, proof = item.get("index"), item.get("line"), _proof_bytes(item.get("proof", ()))
-        if not isinstance(index, int) or not isinstance(line, (str, bytes)) or proof is None:
+        index, line = item.get("index"), item.get("line")
+        if not isinstance(index, int) or isinstance(index, bool) or not isinstance(line, (str, bytes)):
             problems.append(Problem(ENTRY, f"bundle entry {k} needs an index, a line and a hex proof"))
             continue
+        held.append(index)
         raw = line.encode("utf-8") if isinstance(line, str) else line
-        if not verify_inclusion(leaf_hash(raw), index, size, proof, root):
-            problems.append(Problem(ENTRY, f"entry {index} is not in the checkpoint's tree (inclusion proof "
-                                           "does not verify)", index=index))
-            continue
+        if index >= size:
+            beyond.append(index)
+        else:
+            proof = _proof_bytes(item.get("proof", ()))
+            if proof is None:
+                problems.append(Problem(ENTRY, f"bundle entry {k} needs an index, a line and a hex proof"))
+                continue
+            if not verify_inclusion(leaf_hash(raw), index, size, proof, root):
+                problems.append(Problem(ENTRY, f"entry {index} is not in the checkpoint's tree (inclusion proof "
+                                               "does not verify)", index=index))
+                continue
         kind, obj, problem = _parse(raw)
         problem = problem or (_entry_problem(obj) if kind == ENTRY else "not an entry line")
         if problem is None and obj["community"] != cp["community"]:
             problem = f"entry belongs to community {obj['community']!r}, the checkpoint to {cp['community']!r}"
+        if problem is None and extent is not None and obj.get("case") != extent["case"]:
+            problem = f"entry belongs to case {obj.get('case')!r}, the bundle's signed extent to {extent['case']!r}"
         commitments = []
         if problem is None:
             commitments, problem = _commitments(obj["data"])
@@ -808,6 +925,23 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
             problems.append(Problem(ENTRY, problem, index=index))
         for c in commitments:
             scan.refs.setdefault(c.encode("utf-8"), (index, 0))
+    if extent is not None:
+        listed, present = set(extent["indexes"]), set(held)
+        for index in sorted(listed - present):
+            problems.append(Problem(EXTENT, f"entry {index} of case {extent['case']}, listed by the bundle's signed "
+                                            "extent, is missing from the bundle: removed", index=index))
+        for index in sorted(present - listed):
+            problems.append(Problem(EXTENT, f"entry {index} is not among the entries the bundle's signed extent "
+                                            "lists: added to the bundle", index=index))
+    unvouched = 0
+    if beyond:
+        span = f"{entries_text(len(beyond))} from entry {min(beyond)}"
+        if allow_unsigned_tail:
+            unvouched = len(beyond)
+            warnings.append(f"{span} could not be vouched for: beyond the bundle's checkpoint of {size} entries")
+        else:
+            problems.append(Problem(ENTRY, f"not covered by the bundle's checkpoint of {size} entries: {span}; "
+                                           "nothing vouches for them", index=min(beyond)))
     for k, text in enumerate(bundle.get("texts", ())):
         if isinstance(text, dict):
             _check_text(scan, text, k)
@@ -834,7 +968,29 @@ def verify_inclusion_bundle(bundle: dict, public_keys: Any, trusted_checkpoint: 
     return _report(problems, warnings, counts={"entries": len(bundle.get("entries", ())),
                                               "texts": len(bundle.get("texts", ()))},
                    erased=sorted(c.decode() for c, v in scan.texts.items() if v == 1),
-                   community=cp["community"], size=size, root=cp["root"], checkpoint=cp, key_ids=sorted(ring.keys))
+                   community=cp["community"], size=size, root=cp["root"], checkpoint=cp, key_ids=sorted(ring.keys),
+                   covered=len(held) - len(beyond), unvouched=unvouched, extent=extent, mode=ring.mode)
+
+
+def _bundle_extent(bundle: dict, cp: dict, ring: KeyRing, problems: list[Problem], warnings: list[str]) -> dict | None:
+    """The bundle's signed extent, if it has one and it verifies against the bundle's checkpoint."""
+    extent = bundle.get("extent")
+    if extent is None:
+        if bundle.get("case") is not None:
+            warnings.append(f"the bundle names case {bundle['case']} but carries no signed extent: it proves the "
+                            "entries it holds, not that they are all of the case's")
+        return None
+    try:
+        ring.check(extent, BUNDLE_EXTENT)
+    except CheckpointError as exc:
+        problems.append(Problem(EXTENT, str(exc)))
+        return None
+    if extent["community"] != cp["community"] or extent["size"] != cp["size"]:
+        problems.append(Problem(EXTENT, f"the bundle's signed extent is of community {extent['community']!r} against "
+                                        f"{extent['size']} entries, its checkpoint of {cp['community']!r} with "
+                                        f"{cp['size']}"))
+        return None
+    return extent
 
 
 def _relate(cp: dict, trusted: dict, proof: list[bytes] | None) -> str | None:
@@ -857,11 +1013,11 @@ def _relate(cp: dict, trusted: dict, proof: list[bytes] | None) -> str | None:
 
 
 def verify_consistency_between(cp_old: dict, cp_new: dict, proof: Iterable[Any], public_keys: Any,
-                               key_rotations: Iterable[dict] = ()) -> Report:
+                               key_rotations: Iterable[dict] = (), mode: str = PRODUCTION) -> Report:
     """Are two signed checkpoints of one community states of one append-only history?"""
     problems: list[Problem] = []
     warnings: list[str] = []
-    ring = _ring(public_keys, key_rotations, problems, warnings)
+    ring = _ring(public_keys, key_rotations, problems, warnings, mode)
     for name, c in (("old", cp_old), ("new", cp_new)):
         try:
             ring.check(c)
@@ -883,15 +1039,15 @@ def verify_consistency_between(cp_old: dict, cp_new: dict, proof: Iterable[Any],
     if not problems and parse_time(cp_new["time"]) < parse_time(cp_old["time"]) and cp_new["size"] > cp_old["size"]:
         warnings.append("the larger checkpoint carries the earlier time")
     return _report(problems, warnings, community=cp_new["community"], size=cp_new["size"], root=cp_new["root"],
-                   checkpoint=cp_new, key_ids=sorted(ring.keys))
+                   checkpoint=cp_new, key_ids=sorted(ring.keys), mode=ring.mode)
 
 
-def verify_platform_proof(proof: dict, public_keys: Any) -> Report:
+def verify_platform_proof(proof: dict, public_keys: Any, mode: str = PRODUCTION) -> Report:
     """Check {"kind": "platform_inclusion", "checkpoint", "index", "platform_checkpoint", "proof",
     "key_rotations"}: does the signed platform checkpoint commit to the community checkpoint?"""
     problems: list[Problem] = []
     warnings: list[str] = []
-    ring = _ring(public_keys, proof.get("key_rotations", ()), problems, warnings)
+    ring = _ring(public_keys, proof.get("key_rotations", ()), problems, warnings, mode)
     community_cp, platform_cp = proof.get("checkpoint"), proof.get("platform_checkpoint")
     for name, c in (("community", community_cp), ("platform", platform_cp)):
         try:
@@ -909,27 +1065,29 @@ def verify_platform_proof(proof: dict, public_keys: Any) -> Report:
         problems.append(Problem(CHECKPOINT, f"the platform checkpoint of size {platform_cp['size']} does not "
                                             f"commit to this checkpoint at leaf {index} (proof does not verify)"))
     return _report(problems, warnings, community=community_cp["community"], size=community_cp["size"],
-                   root=community_cp["root"], checkpoint=community_cp, key_ids=sorted(ring.keys))
+                   root=community_cp["root"], checkpoint=community_cp, key_ids=sorted(ring.keys), mode=ring.mode)
 
 
 def _same_state(a: dict, b: dict) -> bool:
     return a.get("size") == b.get("size") and _hex_root(a.get("root")) == _hex_root(b.get("root"))
 
 
-def verify_proof(proof: Any, public_keys: Any, trusted_checkpoint: dict | None = None) -> Report:
+def verify_proof(proof: Any, public_keys: Any, trusted_checkpoint: dict | None = None, *,
+                 allow_unsigned_tail: bool = False, mode: str = PRODUCTION) -> Report:
     """Any proof the API or `consult audit bundle` hands out, checked offline: an inclusion
     bundle, a consistency proof between two checkpoints, or a platform inclusion proof. With a
     trusted checkpoint, the proof must also be of the trusted history: a bundle through its
     consistency proof, a consistency proof by starting or ending at the trusted checkpoint."""
     kind = proof.get("kind") if isinstance(proof, dict) else None
     if kind == "bundle":
-        return verify_inclusion_bundle(proof, public_keys, trusted_checkpoint)
+        return verify_inclusion_bundle(proof, public_keys, trusted_checkpoint, allow_unsigned_tail=allow_unsigned_tail,
+                                       mode=mode)
     if kind == "platform_inclusion":
-        report = verify_platform_proof(proof, public_keys)
+        report = verify_platform_proof(proof, public_keys, mode)
         trusted_cp = proof.get("checkpoint")
     elif kind == "consistency":
         report = verify_consistency_between(proof.get("old"), proof.get("new"), proof.get("proof", ()), public_keys,
-                                            proof.get("key_rotations", ()))
+                                            proof.get("key_rotations", ()), mode)
         trusted_cp = None
     else:
         return _report([Problem(CHECKPOINT, f"not a proof this verifier knows (kind {kind!r})")], [])
@@ -959,7 +1117,8 @@ def verify_proof(proof: Any, public_keys: Any, trusted_checkpoint: dict | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m services.audit.verify EXPORT --key PUBLIC_KEY [--key ...] [--trusted CHECKPOINT.json]"""
+    """python -m services.audit.verify EXPORT --key PUBLIC_KEY [--key ...] [--trusted CHECKPOINT.json]
+    [--allow-unsigned-tail]"""
     import argparse
 
     parser = argparse.ArgumentParser(description="Verify a consult audit export offline.")
@@ -968,10 +1127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trusted", help="a checkpoint (JSON file) you trust, e.g. copied from a notice")
     parser.add_argument("--community")
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--allow-unsigned-tail", action="store_true",
+                        help="accept entries no signed checkpoint covers, and count them as unvouched")
+    parser.add_argument("--training", action="store_true",
+                        help="verify a training deployment's record (it never verifies without this flag)")
     args = parser.parse_args(argv)
     keys = [open(k, "rb").read() if os.path.exists(k) else k for k in args.key]
     trusted = json.load(open(args.trusted, encoding="utf-8")) if args.trusted else None
-    report = verify_export(args.export, keys, trusted, community=args.community, workers=args.workers)
+    report = verify_export(args.export, keys, trusted, community=args.community, workers=args.workers,
+                           allow_unsigned_tail=args.allow_unsigned_tail,
+                           mode=TRAINING if args.training else PRODUCTION)
     print(report.summary())
     for p in report.problems[:20]:
         print(f"- {p.kind} line {p.line} entry {p.index}: {p.message}")

@@ -68,13 +68,16 @@ def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
         rpc.call("communities", "grant_role", actor, c, people[name], "council_member", None, effective)
     for pid in list(people.values()):
         rpc.call("communities", "grant_role", actor, c, pid, "resident", None, effective)
+    # Tokens for every role, issued on the operator's path (the API issues a token only to its own
+    # holder) and recorded like any other credential: TokenIssued with the actor "demo". They last as
+    # long as the deployment (days None), so a demo or a training afternoon never runs out of them.
     tokens = {}
     for label, pid in [("party_lead", staff["party_lead"]), ("community_worker", staff["community_worker"]),
                        ("grid_leader", people["王芳 Wang"]), ("building_leader", people["李强 Li"]),
                        ("property_company", staff["property_company"]), ("auditor", staff["auditor"]),
                        ("resident", people["张伟 Zhang"]), ("tenant", people["吴婷 Wu (tenant)"])]:
-        tokens[label] = rpc.call("communities", "issue_token", c, pid, 30, f"demo {label}")["token"]
-    tokens["platform_admin"] = rpc.call("communities", "bootstrap_admin", "demo platform admin")["token"]
+        tokens[label] = rpc.call("communities", "issue_token", c, pid, None, f"demo {label}", actor)["token"]
+    tokens["platform_admin"] = rpc.call("communities", "bootstrap_admin", "demo platform admin", actor, None)["token"]
     result = {"community": c, "compound": compound, "buildings": {"1": b1, "2": b2}, "units": units,
               "people": people, "tokens": tokens}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,10 +85,17 @@ def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
     return result
 
 
-def describe(result: dict, gateway: str) -> str:
+def describe(result: dict, gateway: str, web: str | None = None) -> str:
     lines = [f"Demo community S社区 loaded: {result['community']}", "", "Sign-in tokens (Authorization: Bearer ...):"]
     for label, token in result["tokens"].items():
         lines.append(f"  {label:<18} {token}")
     lines += ["", f"Try: curl -H 'Authorization: Bearer {result['tokens']['community_worker']}' "
                   f"{gateway}/api/v1/communities/{result['community']}/directory"]
+    if web:
+        # One click into the pages per role: the link fills the sign-in form (a GET changes nothing;
+        # the person presses "sign in"). The platform admin belongs to no community, so has no page.
+        lines += ["", f"Web pages: {web}/  (中文默认 · English: {web}/lang/en)", "Sign-in links:"]
+        for label, token in result["tokens"].items():
+            if label != "platform_admin":
+                lines.append(f"  {label:<18} {web}/sign-in?token={token}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """`consult dlq`: what is parked, and putting it back.
 
-A parked message holds its (consumer, source) stream. Retry or resume moves it back to the
+A parked message holds its (consumer, source) stream. A rejected one (undecodable, or no event of
+its source's log) holds nothing: it is listed (`"rejected": true`) and can be dropped. Retry or resume moves it back to the
 consumer's queue and empties the parked queue; the consumer sees the hold lifted, reads its
 source's log from its tracked position and continues in order.
 """
@@ -14,10 +15,15 @@ from services.common.config import Settings
 from .rpc import CliError
 
 
+PROJECTION = "projection"  # each source service's read model of its own log, which parks like a consumer
+
+
 def _streams():
     for consumer, sources in sorted(registry.SUBSCRIPTIONS.items()):
         for source in sources:
             yield consumer, source
+    for source in registry.SOURCES:
+        yield PROJECTION, source
 
 
 def _browse(channel, name: str) -> list:
@@ -44,7 +50,37 @@ def list_parked(settings: Settings) -> list[dict]:
                     "parked_at": headers.get("parked_at"),
                 })
             channel.close()  # unacknowledged: everything stays parked
+            if consumer == PROJECTION:
+                continue
+            channel = conn.channel()
+            bus.rejected_queue(settings, consumer, source)(channel).declare()
+            for msg in _browse(channel, bus.rejected_name(settings, consumer, source)):
+                headers = msg.headers or {}
+                out.append({
+                    "id": (msg.properties or {}).get("message_id"), "consumer": consumer, "source": source,
+                    "position": headers.get("position"), "type": None, "community": None,
+                    "error": headers.get("error"), "parked_at": headers.get("rejected_at"), "rejected": True,
+                    "body": msg.body[:500].decode("utf-8", "replace") if isinstance(msg.body, bytes)
+                    else str(msg.body)[:500],
+                })
+            channel.close()
     return out
+
+
+def drop_rejected(settings: Settings, consumer: str | None = None, source: str | None = None) -> int:
+    """Delete the messages set aside as no event of their source's log (they hold nothing, and put
+    back they would only be set aside again); returns how many."""
+    dropped = 0
+    with bus.connect(settings) as conn:
+        for c, s in _streams():
+            if c == PROJECTION or consumer and c != consumer or source and s != source:
+                continue
+            channel = conn.channel()
+            queue = bus.rejected_queue(settings, c, s)(channel)
+            queue.declare()
+            dropped += queue.purge() or 0
+            channel.close()
+    return dropped
 
 
 def put_back(settings: Settings, event_id: str | None = None, consumer: str | None = None,
@@ -60,9 +96,10 @@ def put_back(settings: Settings, event_id: str | None = None, consumer: str | No
                 env = json.loads(msg.body)
                 if event_id and env["id"] != event_id:
                     continue
-                producer = conn.Producer(channel=channel)
-                producer.publish(msg.body, exchange="", routing_key=bus.queue_name(settings, c, s),
-                                 content_type="application/json", delivery_mode=2, message_id=env["id"])
+                if c != PROJECTION:  # a read model has no queue: it re-reads its log once the parked queue is empty
+                    producer = conn.Producer(channel=channel)
+                    producer.publish(msg.body, exchange="", routing_key=bus.queue_name(settings, c, s),
+                                     content_type="application/json", delivery_mode=2, message_id=env["id"])
                 channel.basic_ack(msg.delivery_tag)
                 moved.append({"id": env["id"], "consumer": c, "source": s, "position": env["position"]})
             channel.close()

@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 from services.common import config  # noqa: E402
 
 from . import dlq, up  # noqa: E402
-from .rpc import CliError, Rpc  # noqa: E402
+from .rpc import CliError, Rpc, operator  # noqa: E402
 
 # Stage services add their own commands: a module services/<name>/cli.py with register(subparsers).
 EXTENSIONS = tuple(f"services.{p.parent.name}.cli" for p in sorted(Path(__file__).resolve().parents[1].glob("*/cli.py"))
@@ -31,22 +31,29 @@ def cmd_up(args) -> int:
         os.environ["CONSULT_DB"] = args.db
     if args.data_dir:
         os.environ["CONSULT_DATA_DIR"] = args.data_dir
+    changed = up.deployment(args.training, args.clock_speed)
     settings = config.load()
     gateway = f"http://127.0.0.1:{settings.http_port('gateway')}"
+    web = f"http://127.0.0.1:{settings.http_port('web')}" if "web" in up.discover() else None
+    if web:
+        os.environ.setdefault("CONSULT_PUBLIC_URL", web)  # links in notifications open the web pages
     print(f"consult: starting {', '.join(up.discover())} on {settings.backend} "
           f"({settings.data_dir if not settings.is_postgres else 'PostgreSQL'}) …", flush=True)
     procs = up.start(log_dir=None if args.verbose else _log_dir(settings))
     try:
+        if settings.training:
+            print(up.training_banner() + (f" ({changed})" if changed else ""), flush=True)
         if args.demo:
             marker = settings.data_dir / "demo.json"
             if marker.exists():
                 print(f"consult: the demo community is already loaded ({marker})")
                 from .demo import describe
 
-                print(describe(json.loads(marker.read_text(encoding="utf-8")), gateway))
+                print(describe(json.loads(marker.read_text(encoding="utf-8")), gateway, web))
             else:
-                _load_demo(settings, gateway)
-        print(f"consult: running. API {gateway}/api/v1 · OpenAPI {gateway}/api/openapi.json · Ctrl-C stops.",
+                _load_demo(settings, gateway, web)
+        print(f"consult: running. API {gateway}/api/v1 · OpenAPI {gateway}/api/openapi.json"
+              + (f" · web pages {web}/" if web else "") + " · Ctrl-C stops.",
               flush=True)
         while all(p.poll() is None for _s, p in procs):
             time.sleep(0.5)
@@ -65,12 +72,12 @@ def _log_dir(settings) -> Path:
     return path
 
 
-def _load_demo(settings, gateway: str) -> None:
+def _load_demo(settings, gateway: str, web: str | None = None) -> None:
     from . import demo
 
     with Rpc(settings) as rpc:
         result = demo.load(rpc, settings.data_dir)
-    print(demo.describe(result, gateway))
+    print(demo.describe(result, gateway, web))
 
 
 def cmd_demo(args) -> int:
@@ -80,8 +87,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_admin_token(args) -> int:
-    with Rpc() as rpc:
-        print(rpc.call("communities", "bootstrap_admin", args.label)["token"])
+    with Rpc() as rpc:  # recorded in the platform's log with the operator as actor
+        print(rpc.call("communities", "bootstrap_admin", args.label, operator())["token"])
     return 0
 
 
@@ -94,8 +101,15 @@ def cmd_dlq(args) -> int:
         elif not parked:
             print("nothing is parked")
         for p in ([] if args.json else parked):
+            if p.get("rejected"):
+                print(f"{p['id']}  {p['consumer']} <- {p['source']}@{p['position']}  rejected (holds nothing) "
+                      f"{p['parked_at']}\n    {p['error']}")
+                continue
             print(f"{p['id']}  {p['consumer']} <- {p['source']}@{p['position']}  {p['type']}  "
                   f"parked {p['parked_at']}\n    {p['error']}")
+        return 0
+    if args.dlq_cmd == "drop-rejected":
+        print(f"dropped {dlq.drop_rejected(settings, args.consumer, args.source)} rejected messages")
         return 0
     if args.dlq_cmd == "retry":
         moved = dlq.put_back(settings, event_id=args.id)
@@ -110,6 +124,36 @@ def cmd_dlq(args) -> int:
     return 0
 
 
+def _print_erasure(request: dict) -> None:
+    state = "complete" if request["complete"] else "in progress"
+    print(f"erasure {request['id']} of {request['person']}, requested {request['requested_at']} by "
+          f"{request['requested_by']}: {state}")
+    for service, done in request["services"].items():
+        mark = f"done {done['at']} ({done['texts']} texts)" if done.get("done") else "not yet"
+        print(f"  {service:<14} {mark}")
+
+
+def cmd_directory_erase(args) -> int:
+    """PIPL art. 47: one request erases the person's texts and contact data in every service."""
+    with Rpc() as rpc:
+        _print_erasure(rpc.call("communities", "request_erasure", operator(), args.community, args.person, args.reason))
+    return 0
+
+
+def cmd_directory_erasure(args) -> int:
+    """Which services have completed each erasure request for the person."""
+    with Rpc() as rpc:
+        status = rpc.call("communities", "erasure_status", operator(), args.community, args.person)
+    if args.json:
+        _print(status)
+        return 0
+    if not status["requests"]:
+        print(f"no erasure was requested for {args.person}")
+    for request in status["requests"]:
+        _print_erasure(request)
+    return 0 if all(r["complete"] for r in status["requests"]) else 4
+
+
 def cmd_directory_import(args) -> int:
     try:
         text = Path(args.file).read_text(encoding="utf-8-sig")
@@ -118,10 +162,30 @@ def cmd_directory_import(args) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{args.file} is not UTF-8 text") from None
     with Rpc() as rpc:
-        result = rpc.call("communities", "import_csv", f"operator:{os.environ.get('USER', 'cli')}", args.community,
-                          text)
-    print(f"imported {result['households']} households and {result['people']} owners from {args.file}")
+        result = rpc.call("communities", "import_csv", operator(), args.community, text)
+    people = result["people"]
+    print(f"imported {result['households']} households from {args.file} "
+          f"({result['households_unchanged']} already in the directory as the file says); "
+          f"{len(people['created'])} owners created, {len(people['matched'])} matched")
+    for kind in ("created", "matched"):
+        for p in people[kind]:
+            renamed = " (name corrected)" if p.get("renamed") else ""
+            lines = ", ".join(str(n) for n in p["lines"])
+            print(f"  {kind:<8} {p['id']}  {p['name']}{renamed}  (line {lines})")
     return 0
+
+
+def _register_bench(sub) -> None:
+    """`consult bench` lives in the source tree's bench/ package (with the test harness it boots the
+    platform with), not in the installed services: found from the checkout this command runs from."""
+    root = str(Path(__file__).resolve().parents[2])
+    if (Path(root) / "bench" / "platform.py").exists() and root not in sys.path:
+        sys.path.append(root)
+    try:
+        from bench.platform import register
+    except ModuleNotFoundError:
+        return  # an installation without the source tree has no benchmarks
+    register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="PostgreSQL URL (default: SQLite files in the data folder)")
     p.add_argument("--data-dir", help="data folder (default ./consult-data)")
     p.add_argument("--verbose", action="store_true", help="service logs on the terminal")
+    p.add_argument("--training", action="store_true",
+                   help="a training deployment: a faster clock, every answer and record marked training (needs a "
+                        "data folder of its own; a production one refuses)")
+    p.add_argument("--clock-speed", type=float, metavar="N",
+                   help="with --training: platform seconds per real second (default 1440, a day a minute)")
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("demo", help="load the demo community and print sign-in tokens")
@@ -152,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("consumer", nargs="?")
     q.add_argument("source", nargs="?")
     q.add_argument("--all", action="store_true")
+    q = dsub.add_parser("drop-rejected", help="delete messages set aside as no event of their source's log")
+    q.add_argument("consumer", nargs="?")
+    q.add_argument("source", nargs="?")
     p.set_defaults(fn=cmd_dlq)
 
     p = sub.add_parser("directory", help="the community directory")
@@ -160,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file")
     q.add_argument("--community", required=True)
     q.set_defaults(fn=cmd_directory_import)
+    q = dsub.add_parser("erase", help="erase a person's texts and contact data in every service (PIPL)")
+    q.add_argument("person")
+    q.add_argument("--community", required=True)
+    q.add_argument("--reason", required=True)
+    q.set_defaults(fn=cmd_directory_erase)
+    q = dsub.add_parser("erasure", help="which services have completed a person's erasure (exit 4: not all yet)")
+    q.add_argument("person")
+    q.add_argument("--community", required=True)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_directory_erasure)
+
+    _register_bench(sub)
 
     import importlib
 

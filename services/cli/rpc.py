@@ -1,6 +1,7 @@
 """Operator access from the command line: nameko RPC to the services, with clear errors."""
 from __future__ import annotations
 
+import os
 import sys
 
 from services.common import config
@@ -26,9 +27,9 @@ class Rpc:
             check_broker(self.settings)
         except BrokerUnavailable as exc:
             raise CliError(str(exc), 3) from None
-        from nameko.standalone.rpc import ClusterRpcProxy
+        from services.common.rpc import cluster_proxy  # nameko only for the commands that call the platform
 
-        self._cluster = ClusterRpcProxy({"AMQP_URI": self.settings.amqp_uri}, timeout=self.timeout)
+        self._cluster = cluster_proxy(self.settings, timeout=self.timeout)
         self._proxy = self._cluster.start()
         return self
 
@@ -54,6 +55,11 @@ class Rpc:
         if isinstance(reply, dict) and reply.get("ok") is True:
             return reply["result"]
         return reply
+
+
+def operator() -> str:
+    """The actor the operator's commands are recorded with (never a person of a community)."""
+    return f"operator:{os.environ.get('USER', 'cli')}"
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -9,14 +9,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services.common import config
+from services.common import clock, config
 from services.common.bus import BrokerUnavailable, check_broker, declare_all
 
 from .rpc import CliError
 
 ROOT = Path(__file__).resolve().parents[1]
-# Start order: the directory first (others ask it), the gateway last.
-ORDER = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications", "gateway")
+# Start order: the directory first (others ask it), the gateway, then the web pages (its client).
+ORDER = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications", "gateway", "web")
 
 
 def discover() -> list[str]:
@@ -71,6 +71,36 @@ def start(services: list[str] | None = None, env: dict | None = None, log_dir: P
         stop(procs)
         raise
     return procs
+
+
+def deployment(training: bool, clock_speed: float | None) -> str | None:
+    """`consult up --training [--clock-speed N]`: every process started runs as a training deployment
+    (CONSULT_DEPLOYMENT, CONSULT_TRAINING_CLOCK_SPEED in the environment they inherit). A new speed
+    for an existing training deployment takes effect from the training time reached. Returns what
+    changed in the clock, if anything."""
+    if clock_speed is not None and not training:
+        raise CliError("--clock-speed is for a training deployment (--training): a production deployment's clock "
+                       "is the real one")
+    if not training:
+        return None
+    try:
+        if clock_speed is not None:
+            os.environ["CONSULT_TRAINING_CLOCK_SPEED"] = repr(config.training_speed(str(clock_speed), "--clock-speed"))
+        os.environ["CONSULT_DEPLOYMENT"] = config.TRAINING
+        settings = config.load()
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    if clock_speed is None or not (settings.data_dir / clock.TRAINING_CLOCK_FILE).exists():
+        return None  # the first service to start makes the clock (at this speed, or a day a minute)
+    return clock.start_training_clock(settings.data_dir, clock_speed)[1]
+
+
+def training_banner() -> str:
+    """What `consult up` says about a training deployment once it runs."""
+    training = clock.training_clock()
+    return (f"consult: TRAINING deployment. Its clock runs {training.speed:g}× real time (now "
+            f"{clock.format(clock.now())}); every API answer, notification, audit notice and export says "
+            "\"training\", and its record never verifies as a production one. Practise here; decide nothing.")
 
 
 def stop(procs: list, timeout: float = 15) -> None:

@@ -32,6 +32,10 @@ def parked_name(settings: Settings, consumer: str, source: str) -> str:
     return f"{settings.prefix}.{consumer}.{source}.parked"
 
 
+def rejected_name(settings: Settings, consumer: str, source: str) -> str:
+    return f"{settings.prefix}.{consumer}.{source}.rejected"
+
+
 def consumer_queue(settings: Settings, consumer: str, source: str) -> Queue:
     return Queue(
         queue_name(settings, consumer, source),
@@ -44,6 +48,12 @@ def consumer_queue(settings: Settings, consumer: str, source: str) -> Queue:
 
 def parked_queue(settings: Settings, consumer: str, source: str) -> Queue:
     return Queue(parked_name(settings, consumer, source), durable=True)
+
+
+def rejected_queue(settings: Settings, consumer: str, source: str) -> Queue:
+    """Messages a consumer received that are no event of the source's log (undecodable, forged):
+    kept for an operator to look at (`consult dlq list`), never holding the stream."""
+    return Queue(rejected_name(settings, consumer, source), durable=True)
 
 
 def declare_for_source(channel, settings: Settings, source: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import urlparse
 
 # One place for the HTTP port of each service (metrics, health; the gateway also serves the API).
@@ -16,11 +17,35 @@ HTTP_PORTS = {
     "decisions": 9105,
     "actions": 9106,
     "notifications": 9107,
+    "web": 8081,  # the web pages (services/web), a client of the gateway's API
 }
 
 
-def _flag(name: str, default: str = "0") -> bool:
-    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "y", "on")
+def _flag(env: Mapping[str, str], name: str, default: str = "0") -> bool:
+    return env.get(name, default).strip().lower() in ("1", "true", "yes", "y", "on")
+
+
+PRODUCTION, TRAINING = "production", "training"  # what a deployment is: services/common/deployment.py
+
+
+def _deployment(value: str) -> str:
+    if value not in (PRODUCTION, TRAINING):
+        raise ValueError(f"CONSULT_DEPLOYMENT must be {PRODUCTION!r} or {TRAINING!r}, not {value!r}")
+    return value
+
+
+def training_speed(value: str | None, name: str = "CONSULT_TRAINING_CLOCK_SPEED") -> float | None:
+    """How many training seconds pass per real second (1440: a day a minute). Unset: the training
+    clock's own (or the default when it starts)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = 0.0
+    if not 1 <= speed <= 10_000_000:
+        raise ValueError(f"{name} must be a number from 1 to 10000000, not {value!r}")
+    return speed
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,16 @@ class Settings:
     retry_delays: tuple[float, ...]
     port_offset: int = 0
     extra: dict = field(default_factory=dict)
+    deployment: str = PRODUCTION  # CONSULT_DEPLOYMENT: production, or training (marked everywhere)
+    training_clock_speed: float | None = None
+    # CONSULT_EVIDENCE_MAX_BYTES: the largest evidence file accepted (the gateway's body limit follows it).
+    evidence_max_bytes: int = 5 * 1024 * 1024
+    transient_backoff_max: float = 10.0  # CONSULT_TRANSIENT_BACKOFF_MAX: longest wait between transient retries
+    consumer_rpc_timeout: float = 30.0  # CONSULT_CONSUMER_RPC_TIMEOUT: a consumer's or timer's RPC to another service
+
+    @property
+    def training(self) -> bool:
+        return self.deployment == TRAINING
 
     @property
     def is_postgres(self) -> bool:
@@ -68,25 +103,42 @@ class Settings:
         return f"{self.prefix}_{service}_{part}".replace("-", "_").lower()
 
 
-def load() -> Settings:
-    data_dir = Path(os.environ.get("CONSULT_DATA_DIR", "consult-data")).resolve()
-    db = os.environ.get("CONSULT_DB", "sqlite")
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, or from `environ` (a test harness's or a benchmark's
+    platform, which is not this process's)."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("CONSULT_DATA_DIR", "consult-data")).resolve()
+    db = env.get("CONSULT_DB", "sqlite")
     if db.startswith("sqlite"):
         # 'sqlite' or 'sqlite:///folder': SQLite files under the data folder.
         folder = db.split("sqlite:///", 1)[1] if "sqlite:///" in db else ""
         if folder:
             data_dir = Path(folder).resolve()
         db = "sqlite"
-    delays = os.environ.get("CONSULT_RETRY_DELAYS", "0.2,1,3")
+    delays = env.get("CONSULT_RETRY_DELAYS", "0.2,1,3")
     return Settings(
-        amqp_uri=os.environ.get("CONSULT_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+        amqp_uri=env.get("CONSULT_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
         db=db,
         data_dir=data_dir,
-        prefix=os.environ.get("CONSULT_PREFIX", "consult"),
-        test_mode=_flag("CONSULT_TEST_MODE"),
-        clock_file=os.environ.get("CONSULT_CLOCK_FILE") or None,
-        relay_interval=float(os.environ.get("CONSULT_RELAY_INTERVAL", "0.2")),
-        catchup_interval=float(os.environ.get("CONSULT_CATCHUP_INTERVAL", "5")),
+        prefix=env.get("CONSULT_PREFIX") or "consult",  # names every exchange, queue and schema
+        test_mode=_flag(env, "CONSULT_TEST_MODE"),
+        clock_file=env.get("CONSULT_CLOCK_FILE") or None,
+        relay_interval=float(env.get("CONSULT_RELAY_INTERVAL", "0.2")),
+        catchup_interval=float(env.get("CONSULT_CATCHUP_INTERVAL", "5")),
         retry_delays=tuple(float(x) for x in delays.split(",") if x.strip()),
-        port_offset=int(os.environ.get("CONSULT_PORT_OFFSET", "0")),
+        port_offset=int(env.get("CONSULT_PORT_OFFSET", "0")),
+        deployment=_deployment(env.get("CONSULT_DEPLOYMENT", PRODUCTION).strip().lower() or PRODUCTION),
+        training_clock_speed=training_speed(env.get("CONSULT_TRAINING_CLOCK_SPEED")),
+        evidence_max_bytes=evidence_max_bytes(env.get("CONSULT_EVIDENCE_MAX_BYTES")),
+        transient_backoff_max=float(env.get("CONSULT_TRANSIENT_BACKOFF_MAX", "10")),
+        consumer_rpc_timeout=float(env.get("CONSULT_CONSUMER_RPC_TIMEOUT", "30")),
     )
+
+
+def evidence_max_bytes(value: str | None) -> int:
+    """CONSULT_EVIDENCE_MAX_BYTES: 1 byte to 100 MiB; 5 MiB when unset."""
+    if value in (None, ""):
+        return 5 * 1024 * 1024
+    if not value.strip().isdigit() or not 1 <= int(value) <= 100 * 1024 * 1024:
+        raise ValueError(f"CONSULT_EVIDENCE_MAX_BYTES must be a whole number of bytes from 1 to 104857600, not {value!r}")
+    return int(value)

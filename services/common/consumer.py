@@ -10,7 +10,10 @@ until an operator retries or resumes it (`consult dlq`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import random
 import socket
 import time
 import traceback
@@ -23,6 +26,7 @@ from kombu import Consumer
 from . import bus, clock, envelope, faults, metrics
 from .aggregate import command_context
 from .config import Settings
+from .errors import Conflict, DomainError, Unavailable
 from .tables import consumer_tracking
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,10 @@ class SqlSink:
 
     def __init__(self, consumer: str, engine: sa.Engine, handler: Callable[[sa.Connection, dict], None]):
         self.consumer, self.engine, self.handler = consumer, engine, handler
+        # As a service's read model (`catch_up_projection`): the event it could not apply, while
+        # that event is parked and the read model holds at the position before it.
+        self.held: dict | None = None
+        self._hold_checked = 0.0
 
     def position(self, source: str) -> int:
         with self.engine.connect() as conn:
@@ -99,6 +107,17 @@ class SqlSink:
             if fresh:
                 self._track(conn, source, tracked, fresh[-1]["position"])
         return len(fresh)
+
+    def rehearse(self, envs: list[dict]) -> None:
+        """Apply envelopes in a transaction that is rolled back: raises what applying them for
+        real would raise, and leaves the read model as it was."""
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                for env in envs:
+                    self.handler(conn, env)
+            finally:
+                transaction.rollback()
 
     def _track(self, conn, source: str, tracked: int, position: int) -> None:
         # The row exists and is locked (see _locked_position); compare-and-set all the same.
@@ -154,6 +173,91 @@ class SinkChain:
         return applied
 
 
+def park_message(settings: Settings, consumer: str, source: str, env: dict, error: BaseException | None) -> str:
+    """Put an event a consumer cannot apply into its parked queue (`consult dlq list` shows it);
+    returns the error's one-line description."""
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip() if error else "unknown"
+    log.error("%s: parking %s@%s from %s: %s", consumer, env["type"], env["position"], source, detail)
+    with bus.connect(settings, confirm=True) as conn:
+        channel = conn.channel()
+        queue = bus.parked_queue(settings, consumer, source)
+        queue(channel).declare()
+        conn.Producer(channel=channel).publish(
+            envelope.canonical(env),
+            exchange="",
+            routing_key=queue.name,
+            content_type="application/json",
+            delivery_mode=2,
+            message_id=env["id"],
+            headers={
+                "consumer": consumer,
+                "source": source,
+                "position": env["position"],
+                "type": env["type"],
+                "error": detail[:2000],
+                "parked_at": clock.format(clock.now()),
+            },
+        )
+    return detail
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler's failure says "not now" rather than "never": an RPC to a service that
+    timed out, is not running or answered 503 (starting, held, a lock timeout), a lost connection
+    to the broker or a database, a lock or statement timeout. Those are waited out; everything
+    else (the handler's own domain refusal, a bug, an event it cannot take) is permanent."""
+    from nameko.exceptions import RpcTimeout, UnknownService
+
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (RpcTimeout, UnknownService, ConnectionError, TimeoutError, socket.timeout)):
+            return True
+        if isinstance(exc, DomainError):
+            return getattr(exc, "status", 400) == 503
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+            return True  # connection lost, lock/statement timeout, database locked, pool exhausted
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        name = type(exc).__name__
+        if name in ("OperationalError", "InterfaceError", "Timeout", "RecoverableConnectionError",
+                    "ConnectionForced", "AMQPConnectionError"):
+            return True  # eventsourcing's and the drivers' own, eventlet's, kombu's and amqp's
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def backoff(attempt: int, cap: float) -> float:
+    """Capped exponential back-off with full jitter: 0.2, 0.4, 0.8 ... seconds, at most `cap`."""
+    return random.uniform(0.5, 1.0) * min(cap, 0.2 * 2 ** (attempt - 1))
+
+
+def reject_message(settings: Settings, consumer: str, source: str, body: bytes | str, reason: str,
+                   position: int | None = None, message_id: str | None = None) -> None:
+    """Set aside a message that is no event of the source's log (undecodable, or not what the log
+    records at its position): kept as received in the stream's rejected queue for an operator
+    (`consult dlq list`), never applied and never holding the stream -- the log is the truth, and
+    the event really at that position is read from it."""
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    log.error("%s: rejected a message on %s (position %s): %s", consumer, source, position, reason)
+    with bus.connect(settings, confirm=True) as conn:
+        channel = conn.channel()
+        queue = bus.rejected_queue(settings, consumer, source)
+        queue(channel).declare()
+        conn.Producer(channel=channel).publish(
+            raw, exchange="", routing_key=queue.name, content_type="application/octet-stream",
+            content_encoding="binary", delivery_mode=2, message_id=message_id or hashlib.sha256(raw).hexdigest(),
+            headers={"consumer": consumer, "source": source, "position": position, "error": reason[:2000],
+                     "rejected_at": clock.format(clock.now())})
+
+
+def _same(recorded: dict, received: dict) -> bool:
+    """Whether a received envelope is, byte for byte, the one the log records."""
+    try:
+        return envelope.canonical(received) == envelope.canonical(recorded)
+    except (TypeError, ValueError):
+        return False  # not even canonical JSON: no event of any log
+
+
 class TrackedConsumer:
     def __init__(
         self,
@@ -169,14 +273,22 @@ class TrackedConsumer:
         self.upcast = upcast  # the audit log keeps envelopes exactly as published
         self.fetch_log, self.log_head = fetch_log, log_head
         self.held: set[str] = set()
+        self.rejected: dict[str, int] = {}  # per source, since start: messages set aside (reject_message)
+        self._ahead: dict[str, dict[int, dict]] = {}  # per source, the log read ahead (positions -> envelopes)
         self.stopped = False
         self._consumers: dict[str, Consumer] = {}
         self._channel = None
         self.ready = False
 
     # -- processing -------------------------------------------------------------------------
-    def process(self, source: str, env: dict) -> None:
-        """Apply env, first filling any gap before it from the source's log."""
+    def process(self, source: str, env: dict, body: bytes | str | None = None) -> None:
+        """Apply env, first filling any gap before it from the source's log.
+
+        A message from the bus is checked against the source's own log: what is applied is the
+        envelope the log records at that position, and only if the message is that envelope byte
+        for byte. Anything else (a forgery, an envelope of no log, one the log does not hold) is
+        set aside (reject_message) and the stream goes on: the event really at that position, if
+        there is one yet, is applied from the log."""
         tracked = self.sink.position(source)
         position = env["position"]
         if position <= tracked:
@@ -188,7 +300,34 @@ class TrackedConsumer:
             if position <= self.sink.position(source):
                 metrics.DUPLICATES.labels(self.name, source).inc()
                 return
-        self.apply(source, env)
+        recorded = self._recorded(source, position)
+        if recorded is None or not _same(recorded, env):
+            reason = (f"not an event of the {source} log: position {position} holds "
+                      f"{recorded['type']} {recorded['id']}" if recorded is not None else
+                      f"not an event of the {source} log: it holds nothing at position {position}")
+            self.reject(source, body if body is not None else json.dumps(env, default=str), reason, position,
+                        str(env.get("id")))
+            if recorded is None:
+                return
+        self.apply(source, recorded)
+
+    def _recorded(self, source: str, position: int) -> dict | None:
+        """The envelope the source's log records at `position` (read ahead up to 100 at a time)."""
+        ahead = self._ahead.setdefault(source, {})
+        if position not in ahead:
+            ahead.clear()
+            for raw in self.fetch_log(source, position, 100):
+                env = envelope.decode(raw, upcast=self.upcast)
+                ahead[env["position"]] = env
+        for stale in [p for p in ahead if p < position]:
+            del ahead[stale]
+        return ahead.pop(position, None)
+
+    def reject(self, source: str, body: bytes | str, reason: str, position: int | None = None,
+               message_id: str | None = None) -> None:
+        reject_message(self.settings, self.name, source, body, reason, position, message_id)
+        self.rejected[source] = self.rejected.get(source, 0) + 1
+        metrics.REJECTED.labels(self.name, source).inc()
 
     def pull(self, source: str, upto: int | None = None) -> int:
         """Read the source's log after the tracked position and apply it in order."""
@@ -197,27 +336,46 @@ class TrackedConsumer:
             tracked = self.sink.position(source)
             if upto is not None and tracked >= upto:
                 return applied
-            batch = self.fetch_log(source, tracked + 1, 100)
-            batch = [e for e in batch if e["position"] > tracked and (upto is None or e["position"] <= upto)]
+            fetched = [envelope.decode(raw, upcast=self.upcast) for raw in self.fetch_log(source, tracked + 1, 100)]
+            batch = [e for e in fetched if e["position"] > tracked and (upto is None or e["position"] <= upto)]
+            if upto is not None:  # what lies beyond is what the message that made us pull is checked against
+                self._ahead[source] = {e["position"]: e for e in fetched if e["position"] > upto}
             if not batch:
                 return applied
-            for raw in batch:
-                self.apply(source, envelope.decode(raw, upcast=self.upcast))
+            for env in batch:
+                self.apply(source, env)
                 applied += 1
 
     def apply(self, source: str, env: dict) -> None:
-        delays = (0.0, *self.settings.retry_delays)
-        last_error = None
-        for delay in delays:
-            if delay:
-                time.sleep(delay)
+        """Apply one event. A transient failure (is_transient: the handler's upstream timed out or is
+        starting, a connection was lost, a lock timed out) is retried with capped exponential
+        back-off and jitter for as long as it lasts -- the stream waits, nothing is parked. Any
+        other failure is retried `retry_delays` times, then the event is parked and the stream held."""
+        delays = list(self.settings.retry_delays)
+        transient = 0
+        while True:
             started = time.perf_counter()
             try:
                 applied = self.sink.handle(source, env)
-            except Exception as exc:  # noqa: BLE001 - every failure is retried, then parked
-                last_error = exc
+            except ProjectionHeld:
+                raise  # this service records nothing until its own read model is let go: try again later
+            except Exception as exc:  # noqa: BLE001 - classified: waited out, or retried then parked
                 metrics.HANDLER_FAILURES.labels(self.name, source).inc()
+                if self.stopped:
+                    raise  # shutting down: the message is redelivered to whoever runs next
+                if is_transient(exc):
+                    transient += 1
+                    wait = backoff(transient, self.settings.transient_backoff_max)
+                    metrics.TRANSIENT_WAITS.labels(self.name, source).inc()
+                    log.warning("%s: %s@%s from %s failed transiently (%r); waiting %.1f s, not parking",
+                                self.name, env["type"], env["position"], source, exc, wait)
+                    time.sleep(wait)
+                    continue
                 log.warning("%s: handling %s@%s failed: %r", self.name, env["type"], env["position"], exc)
+                if not delays:
+                    self.park(source, env, exc)
+                    raise Held(source) from None
+                time.sleep(delays.pop(0))
                 continue
             metrics.HANDLER_SECONDS.labels(self.name, source).observe(time.perf_counter() - started)
             if applied:
@@ -225,33 +383,10 @@ class TrackedConsumer:
             else:
                 metrics.DUPLICATES.labels(self.name, source).inc()
             return
-        self.park(source, env, last_error)
-        raise Held(source)
 
     # -- failures -------------------------------------------------------------------------------
     def park(self, source: str, env: dict, error: BaseException | None) -> None:
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip() if error else "unknown"
-        log.error("%s: parking %s@%s from %s: %s", self.name, env["type"], env["position"], source, detail)
-        with bus.connect(self.settings, confirm=True) as conn:
-            channel = conn.channel()
-            queue = bus.parked_queue(self.settings, self.name, source)
-            queue(channel).declare()
-            conn.Producer(channel=channel).publish(
-                envelope.canonical(env),
-                exchange="",
-                routing_key=queue.name,
-                content_type="application/json",
-                delivery_mode=2,
-                message_id=env["id"],
-                headers={
-                    "consumer": self.name,
-                    "source": source,
-                    "position": env["position"],
-                    "type": env["type"],
-                    "error": detail[:2000],
-                    "parked_at": clock.format(clock.now()),
-                },
-            )
+        park_message(self.settings, self.name, source, env, error)
         self.hold(source)
 
     def hold(self, source: str) -> None:
@@ -304,15 +439,23 @@ class TrackedConsumer:
         def on_message(message):
             try:
                 env = envelope.decode(message.body, upcast=self.upcast)
-            except Exception:  # noqa: BLE001 - not an envelope: park it as it is, loudly
-                log.error("%s: undecodable message on %s", self.name, source)
+                if not isinstance(env.get("position"), int) or isinstance(env["position"], bool):
+                    raise ValueError(f"no integer position: {env.get('position')!r}")
+            except Exception as exc:  # noqa: BLE001 - not an envelope: set it aside as it is, loudly
+                try:
+                    self.reject(source, message.body, f"undecodable: {exc!r}"[:500])
+                except Exception:  # noqa: BLE001 - the broker is failing: it is redelivered
+                    log.exception("%s: could not set aside an undecodable message on %s", self.name, source)
+                    time.sleep(1.0)
+                    message.requeue()
+                    return
                 message.ack()
                 return
             if source in self.held:
                 message.requeue()
                 return
             try:
-                self.process(source, env)
+                self.process(source, env, message.body)
             except Held:
                 pass
             except Exception as exc:  # noqa: BLE001 - e.g. the source log is unreachable: try later
@@ -373,25 +516,145 @@ class TrackedConsumer:
         self.stopped = True
 
 
+class ProjectionHeld(Unavailable):
+    """The service's read model is held at an event it could not apply: nothing new is recorded
+    until an operator has acted (`consult dlq retry|resume projection <service>`)."""
+
+
+class NotRecorded(Conflict):
+    """A command whose events the service's read model would not take: refused, nothing recorded."""
+
+
+class RecordedButHeld(Exception):
+    """A command's events were recorded, but its read model could not apply them (it passed the
+    rehearsal; something changed in between) and now holds at them. Not a DomainError: the
+    command is not refused -- its texts must stay -- and the caller is told what happened."""
+
+    def __init__(self, source: str, held: dict):
+        super().__init__(f"{source}: recorded, held at {held['type']}@{held['position']}")
+        self.source, self.held = source, held
+
+    def to_problem(self) -> dict:
+        return {"type": "https://consult.example/problems/RecordedButHeld", "title": "Service unavailable",
+                "status": 503, "code": "RecordedButHeld",
+                "detail": f"this was recorded, but the {self.source} service could not show it: its records are "
+                          "held until an operator has acted (consult dlq list); it shows then"}
+
+
+HOLD_CHECK_S = 1.0  # how often a held read model asks the broker whether its parked event was let go
+
+
 def catch_up_projection(app, source: str, sink: SqlSink, per_transaction: int = 1) -> int:
     """Bring a read model up to its own service's log head (in order, exactly once).
 
     A service's read models consume its own log directly (no bus), with the same tracking rule.
     Commands call it after saving, so a read right after a write sees the write. With
     `per_transaction` > 1, up to that many events are applied per transaction (`handle_many`).
+
+    An event the read model cannot apply is retried as a consumer retries a message, then parked
+    as a consumer parks one (consumer `projection`, source the service): the read model holds at
+    the position before it, so reads keep answering from there; `sink.held` says why, the service
+    is not ready (`/readyz` 503, degraded), `consult_parked_messages{consumer="projection"}` is 1
+    and `consult dlq list` shows it. Once an operator has emptied the parked queue (`consult dlq
+    retry` or `resume`), the next catch-up applies it again.
     """
     from .relay import read_envelopes
 
+    if sink.held is not None and not _hold_released(app.settings, sink, source):
+        return 0
     applied = 0
-    while True:
-        tracked = sink.position(source)
-        batch = read_envelopes(app, source, tracked + 1, 500)
-        if per_transaction > 1:
+    try:
+        while True:
+            tracked = sink.position(source)
+            batch = read_envelopes(app, source, tracked + 1, 500)
             for i in range(0, len(batch), per_transaction):
-                applied += sink.handle_many(source, batch[i:i + per_transaction])
-        else:
-            for env in batch:
-                if sink.handle(source, env):
-                    applied += 1
-        if len(batch) < 500:
-            return applied
+                chunk = batch[i:i + per_transaction]
+                try:
+                    applied += sink.handle_many(source, chunk) if per_transaction > 1 else int(
+                        sink.handle(source, chunk[0]))
+                except Exception:  # noqa: BLE001 - find the event that fails, retry it, park it
+                    applied += sum(_apply_or_park(app.settings, sink, source, env) for env in chunk)
+            if len(batch) < 500:
+                return applied
+    except Held:
+        return applied
+
+
+def _apply_or_park(settings: Settings, sink: SqlSink, source: str, env: dict) -> bool:
+    """Apply one event to a read model, retrying as a consumer retries (the first retry at once: a
+    clash with another instance applying the same event resolves on re-reading the position);
+    park it and hold the read model if it keeps failing."""
+    error: BaseException | None = None
+    for delay in (0.0, 0.0, *settings.retry_delays):
+        if delay:
+            time.sleep(delay)
+        try:
+            return sink.handle(source, env)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+            metrics.HANDLER_FAILURES.labels(sink.consumer, source).inc()
+            log.warning("%s of %s: applying %s@%s failed: %r", sink.consumer, source, env["type"], env["position"],
+                        exc)
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    sink.held = {"position": env["position"], "type": env["type"], "event": env["id"], "error": detail[:500]}
+    sink._hold_checked = time.monotonic()
+    metrics.PARKED.labels(sink.consumer, source).set(1)
+    try:
+        with bus.connect(settings) as conn:  # another instance (or this one, before a restart) parked it already
+            parked = bus.parked_count(conn.channel(), settings, sink.consumer, source)
+        if not parked:
+            park_message(settings, sink.consumer, source, env, error)
+    except Exception:  # noqa: BLE001 - held all the same; parked on a later try once the broker answers
+        log.exception("%s of %s: could not park %s@%s", sink.consumer, source, env["type"], env["position"])
+    raise Held(source)
+
+
+def _hold_released(settings: Settings, sink: SqlSink, source: str) -> bool:
+    """Whether an operator has let the parked event go (its parked queue is empty); asked of the
+    broker at most every HOLD_CHECK_S seconds."""
+    now = time.monotonic()
+    if now - sink._hold_checked < HOLD_CHECK_S:
+        return False
+    sink._hold_checked = now
+    try:
+        with bus.connect(settings) as conn:
+            if bus.parked_count(conn.channel(), settings, sink.consumer, source):
+                return False
+    except Exception as exc:  # noqa: BLE001 - the broker is down: stay held, ask again later
+        log.info("%s of %s: cannot read the parked queue: %r", sink.consumer, source, exc)
+        return False
+    log.info("%s of %s: resumed after %s@%s", sink.consumer, source, sink.held["type"], sink.held["position"])
+    sink.held = None
+    metrics.PARKED.labels(sink.consumer, source).set(0)
+    return True
+
+
+def _lost_the_race(app, events: list) -> bool:
+    """Whether any of these new events' (originator, version) is already in the store."""
+    for event in events:
+        if app.recorder.select_events(event.originator_id, gt=event.originator_version - 1, limit=1):
+            return True
+    return False
+
+
+def rehearse_projection(app, source: str, sink: SqlSink, events: list) -> None:
+    """Before a command's events are saved: apply them to the read model in a transaction that is
+    rolled back. So a command and its projection either both hold or the command is refused
+    (NotRecorded), instead of an event being saved that its read model cannot take. Refused too
+    while the read model is held (ProjectionHeld). Positions are placeholders after the head."""
+    if sink.held is not None:
+        raise ProjectionHeld.coded("common.service_records_held_event", source=source)
+    head = app.recorder.max_notification_id() or 0
+    envs = [envelope.from_domain_event(source, head + n, e) for n, e in enumerate(events, 1)]
+    try:
+        sink.rehearse(envs)
+    except DomainError:
+        raise
+    except Exception:  # noqa: BLE001 - the reason is for the operator's log, not the caller
+        if _lost_the_race(app, events):
+            # Another instance saved these versions between our catch-up and the rehearsal, so
+            # its rows are in the read model: the store's own unique (originator, version) key
+            # refuses our save next, and the caller gets the usual concurrency conflict.
+            return
+        log.exception("%s: refused %s: its read model would not apply it", source, [e["type"] for e in envs])
+        raise NotRecorded.coded("common.nothing_was_recorded_change") from None

@@ -1,6 +1,7 @@
 """The erasable content store: texts and their salts, keyed by commitment."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -10,17 +11,24 @@ from .envelope import commit_text
 from .errors import DomainError, InvalidInput
 from .tables import texts
 
+# NUL cannot be stored in PostgreSQL text, and an unpaired surrogate cannot be encoded at all: both
+# would fail a command after part of it was done. The gateway refuses them too; this is for RPC callers.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 def validate_text(text, field: str, *, min_len: int = 1, max_len: int = 5000, required: bool = True) -> str | None:
     if text is None and not required:
         return None
     if not isinstance(text, str):
-        raise InvalidInput(f"{field} must be a string")
+        raise InvalidInput.coded("text.not_string", field=field)
+    if _UNSTORABLE.search(text):
+        raise InvalidInput.coded("text.unstorable", field=field)
     text = text.strip()
     if len(text) < min_len:
-        raise InvalidInput(f"{field} must not be empty" if min_len == 1 else f"{field} needs at least {min_len} characters")
+        raise (InvalidInput.coded("text.empty", field=field) if min_len == 1 else
+               InvalidInput.coded("text.too_short", field=field, min=min_len))
     if len(text) > max_len:
-        raise InvalidInput(f"{field} is too long ({len(text)} characters, at most {max_len})")
+        raise InvalidInput.coded("text.too_long", field=field, length=len(text), max=max_len)
     return text
 
 
@@ -87,6 +95,21 @@ class ContentStore:
                 out.append({"kind": "text", "commitment": c, "salt": row.salt, "text": row.body})
         return out
 
+    def count_subject(self, subject: str) -> int:
+        """How many texts of this subject are held (not yet erased)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(texts).where(
+                texts.c.subject == subject, texts.c.erased_at.is_(None))).scalar()
+
+    def of_subject(self, subject: str, commitments) -> list[str]:
+        """Which of `commitments` are texts of this subject (erased or not: the row keeps whose it was)."""
+        wanted = sorted({c for c in commitments if c})
+        if not wanted:
+            return []
+        with self.engine.connect() as conn:
+            return [r.commitment for r in conn.execute(sa.select(texts.c.commitment).where(
+                texts.c.subject == subject, texts.c.commitment.in_(wanted)))]
+
     def erase_subject(self, subject: str) -> int:
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -103,3 +126,22 @@ class ContentStore:
                     body=None, salt=None, erased_at=clock.format(clock.now())
                 )
             )
+
+
+def gather_texts(content: ContentStore, commitments, sources, read_texts) -> dict:
+    """Readable texts of commitments, ours first, then each other stage in `sources` asked in turn
+    through `read_texts(source, commitments)` (its `read_texts` RPC) for the rest.
+
+    Why at read time and not copied when the event arrives: a text stays in the store of the stage
+    that took it down, so erasing a person there (PersonTextsErased) removes it from every read at
+    once; a copy here would outlive it. Commitments are salted hashes, so each names one text
+    wherever it is stored. Erased and unknown ones are absent (a view shows null)."""
+    wanted = {c for c in commitments if c}
+    texts = {c: v for c, v in content.get_many(wanted).items() if v is not None}
+    for source in sources:
+        missing = sorted(wanted - texts.keys())
+        if not missing or read_texts is None:
+            break
+        for start in range(0, len(missing), 1000):
+            texts.update(read_texts(source, missing[start:start + 1000]) or {})
+    return texts

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from . import clock
+from .canonical import canonical_bytes
 
 SCHEMA = "consult.event/1"
 NAMESPACE = uuid.UUID("6f0c2a43-8d64-4d4e-9a53-6a0c8f7e2b10")
@@ -57,9 +58,7 @@ def canonical(obj: Any) -> bytes:
     For the values envelopes hold (strings, integers within 2**53, booleans, null, objects,
     arrays) this is the same byte sequence as RFC 8785 (JCS).
     """
-    return json.dumps(
-        to_json_value(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return canonical_bytes(to_json_value(obj))
 
 
 def event_type_name(event_class: type) -> str:

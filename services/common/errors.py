@@ -12,6 +12,31 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        self.message: dict | None = None  # {"key", "params"} of services/common/problem_texts
+
+    @classmethod
+    def coded(cls, key: str, /, *, extra: dict | None = None, **params):
+        """A refusal whose words the gateway renders in the client's language: `key` names its
+        message in the catalogue (services/common/problem_texts), `params` fill it in (plain
+        JSON values: they travel in the RPC reply). Its `detail` is the English text.
+
+        A parameter that is no JSON scalar (an id, a Decimal, a date, a tuple) is passed as its
+        text, the words an f-string would have used, so the detail reads the same after the trip."""
+        from .problem_texts import EN, render
+
+        params = {name: value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+                  for name, value in params.items()}
+        error = cls(render(key, EN, params) or key, **(extra or {}))
+        error.message = {"key": key, "params": params}
+        return error
+
+    @classmethod
+    def relayed(cls, problem: dict):
+        """Another service's refusal (the problem of its RPC reply) raised again here, its words
+        kept: the English detail and, if it was coded, its message key for the gateway."""
+        error = cls(problem.get("detail", "refused"))
+        error.message = problem.get("i18n")
+        return error
 
     @property
     def type_name(self) -> str:
@@ -26,12 +51,20 @@ class DomainError(Exception):
             "code": self.type_name,
         }
         problem.update(self.extra)
+        if self.message:
+            problem["i18n"] = self.message  # taken off by the gateway when it localises
         return problem
 
 
 class InvalidInput(DomainError):
     status = 422
     title = "Invalid input"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A file larger than the configured limit (an evidence file): 413, and nothing is kept."""
+    status = 413
+    title = "Payload too large"
 
 
 class NotFound(DomainError):
@@ -54,3 +87,10 @@ class Conflict(DomainError):
 
     status = 409
     title = "Conflict"
+
+
+class Unavailable(DomainError):
+    """The service cannot take commands now (e.g. its records are held for an operator)."""
+
+    status = 503
+    title = "Service unavailable"

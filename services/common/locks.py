@@ -95,7 +95,7 @@ class KeyedLocks:
             with ExitStack() as stack:
                 for lock, _users in entries:
                     if not lock.acquire(timeout=max(deadline - time.monotonic(), 0.001)):
-                        raise LockTimeout(f"{self.namespace} is busy; try again")
+                        raise LockTimeout.coded("common.busy_try_again", namespace=self.namespace)
                     stack.callback(lock.release)
                 yield
         finally:
@@ -108,7 +108,7 @@ class KeyedLocks:
     def _wait(self, deadline: float, try_once) -> None:
         while not try_once():
             if time.monotonic() > deadline:
-                raise LockTimeout(f"{self.namespace} is busy; try again")
+                raise LockTimeout.coded("common.busy_try_again", namespace=self.namespace)
             time.sleep(0.001 + random.random() * 0.004)  # green under eventlet
 
     @contextmanager

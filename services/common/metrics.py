@@ -12,6 +12,10 @@ GAPS_FILLED = Counter("consult_gaps_filled", "Times a consumer pulled missing po
 CONSUMER_LAG = Gauge("consult_consumer_lag", "Source head position minus tracked position", ["consumer", "source"])
 OUTBOX_LAG = Gauge("consult_outbox_lag", "Source head position minus last published position", ["source"])
 PARKED = Gauge("consult_parked_messages", "Messages parked in the dead-letter queue (stream held)", ["consumer", "source"])
+REJECTED = Counter("consult_rejected_messages", "Messages that are no event of the source's log (undecodable, or "
+                   "not what the log records at their position): set aside, the stream goes on", ["consumer", "source"])
+TRANSIENT_WAITS = Counter("consult_handler_transient_failures", "Handler failures classified transient: retried "
+                          "with back-off, never parked", ["consumer", "source"])
 HANDLER_SECONDS = Histogram("consult_handler_seconds", "Time to apply one event", ["consumer", "source"])
 HANDLER_FAILURES = Counter("consult_handler_failures", "Handler exceptions (before retry)", ["consumer", "source"])
 HTTP_REQUESTS = Counter("consult_http_requests", "HTTP requests", ["service", "route", "method", "status"])

@@ -14,10 +14,12 @@ SOURCES = tuple(s for s in _ALL_SOURCES if (_HERE / s / "service.py").exists())
 # consumer -> the sources it tracks; filtered to what exists in this tree.
 _WANTED: dict[str, tuple[str, ...]] = {
     "audit": _ALL_SOURCES,
-    "proposals": ("actions",),
-    "deliberation": ("proposals",),
-    "decisions": ("deliberation",),
-    "actions": ("proposals", "deliberation", "decisions"),
+    # Every service that holds a person's texts consumes the directory for its erasure requests
+    # (services/common/erasure.py), besides the stages it follows.
+    "proposals": ("communities", "actions"),
+    "deliberation": ("communities", "proposals"),
+    "decisions": ("communities", "deliberation"),
+    "actions": ("communities", "proposals", "deliberation", "decisions"),
     "notifications": ("communities", "proposals", "deliberation", "decisions", "actions"),
 }
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {

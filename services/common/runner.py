@@ -13,18 +13,17 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from . import config  # noqa: E402
+from . import config, rpc  # noqa: E402
 from .bus import BrokerUnavailable, check_broker  # noqa: E402
 
 
 def nameko_config(settings: config.Settings, service: str) -> dict:
-    return {
-        "AMQP_URI": settings.amqp_uri,
-        "WEB_SERVER_ADDRESS": f"{os.environ.get('CONSULT_BIND', '127.0.0.1')}:{settings.http_port(service)}",
-        "serializer": "json",
-        "max_workers": int(os.environ.get("CONSULT_MAX_WORKERS", "10")),
-        "parent_calls_tracked": 10,
-    }
+    return rpc.nameko_config(
+        settings,
+        WEB_SERVER_ADDRESS=f"{os.environ.get('CONSULT_BIND', '127.0.0.1')}:{settings.http_port(service)}",
+        max_workers=int(os.environ.get("CONSULT_MAX_WORKERS", "10")),
+        parent_calls_tracked=10,
+    )
 
 
 def service_class(service: str):

@@ -13,15 +13,15 @@ from typing import Callable
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from . import config, metrics, registry
-from .consumer import EventSourcedSink, Held, SqlSink, TrackedConsumer
+from . import config, deployment, erasure, idempotency, metrics, registry
+from .consumer import EventSourcedSink, Held, RecordedButHeld, SqlSink, TrackedConsumer
 from .content import ContentStore
 from .errors import DomainError
 from .relay import OutboxRelay, read_envelopes
+from .rpc import check_container, cluster_proxy, rpc
 from .store import creation_lock, state_engine
 from .tables import create_all
 
@@ -54,7 +54,7 @@ class Runtime:
         if isinstance(reply, dict) and "ok" in reply:
             if not reply["ok"]:
                 problem = reply["problem"]
-                error = DomainError(problem.get("detail", "refused"))
+                error = DomainError.relayed(problem)
                 error.status = problem.get("status", 400)
                 raise error
             return reply["result"]
@@ -78,6 +78,15 @@ class Runtime:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return self.consumer is None or self.consumer.ready
+
+    def rejected(self) -> dict[str, int]:
+        """Messages this process's consumer set aside since it started, per source (no event of
+        the source's log: see TrackedConsumer.process); `consult dlq list` shows them."""
+        return dict(self.consumer.rejected) if self.consumer is not None else {}
+
+    def held(self) -> dict | None:
+        """The event the service's read model is held at (parked), if it is: see catch_up_projection."""
+        return getattr(getattr(self.app, "projection", None), "held", None)
 
 
 class Platform(DependencyProvider):
@@ -104,10 +113,13 @@ class Platform(DependencyProvider):
         self._rpc_lock = threading.Lock()  # one standalone proxy, shared by the managed threads
 
     def setup(self):
+        check_container(self.container)
         settings = config.load()
         engine = state_engine(self.service, settings)
         with creation_lock(settings, f"{self.service}-state"):
+            before = deployment.prepare(engine)
             create_all(engine, *self.tables)
+        deployment.mark(engine, settings, self.service, before)  # a store never changes its kind
         app = self.app_factory(settings, engine) if self.app_factory else None
         self.runtime = Runtime(self.service, settings, engine, app, call=self._call)
         if app is not None and self.service in registry.SOURCES:
@@ -126,14 +138,27 @@ class Platform(DependencyProvider):
 
     def _proxy(self):
         if self._rpc_proxy is None:
-            from nameko.standalone.rpc import ClusterRpcProxy
-
-            self._rpc_proxy = ClusterRpcProxy({"AMQP_URI": self.runtime.settings.amqp_uri}, timeout=30).start()
+            self._rpc_proxy = cluster_proxy(self.runtime.settings, timeout=self.runtime.settings.consumer_rpc_timeout).start()
         return self._rpc_proxy
 
     def _call(self, service: str, method: str, *args, **kwargs):
         with self._rpc_lock:
-            return getattr(getattr(self._proxy(), service), method)(*args, **kwargs)
+            try:
+                return getattr(getattr(self._proxy(), service), method)(*args, **kwargs)
+            except Exception as exc:
+                from .consumer import is_transient
+
+                if is_transient(exc) and not isinstance(exc, DomainError):
+                    self._drop_proxy()  # its connection may be the broken thing: a new one next time
+                raise
+
+    def _drop_proxy(self) -> None:
+        proxy, self._rpc_proxy = self._rpc_proxy, None
+        if proxy is not None:
+            try:
+                proxy.stop()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
 
     def _fetch_log(self, source: str, start: int, limit: int) -> list:
         return self._call(source, "read_log", start, limit)
@@ -155,7 +180,10 @@ class Platform(DependencyProvider):
     def _every(self, interval: float, fn: Callable[[Runtime], None]) -> None:
         while not self._stopping:
             try:
-                fn(self.runtime)
+                # While the read model is held, timers would act on a stale view (and a sender would
+                # send again what it cannot record): only the catch-up, which sees the hold lifted, runs.
+                if fn is Runtime.project or self.runtime.held() is None:
+                    fn(self.runtime)
             except Exception:  # noqa: BLE001 - a timer must keep ticking
                 if self._stopping:
                     return  # the stores are closing under us: not a failure
@@ -184,22 +212,39 @@ class Platform(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self.runtime
 
+    def worker_setup(self, worker_ctx):
+        # The worker's context data (the request's delivery id, a client's Idempotency-Key) for
+        # `command`, which sees only the service instance.
+        setattr(worker_ctx.service, WORKER_ATTRIBUTE, worker_ctx)
+
 
 def command(fn):
     """RPC methods return {"ok": true, "result": ...} or {"ok": false, "problem": {...}}.
 
     Expected refusals (DomainError) travel as data, so the gateway maps them to RFC 9457 problems
     in one place and nothing is logged as a crash.
+
+    A command runs at most once per request (services.common.idempotency): a redelivered RPC
+    request, or a client's retry with the same Idempotency-Key, is answered the first reply.
     """
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        try:
-            return {"ok": True, "result": fn(self, *args, **kwargs)}
-        except DomainError as exc:
-            return {"ok": False, "problem": exc.to_problem()}
+        def execute() -> dict:
+            try:
+                return {"ok": True, "result": fn(self, *args, **kwargs)}
+            except (DomainError, RecordedButHeld) as exc:
+                return {"ok": False, "problem": exc.to_problem()}
+
+        worker = getattr(self, WORKER_ATTRIBUTE, None)
+        key = idempotency.request_key(worker.data if worker is not None else None, self.name, fn.__name__, args,
+                                      kwargs)
+        return idempotency.once(self.platform, key, execute)
 
     return wrapper
+
+
+WORKER_ATTRIBUTE = "_consult_worker"  # the nameko worker context, set on each worker's service instance
 
 
 def _json(data, status=200) -> Response:
@@ -227,7 +272,14 @@ class ServiceBase:
             ok = self.platform.ready()
         except Exception as exc:  # noqa: BLE001
             return _json({"status": "unavailable", "detail": str(exc)}, 503)
-        return _json({"status": "ready" if ok else "starting"}, 200 if ok else 503)
+        held = self.platform.held()
+        if held is not None:  # serving reads from where it holds, refusing commands: an operator must act
+            return _json({"status": "degraded", "held": held}, 503)
+        body = {"status": "ready" if ok else "starting"}
+        rejected = self.platform.rejected()
+        if rejected:  # set aside, not holding anything: ready all the same, and it says so
+            body["rejected_messages"] = rejected
+        return _json(body, 200 if ok else 503)
 
     @rpc
     def ping(self) -> str:
@@ -258,6 +310,27 @@ class ServiceBase:
         wanted = [str(c) for c in list(commitments)[:1000]]
         held = self.platform.content.get_many(wanted)  # erased rows are held too (with no text)
         return self.platform.content.records(held)
+
+    @rpc
+    @command
+    def personal_data(self, community: str, person: str) -> dict:
+        """What this service holds about the person in the community (PIPL art. 45: the access
+        right), as its application's `personal_data` gathers it; {} for a service that holds none."""
+        gather = getattr(self.platform.app, "personal_data", None)
+        return gather(str(community), str(person)) if gather is not None else {}
+
+    @rpc
+    def commitments_of(self, person: str, commitments: list) -> list:
+        """Which of these commitments (at most 1000) are texts of `person` in this service's store,
+        erased or not: the notifications service erases the messages that quoted them."""
+        return self.platform.content.of_subject(str(person), [str(c) for c in list(commitments)[:1000]])
+
+    @rpc
+    def erasure_done(self, request: str) -> dict | None:
+        """This service's record of having carried out the directory's erasure request `request`
+        (services/common/erasure.py), or None if it has not (yet)."""
+        app = self.platform.app
+        return erasure.completion(app, self.name, request) if app is not None else None
 
     @rpc
     def log_head(self) -> int:

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from . import idempotency
 from .config import Settings
+from .consumer import RecordedButHeld, catch_up_projection, rehearse_projection
 
 LOCK_TIMEOUT_S = "5"
 
@@ -126,7 +128,10 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
 
 
 class ServiceApplication(Application):
-    """An eventsourcing Application whose recorder also records tracking atomically."""
+    """An eventsourcing Application whose recorder also records tracking atomically, and which
+    saves only what its read model (if it has one) can apply."""
+
+    projection = None  # the read model kept from this service's log (a SqlSink), if there is one
 
     def __init__(self, settings: Settings, service: str, env: dict | None = None):
         self.service = service
@@ -144,7 +149,31 @@ class ServiceApplication(Application):
     def save(self, *objs: Any, **kwargs: Any):
         recordings = super().save(*objs, **kwargs)
         self.saved.set()
+        if self.projection is not None and recordings:
+            self.project()  # reads right after a command see it; a failure to apply it is told, not hidden
+            held = self.projection.held
+            if held is not None and held["position"] <= max(r.notification.id for r in recordings):
+                raise RecordedButHeld(self.name, held)
         return recordings
+
+    def _record(self, processing_event: ProcessingEvent):
+        """Every save goes through here (commands, and consumers' `save_tracked`). With a read
+        model, the new events are first rehearsed on it, brought up to the log head: a command
+        whose projection would fail is refused and nothing is recorded."""
+        marker = idempotency.marker_for_save() if processing_event.tracking is None and processing_event.events \
+            else None
+        if marker is not None:  # a command's first save: its request's marker goes in the same transaction
+            processing_event.tracking = Tracking(marker, 1)
+        if self.projection is not None and processing_event.events:
+            self.project()
+            rehearse_projection(self, self.name, self.projection, processing_event.events)
+        recordings = super()._record(processing_event)
+        if marker is not None:
+            idempotency.saved()
+        return recordings
+
+    def project(self) -> int:
+        return catch_up_projection(self, self.name, self.projection) if self.projection is not None else 0
 
     def save_tracked(self, tracking: Tracking, *objs: Any) -> bool:
         """Save new events with a tracking record in one transaction; False if a duplicate."""

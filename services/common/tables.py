@@ -20,6 +20,15 @@ consumer_tracking = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
+# Replies of commands by request key (services/common/idempotency.py): a repeat gets the first.
+command_replies = sa.Table(
+    "command_replies",
+    metadata,
+    sa.Column("request", sa.String(64), primary_key=True),
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("stored_at", sa.Float, nullable=False),
+)
+
 # The erasable content store: free text lives here, events hold its commitment only.
 texts = sa.Table(
     "texts",

@@ -1,30 +1,44 @@
 """The directory application: commands that record the directory's history, and queries on it."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
+import hmac
 import secrets
 import uuid
 from datetime import timedelta
-from decimal import Decimal
 
 import sqlalchemy as sa
+from eventsourcing.persistence import IntegrityError
 
 from services.common import clock
-from services.common.aggregate import command_context
+from services.common.aggregate import command_context, derived_id
 from services.common.content import ContentStore, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from services.common.ids import parse_id
 from services.common.consumer import SqlSink, catch_up_projection
+from rules.community import in_force_at
+from services.common.erasure import record_erasure
 from services.common.store import ServiceApplication
 
+from . import csv_import
 from . import tables as t
 from .domain import (
-    DEFAULT_RULES, ROLES, SCOPED_ROLES, Building, Community, Compound, Household, Person,
+    DEFAULT_RULES, ROLES, SCOPED_ROLES, Building, Community, Compound, ErasureRequest, Household, Invitation, Person,
+    Token,
     parse_area, validate_rules,
 )
 
 MAX_TOKEN_DAYS = 366
+# A token that lasts as long as the deployment (the demo's; every token of a training deployment,
+# whose fast clock would end a 30-day token within the hour) has no expiry: null in the record
+# and the API. The credential table keeps this instant for it, after every time the clock reaches.
+UNTIL_THE_DEPLOYMENT_ENDS = "9999-12-31T23:59:59.999999Z"
+TOKEN_PREFIX = "cst_"
+ADMIN_PREFIX = "admin-"  # a platform administrator's person id: admin-<uuid>, in no community
+# The log (community id) in which platform administrators' credentials are recorded.
+PLATFORM_LOG = "00000000-0000-0000-0000-000000000000"
+MANAGER_ROLES = ("community_worker", "party_lead")
+LEAD_APPOINTMENT = "communities.lead_role_given_by"  # the refusal's message key
 
 
 def effective_time(value) -> str:
@@ -32,25 +46,29 @@ def effective_time(value) -> str:
     if value in (None, ""):
         return clock.format(clock.now())
     if not isinstance(value, str):
-        raise InvalidInput("effective must be a date 'YYYY-MM-DD' or an ISO-8601 time")
+        raise InvalidInput.coded("communities.effective_date_yyyy_mm")
     try:
         if len(value) == 10:
             return clock.format(clock.parse(value + "T00:00:00Z"))
         return clock.format(clock.parse(value))
     except ValueError:
-        raise InvalidInput(f"not a date or time: {value!r}") from None
+        raise InvalidInput.coded("communities.date_time", value=repr(value)) from None
 
 
 def parse_uuid(value, field: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"{field} {value!r} does not exist") from None
+    return str(parse_id(value, field))
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
+
+def token_expiry(stored: str) -> str | None:
+    """A token's expiry as the API shows it: None for a token that lasts as long as the deployment."""
+    return None if stored == UNTIL_THE_DEPLOYMENT_ENDS else stored
+
+
+MAX_DISPLAY_NAMES = 2000  # ids named in one call (a roll of a large compound)
 
 class DirectoryApp(ServiceApplication):
     name = "communities"
@@ -62,14 +80,20 @@ class DirectoryApp(ServiceApplication):
         self.projection = SqlSink("projection", engine, project_envelope)
 
     # ---- loading with tenancy ---------------------------------------------------------
-    def _get(self, cls, community: str, agg_id, field: str):
+    def _load(self, cls, agg_id, field: str):
         agg_id = parse_uuid(agg_id, field)
         try:
             agg = self.repository.get(uuid.UUID(agg_id))
         except Exception:  # noqa: BLE001 - AggregateNotFound
-            raise NotFound(f"{field} {agg_id} does not exist") from None
-        if not isinstance(agg, cls) or (cls is not Community and agg.community != community):
-            raise NotFound(f"{field} {agg_id} does not exist")
+            raise NotFound.coded("common.does_exist", what=field, value=agg_id) from None
+        if not isinstance(agg, cls):
+            raise NotFound.coded("common.does_exist", what=field, value=agg_id)
+        return agg
+
+    def _get(self, cls, community: str, agg_id, field: str):
+        agg = self._load(cls, agg_id, field)
+        if cls is not Community and agg.community != community:
+            raise NotFound.coded("common.does_exist", what=field, value=agg.id)
         return agg
 
     def community(self, community: str) -> Community:
@@ -86,6 +110,10 @@ class DirectoryApp(ServiceApplication):
         return str(cid)
 
     def change_rules(self, actor: str, community: str, rules: dict) -> dict:
+        """The operator's one-step change (setting a community up from the command line or a
+        test). Members change rules in two steps: propose_rule_change, confirm_rule_change."""
+        if self._authority(actor) != "operator":
+            raise Forbidden.coded("communities.rule_change_proposed_one")
         c = self.community(community)
         merged = validate_rules(rules, c.rules)
         with command_context(community=community, actor=actor):
@@ -112,20 +140,20 @@ class DirectoryApp(ServiceApplication):
 
     def _check_owners(self, community: str, owners, representative, developer_unsold) -> tuple[list, str | None]:
         if not isinstance(owners, list):
-            raise InvalidInput("owners must be a list of person ids")
+            raise InvalidInput.coded("communities.owners_list_person_ids")
         owners = [self._get(Person, community, o, "owner").id.__str__() for o in owners]
         if developer_unsold and owners:
-            raise InvalidInput("a unit the developer has not sold has no other owners")
+            raise InvalidInput.coded("communities.unit_developer_sold_other")
         if not developer_unsold and not owners:
-            raise InvalidInput("a unit needs at least one owner, or developer_unsold")
+            raise InvalidInput.coded("communities.unit_needs_least_one")
         if len(set(owners)) != len(owners):
-            raise InvalidInput("an owner is listed twice")
+            raise InvalidInput.coded("communities.owner_listed_twice")
         if representative is not None:
             representative = parse_uuid(representative, "representative")
             if representative not in owners:
-                raise InvalidInput("the representative must be one of the owners")
+                raise InvalidInput.coded("communities.representative_one_owners")
         elif len(owners) > 1:
-            raise InvalidInput("a co-owned unit needs the representative the co-owners designate")
+            raise InvalidInput.coded("communities.co_owned_unit_needs")
         return owners, representative
 
     def _new_household(self, community, building, unit, area, owners, representative, developer_unsold, effective):
@@ -140,11 +168,11 @@ class DirectoryApp(ServiceApplication):
         unit = validate_text(unit, "unit", max_len=40)
         area = parse_area(area)
         if not isinstance(developer_unsold, bool):
-            raise InvalidInput("developer_unsold must be true or false")
+            raise InvalidInput.coded("communities.developer_unsold_true_false")
         owners, representative = self._check_owners(community, list(owners), representative, developer_unsold)
         eff = effective_time(effective)
         if self._unit_taken(str(b.id), unit):
-            raise Conflict(f"unit {unit} already exists in this building")
+            raise Conflict.coded("communities.unit_already_exists_building", unit=unit)
         with command_context(community=community, actor=actor):
             h = self._new_household(community, str(b.id), unit, area, owners, representative, developer_unsold, eff)
             self.save(h)
@@ -181,7 +209,7 @@ class DirectoryApp(ServiceApplication):
         self.community(community)
         name = validate_text(name, "name", max_len=100)
         if not isinstance(adult, bool):
-            raise InvalidInput("adult must be true or false")
+            raise InvalidInput.coded("communities.adult_true_false")
         if household is not None:
             household = str(self._get(Household, community, household, "household").id)
         pid = uuid.uuid4()
@@ -205,7 +233,7 @@ class DirectoryApp(ServiceApplication):
     def set_adult(self, actor, community, person, adult: bool) -> None:
         p = self._get(Person, community, person, "person")
         if not isinstance(adult, bool):
-            raise InvalidInput("adult must be true or false")
+            raise InvalidInput.coded("communities.adult_true_false")
         with command_context(community=community, actor=actor):
             p.set_adult(adult)
             self.save(p)
@@ -217,191 +245,506 @@ class DirectoryApp(ServiceApplication):
         if kind == "building":
             return str(self._get(Building, community, scope, "building").id)
         if scope not in (None, ""):
-            raise InvalidInput(f"the role {role} holds for the whole community and takes no scope")
+            raise InvalidInput.coded("communities.role_holds_whole_community", role=role)
         return None
 
     def grant_role(self, actor, community, person, role, scope=None, effective=None) -> None:
         if role == "platform_admin":
-            raise Forbidden("platform administrators are not granted inside a community")
+            raise Forbidden.coded("communities.platform_administrators_granted_inside")
         if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+            raise InvalidInput.coded("communities.unknown_role_roles", role=repr(role), roles=", ".join(ROLES))
         p = self._get(Person, community, person, "person")
+        if role == "party_lead":  # else a worker could make a second lead and pass every two-person rule alone
+            self._require(community, actor, ("party_lead",), LEAD_APPOINTMENT)
         scope = self._check_scope(community, role, scope)
         with command_context(community=community, actor=actor):
             p.grant_role(role, scope, effective_time(effective))
             self.save(p)
         self.project()
 
-    def revoke_role(self, actor, community, person, role, scope=None, effective=None) -> None:
+    def revoke_role(self, actor, community, person, role, scope=None, effective=None) -> int:
+        """Returns the log position of the revocation (the gateways drop their cached sign-ins
+        of this person when it reaches them)."""
         p = self._get(Person, community, person, "person")
+        if role == "party_lead":
+            self._require(community, actor, ("party_lead",), LEAD_APPOINTMENT)
         scope = self._check_scope(community, role, scope) if role in ROLES else scope
         with command_context(community=community, actor=actor):
             p.revoke_role(role, scope, effective_time(effective))
-            self.save(p)
+            position = self._save(p)
         self.project()
+        return position
 
-    def erase_person(self, actor, community, person) -> int:
-        """PIPL erasure: the name and every text of the person goes; every hash stays."""
-        self._get(Person, community, person, "person")
-        return self.content.erase_subject(str(person))
+    def request_erasure(self, actor, community, person, reason) -> str:
+        """PIPL art. 47: one request erases a person's texts and contact data everywhere. Recorded
+        here, with the directory's own erasure of their name and texts (its `PersonTextsErased`,
+        saved with the request in one transaction, then the texts go); every other service that
+        holds their texts consumes the request and records its own (services/common/erasure.py).
+        A community worker or party-committee lead asks, with a reason; every hash stays."""
+        p = self._get(Person, community, person, "person")
+        self._require(community, actor, MANAGER_ROLES, "communities.erasure_requested_by")
+        reason = validate_text(reason, "reason", max_len=1000)
+        person = str(p.id)
+        with self.content.for_command(str(actor), reason=reason) as texts, \
+                command_context(community=community, actor=actor):
+            request = ErasureRequest._create(ErasureRequest.PersonErasureRequested, person=person,
+                                             reason_commitment=texts["reason"])
+        record = record_erasure("communities", self.content, community, person, actor, cause=str(request.id))
+        self._save(request, record)
+        self.content.erase_subject(person)
+        self.project()
+        return str(request.id)
+
+    def erasure_requests(self, actor, community, person) -> list[dict]:
+        """The erasure requests recorded for a person, oldest first, with the directory's own part."""
+        p = self._get(Person, community, person, "person")
+        if str(actor) != str(p.id):
+            self._require(community, actor, MANAGER_ROLES, "communities.erasure_shown_to")
+        self.project()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.erasure_requests).where(
+                t.erasure_requests.c.community == community, t.erasure_requests.c.person == str(p.id))
+                .order_by(t.erasure_requests.c.requested_at, t.erasure_requests.c.id)).all()
+        return [{"id": r.id, "person": r.person, "requested_at": r.requested_at, "requested_by": r.requested_by,
+                 "reason": self.content.get(r.reason_commitment)} for r in rows]
 
     # ---- bulk import ------------------------------------------------------------------------
-    CSV_COLUMNS = ("compound", "building", "unit", "area", "owners", "representative", "developer_unsold", "effective")
+    def _owner_key_secret(self, community: str) -> bytes:
+        """The community's HMAC key for owner keys, made on first use (kept in the state store only)."""
+        ks = t.owner_key_secrets
+        for _attempt in range(2):
+            with self.engine.connect() as conn:
+                found = conn.execute(sa.select(ks.c.secret).where(ks.c.community == community)).scalar()
+            if found:
+                return bytes.fromhex(found)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(ks).values(community=community, secret=secrets.token_hex(32)))
+            except sa.exc.IntegrityError:
+                pass  # another import made it at the same moment: read theirs
+        raise RuntimeError("no owner-key secret could be made")  # pragma: no cover
+
+    def _owner_id(self, community: str, secret: bytes, key: str) -> str:
+        """The person id an owner key stands for in this community: derived from HMAC(secret, key),
+        so it says nothing about the key, and a concurrent import of the same new owner fails on
+        the aggregate's version instead of making a second person."""
+        digest = hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+        return str(derived_id("owner", community, digest))
+
+    def _existing_person(self, community: str, pid: str) -> Person | None:
+        try:
+            return self._get(Person, community, pid, "person")
+        except NotFound:
+            return None
 
     def import_csv(self, actor: str, community: str, text: str) -> dict:
-        """Households and owners in bulk: every bad row is reported by line, and nothing is
-        imported from a file with errors (one transaction for the whole file)."""
+        """Households and owners in bulk. Every bad row is reported by line, and nothing is
+        imported from a file with errors (one transaction for the whole file). Owners with a key
+        are matched to the people those keys already stand for; a unit already in the directory
+        is left as it is when the file says the same about it, and refused when it says otherwise
+        (a sale or a corrected area has its own command). So importing a file again changes
+        nothing and makes nobody twice."""
         self.community(community)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput("the CSV file is empty")
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in ("compound", "building", "unit", "area", "owners") if c not in header]
-        if missing:
-            raise InvalidInput(f"line 1: missing columns: {', '.join(missing)}", errors=[
-                {"line": 1, "message": f"missing columns: {', '.join(missing)}"}])
+        rows = csv_import.parse(text, effective_time)
         self.project()
         with self.engine.connect() as conn:
             compounds = {r.name: r.id for r in conn.execute(sa.select(t.compounds).where(t.compounds.c.community == community))}
             buildings = {(r.compound, r.name): r.id for r in conn.execute(sa.select(t.buildings).where(t.buildings.c.community == community))}
-            units = {(r.building, r.unit) for r in conn.execute(sa.select(t.households).where(t.households.c.community == community))}
-        errors, rows, seen = [], [], set()
-        for line_no, raw in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
-            try:
-                if not row["compound"] or not row["building"] or not row["unit"]:
-                    raise InvalidInput("compound, building and unit are required")
-                if len(row["unit"]) > 40 or len(row["building"]) > 200 or len(row["compound"]) > 200:
-                    raise InvalidInput("a name is too long")
-                area = parse_area(row["area"])
-                dev = row.get("developer_unsold", "").lower() in ("1", "true", "yes", "y")
-                if row.get("developer_unsold", "").lower() not in ("", "0", "1", "true", "false", "yes", "no", "y", "n"):
-                    raise InvalidInput("developer_unsold must be true or false")
-                owners = [o.strip() for o in row["owners"].split(";") if o.strip()]
-                if dev and owners:
-                    raise InvalidInput("a unit the developer has not sold has no other owners")
-                if not dev and not owners:
-                    raise InvalidInput("owners are required (names separated by ';') unless developer_unsold")
-                if len(set(owners)) != len(owners):
-                    raise InvalidInput("an owner is listed twice")
-                rep = row.get("representative") or None
-                if len(owners) > 1 and not rep:
-                    raise InvalidInput("a co-owned unit needs the representative the co-owners designate")
-                if rep and rep not in owners:
-                    raise InvalidInput("the representative must be one of the owners")
-                eff = effective_time(row.get("effective") or None)
-                key = (row["compound"], row["building"], row["unit"])
-                if key in seen:
-                    raise InvalidInput(f"unit {row['unit']} appears twice in the file")
-                seen.add(key)
-                bid = buildings.get((compounds.get(row["compound"]), row["building"]))
-                if bid and (bid, row["unit"]) in units:
-                    raise InvalidInput(f"unit {row['unit']} already exists in building {row['building']}")
-                rows.append((row, area, dev, owners, rep or (owners[0] if len(owners) == 1 else None), eff))
-            except InvalidInput as exc:
-                errors.append({"line": line_no, "message": exc.detail})
-        if not rows and not errors:
-            errors.append({"line": 2, "message": "the file has no data rows"})
+            units = {(r.building, r.unit): r.id for r in conn.execute(sa.select(t.households).where(t.households.c.community == community))}
+        secret = self._owner_key_secret(community) if any(o.key for r in rows for o in r.owners) else b""
+        keyed: dict[str, dict] = {}  # owner id -> {"person": aggregate or None, "name", "lines"}
+        for row in rows:
+            for owner in row.owners:
+                if owner.key:
+                    pid = self._owner_id(community, secret, owner.key)
+                    entry = keyed.setdefault(pid, {"person": self._existing_person(community, pid),
+                                                   "name": owner.name, "lines": []})
+                    entry["lines"].append(row.line)
+        errors, unchanged, matched_unkeyed = [], set(), {}
+        for row in rows:
+            hid = units.get((buildings.get((compounds.get(row.compound), row.building)), row.unit))
+            if hid is None:
+                continue
+            same, owners = self._same_unit(community, secret, hid, row)
+            if not same:
+                errors.append({"line": row.line, "message": (
+                    f"unit {row.unit} of building {row.building} is already in the directory with other owners or "
+                    "another area: record a sale (transfers) or an area correction instead")})
+                continue
+            unchanged.add(row.line)
+            for owner, pid in zip(row.owners, owners):
+                if not owner.key:
+                    matched_unkeyed[pid] = {"name": owner.name, "lines": [row.line]}
         if errors:
-            first = errors[0]
-            raise InvalidInput(f"line {first['line']}: {first['message']}" + (
-                f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""), errors=errors)
-        aggregates, people, texts = [], {}, []
+            csv_import.fail(errors)
+        aggregates, created, renamed = [], [], set()
+        names = self._names([e["person"].name_commitment for e in keyed.values() if e["person"] is not None])
         with command_context(community=community, actor=actor):
-            for row, area, dev, owners, rep, eff in rows:
-                if row["compound"] not in compounds:
-                    c = Compound(community=community, name=row["compound"])
-                    compounds[row["compound"]] = str(c.id)
+            for pid, entry in keyed.items():
+                person = entry["person"]
+                if person is None:
+                    continue
+                current = names.get(person.name_commitment)
+                if current is not None and current != entry["name"]:  # a corrected name; an erased one stays erased
+                    person.rename(self.content.put(entry["name"], subject=pid))
+                    aggregates.append(person)
+                    renamed.add(pid)
+            for row in rows:
+                if row.line in unchanged:
+                    continue
+                if row.compound not in compounds:
+                    c = Compound(community=community, name=row.compound)
+                    compounds[row.compound] = str(c.id)
                     aggregates.append(c)
-                ckey = (compounds[row["compound"]], row["building"])
+                ckey = (compounds[row.compound], row.building)
                 if ckey not in buildings:
-                    b = Building(community=community, compound=compounds[row["compound"]], name=row["building"])
+                    b = Building(community=community, compound=compounds[row.compound], name=row.building)
                     buildings[ckey] = str(b.id)
                     aggregates.append(b)
                 owner_ids = []
-                for name in owners:
-                    if name not in people:
-                        pid = uuid.uuid4()
-                        commitment = self.content.put(name, subject=str(pid))
-                        texts.append(commitment)
-                        people[name] = Person._create(Person.Registered, id=pid, community=community,
-                                                      name_commitment=commitment, adult=True, household=None,
-                                                      effective=eff)
-                        aggregates.append(people[name])
-                    owner_ids.append(str(people[name].id))
-                aggregates.append(self._new_household(
-                    community, buildings[ckey], row["unit"], area, owner_ids,
-                    str(people[rep].id) if rep else None, dev, eff))
-        self.save(*aggregates)
+                for owner in row.owners:
+                    if owner.key:
+                        pid = self._owner_id(community, secret, owner.key)
+                        entry = keyed[pid]
+                        if entry["person"] is None:
+                            entry["person"] = self._new_person(community, pid, owner.name, row.effective)
+                            aggregates.append(entry["person"])
+                            created.append(pid)
+                    else:
+                        pid = str(uuid.uuid4())
+                        keyed[pid] = {"person": self._new_person(community, pid, owner.name, row.effective),
+                                      "name": owner.name, "lines": [row.line]}
+                        aggregates.append(keyed[pid]["person"])
+                        created.append(pid)
+                    owner_ids.append(pid)
+                rep = owner_ids[row.representative] if row.representative is not None else None
+                aggregates.append(self._new_household(community, buildings[ckey], row.unit, row.area, owner_ids, rep,
+                                                      row.developer_unsold, row.effective))
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            raise Conflict.coded("communities.another_import_recorded_some") from None
         self.project()
-        return {"households": len(rows), "people": len(people), "events": len(aggregates)}
+
+        def listed(pid: str, entry: dict) -> dict:
+            return {"id": pid, "name": entry["name"], "lines": entry["lines"]}
+
+        matched = [dict(listed(pid, e), renamed=pid in renamed) for pid, e in keyed.items() if pid not in created]
+        matched += [dict(listed(pid, e), renamed=False) for pid, e in matched_unkeyed.items()]
+        return {"households": len(rows) - len(unchanged), "households_unchanged": len(unchanged),
+                "people": {"created": [listed(pid, keyed[pid]) for pid in created], "matched": matched},
+                "events": len(aggregates)}
+
+    def _new_person(self, community: str, pid: str, name: str, effective: str) -> Person:
+        commitment = self.content.put(name, subject=pid)
+        return Person._create(Person.Registered, id=uuid.UUID(pid), community=community, name_commitment=commitment,
+                              adult=True, household=None, effective=effective)
+
+    def _same_unit(self, community: str, secret: bytes, household: str, row) -> tuple[bool, list[str]]:
+        """Whether the directory already says what this row says about its unit (now): area,
+        owners (by key; an owner without a key by name among this unit's owners only), the
+        representative and the developer flag. Also the owners' ids, in the row's order."""
+        h = self.repository.get(uuid.UUID(household))
+        at = clock.format(clock.now())
+        own, area = h.ownership_at(at), h.area_at(at)
+        if own is None or area != row.area or own["developer_unsold"] != row.developer_unsold:
+            return False, []
+        current = list(own["owners"])
+        by_name: dict[str, list[str]] = {}
+        for pid in current:
+            person = self._existing_person(community, pid)
+            if person is not None:
+                by_name.setdefault(self.content.get(person.name_commitment) or "", []).append(pid)
+        ids = []
+        for owner in row.owners:
+            if owner.key:
+                ids.append(self._owner_id(community, secret, owner.key))
+            else:
+                candidates = by_name.get(owner.name, [])
+                if len(candidates) != 1:
+                    return False, []
+                ids.append(candidates[0])
+        rep = ids[row.representative] if row.representative is not None else None
+        same = sorted(ids) == sorted(current) and (rep == own["representative"] or len(ids) == 1)
+        return same, ids
+
+    # ---- who is acting ------------------------------------------------------------------------------
+    def _authority(self, actor: str) -> str:
+        """'person' (a member: what they may do follows from their roles, which live here),
+        'admin' (a platform administrator with a live admin token), or 'operator' (a call on the
+        bus from the operator's own tools: `consult demo`, `consult admin-token`, test set-up).
+        The gateway always names the signed-in person, never an operator."""
+        actor = str(actor)
+        if actor.startswith(ADMIN_PREFIX):
+            now = clock.format(clock.now())
+            with self.engine.connect() as conn:
+                live = conn.execute(sa.select(t.tokens.c.id).where(
+                    t.tokens.c.person == actor, t.tokens.c.community.is_(None), t.tokens.c.revoked_at.is_(None),
+                    t.tokens.c.expires_at > now).limit(1)).first()
+            if live is None:
+                raise Forbidden.coded("communities.platform_administrator")
+            return "admin"
+        try:
+            uuid.UUID(actor)
+        except ValueError:
+            return "operator"
+        return "person"
+
+    def _holds(self, community: str, person: str, *roles: str) -> bool:
+        self.project()
+        held = {r["role"] for r in self.roles_of(community, person, clock.format(clock.now()))}
+        return bool(held & set(roles))
+
+    def _require(self, community: str, actor: str, roles: tuple, why: str) -> str:
+        """Operators and platform administrators pass; a person must hold one of `roles` now, else
+        is refused in the words of message `why` (a key of services/common/problem_texts)."""
+        kind = self._authority(actor)
+        if kind == "person" and not self._holds(community, actor, *roles):
+            raise Forbidden.coded(why)
+        return kind
+
+    # ---- rule changes (two people) ------------------------------------------------------------------
+    def propose_rule_change(self, actor: str, community: str, settings: dict) -> dict:
+        c = self.community(community)
+        if not isinstance(settings, dict) or not settings:
+            raise InvalidInput.coded("communities.name_least_one_rule")
+        validate_rules(settings, c.rules)  # checked now, merged onto the rules in force at confirmation
+        self._require(community, actor, MANAGER_ROLES, "communities.rule_change_proposed_by")
+        change = str(uuid.uuid4())
+        with command_context(community=community, actor=actor):
+            c.propose_rule_change(change=change, settings=settings, proposed_by=str(actor),
+                                  proposed_at=clock.format(clock.now()))
+            self._save_rules(c)
+        return dict(c.pending(change), status="proposed", rules=c.rules)
+
+    def confirm_rule_change(self, actor: str, community: str, change: str) -> dict:
+        c = self.community(community)
+        change = parse_uuid(change, "rule change")
+        pending = c.pending(change)
+        if self._authority(actor) != "person" or not self._holds(community, actor, "party_lead"):
+            raise Forbidden.coded("communities.rule_change_takes_effect")
+        merged = validate_rules(pending["settings"], c.rules)
+        with command_context(community=community, actor=actor):
+            c.confirm_rule_change(change, str(actor), merged)
+            self._save_rules(c)
+        return {"id": change, "status": "confirmed", "settings": pending["settings"],
+                "proposed_by": pending["proposed_by"], "confirmed_by": str(actor), "rules": merged}
+
+    def _save_rules(self, c: Community) -> None:
+        try:
+            self.save(c)
+        except IntegrityError:
+            raise Conflict.coded("communities.community_rules_changed_same") from None
+
+    def withdraw_rule_change(self, actor: str, community: str, change: str) -> dict:
+        c = self.community(community)
+        change = parse_uuid(change, "rule change")
+        pending = c.pending(change)
+        if str(actor) != pending["proposed_by"]:
+            self._require(community, actor, ("party_lead",), "communities.rule_change_withdrawn_by")
+        with command_context(community=community, actor=actor):
+            c.withdraw_rule_change(change, str(actor))
+            self._save_rules(c)
+        return dict(pending, status="withdrawn")
 
     # ---- credentials ----------------------------------------------------------------------------
-    def issue_token(self, community: str | None, person: str, days: int = 90, label: str | None = None) -> dict:
-        if community is not None:
-            self._get(Person, community, person, "person")
-        if not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
-            raise InvalidInput(f"days must be between 1 and {MAX_TOKEN_DAYS}")
-        token = "cst_" + secrets.token_urlsafe(32)
+    # Tokens and invitations: the secrets' hashes stay in the state store; their life (issued,
+    # redeemed, revoked: by whom, for whom, until when, an id) is recorded as events, so it reaches
+    # the audit log. A platform administrator's tokens are recorded in the platform's own log
+    # (community PLATFORM_LOG), as no community holds them.
+    def _new_token(self, community: str | None, person: str, days: int | None, label: str | None, via: str,
+                   invitation: str | None = None, not_after: str | None = None) -> tuple[Token, str, dict]:
+        """A token aggregate (to save in the caller's transaction), its secret, and its row (to
+        insert only after the save: a token whose issue is not recorded never works). `days`
+        None, and every token of a training deployment: as long as the deployment."""
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool)
+                                 or not 1 <= days <= MAX_TOKEN_DAYS):
+            raise InvalidInput.coded("communities.days_between", max_token_days=MAX_TOKEN_DAYS)
+        label = validate_text(label, "label", max_len=100, required=False)
         now = clock.now()
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(t.tokens).values(
-                token_hash=hash_secret(token), community=community, person=str(person), label=label,
-                created_at=clock.format(now), expires_at=clock.format(now + timedelta(days=days))))
-        return {"token": token, "expires_at": clock.format(now + timedelta(days=days)), "person": str(person)}
+        expires = None if days is None or self.settings.training else clock.format(now + timedelta(days=days))
+        if not_after is not None and not_after != UNTIL_THE_DEPLOYMENT_ENDS and (expires is None or not_after < expires):
+            expires = not_after
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        agg = Token(community=community, person=str(person), expires_at=expires, via=via, invitation=invitation)
+        row = {"id": str(agg.id), "token_hash": hash_secret(token), "community": community, "person": str(person),
+               "label": label, "created_at": clock.format(now), "expires_at": expires or UNTIL_THE_DEPLOYMENT_ENDS}
+        return agg, token, row
 
-    def bootstrap_admin(self, label: str = "platform admin") -> dict:
-        return self.issue_token(None, f"admin-{uuid.uuid4()}", days=MAX_TOKEN_DAYS, label=label)
+    def _store_token(self, row: dict) -> dict:
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(t.tokens).values(**row))
+        return {"id": row["id"], "expires_at": token_expiry(row["expires_at"]), "person": row["person"]}
+
+    def issue_token(self, community: str | None, person: str, days: int | None = 90, label: str | None = None,
+                    actor: str = "operator", presented: str | None = None) -> dict:
+        """A token for `person`. Through the API only the person themselves (a further token, e.g.
+        for another device) or a platform administrator; a worker gives access by invitation,
+        never by a token for someone else. The operator's tools (no person named) may too, and
+        only they may ask for a token without expiry (`days` None: the demo's).
+
+        `presented` is the id of the token the request came with: a token a person mints for
+        themselves never outlives it, so a stolen token cannot be turned into a longer-lived one."""
+        if community is None:
+            if self._authority(actor) != "operator":
+                raise Forbidden.coded("communities.platform_administrator_tokens_issued")
+            person = str(person)
+        else:
+            person = str(self._get(Person, community, person, "person").id)
+        kind = self._authority(actor)
+        if kind == "person" and str(actor) != person:
+            raise Forbidden.coded("communities.token_issued_holder_give")
+        if days is None and kind != "operator":
+            raise InvalidInput.coded("communities.days_between", max_token_days=MAX_TOKEN_DAYS)
+        via = {"operator": "operator", "admin": "platform_admin", "person": "self"}[kind]
+        not_after = self._presented_expiry(presented, actor) if kind == "person" else None
+        with command_context(community=community or PLATFORM_LOG, actor=actor):
+            agg, token, row = self._new_token(community, person, days, label, via, not_after=not_after)
+            self.save(agg)
+        return dict(self._store_token(row), token=token)
+
+    def _presented_expiry(self, presented: str | None, actor: str) -> str:
+        """The stored expiry of the actor's own token that asked (a person must present one)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.tokens.c.expires_at).where(
+                t.tokens.c.id == str(presented), t.tokens.c.person == str(actor),
+                t.tokens.c.revoked_at.is_(None))).first() if presented else None
+        if row is None:
+            raise Forbidden.coded("communities.further_token_issued_valid")
+        return row.expires_at
+
+    def bootstrap_admin(self, label: str = "platform admin", actor: str = "operator",
+                        days: int | None = MAX_TOKEN_DAYS) -> dict:
+        return self.issue_token(None, f"{ADMIN_PREFIX}{uuid.uuid4()}", days=days, label=label, actor=actor)
 
     def authenticate(self, token: str) -> dict:
         if not isinstance(token, str) or not token:
-            raise Unauthorized("a bearer token is required")
+            raise Unauthorized.coded("communities.bearer_token_required")
         now = clock.format(clock.now())
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.tokens).where(t.tokens.c.token_hash == hash_secret(token))).first()
         if row is None or row.revoked_at or row.expires_at <= now:
-            raise Unauthorized("the token is unknown, expired or revoked")
+            raise Unauthorized.coded("communities.token_unknown_expired_revoked")
+        expires = token_expiry(row.expires_at)
         if row.community is None:
-            return {"person": row.person, "community": None, "platform_admin": True,
-                    "roles": [{"role": "platform_admin", "scope": None}]}
-        return {"person": row.person, "community": row.community,
+            return {"person": row.person, "community": None, "platform_admin": True, "token": row.id,
+                    "expires_at": expires, "roles": [{"role": "platform_admin", "scope": None}]}
+        return {"person": row.person, "community": row.community, "token": row.id, "expires_at": expires,
                 "roles": self.roles_of(row.community, row.person, now), "platform_admin": False}
 
-    def revoke_token(self, token: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(t.tokens).where(t.tokens.c.token_hash == hash_secret(token))
-                         .values(revoked_at=clock.format(clock.now())))
+    def _may_manage_tokens_of(self, community: str, actor: str, person: str) -> None:
+        """The holder, an operator or a platform administrator; the party-committee lead for anyone
+        in the community; a community worker for anyone who holds no managing role (so a worker
+        cannot lock the lead or a fellow worker out)."""
+        if str(actor) == person:
+            return
+        kind = self._authority(actor)
+        if kind != "person":
+            return
+        if self._holds(community, actor, "party_lead"):
+            return
+        if self._holds(community, actor, "community_worker") and not self._holds(community, person, *MANAGER_ROLES):
+            return
+        raise Forbidden.coded("communities.token_revoked_holder_community")
 
-    def create_invitation(self, community: str, household: str | None, roles: list, days: int = 14) -> dict:
+    def revoke_token(self, actor: str, community: str | None, token_id, reason: str = "revoked") -> int:
+        """Revoke at once; returns the position of the TokenRevoked event in the log (the gateways
+        drop their cached sign-ins when it reaches them)."""
+        tok = self._load(Token, token_id, "token")
+        if community is not None and tok.community != community:
+            raise NotFound.coded("communities.token_does_exist", token_id=token_id)
+        if tok.community is None:
+            if str(actor) != tok.person and self._authority(actor) != "operator":
+                raise Forbidden.coded("communities.platform_administrator_token_revoked")
+        else:
+            self._may_manage_tokens_of(tok.community, actor, tok.person)
+        with command_context(community=tok.community or PLATFORM_LOG, actor=actor):
+            tok.revoke(reason, clock.format(clock.now()))
+            position = self._save(tok)
+        self.project()  # the projection sets revoked_at: from now on the token is refused
+        return position
+
+    def sign_out(self, actor: str, token_id) -> int:
+        tok = self._load(Token, token_id, "token")
+        if tok.person != str(actor):
+            raise Forbidden.coded("communities.holder_signs_out_their")
+        return self.revoke_token(actor, tok.community, token_id, reason="signed_out")
+
+    def list_tokens(self, actor: str, community: str, person) -> list[dict]:
+        person = str(self._get(Person, community, person, "person").id)
+        self._may_manage_tokens_of(community, actor, person)
+        self.project()
+        tk = t.tokens
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tk.c.id, tk.c.label, tk.c.created_at, tk.c.expires_at, tk.c.revoked_at)
+                                .where(tk.c.community == community, tk.c.person == person).order_by(tk.c.created_at))
+            return [dict(r._mapping, expires_at=token_expiry(r.expires_at)) for r in rows]
+
+    def create_invitation(self, actor: str, community: str, household: str | None, roles: list,
+                          days: int = 14) -> dict:
         self.community(community)
         if household is not None:
             household = str(self._get(Household, community, household, "household").id)
         if not isinstance(roles, list) or any(r not in ROLES or r in SCOPED_ROLES or r == "platform_admin" for r in roles):
-            raise InvalidInput("roles must be a list of community-wide role names")
-        if not isinstance(days, int) or not 1 <= days <= 90:
-            raise InvalidInput("days must be between 1 and 90")
-        code = secrets.token_urlsafe(12)
-        now = clock.now()
+            raise InvalidInput.coded("communities.roles_list_community_wide")
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 90:
+            raise InvalidInput.coded("communities.days_between_x")
+        self._require(community, actor, MANAGER_ROLES, "communities.invitations_sent_by")
+        if "party_lead" in roles:
+            self._require(community, actor, ("party_lead",), LEAD_APPOINTMENT)
+        code = secrets.token_urlsafe(16)
+        expires = clock.format(clock.now() + timedelta(days=days))
+        with command_context(community=community, actor=actor):
+            inv = Invitation(community=community, household=household, roles=list(dict.fromkeys(roles)),
+                             expires_at=expires)
+            self.save(inv)
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(t.invitations).values(
-                code_hash=hash_secret(code), community=community, household=household, roles=list(roles),
-                created_at=clock.format(now), expires_at=clock.format(now + timedelta(days=days))))
-        return {"code": code, "expires_at": clock.format(now + timedelta(days=days))}
+            conn.execute(sa.insert(t.invitations).values(id=str(inv.id), code_hash=hash_secret(code),
+                                                         community=community))
+        return {"id": str(inv.id), "code": code, "expires_at": expires, "household": household, "roles": inv.roles}
+
+    def revoke_invitation(self, actor: str, community: str, invitation) -> dict:
+        inv = self._get(Invitation, community, invitation, "invitation")
+        self._require(community, actor, MANAGER_ROLES, "communities.invitations_revoked_by")
+        with command_context(community=community, actor=actor):
+            inv.revoke()
+            self.save(inv)
+        return {"id": str(inv.id), "revoked": True}
 
     def redeem_invitation(self, code: str, name: str, adult: bool = True) -> dict:
+        """Register the invited person with the invitation's household and roles, and issue their
+        first token: one transaction, so a code used twice at once registers one person."""
         with self.engine.connect() as conn:
-            inv = conn.execute(sa.select(t.invitations).where(t.invitations.c.code_hash == hash_secret(str(code)))).first()
-        if inv is None or inv.used_by or inv.expires_at <= clock.format(clock.now()):
-            raise NotFound("the invitation is unknown, used or expired")
-        person = self.register_person(f"invitation:{inv.code_hash[:12]}", inv.community, name, adult, inv.household)
-        for role in inv.roles:
-            self.grant_role(person, inv.community, person, role)
-        with self.engine.begin() as conn:
-            used = conn.execute(sa.update(t.invitations).where(
-                t.invitations.c.code_hash == inv.code_hash, t.invitations.c.used_by.is_(None)).values(used_by=person)).rowcount
-        if not used:
-            raise Conflict("the invitation was used at the same time")
-        return dict(self.issue_token(inv.community, person), community=inv.community)
+            row = conn.execute(sa.select(t.invitations).where(t.invitations.c.code_hash == hash_secret(str(code)))).first()
+        if row is None:
+            raise NotFound.coded("communities.invitation_unknown_used_revoked")
+        inv = self._load(Invitation, row.id, "invitation")
+        name = validate_text(name, "name", max_len=100)
+        if not isinstance(adult, bool):
+            raise InvalidInput.coded("communities.adult_true_false")
+        now = clock.format(clock.now())
+        pid = uuid.uuid4()
+        with self.content.for_command(str(pid), name=name) as texts:
+            with command_context(community=inv.community, actor=str(pid)):
+                inv.redeem(str(pid), now)
+                person = Person._create(Person.Registered, id=pid, community=inv.community,
+                                        name_commitment=texts["name"], adult=adult, household=inv.household,
+                                        effective=now)
+                for role in inv.roles:
+                    person.grant_role(role, None, now)
+                tok, token, token_row = self._new_token(inv.community, str(pid), 90, "invitation", "invitation",
+                                                        invitation=str(inv.id))
+            try:
+                self.save(person, inv, tok)
+            except IntegrityError:
+                raise Conflict.coded("communities.invitation_was_used_same") from None
+        self.project()
+        return dict(self._store_token(token_row), token=token, community=inv.community)
+
+    def _save(self, *aggregates) -> int:
+        """Save; the log position of the last event saved."""
+        recordings = self.save(*aggregates)
+        return max(r.notification.id for r in recordings)
 
     # ---- projection (own log -> read tables) -------------------------------------------------------
     def project(self) -> int:
@@ -428,7 +771,7 @@ class DirectoryApp(ServiceApplication):
             cond.append(hh.c.building.in_(sa.select(t.buildings.c.id).where(
                 t.buildings.c.compound == parse_uuid(scope_id, "compound"))))
         elif scope != "community":
-            raise InvalidInput("scope must be community, compound or building")
+            raise InvalidInput.coded("communities.scope_community_compound_building")
         return cond
 
     def households_in_scope(self, community: str, scope: str, scope_id: str | None, at: str | None = None) -> list[str]:
@@ -495,6 +838,27 @@ class DirectoryApp(ServiceApplication):
                           if r["household"] == str(h.id)],
         }
 
+    def display_names(self, community: str, people) -> dict:
+        """{person id: display name} for the ids that are people of this community (others are
+        left out); an erased person's name is None. For every read that lists people: names are
+        asked of the directory when a read is answered, never copied, so an erasure here takes a
+        name off every read at once."""
+        wanted = []
+        for pid in list(dict.fromkeys(people or ()))[:MAX_DISPLAY_NAMES]:
+            try:
+                wanted.append(str(uuid.UUID(str(pid))))
+            except ValueError:
+                continue
+        if not wanted:
+            return {}
+        self.project()
+        with self.engine.connect() as conn:
+            known = [r.id for r in conn.execute(sa.select(t.people.c.id).where(
+                t.people.c.community == community, t.people.c.id.in_(wanted)))]
+        commitments = {pid: self._load(Person, pid, "person").name_commitment for pid in known}
+        names = self._names(commitments.values())
+        return {pid: names.get(c) for pid, c in commitments.items()}
+
     def person_view(self, community: str, person: str, at: str | None = None) -> dict:
         p = self._get(Person, community, person, "person")
         at = effective_time(at)
@@ -504,6 +868,19 @@ class DirectoryApp(ServiceApplication):
             "residence_history": [dict(r) for r in p.residence],
             "role_history": [dict(r) for r in p.roles],
         }
+
+    def personal_data(self, community: str, person: str) -> dict:
+        """What the directory holds about the person (PIPL art. 45): their record (name, residence
+        and role history), their tokens (labels and dates; never a secret) and erasure requests."""
+        self.project()
+        with self.engine.connect() as conn:
+            tokens = [{"id": r.id, "label": r.label, "created_at": r.created_at,
+                       "expires_at": token_expiry(r.expires_at), "revoked_at": r.revoked_at}
+                      for r in conn.execute(sa.select(t.tokens).where(t.tokens.c.community == community,
+                                                                      t.tokens.c.person == str(person))
+                                            .order_by(t.tokens.c.created_at))]
+        return {"person": self.person_view(community, person), "tokens": tokens,
+                "erasure_requests": self.erasure_requests(person, community, person)}
 
     def directory(self, community: str, at: str | None = None) -> dict:
         c = self.community(community)
@@ -537,9 +914,20 @@ class DirectoryApp(ServiceApplication):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(t.communities).order_by(t.communities.c.created_at))]
 
-    def community_view(self, community: str) -> dict:
+    def rules_at(self, community: str, at: str) -> dict:
+        """The rules in force at `at` (a stage opened by an event of that time opens under them),
+        from the community's own events: each of its rule changes carries the whole rule set."""
         c = self.community(community)
-        return {"id": community, "name": c.name, "rules": c.rules}
+        history = [(clock.format(e.timestamp), e.rules) for e in self.repository.event_store.get(c.id)
+                   if isinstance(getattr(e, "rules", None), dict)]
+        return validate_rules({}, in_force_at(history, at) or c.rules)
+
+    def community_view(self, community: str, at: str | None = None) -> dict:
+        c = self.community(community)
+        if at is not None:
+            return {"id": community, "name": c.name, "rules": self.rules_at(community, at), "at": at}
+        return {"id": community, "name": c.name, "rules": c.rules,
+                "pending_rule_changes": sorted(c.pending_rule_changes.values(), key=lambda x: x["proposed_at"])}
 
 
 def project_envelope(conn: sa.Connection, env: dict) -> None:
@@ -568,6 +956,13 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
     elif kind == "PersonRoleGranted":
         conn.execute(sa.insert(t.roles).values(person=agg, role=d["role"], scope=d.get("scope") or "",
                                                valid_from=d["effective"], community=community))
+    elif kind == "PersonErasureRequested":
+        conn.execute(sa.insert(t.erasure_requests).values(
+            id=agg, community=community, person=d["person"], requested_at=env["occurred_at"],
+            requested_by=env["actor"], reason_commitment=d["reason_commitment"]))
+    elif kind == "TokenRevoked":
+        conn.execute(sa.update(t.tokens).where(t.tokens.c.id == agg, t.tokens.c.revoked_at.is_(None))
+                     .values(revoked_at=d["revoked_at"]))
     elif kind == "PersonRoleRevoked":
         conn.execute(sa.update(t.roles).where(t.roles.c.person == agg, t.roles.c.role == d["role"],
                                               t.roles.c.scope == (d.get("scope") or ""), t.roles.c.valid_to.is_(None))

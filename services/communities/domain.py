@@ -9,7 +9,7 @@ from decimal import Decimal
 from eventsourcing.domain import event
 
 from services.common.aggregate import Aggregate
-from services.common.errors import Conflict, InvalidInput
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 ROLES = (
     "platform_admin",
@@ -45,8 +45,12 @@ DEFAULT_RULES: dict = {
     "flags_to_hide": 3,
     "ballot_notice_days": 7,
     "publicity_days": 7,
+    "proxy_limit": 3,  # proxy authorisations one person may hold on one ballot
     "evaluation_window_days": 14,
     "unsatisfied_reopen_share": "1/3",
+    # Reopening is judged on those who answered, once at least this share of the residents asked did
+    # (rules.evaluation); fewer, and the evaluation is extended once.
+    "evaluation_min_response_share": "1/3",
 }
 
 
@@ -54,66 +58,66 @@ def _fraction_text(value, field: str) -> str:
     from fractions import Fraction
 
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a fraction written as a string like '2/3'")
+        raise InvalidInput.coded("communities.fraction_written_string_like", field=field)
     try:
         f = Fraction(value)
     except (ValueError, ZeroDivisionError):
-        raise InvalidInput(f"{field} is not a fraction: {value!r}") from None
+        raise InvalidInput.coded("common.not_a_fraction", field=field, value=repr(value)) from None
     if not 0 <= f <= 1:
-        raise InvalidInput(f"{field} must lie between 0 and 1")
+        raise InvalidInput.coded("common.fraction_between_0_1", field=field)
     return value
 
 
 def validate_rules(rules: dict, base: dict | None = None) -> dict:
     """Merge a (partial) rule set onto the current one and check every value's type."""
     if not isinstance(rules, dict):
-        raise InvalidInput("rules must be an object")
-    merged = dict(base or DEFAULT_RULES)
+        raise InvalidInput.coded("communities.rules_object")
+    merged = {**DEFAULT_RULES, **(base or {})}  # a setting added since the community was created: its default
     unknown = set(rules) - set(DEFAULT_RULES)
     if unknown:
-        raise InvalidInput(f"unknown rule settings: {', '.join(sorted(unknown))}")
+        raise InvalidInput.coded("communities.unknown_rule_settings", unknown=", ".join(sorted(unknown)))
     merged.update(rules)
     for key in ("support_window_days", "meeting_notice_days", "flags_to_hide", "ballot_notice_days",
-                "publicity_days", "evaluation_window_days"):
+                "publicity_days", "evaluation_window_days", "proxy_limit"):
         value = merged[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3650:
-            raise InvalidInput(f"{key} must be a whole number of days/count between 0 and 3650")
-    for key in ("meeting_quorum", "unsatisfied_reopen_share"):
+            raise InvalidInput.coded("communities.whole_number_days_count", key_=key)
+    for key in ("meeting_quorum", "unsatisfied_reopen_share", "evaluation_min_response_share"):
         _fraction_text(merged[key], key)
     if merged["support_per"] not in ("resident", "household"):
-        raise InvalidInput("support_per must be 'resident' or 'household'")
+        raise InvalidInput.coded("communities.support_per_resident_household")
     cats = merged["categories"]
     if not isinstance(cats, list) or not cats or not all(isinstance(c, str) and 0 < len(c) <= 40 for c in cats):
-        raise InvalidInput("categories must be a non-empty list of short names")
+        raise InvalidInput.coded("communities.categories_non_empty_list")
     thresholds = merged["support_threshold"]
     if not isinstance(thresholds, dict) or set(thresholds) != {"community", "compound", "building"}:
-        raise InvalidInput("support_threshold needs community, compound and building")
+        raise InvalidInput.coded("communities.support_threshold_needs_community")
     for level, t in thresholds.items():
         if not isinstance(t, dict) or t.get("unit") not in ("residents", "households"):
-            raise InvalidInput(f"support_threshold.{level}.unit must be 'residents' or 'households'")
+            raise InvalidInput.coded("communities.support_threshold_unit_residents", level=level)
         if ("count" in t) == ("share" in t):
-            raise InvalidInput(f"support_threshold.{level} needs exactly one of count or share")
+            raise InvalidInput.coded("communities.support_threshold_needs_exactly", level=level)
         if "count" in t and (not isinstance(t["count"], int) or t["count"] < 1):
-            raise InvalidInput(f"support_threshold.{level}.count must be a positive whole number")
+            raise InvalidInput.coded("communities.support_threshold_count_positive", level=level)
         if "share" in t:
             _fraction_text(t["share"], f"support_threshold.{level}.share")
     for key in ("meeting_required_roles", "conclusion_required_roles", "minutes_signers"):
         if not isinstance(merged[key], list) or not all(isinstance(r, str) for r in merged[key]):
-            raise InvalidInput(f"{key} must be a list of role names")
+            raise InvalidInput.coded("communities.list_role_names", key_=key)
     return merged
 
 
 def parse_area(value, field: str = "area") -> Decimal:
     if isinstance(value, float):
-        raise InvalidInput(f"{field} must be a decimal string such as '75.50', not a float")
+        raise InvalidInput.coded("communities.decimal_string_such_float", field=field)
     try:
         area = Decimal(str(value))
     except Exception:  # noqa: BLE001
-        raise InvalidInput(f"{field} is not a decimal number: {value!r}") from None
+        raise InvalidInput.coded("communities.decimal_number", field=field, value=repr(value)) from None
     if not area.is_finite() or area <= 0 or area > Decimal("100000"):
-        raise InvalidInput(f"{field} must be a positive area in m² (at most 100000)")
+        raise InvalidInput.coded("communities.positive_area_most", field=field)
     if -area.as_tuple().exponent > 4:
-        raise InvalidInput(f"{field} has more than 4 decimal places")
+        raise InvalidInput.coded("communities.more_than_decimal_places", field=field)
     return area
 
 
@@ -122,14 +126,48 @@ def _active(periods: list[dict], at: str) -> list[dict]:
 
 
 class Community(Aggregate):
+    """A tenant and its rule settings. Through the API a rule change takes two people: one
+    proposes it, a different party-committee lead confirms it (both steps are events); only the
+    operator's set-up path changes the rules in one step (`change_rules`)."""
+
     @event("Created")
     def __init__(self, name: str, rules: dict):
         self.name = name
         self.rules = rules
+        self.pending_rule_changes: dict[str, dict] = {}
 
     @event("RulesChanged")
     def change_rules(self, rules: dict):
         self.rules = rules
+
+    @event("RuleChangeProposed")
+    def propose_rule_change(self, change: str, settings: dict, proposed_by: str, proposed_at: str):
+        self.pending_rule_changes[change] = {"id": change, "settings": dict(settings), "proposed_by": proposed_by,
+                                             "proposed_at": proposed_at}
+
+    def pending(self, change: str) -> dict:
+        found = self.pending_rule_changes.get(change)
+        if found is None:
+            raise NotFound.coded("communities.rule_change_pending_community", change=change)
+        return found
+
+    def confirm_rule_change(self, change: str, confirmed_by: str, rules: dict):
+        if self.pending(change)["proposed_by"] == confirmed_by:
+            raise Forbidden.coded("communities.rule_change_needs_second")
+        self._rule_change_confirmed(change=change, confirmed_by=confirmed_by, rules=rules)
+
+    @event("RuleChangeConfirmed")
+    def _rule_change_confirmed(self, change: str, confirmed_by: str, rules: dict):
+        self.pending_rule_changes.pop(change, None)
+        self.rules = rules
+
+    def withdraw_rule_change(self, change: str, withdrawn_by: str):
+        self.pending(change)
+        self._rule_change_withdrawn(change=change, withdrawn_by=withdrawn_by)
+
+    @event("RuleChangeWithdrawn")
+    def _rule_change_withdrawn(self, change: str, withdrawn_by: str):
+        self.pending_rule_changes.pop(change, None)
 
 
 class Compound(Aggregate):
@@ -168,7 +206,7 @@ class Household(Aggregate):
     def transfer(self, owners: list, representative: str | None, developer_unsold: bool, effective: str):
         current = self.ownership[-1]
         if effective <= current["from"]:
-            raise InvalidInput(f"a transfer must be effective after {current['from']}")
+            raise InvalidInput.coded("communities.transfer_effective_after", from_=current["from"])
         self._transferred(owners=owners, representative=representative,
                           developer_unsold=developer_unsold, effective=effective)
 
@@ -205,9 +243,9 @@ class Person(Aggregate):
 
     def move(self, household: str | None, effective: str):
         if self.residence and self.residence[-1]["to"] is None and effective <= self.residence[-1]["from"]:
-            raise InvalidInput(f"a move must be effective after {self.residence[-1]['from']}")
+            raise InvalidInput.coded("communities.move_effective_after", from_=self.residence[-1]["from"])
         if not household and not (self.residence and self.residence[-1]["to"] is None):
-            raise Conflict("this person does not live in a unit of the community now")
+            raise Conflict.coded("communities.person_does_live_unit")
         self._moved(household=household, effective=effective)
 
     @event("Moved")
@@ -221,11 +259,17 @@ class Person(Aggregate):
     def set_adult(self, adult: bool):
         self.adult = adult
 
+    @event("Renamed")
+    def rename(self, name_commitment: str):
+        """A corrected name (e.g. from a re-imported file); the old text stays erasable with the rest."""
+        self.name_commitment = name_commitment
+
     def grant_role(self, role: str, scope: str | None, effective: str):
         if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+            raise InvalidInput.coded("communities.unknown_role_roles", role=repr(role), roles=", ".join(ROLES))
         if any(r["role"] == role and r["scope"] == scope and r["to"] is None for r in self.roles):
-            raise Conflict(f"this person already holds the role {role}" + (f" for {scope}" if scope else ""))
+            raise (Conflict.coded("communities.already_holds_role_for", role=role, scope=scope) if scope else
+                   Conflict.coded("communities.already_holds_role", role=role))
         self._role_granted(role=role, scope=scope, effective=effective)
 
     @event("RoleGranted")
@@ -234,7 +278,7 @@ class Person(Aggregate):
 
     def revoke_role(self, role: str, scope: str | None, effective: str):
         if not any(r["role"] == role and r["scope"] == scope and r["to"] is None for r in self.roles):
-            raise Conflict(f"this person does not hold the role {role}")
+            raise Conflict.coded("communities.person_does_hold_role", role=role)
         self._role_revoked(role=role, scope=scope, effective=effective)
 
     @event("RoleRevoked")
@@ -251,7 +295,80 @@ class Person(Aggregate):
         return [{"role": r["role"], "scope": r["scope"]} for r in _active(self.roles, at)]
 
 
+class Token(Aggregate):
+    """An API token's life in the record: for whom, until when, how it was issued, and its end.
+    Never the secret nor its hash: those stay in the credential table of the state store."""
+
+    @event("Issued")
+    def __init__(self, community: str | None, person: str, expires_at: str | None, via: str,
+                 invitation: str | None = None):
+        self.community = community  # None for a platform administrator's token
+        self.person = person
+        self.expires_at = expires_at  # None: as long as the deployment (the demo's, a training deployment's)
+        self.via = via
+        self.revoked_at = None
+
+    def revoke(self, reason: str, now: str):
+        if self.revoked_at is not None:
+            raise Conflict.coded("communities.token_already_revoked")
+        self._revoked(person=self.person, reason=reason, revoked_at=now)
+
+    @event("Revoked")
+    def _revoked(self, person: str, reason: str, revoked_at: str):
+        self.revoked_at = revoked_at
+
+
+class Invitation(Aggregate):
+    """An invitation to sign in: which household and roles it brings, until when, and whether it
+    was redeemed (by whom) or revoked. The code itself stays out of the record."""
+
+    @event("Issued")
+    def __init__(self, community: str, household: str | None, roles: list, expires_at: str):
+        self.community = community
+        self.household = household
+        self.roles = list(roles)
+        self.expires_at = expires_at
+        self.redeemed_by = None
+        self.revoked = False
+
+    def _must_be_usable(self, now: str) -> None:
+        if self.redeemed_by is not None or self.revoked or self.expires_at <= now:
+            raise NotFound.coded("communities.invitation_unknown_used_revoked")
+
+    def redeem(self, person: str, now: str):
+        self._must_be_usable(now)
+        self._redeemed(person=person)
+
+    @event("Redeemed")
+    def _redeemed(self, person: str):
+        self.redeemed_by = person
+
+    def revoke(self):
+        if self.redeemed_by is not None:
+            raise Conflict.coded("communities.invitation_was_already_redeemed")
+        if self.revoked:
+            raise Conflict.coded("communities.invitation_already_revoked")
+        self._revoked()
+
+    @event("Revoked")
+    def _revoked(self):
+        self.revoked = True
+
+
 def iso(dt: datetime) -> str:
     from services.common import clock
 
     return clock.format(dt)
+
+
+class ErasureRequest(Aggregate):
+    """A worker's or party lead's request that a person's texts and contact data go everywhere.
+    Lives in the directory's log; the reason is a commitment (the requester's words)."""
+    EVENT_NAMES_ARE_TYPES = True
+
+    class PersonErasureRequested(Aggregate.Created):
+        person: str
+        reason_commitment: str
+
+    def __init__(self, person: str, reason_commitment: str):
+        self.person, self.reason_commitment = person, reason_commitment

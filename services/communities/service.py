@@ -1,12 +1,14 @@
 """The communities (directory) service: thin nameko entrypoints over the DirectoryApp."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import time
 
+from services.common.erasure import ERASING, completion
+from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
 
 from . import tables
-from .application import DirectoryApp
+from .application import MAX_TOKEN_DAYS, DirectoryApp
 
 
 class CommunitiesService(ServiceBase):
@@ -16,6 +18,16 @@ class CommunitiesService(ServiceBase):
     @property
     def app(self) -> DirectoryApp:
         return self.platform.app
+
+    def _published(self, position: int, timeout: float = 2.0) -> None:
+        """Answer a revocation only once its event is on the bus: every gateway's invalidation
+        queue then holds it, so no gateway keeps serving a cached sign-in for long after the
+        caller was told "revoked". The revocation itself holds already (the credential table);
+        a slow relay costs at most `timeout` here, and the caches' own 5 s expiry bounds the rest."""
+        relay = self.platform.relay
+        deadline = time.monotonic() + timeout
+        while relay is not None and relay.published_position() < position and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     # commands ------------------------------------------------------------------------------
     @rpc
@@ -27,6 +39,21 @@ class CommunitiesService(ServiceBase):
     @command
     def change_rules(self, actor, community, rules):
         return {"rules": self.app.change_rules(actor, community, rules)}
+
+    @rpc
+    @command
+    def propose_rule_change(self, actor, community, settings):
+        return self.app.propose_rule_change(actor, community, settings)
+
+    @rpc
+    @command
+    def confirm_rule_change(self, actor, community, change):
+        return self.app.confirm_rule_change(actor, community, change)
+
+    @rpc
+    @command
+    def withdraw_rule_change(self, actor, community, change):
+        return self.app.withdraw_rule_change(actor, community, change)
 
     @rpc
     @command
@@ -84,13 +111,41 @@ class CommunitiesService(ServiceBase):
     @rpc
     @command
     def revoke_role(self, actor, community, person, role, scope=None, effective=None):
-        self.app.revoke_role(actor, community, person, role, scope, effective)
+        self._published(self.app.revoke_role(actor, community, person, role, scope, effective))
         return self.app.person_view(community, person)
 
     @rpc
     @command
-    def erase_person(self, actor, community, person):
-        return {"erased_texts": self.app.erase_person(actor, community, person)}
+    def request_erasure(self, actor, community, person, reason):
+        """One request erases a person's texts and contact data in every service (PIPL art. 47);
+        the answer is the status as it stands (the directory's part is done at once)."""
+        request = self.app.request_erasure(actor, community, person, reason)
+        self._published(self.app.head())  # the request is on the bus before the caller looks again
+        return self._erasure_status(actor, community, person, only=request)
+
+    @rpc
+    @command
+    def erasure_status(self, actor, community, person):
+        """Which services have completed each erasure request for the person."""
+        return self._erasure_status(actor, community, person)
+
+    def _erasure_status(self, actor, community, person, only=None) -> dict:
+        requests = self.app.erasure_requests(actor, community, person)
+        if only is not None:
+            requests = [r for r in requests if r["id"] == only]
+        for r in requests:
+            services = {}
+            for service in ERASING:
+                if service == self.name:
+                    done = completion(self.app, service, r["id"])
+                else:  # a service that does not answer in time is shown as not (yet) known to be done
+                    done = self.platform.rpc_or_none(service, "erasure_done", r["id"])
+                services[service] = done or {"done": False}
+            r["services"] = services
+            r["complete"] = all(v["done"] for v in services.values())
+        if only is not None:
+            return requests[0]
+        return {"person": str(person), "services": list(ERASING), "requests": requests}
 
     @rpc
     @command
@@ -100,13 +155,16 @@ class CommunitiesService(ServiceBase):
     # credentials ---------------------------------------------------------------------------
     @rpc
     @command
-    def issue_token(self, community, person, days=90, label=None):
-        return self.app.issue_token(community, person, days, label)
+    def issue_token(self, community, person, days=90, label=None, actor="operator", presented=None):
+        """`actor` is the signed-in person when the gateway asks (with `presented`, the id of the
+        token the request came with); the operator's tools leave both."""
+        return self.app.issue_token(community, person, days, label, actor, presented)
 
     @rpc
     @command
-    def bootstrap_admin(self, label="platform admin"):
-        return self.app.bootstrap_admin(label)
+    def bootstrap_admin(self, label="platform admin", actor="operator", days=MAX_TOKEN_DAYS):
+        """`days` None: as long as the deployment (the demo's administrator)."""
+        return self.app.bootstrap_admin(label, actor, days)
 
     @rpc
     @command
@@ -115,14 +173,30 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @command
-    def revoke_token(self, token):
-        self.app.revoke_token(token)
-        return {}
+    def list_tokens(self, actor, community, person):
+        return self.app.list_tokens(actor, community, person)
 
     @rpc
     @command
-    def create_invitation(self, community, household=None, roles=(), days=14):
-        return self.app.create_invitation(community, household, list(roles), days)
+    def revoke_token(self, actor, community, token):
+        self._published(self.app.revoke_token(actor, community, token))
+        return {"id": str(token), "revoked": True}
+
+    @rpc
+    @command
+    def sign_out(self, actor, token):
+        self._published(self.app.sign_out(actor, token))
+        return {"id": str(token), "revoked": True}
+
+    @rpc
+    @command
+    def create_invitation(self, actor, community, household=None, roles=(), days=14):
+        return self.app.create_invitation(actor, community, household, list(roles), days)
+
+    @rpc
+    @command
+    def revoke_invitation(self, actor, community, invitation):
+        return self.app.revoke_invitation(actor, community, invitation)
 
     @rpc
     @command
@@ -137,8 +211,8 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @command
-    def get_community(self, community):
-        return self.app.community_view(community)
+    def get_community(self, community, at=None):
+        return self.app.community_view(community, at)
 
     @rpc
     @command
@@ -149,6 +223,11 @@ class CommunitiesService(ServiceBase):
     @command
     def get_household(self, community, household, at=None):
         return self.app.household_view(community, household, at)
+
+    @rpc
+    @command
+    def display_names(self, community, people):
+        return self.app.display_names(community, people)
 
     @rpc
     @command

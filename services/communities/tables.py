@@ -55,23 +55,42 @@ roles = sa.Table(
     sa.Column("community", sa.String(36), index=True, nullable=False),
     sa.Column("valid_to", sa.String(40)),
 )
+# Erasure requests (PIPL art. 47), from the log: whose, when, by whom; what each service has done
+# is asked of the service (services/common/erasure.py).
+erasure_requests = sa.Table(
+    "dir_erasure_requests", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("community", sa.String(36), index=True, nullable=False),
+    sa.Column("person", sa.String(36), index=True, nullable=False),
+    sa.Column("requested_at", sa.String(40), nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("reason_commitment", sa.String(64), nullable=False),
+)
+# Credentials are not democratic record: the secrets' SHA-256 hashes live here only. Their life
+# (issued, redeemed, revoked: who, for whom, until when, a token id) is in the log as Token and
+# Invitation events; `revoked_at` is kept from TokenRevoked by the projection.
 tokens = sa.Table(
-    "credentials_tokens", metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),
+    "credential_tokens", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the Token aggregate's id: shown, revocable by
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("community", sa.String(36), index=True),  # NULL for a platform admin token
-    sa.Column("person", sa.String(64), nullable=False),
+    sa.Column("person", sa.String(64), nullable=False, index=True),
     sa.Column("label", sa.String(100)),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("expires_at", sa.String(40), nullable=False),
     sa.Column("revoked_at", sa.String(40)),
 )
 invitations = sa.Table(
-    "credentials_invitations", metadata,
-    sa.Column("code_hash", sa.String(64), primary_key=True),
+    "credential_invitations", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the Invitation aggregate's id
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("community", sa.String(36), nullable=False),
-    sa.Column("household", sa.String(36)),
-    sa.Column("roles", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("expires_at", sa.String(40), nullable=False),
-    sa.Column("used_by", sa.String(36)),
+)
+# Owner keys (a certificate number, a phone number…) are never stored: an owner imported with a
+# key gets a person id derived from HMAC-SHA256(this community's secret, normalised key), so the
+# same key finds the same person again and different keys never meet. The secret stays here.
+owner_key_secrets = sa.Table(
+    "dir_owner_key_secrets", metadata,
+    sa.Column("community", sa.String(36), primary_key=True),
+    sa.Column("secret", sa.String(64), nullable=False),
 )

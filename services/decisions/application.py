@@ -23,17 +23,21 @@ from rules.record import differences, replay_ballot, tally_record
 from services.common import clock, envelope
 from services.common.aggregate import command_context, derived_id
 from services.common.consumer import SqlSink, catch_up_projection
-from services.common.content import ContentStore, validate_text
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.content import ContentStore, gather_texts, validate_text
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.ids import parse_id
 from services.common.store import ServiceApplication
 from services.common.tables import consumer_tracking
 
 from . import tables as t
 from .domain import (
-    CHANNELS, CLOSED, CONFIGURED, OPEN, RESOLVED, SCOPES, Ballot, Vote, build_roll, declaring_role,
+    CHANNELS, CLOSED, CONFIGURED, OPEN, RESOLVED, SCOPES, Ballot, Proxy, ProxyHolder, Vote, build_roll,
+    declaring_role,
 )
 
-SEALED = "sealed"  # the actor of every event of a secret ballot's votes
+SEALED = "sealed"  # the actor of every event of a secret ballot's votes and proxies
+# The one answer to a proxy vote without an authorisation: the same whether or not the voter has
+# voted, so that it tells nobody anything about another person's vote.
 PROJECTION = "projection"
 OPTION_ID = r"[A-Za-z0-9_-]{1,40}"
 MAX_OPTIONS = 30
@@ -41,18 +45,11 @@ MAX_OPTIONS = 30
 
 def parse_time(value, field: str) -> datetime:
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be an ISO-8601 time with a zone, like 2026-05-01T09:00:00+08:00")
+        raise InvalidInput.coded("decisions.iso_time_zone_like", field=field)
     try:
         return clock.parse(value)
     except ValueError:
-        raise InvalidInput(f"{field} must be an ISO-8601 time with a zone, like 2026-05-01T09:00:00+08:00") from None
-
-
-def parse_id(value, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"{field} {value!r} does not exist") from None
+        raise InvalidInput.coded("decisions.iso_time_zone_like", field=field) from None
 
 
 class SealingKey:
@@ -96,9 +93,18 @@ class SealingKey:
                 os.unlink(tmp)
         return bytes.fromhex(self.path.read_text().strip())
 
-    def vote_id(self, ballot: str, voter: str) -> uuid.UUID:
-        digest = hmac.new(self.key(), f"{ballot}|{voter}".encode("utf-8"), hashlib.sha256).digest()
+    def sealed_id(self, *parts: str) -> uuid.UUID:
+        """An aggregate id nobody without the key can derive from the parts (ballot, person)."""
+        digest = hmac.new(self.key(), "|".join(parts).encode("utf-8"), hashlib.sha256).digest()
         return uuid.UUID(bytes=digest[:16], version=4)
+
+    def vote_id(self, ballot: str, voter: str) -> uuid.UUID:
+        return self.sealed_id(ballot, voter)
+
+
+# Where a ballot's texts live when they are not ours: a ballot prepared from a deliberation
+# carries the consultation's commitments (its title came from the proposal, if any).
+TEXT_SOURCES = ("deliberation", "proposals")
 
 
 class AlreadyProjected(Exception):
@@ -127,13 +133,13 @@ class DecisionsApp(ServiceApplication):
         """The ballot, if it belongs to `community`. copy=False for read-only use on the hot path."""
         ballot = self._load(parse_id(ballot_id, "ballot"), copy)
         if not isinstance(ballot, Ballot) or ballot.community != community:
-            raise NotFound(f"ballot {ballot_id} does not exist")
+            raise NotFound.coded("decisions.ballot_does_exist", ballot_id=ballot_id)
         return ballot
 
     def _ballot_by_id(self, ballot_id) -> Ballot:
         ballot = self._load(uuid.UUID(str(ballot_id)))
         if not isinstance(ballot, Ballot):
-            raise NotFound(f"ballot {ballot_id} does not exist")
+            raise NotFound.coded("decisions.ballot_does_exist", ballot_id=ballot_id)
         return ballot
 
     def vote_id(self, ballot: Ballot, voter: str) -> uuid.UUID:
@@ -141,15 +147,26 @@ class DecisionsApp(ServiceApplication):
             return self.sealing.vote_id(str(ballot.id), voter)
         return derived_id("vote", ballot.id, voter)
 
+    def proxy_id(self, ballot: Ballot, principal: str) -> uuid.UUID:
+        if ballot.secret:
+            return self.sealing.sealed_id("proxy", str(ballot.id), principal)
+        return derived_id("proxy", ballot.id, principal)
+
+    def holder_id(self, ballot: Ballot, holder: str) -> uuid.UUID:
+        if ballot.secret:
+            return self.sealing.sealed_id("proxy-holder", str(ballot.id), holder)
+        return derived_id("proxy-holder", ballot.id, holder)
+
     def _save(self, *aggregates, conflict: str | None = None):
-        """Save; a concurrent change of the same aggregate (its version taken) is a Conflict, or,
-        without a message, returns None (the timers: another instance did it first)."""
+        """Save; a concurrent change of the same aggregate (its version taken) is a Conflict in the
+        words of message `conflict` (a key of services/common/problem_texts), or, without one,
+        returns None (the timers: another instance did it first)."""
         try:
             return self.save(*aggregates)
         except IntegrityError:
             if conflict is None:
                 return None
-            raise Conflict(conflict) from None
+            raise Conflict.coded(conflict) from None
 
     @staticmethod
     def _context(ballot: Ballot, actor: str):
@@ -160,21 +177,21 @@ class DecisionsApp(ServiceApplication):
         if options is None:
             return []
         if not isinstance(options, list) or len(options) > MAX_OPTIONS:
-            raise InvalidInput(f"options must be a list of at most {MAX_OPTIONS} options")
+            raise InvalidInput.coded("decisions.options_list_most_options", max_options=MAX_OPTIONS)
         out = []
         for i, option in enumerate(options, start=1):
             if not isinstance(option, dict):
-                raise InvalidInput("each option is an object with a title (and optionally an id and a description)")
+                raise InvalidInput.coded("decisions.each_option_object_title")
             option_id = option.get("id") or f"option-{i}"
             if not isinstance(option_id, str) or option_id == rules.ABSTAIN or not re.fullmatch(OPTION_ID, option_id):
-                raise InvalidInput(f"option id {option_id!r} must be 1-40 letters, digits, '-' or '_' (not 'abstain')")
+                raise InvalidInput.coded("decisions.option_id_letters_digits", option_id=repr(option_id))
             title = validate_text(option.get("title"), f"options[{i - 1}].title", max_len=200)
             description = validate_text(option.get("description"), f"options[{i - 1}].description", required=False)
             described = self.content.put(description, subject=actor) if description else None
             out.append({"id": option_id, "title_commitment": self.content.put(title, subject=actor),
                         "description_commitment": described})
         if len({o["id"] for o in out}) != len(out):
-            raise InvalidInput("option ids must be unique")
+            raise InvalidInput.coded("decisions.option_ids_unique")
         return out
 
     def prepare_ballot(self, actor: str, community: str, title: str, scope: str, scope_id: str | None = None,
@@ -200,7 +217,7 @@ class DecisionsApp(ServiceApplication):
     @staticmethod
     def _scope(scope, scope_id):
         if scope not in SCOPES:
-            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
+            raise InvalidInput.coded("decisions.scope_one", scopes=", ".join(SCOPES))
         if scope == "community":
             return scope, None
         return scope, str(parse_id(scope_id, scope))
@@ -235,18 +252,18 @@ class DecisionsApp(ServiceApplication):
         ballot = self.ballot(community, ballot_id)
         for name, value in (("secret", secret), ("changeable", changeable)):
             if not isinstance(value, bool):
-                raise InvalidInput(f"{name} must be true or false")
+                raise InvalidInput.coded("decisions.true_false", name=name)
         try:
             rule = rules.make_rule(preset, method, params)
         except rules.RulesError as exc:
-            raise InvalidInput(str(exc)) from None
+            raise InvalidInput.coded("decisions.rules_refused", reason=str(exc)) from None
         opens, closes = parse_time(opens_at, "opens_at"), parse_time(closes_at, "closes_at")
         new_options = None if options is None else self._options(actor, options)
         with self._context(ballot, actor):
             ballot.configure(rule=rule, voting_unit=voting_unit, options=new_options, opens_at=opens, closes_at=closes,
                              secret=secret, changeable=changeable, community_rules=community_rules, now=clock.now())
         self._roll(voting_unit, facts_now, clock.now())
-        self._save(ballot, conflict="the ballot was changed at the same time; look at it again")
+        self._save(ballot, conflict="decisions.ballot_changed_look_again")
         return self.ballot_view(community, ballot_id)
 
     @staticmethod
@@ -254,9 +271,9 @@ class DecisionsApp(ServiceApplication):
         try:
             roll = build_roll(voting_unit, facts, at)
         except rules.RulesError as exc:
-            raise InvalidInput(f"the voter roll cannot be built: {exc}") from None
+            raise InvalidInput.coded("decisions.voter_roll_built", exc=exc) from None
         if not roll:
-            raise InvalidInput(f"nobody in this scope can vote as {voting_unit}: the voter roll would be empty")
+            raise InvalidInput.coded("decisions.nobody_scope_vote_voter", voting_unit=voting_unit)
         return roll
 
     # ---- opening, closing, resolving (the timers) -------------------------------------------
@@ -319,29 +336,54 @@ class DecisionsApp(ServiceApplication):
         return self.resolve_ballot(ballot_id)
 
     def resolve_ballot(self, ballot_id) -> bool:
+        """Count, and record the resolution; a secret ballot's reveal is saved with it, so the
+        record never holds a result that its readers cannot recompute."""
         ballot = self._ballot_by_id(ballot_id)
         if ballot.status != CLOSED:
             return False
-        result = self.count(ballot)
+        result, reveals = self.count(ballot)
         with self._context(ballot, "system"):
+            if ballot.secret:
+                ballot.reveal(reveals)
             ballot.resolve(result, clock.now())
         saved = self._save(ballot) is not None
         self.project()
         return saved
 
-    def count(self, ballot: Ballot) -> rules.Result:
+    def count(self, ballot: Ballot) -> tuple[rules.Result, list[dict]]:
         """The tally of a closed ballot from its votes recorded before BallotClosed — the same
-        function the replay (retally, audit) applies to the events."""
+        function the replay (retally, audit) applies to the events — and the reveals of its
+        sealed votes ({vote, version, choice, salt}, from the sealed table)."""
         self.project()
         with self.engine.connect() as conn:
             closed_position = conn.execute(sa.select(t.ballots.c.closed_position).where(
                 t.ballots.c.id == str(ballot.id))).scalar()
             v = t.votes
-            rows = conn.execute(sa.select(v.c.vote, v.c.voter, v.c.choice, v.c.weight, v.c.headcount).where(
-                v.c.ballot == str(ballot.id), v.c.position < closed_position).order_by(v.c.position))
-            votes = [{"voter": r.voter or r.vote, "choice": r.choice, "weight": r.weight, "headcount": r.headcount}
-                     for r in rows]
-        return tally_record(ballot.opened, votes)
+            rows = list(conn.execute(sa.select(v.c.vote, v.c.version, v.c.voter, v.c.receipt, v.c.choice, v.c.weight,
+                                               v.c.headcount).where(
+                v.c.ballot == str(ballot.id), v.c.position < closed_position).order_by(v.c.position)))
+        sealed = self._sealed_votes([r.receipt for r in rows if r.choice is None])
+        votes, reveals = [], []
+        for r in rows:
+            choice = r.choice
+            if choice is None:  # sealed (VoteCast 2 on a secret ballot): its choice is in the sealed table
+                found = sealed.get(r.receipt)
+                if found is None:
+                    raise RuntimeError(f"the sealed choice of vote {r.vote} (version {r.version}) is missing from "
+                                       "the sealed table: the ballot cannot be counted")
+                choice = found.choice
+                reveals.append({"vote": r.vote, "version": r.version, "choice": choice, "salt": found.salt})
+            votes.append({"voter": r.voter or r.vote, "choice": choice, "weight": r.weight, "headcount": r.headcount})
+        return tally_record(ballot.opened, votes), reveals
+
+    def _sealed_votes(self, receipts: list[str]) -> dict:
+        out = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(receipts), 1000):
+                chunk = receipts[i:i + 1000]
+                out.update((r.receipt, r) for r in conn.execute(
+                    sa.select(t.sealed_votes).where(t.sealed_votes.c.receipt.in_(chunk))))
+        return out
 
     def due_to_finalise(self, now: datetime) -> list[str]:
         self.project()
@@ -362,59 +404,189 @@ class DecisionsApp(ServiceApplication):
 
     # ---- voting -----------------------------------------------------------------------------
     def cast_vote(self, actor: str, community: str, ballot_id, voter: str, choice, *, channel: str = "online",
-                  paper_serial: str | None = None, proxy_authorisation: str | None = None) -> dict:
+                  paper_serial: str | None = None, correction_reason: str | None = None, read_texts=None) -> dict:
         """Record a vote and return its receipt.
 
-        channel "online": the voter votes; "proxy": `actor` votes for `voter` with a written
-        authorisation; "paper": a community worker enters a paper ballot with its serial. A voter
-        has one channel: the first recorded stands, another is refused and kept in the record. On a
-        changeable ballot a vote through the same channel replaces the earlier one (both are kept).
-        Concurrent votes of one voter race for the next version of one aggregate: one wins, the
-        others get a Conflict (never two counted votes).
+        channel "online": the voter votes; "proxy": `actor` votes for `voter` on an authorisation
+        the voter gave (checked first, and refused the same way whether or not the voter voted);
+        "paper": a community worker enters a paper ballot with its serial — a second one for the
+        same voter only as a correction with a reason. A voter has one channel: the first recorded
+        stands, another is refused and kept in the record. On a changeable ballot a vote through
+        the same channel replaces the earlier one (both are kept). Concurrent votes of one voter race
+        for the next version of one aggregate: one wins, the others get a Conflict (never two
+        counted votes). On a secret ballot the record gets the choice's seal only.
         """
         if channel not in CHANNELS:
-            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
+            raise InvalidInput.coded("decisions.channel_one", channels=", ".join(CHANNELS))
         ballot = self.ballot(community, ballot_id, copy=False)
         ballot.check_accepts_votes(clock.now())
-        entry = ballot.roll_entry(voter)
-        choice = ballot.normalised_choice(choice)
-        authorisation = None
         if channel == "proxy":
             if voter == actor:
-                raise InvalidInput("a proxy votes for someone else: vote for yourself directly")
-            authorisation = validate_text(proxy_authorisation, "proxy_authorisation", max_len=5000)
+                raise InvalidInput.coded("decisions.proxy_votes_someone_else")
+            self._check_proxy(ballot, voter, actor)
+        entry = ballot.roll_entry(voter)
+        try:
+            choice = ballot.normalised_choice(choice)
+        except InvalidInput as exc:
+            raise self._choice_refused(ballot, exc, read_texts) from None
+        reason = None
         if channel == "paper":
             paper_serial = validate_text(paper_serial, "paper_serial", max_len=64)
+            reason = validate_text(correction_reason, "correction_reason", max_len=5000, required=False)
             self._check_serial_unused(ballot, paper_serial)
         else:
             paper_serial = None
         sealed = ballot.secret
         vote_id = self.vote_id(ballot, voter)
         vote = self._load(vote_id)
-        commitment = self.content.put(authorisation, subject=voter) if authorisation else None
-        fields = dict(choice=choice, weight=entry["weight"], headcount=entry["headcount"], channel=channel,
-                      paper_serial=paper_serial, proxy_authorisation_commitment=None if sealed else commitment,
-                      entered_by=actor if channel == "paper" else None)
         voter_in_record = None if sealed else voter
-        with self._context(ballot, SEALED if sealed else actor):
-            if vote is None:
-                vote = Vote.cast(vote_id, community=community, ballot=str(ballot.id), voter=voter_in_record, **fields)
-            elif not vote.same_channel(channel):
+        if vote is not None and not vote.same_channel(channel):
+            with self._context(ballot, SEALED if sealed else actor):
                 vote.refuse(ballot=str(ballot.id), voter=voter_in_record, channel=channel, paper_serial=paper_serial,
-                            reason="another channel was recorded first")
-                self._save(vote)
-                raise Conflict(vote.channel_taken_message())
-            else:
-                vote.change(changeable=ballot.changeable, **fields)
-        recordings = self._save(vote, conflict="another vote of this voter was recorded at the same moment: "
-                                               "look at your current vote (and its receipt) before voting again")
-        if sealed and commitment:
-            with self.engine.begin() as conn:
-                conn.execute(sa.insert(t.sealed_authorisations).values(vote=str(vote_id), version=vote.version,
-                                                                       commitment=commitment))
+                            reason="another channel was recorded first",
+                            entered_by=actor if channel == "paper" else None)
+            self._save(vote)
+            if channel == "online":  # the voter hears about their own vote
+                raise vote.channel_taken()
+            raise Conflict.coded("decisions.vote_through_another_channel", channel=channel)
+        if channel == "paper":
+            self._check_paper_correction(vote, reason)
+        seal = self._seal(choice, actor if channel == "proxy" else None) if sealed else {}
+        fields = dict(choice=choice, weight=entry["weight"], headcount=entry["headcount"], channel=channel,
+                      paper_serial=paper_serial, entered_by=actor if channel == "paper" else None,
+                      cast_by=actor if channel == "proxy" and not sealed else None,
+                      sealed_choice=seal.get("sealed_choice"), cast_by_seal=seal.get("cast_by_seal"))
+        with self.content.for_command(actor, reason=reason) as texts:
+            with self._context(ballot, SEALED if sealed else actor):
+                if vote is None:
+                    vote = Vote.cast(vote_id, community=community, ballot=str(ballot.id), voter=voter_in_record,
+                                     **fields)
+                else:
+                    vote.change(changeable=ballot.changeable, correction_reason_commitment=texts["reason"], **fields)
+            if sealed:
+                self._keep_sealed_vote(vote, seal, choice, actor if channel == "proxy" else None)
+            recordings = self._save(vote, conflict="decisions.another_vote_same_moment")
         self._check_counted(ballot.id, recordings[-1].notification.id)
         return {"ballot": str(ballot.id), "receipt": vote.receipt, "version": vote.version, "channel": channel,
                 "choice": choice}
+
+    def _choice_refused(self, ballot: Ballot, exc: InvalidInput, read_texts=None) -> InvalidInput:
+        """A refused choice names the options by their titles (with the ids a vote sends), so the
+        voter sees what they can choose, not a list of UUIDs."""
+        options = self._option_titles(ballot, read_texts)
+        if not options:
+            return exc
+        named = "; ".join(f"{o['id']} = {o['title'] if o['title'] is not None else '?'}" for o in options)
+        return InvalidInput.coded("vote.invalid_choice", reason=exc.detail.removeprefix("invalid choice: "),
+                                  options=named, extra={"options": options})
+
+    @staticmethod
+    def _check_paper_correction(vote: Vote | None, reason: str | None) -> None:
+        """One paper ballot per voter: a second one only as a worker's correction, with a reason."""
+        if vote is None and reason is not None:
+            raise Conflict.coded("decisions.paper_ballot_voter_correct")
+        if vote is not None and reason is None:
+            raise Conflict.coded("decisions.paper_ballot_serial_already", paper_serial=vote.paper_serial)
+
+    @staticmethod
+    def _seal(choice, cast_by: str | None) -> dict:
+        """Fresh salts and the seals of a secret ballot's choice (and of the proxy who cast it)."""
+        salt = secrets.token_hex(16)
+        out = {"salt": salt, "sealed_choice": rules.seal(choice, salt), "cast_by_salt": None, "cast_by_seal": None}
+        if cast_by is not None:
+            out["cast_by_salt"] = secrets.token_hex(16)
+            out["cast_by_seal"] = rules.seal(cast_by, out["cast_by_salt"])
+        return out
+
+    def _keep_sealed_vote(self, vote: Vote, seal: dict, choice, cast_by: str | None) -> None:
+        """What the record leaves out of a secret ballot's vote, kept before the vote is saved."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(t.sealed_votes).values(
+                receipt=vote.receipt, vote=str(vote.id), version=vote.version, sealed_choice=seal["sealed_choice"],
+                choice=choice, salt=seal["salt"], cast_by=cast_by, cast_by_salt=seal["cast_by_salt"]))
+
+    # ---- proxies ------------------------------------------------------------------------------
+    def _check_proxy(self, ballot: Ballot, principal: str, holder: str) -> None:
+        """Refuse a proxy vote without a standing authorisation from `principal` to `holder`."""
+        proxy = self._load(self.proxy_id(ballot, principal), copy=False)
+        if not isinstance(proxy, Proxy) or not proxy.active or self._holder_of(proxy) != holder:
+            raise Forbidden.coded("decisions.no_proxy_from_voter")
+
+    def _holder_of(self, proxy: Proxy) -> str | None:
+        if proxy.holder is not None or proxy.holder_seal is None:
+            return proxy.holder
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.sealed_proxies.c.holder).where(
+                t.sealed_proxies.c.holder_seal == proxy.holder_seal)).scalar()
+
+    def authorise_proxy(self, actor: str, community: str, ballot_id, principal: str, holder: str,
+                        paper_serial: str | None = None) -> dict:
+        """`principal` authorises `holder` to vote for them on this ballot: on the platform (the
+        actor is the principal), or from a paper authorisation (the actor is a community worker,
+        who records its serial). One standing authorisation per principal; a holder holds at most
+        the community's limit (frozen with the ballot's configuration)."""
+        ballot = self.ballot(community, ballot_id)
+        ballot.check_accepts_proxies(clock.now())
+        if holder == principal:
+            raise InvalidInput.coded("decisions.voter_their_own_proxy")
+        if ballot.opened is not None:
+            ballot.roll_entry(principal)
+        source = "platform"
+        if paper_serial is not None:
+            source, paper_serial = "paper", validate_text(paper_serial, "paper_serial", max_len=64)
+            self._check_serial_unused(ballot, paper_serial, t.proxies, "paper proxy authorisation")
+        sealed = ballot.secret
+        proxy_id, holding_id = self.proxy_id(ballot, principal), self.holder_id(ballot, holder)
+        proxy, holding = self._load(proxy_id), self._load(holding_id)
+        salt = secrets.token_hex(16) if sealed else None
+        fields = dict(holder=None if sealed else holder, holder_seal=rules.seal(holder, salt) if sealed else None,
+                      source=source, paper_serial=paper_serial, recorded_by=actor if source == "paper" else None)
+        with self._context(ballot, SEALED if sealed else actor):
+            if proxy is None:
+                proxy = Proxy._create(Proxy.ProxyAuthorised, id=proxy_id, community=community, ballot=str(ballot.id),
+                                      principal=None if sealed else principal, **fields)
+            else:
+                proxy.authorise_again(**fields)
+            if holding is None:
+                holding = ProxyHolder._create(ProxyHolder.ProxyHolderRegistered, id=holding_id, community=community,
+                                              ballot=str(ballot.id), holder=None if sealed else holder)
+            holding.take(ballot.proxy_limit)
+        if sealed:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(t.sealed_proxies).values(holder_seal=fields["holder_seal"], proxy=str(proxy_id),
+                                                                holder=holder, salt=salt))
+        self._save(proxy, holding, conflict="decisions.authorisation_recorded_same_moment")
+        self.project()
+        return self.proxy_view(community, ballot_id, principal)
+
+    def revoke_proxy(self, actor: str, community: str, ballot_id, principal: str) -> dict:
+        """The principal withdraws their authorisation, as long as the proxy has not voted."""
+        ballot = self.ballot(community, ballot_id)
+        ballot.check_accepts_proxies(clock.now())
+        proxy = self._load(self.proxy_id(ballot, principal))
+        if not isinstance(proxy, Proxy) or not proxy.active:
+            raise NotFound.coded("decisions.you_standing_proxy_authorisation")
+        vote = self._load(self.vote_id(ballot, principal), copy=False)
+        if vote is not None and vote.channel == "proxy":
+            raise Conflict.coded("decisions.your_proxy_already_voted")
+        holding = self._load(self.holder_id(ballot, self._holder_of(proxy)))
+        with self._context(ballot, SEALED if ballot.secret else actor):
+            proxy.revoke()
+            holding.release()
+        self._save(proxy, holding, conflict="decisions.authorisation_changed_same_moment")
+        self.project()
+        return self.proxy_view(community, ballot_id, principal)
+
+    def proxy_view(self, community: str, ballot_id, principal: str) -> dict:
+        """The principal's own authorisation on the ballot (the holder, even on a secret ballot)."""
+        ballot = self.ballot(community, ballot_id, copy=False)
+        proxy = self._load(self.proxy_id(ballot, principal), copy=False)
+        if not isinstance(proxy, Proxy):
+            raise NotFound.coded("decisions.you_given_proxy_authorisation")
+        vote = self._load(self.vote_id(ballot, principal), copy=False)
+        return {"ballot": str(ballot.id), "holder": self._holder_of(proxy), "source": proxy.source,
+                "paper_serial": proxy.paper_serial, "active": proxy.active,
+                "used": bool(proxy.active and vote is not None and vote.channel == "proxy")}
 
     def _check_counted(self, ballot_id, position: int) -> None:
         """A vote checked while the ballot was open may be recorded after BallotClosed (the close
@@ -428,15 +600,17 @@ class DecisionsApp(ServiceApplication):
         self.project()
         closed_position = self._ballot_row(ballot_id).closed_position
         if closed_position is not None and closed_position < position:
-            raise Conflict("voting closed before this vote was recorded: it does not count")
+            raise Conflict.coded("decisions.voting_closed_before_vote")
 
-    def _check_serial_unused(self, ballot: Ballot, serial: str) -> None:
+    def _check_serial_unused(self, ballot: Ballot, serial: str, table: sa.Table = t.votes,
+                             paper: str = "paper ballot") -> None:
+        """A paper document (a ballot in `votes`, an authorisation in `proxies`) is entered once."""
         self.project()
         with self.engine.connect() as conn:
-            taken = conn.execute(sa.select(t.votes.c.vote).where(
-                t.votes.c.ballot == str(ballot.id), t.votes.c.paper_serial == serial).limit(1)).first()
+            taken = conn.execute(sa.select(table.c.ballot).where(
+                table.c.ballot == str(ballot.id), table.c.paper_serial == serial).limit(1)).first()
         if taken:
-            raise Conflict(f"paper ballot serial {serial} has already been entered for this ballot")
+            raise Conflict.coded("decisions.serial_already_been_entered", paper=paper, serial=serial)
 
     def _ballot_row(self, ballot_id):
         with self.engine.connect() as conn:
@@ -449,7 +623,7 @@ class DecisionsApp(ServiceApplication):
         objection = str(uuid.uuid4())
         with self._context(ballot, actor):
             ballot.lodge_objection(objection, self.content.put(text, subject=actor), clock.now())
-        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self._save(ballot, conflict="decisions.ballot_changed_try_again")
         self.project()
         return {"objection": objection, "ballot": str(ballot.id), "publicity_until": ballot.publicity_until}
 
@@ -457,12 +631,12 @@ class DecisionsApp(ServiceApplication):
                           reason: str) -> dict:
         ballot = self.ballot(community, ballot_id)
         if not isinstance(upheld, bool):
-            raise InvalidInput("upheld must be true or false")
+            raise InvalidInput.coded("decisions.upheld_true_false")
         reason = validate_text(reason, "reason", max_len=5000)
         ballot.check_ruling(objection, actor, roles)
         with self._context(ballot, actor):
             ballot.rule_on_objection(objection, upheld, self.content.put(reason, subject=actor), actor, roles)
-        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self._save(ballot, conflict="decisions.ballot_changed_try_again")
         return self.ballot_view(community, ballot_id)
 
     def annul_ballot(self, actor: str, community: str, ballot_id, reason: str) -> dict:
@@ -470,7 +644,19 @@ class DecisionsApp(ServiceApplication):
         reason = validate_text(reason, "reason", max_len=5000)
         with self._context(ballot, actor):
             ballot.annul(self.content.put(reason, subject=actor))
-        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self._save(ballot, conflict="decisions.ballot_changed_try_again")
+        return self.ballot_view(community, ballot_id)
+
+    def abandon_ballot(self, actor: str, roles, community: str, ballot_id, reason: str) -> dict:
+        """An annulled ballot will not be re-run (BallotAbandoned): its case ends as annulled. Said
+        by those who could re-run it: a community worker or the party-committee lead."""
+        if not set(roles or ()) & {"community_worker", "party_lead", "platform_admin"}:
+            raise Forbidden.coded("decisions.community_worker_party_committee")
+        ballot = self.ballot(community, ballot_id)
+        reason = validate_text(reason, "reason", max_len=5000)
+        with self._context(ballot, actor):
+            ballot.abandon(self.content.put(reason, subject=actor))
+        self._save(ballot, conflict="decisions.ballot_changed_try_again")
         return self.ballot_view(community, ballot_id)
 
     def rerun_ballot(self, actor: str, community: str, ballot_id) -> str:
@@ -486,7 +672,7 @@ class DecisionsApp(ServiceApplication):
                 consultation=old.consultation, proposal=old.proposal, convener=old.convener,
                 suggested_rule=old.config["rule"] if old.config else old.suggested_rule, rerun_of=str(old.id),
             )
-        self._save(old, new, conflict="the ballot was re-run at the same time")
+        self._save(old, new, conflict="decisions.ballot_re_run_same_time")
         self.project()
         return str(new_id)
 
@@ -512,7 +698,7 @@ class DecisionsApp(ServiceApplication):
                 )
         with self._context(ballot, actor):
             ballot.declare_emergency(self.content.put(justification, subject=actor), actor, declared_as)
-        self._save(ballot, conflict="the ballot was changed at the same time; try again")
+        self._save(ballot, conflict="decisions.ballot_changed_try_again")
         self.project()
         return str(ballot.id)
 
@@ -520,12 +706,12 @@ class DecisionsApp(ServiceApplication):
         ballot = self.ballot(community, ballot_id)
         with self._context(ballot, actor):
             ballot.confirm_emergency(actor, roles)
-        self._save(ballot, conflict="the emergency was confirmed at the same time")
+        self._save(ballot, conflict="decisions.emergency_confirmed_same_time")
         return self.ballot_view(community, ballot_id)
 
     # ---- the record, replayed ----------------------------------------------------------------
-    REPLAY_EVENTS = (Ballot.BallotOpened, Ballot.BallotClosed, Ballot.ResolutionAdopted, Ballot.ResolutionRejected,
-                     Vote.VoteCast, Vote.VoteChanged)
+    REPLAY_EVENTS = (Ballot.BallotOpened, Ballot.BallotClosed, Ballot.VotesRevealed, Ballot.ResolutionAdopted,
+                     Ballot.ResolutionRejected, Vote.VoteCast, Vote.VoteChanged)
 
     def _record_envelopes(self):
         """The service's log as envelopes (what the audit log holds), limited to what a count reads."""
@@ -544,13 +730,18 @@ class DecisionsApp(ServiceApplication):
         bid = str(parse_id(ballot_id, "ballot"))
         record = replay_ballot(self._record_envelopes(), bid)
         if record.opened is None:
-            raise NotFound(f"ballot {bid} does not exist or never opened")
+            raise NotFound.coded("decisions.ballot_does_exist_never", bid=bid)
         if record.recorded_result is None:
-            raise Conflict(f"ballot {bid} has no recorded result yet")
-        replayed = tally_record(record.opened, record.votes).to_dict()
+            raise Conflict.coded("decisions.ballot_recorded_result_yet", bid=bid)
+        report = {"ballot": bid, "recorded": record.recorded_result, "votes_counted": len(record.votes),
+                  "late_votes": record.late_votes, "revealed": sum(1 for v in record.votes if v.get("sealed_choice"))}
+        try:
+            replayed = tally_record(record.opened, record.votes, record.reveals).to_dict()
+        except rules.RulesError as exc:  # the record itself cannot be counted: a bad roll hash, a false reveal
+            return dict(report, match=False, replayed=None, differences=[
+                {"field": "(record)", "recorded": "countable", "replayed": str(exc)}])
         diffs = differences(record.recorded_result, replayed)
-        return {"ballot": bid, "match": not diffs, "differences": diffs, "recorded": record.recorded_result,
-                "replayed": replayed, "votes_counted": len(record.votes), "late_votes": record.late_votes}
+        return dict(report, match=not diffs, differences=diffs, replayed=replayed)
 
     # ---- projection ----------------------------------------------------------------------------
     def project(self) -> int:
@@ -564,28 +755,45 @@ class DecisionsApp(ServiceApplication):
         raise RuntimeError("the decisions read model could not catch up (100 clashes in a row)")
 
     # ---- queries ---------------------------------------------------------------------------------
-    def _texts(self, *commitments) -> dict:
-        return self.content.get_many([c for c in commitments if c])
+    def _texts(self, *commitments, read_texts=None) -> dict:
+        """Texts by commitment: ours, and a ballot prepared from a deliberation's texts (its title,
+        summary and options) from the deliberation's store, or the proposal's (TEXT_SOURCES)."""
+        return gather_texts(self.content, commitments, TEXT_SOURCES, read_texts)
 
-    def ballot_view(self, community: str, ballot_id) -> dict:
+    def _option_titles(self, ballot: Ballot, read_texts=None) -> list[dict]:
+        """The ballot's options as voters see them: id and title (null once erased)."""
+        # once configured, the options voted among ([] for a motion: agree / disagree / abstain)
+        options = ballot.config["options"] if ballot.config else ballot.options
+        texts = self._texts(*[o.get("title_commitment") for o in options], read_texts=read_texts)
+        return [{"id": o["id"], "title": texts.get(o.get("title_commitment"))} for o in options]
+
+    def ballot_view(self, community: str, ballot_id, read_texts=None) -> dict:
         ballot = self.ballot(community, ballot_id, copy=False)
         self.project()  # reads right after a command see it
         row = self._ballot_row(ballot.id)
-        o_rows = []
         with self.engine.connect() as conn:
             o_rows = list(conn.execute(sa.select(t.objections).where(t.objections.c.ballot == str(ballot.id))
                                        .order_by(t.objections.c.lodged_at)))
+            c_rows = list(conn.execute(sa.select(t.corrections).where(t.corrections.c.ballot == str(ballot.id))
+                                       .order_by(t.corrections.c.recorded_at)))
         emergency = dict(ballot.emergency) if ballot.emergency else None
         annulment = dict(ballot.annulment) if ballot.annulment else None
+        abandoned = dict(ballot.abandoned) if getattr(ballot, "abandoned", None) else None
         texts = self._texts(
             ballot.title_commitment, ballot.description_commitment,
             *[o["title_commitment"] for o in ballot.options], *[o["description_commitment"] for o in ballot.options],
             *[r.text_commitment for r in o_rows], *[r.reason_commitment for r in o_rows],
-            (emergency or {}).get("justification_commitment"), (annulment or {}).get("reason_commitment"))
+            (emergency or {}).get("justification_commitment"), (annulment or {}).get("reason_commitment"),
+            (abandoned or {}).get("reason_commitment"), *[r.reason_commitment for r in c_rows],
+            *[o.get(k) for o in _configured_options(ballot.config) for k in ("title_commitment",
+                                                                              "description_commitment")],
+            read_texts=read_texts)
         if emergency:
             emergency["justification"] = texts.get(emergency["justification_commitment"])
         if annulment and annulment.get("reason_commitment"):
             annulment["reason"] = texts.get(annulment["reason_commitment"])
+        if abandoned:
+            abandoned["reason"] = texts.get(abandoned["reason_commitment"])
         return {
             "id": str(ballot.id), "community": ballot.community, "case": ballot.case, "status": ballot.status,
             "title": texts.get(ballot.title_commitment), "title_commitment": ballot.title_commitment,
@@ -594,63 +802,146 @@ class DecisionsApp(ServiceApplication):
                              description=texts.get(o["description_commitment"])) for o in ballot.options],
             "scope": ballot.scope, "scope_id": ballot.scope_id, "category": ballot.category,
             "consultation": ballot.consultation, "proposal": ballot.proposal, "convener": ballot.convener,
-            "suggested_rule": ballot.suggested_rule, "configuration": ballot.config,
+            "suggested_rule": ballot.suggested_rule, "configuration": _with_option_texts(ballot.config, texts),
             "not_opened_reason": ballot.not_opened_reason,
             "roll_size": len(ballot.roll) if ballot.roll else None, "roll_hash": ballot.roll_hash,
-            "voted": row.voted if row else 0, "closed_at": ballot.closed_at, "result": ballot.result,
+            # a secret ballot's turnout is not published while it could be watched moving
+            "voted": (row.voted if row else 0) if ballot.revealed else None, "revealed": ballot.revealed,
+            "closed_at": ballot.closed_at, "result": ballot.result,
+            "adopted_option": _adopted_option(ballot, texts),
             "publicity_until": ballot.publicity_until, "outcome": ballot.outcome,
             "objections": [{"id": r.id, "lodged_by": r.lodged_by, "lodged_at": r.lodged_at,
                             "text": texts.get(r.text_commitment), "upheld": r.upheld,
                             "reason": texts.get(r.reason_commitment), "ruled_by": r.ruled_by, "ruled_at": r.ruled_at}
                            for r in o_rows],
             "annulment": annulment, "emergency": emergency, "rerun_of": ballot.rerun_of, "rerun": ballot.rerun,
+            "abandoned": abandoned,
+            "corrections": [{"receipt": r.receipt, "paper_serial": r.paper_serial, "replaces_serial": r.replaces_serial,
+                             "reason": texts.get(r.reason_commitment), "reason_commitment": r.reason_commitment,
+                             "entered_by": r.entered_by, "recorded_at": r.recorded_at} for r in c_rows],
         }
 
-    def list_ballots(self, community: str, status: str | None = None) -> list[dict]:
+    def list_ballots(self, community: str, status: str | None = None, read_texts=None) -> list[dict]:
         self.project()
         b = t.ballots
         cond = [b.c.community == community] + ([b.c.status == status] if status else [])
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(b).where(*cond).order_by(b.c.updated_at.desc())))
-        titles = self._texts(*[r.title_commitment for r in rows])
+        titles = self._texts(*[r.title_commitment for r in rows], read_texts=read_texts)
         return [{"id": r.id, "case": r.case_id, "status": r.status, "title": titles.get(r.title_commitment),
                  "preset": r.preset, "voting_unit": r.voting_unit, "secret": r.secret, "opens_at": r.opens_at,
-                 "closes_at": r.closes_at, "roll_size": r.roll_size, "voted": r.voted, "outcome": r.outcome,
+                 "closes_at": r.closes_at, "roll_size": r.roll_size,
+                 "voted": None if r.secret and r.outcome is None else r.voted, "outcome": r.outcome,
                  "publicity_until": r.publicity_until} for r in rows]
 
     def roll(self, community: str, ballot_id) -> dict:
         ballot = self.ballot(community, ballot_id, copy=False)
         if ballot.opened is None:
-            raise Conflict("the voter roll is frozen when the ballot opens; it has not opened")
+            raise Conflict.coded("decisions.voter_roll_frozen_when")
         return {"ballot": str(ballot.id), "roll_hash": ballot.roll_hash, "roll": ballot.opened["roll"]}
 
     def board(self, community: str, ballot_id, receipt: str | None = None, after: str | None = None,
-              limit: int = 1000) -> dict:
+              limit: int = 1000, read_texts=None) -> dict:
         """The public bulletin board: the receipt of every standing vote, so each voter can find
-        theirs; choices and weights once voting has closed (never a running tally)."""
+        theirs; choices and weights once voting has closed (never a running tally). A secret
+        ballot lists its receipts only once counted (the list would be a running turnout); until
+        then each voter looks up their own receipt."""
         ballot = self.ballot(community, ballot_id, copy=False)
         self.project()
-        revealed = ballot.closed_at is not None
+        revealed = ballot.closed_at is not None and ballot.revealed
+        listed = ballot.revealed or receipt is not None
         v = t.votes
         cond = [v.c.ballot == str(ballot.id), v.c.current.is_(True)]
         if receipt:
             cond.append(v.c.receipt == receipt)
         if after:
             cond.append(v.c.receipt > after)
-        with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(v.c.receipt, v.c.choice, v.c.weight, v.c.headcount, v.c.channel)
-                                     .where(*cond).order_by(v.c.receipt).limit(limit)))
-        entries = [{"receipt": r.receipt, **({"choice": r.choice, "weight": r.weight, "headcount": r.headcount,
-                                              "channel": r.channel} if revealed else {})} for r in rows]
-        return {"ballot": str(ballot.id), "status": ballot.status, "revealed": revealed, "entries": entries}
+        rows, corrected = [], {}
+        if listed:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(sa.select(v.c.receipt, v.c.choice, v.c.weight, v.c.headcount, v.c.channel)
+                                         .where(*cond).order_by(v.c.receipt).limit(limit)))
+                c = t.corrections
+                corrected = {r.receipt: r.reason_commitment for r in conn.execute(sa.select(
+                    c.c.receipt, c.c.reason_commitment).where(c.c.ballot == str(ballot.id),
+                                                              c.c.receipt.in_([r.receipt for r in rows])))}
+        reasons = self._texts(*corrected.values())
+        entries = [{"receipt": r.receipt,
+                    **({"choice": r.choice, "weight": r.weight, "headcount": r.headcount, "channel": r.channel}
+                       if revealed else {}),
+                    **({"correction": {"reason": reasons.get(corrected[r.receipt])}} if r.receipt in corrected else {})}
+                   for r in rows]
+        return {"ballot": str(ballot.id), "status": ballot.status, "revealed": revealed, "listed": listed,
+                "options": self._option_titles(ballot, read_texts) if revealed else [], "entries": entries}
 
     def my_vote(self, community: str, ballot_id, voter: str) -> dict:
+        """The caller's standing vote. On a secret ballot it adds what the record seals, with the
+        salts, so the voter can check their VoteCast's seals: their choice, and if a proxy voted for
+        them, who (`cast_by`)."""
         ballot = self.ballot(community, ballot_id, copy=False)
         vote = self._load(self.vote_id(ballot, voter), copy=False)
         if vote is None:
-            raise NotFound("no vote of yours is recorded on this ballot")
-        return {"ballot": str(ballot.id), "receipt": vote.receipt, "choice": vote.choice, "channel": vote.channel,
-                "paper_serial": vote.paper_serial, "version": vote.version}
+            raise NotFound.coded("decisions.vote_yours_recorded_ballot")
+        out = {"ballot": str(ballot.id), "receipt": vote.receipt, "choice": vote.choice, "channel": vote.channel,
+               "paper_serial": vote.paper_serial, "version": vote.version, "cast_by": vote.cast_by}
+        if vote.sealed_choice:
+            found = self._sealed_votes([vote.receipt]).get(vote.receipt)
+            if found is None:
+                raise RuntimeError(f"the sealed part of vote {vote.id} (version {vote.version}) is missing")
+            out.update(choice=found.choice, cast_by=found.cast_by, seals={
+                "sealed_choice": vote.sealed_choice, "salt": found.salt, "cast_by_seal": vote.cast_by_seal,
+                "cast_by_salt": found.cast_by_salt})
+        return out
+
+    def personal_data(self, community: str, person: str) -> dict:
+        """What this stage holds about the person (PIPL art. 45): their standing vote on each
+        ballot as `my_vote` shows it to them (on a secret ballot, their own choice and the salts
+        of its seals, nothing of anyone else's), and the objections they lodged."""
+        self.project()
+        B, O = t.ballots, t.objections
+        with self.engine.connect() as conn:
+            ballots = [r.id for r in conn.execute(sa.select(B.c.id).where(B.c.community == community).order_by(B.c.id))]
+            objections = list(conn.execute(sa.select(O).where(O.c.ballot.in_(ballots), O.c.lodged_by == person)
+                                           .order_by(O.c.lodged_at))) if ballots else []
+        votes = []
+        for ballot in ballots:
+            try:
+                votes.append(self.my_vote(community, ballot, person))
+            except NotFound:
+                continue
+        texts = self.content.get_many(o.text_commitment for o in objections)
+        return {"votes": votes, "objections": [
+            {"id": o.id, "ballot": o.ballot, "lodged_at": o.lodged_at, "text": texts.get(o.text_commitment),
+             "upheld": o.upheld} for o in objections]}
+
+
+def _configured_options(config: dict | None) -> list[dict]:
+    """The options a configuration names: those voted among, and a motion's subject."""
+    if not config:
+        return []
+    return [*(config.get("options") or ()), *([config["motion"]] if config.get("motion") else [])]
+
+
+def _with_texts(option: dict, texts: dict) -> dict:
+    return dict(option, title=texts.get(option.get("title_commitment")),
+                description=texts.get(option.get("description_commitment")))
+
+
+def _with_option_texts(config: dict | None, texts: dict) -> dict | None:
+    """The configuration with its options' (and motion's) titles and descriptions joined in."""
+    if not config:
+        return config
+    return dict(config, options=[_with_texts(o, texts) for o in config.get("options") or ()],
+                motion=_with_texts(config["motion"], texts) if config.get("motion") else None)
+
+
+def _adopted_option(ballot: Ballot, texts: dict) -> dict | None:
+    """Which option won, by id and title, once a resolution adopted one (a motion: its subject)."""
+    if not ballot.result or ballot.result.get("outcome") != "adopted" or not ballot.config:
+        return None
+    winner = ballot.config.get("motion") or next(
+        (o for o in ballot.config.get("options") or () if o["id"] == ballot.result.get("winner")), None)
+    return {"id": winner["id"], "title": texts.get(winner.get("title_commitment"))} if winner else None
 
 
 # ---- the read model, kept from the service's own log ------------------------------------------
@@ -691,10 +982,41 @@ def _vote(conn, env, d):
     elif not late:  # a changed vote replaces the standing one
         conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True))
                      .values(current=False))
+    if d.get("correction_reason_commitment"):
+        replaces = conn.execute(sa.select(t.votes.c.paper_serial).where(
+            t.votes.c.vote == vote, t.votes.c.version == version - 1)).scalar()
+        conn.execute(sa.insert(t.corrections).values(
+            vote=vote, version=version, ballot=d["ballot"], receipt=d["receipt"], paper_serial=d.get("paper_serial"),
+            replaces_serial=replaces, reason_commitment=d["correction_reason_commitment"],
+            entered_by=d.get("entered_by"), recorded_at=env["occurred_at"]))
+    # A sealed vote's choice is JSON null here until VotesRevealed opens it.
     conn.execute(sa.insert(t.votes).values(
         vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
-        receipt=d["receipt"], choice=d["choice"], weight=d["weight"], headcount=d["headcount"], channel=d["channel"],
-        paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"], current=not late, late=late))
+        receipt=d["receipt"], choice=d.get("choice"), weight=d["weight"], headcount=d["headcount"],
+        channel=d["channel"], paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"], current=not late,
+        late=late))
+
+
+def _revealed(conn, env, d):
+    for r in d["reveals"]:
+        conn.execute(sa.update(t.votes).where(t.votes.c.vote == r["vote"], t.votes.c.version == r["version"])
+                     .values(choice=r["choice"]))
+
+
+def _proxy_authorised(conn, env, d):
+    p = t.proxies
+    values = dict(holder=d["holder"], source=d["source"], paper_serial=d["paper_serial"], active=True,
+                  updated_at=env["occurred_at"])
+    if env["type"] == "ProxyAuthorised":
+        conn.execute(sa.insert(p).values(id=env["aggregate"]["id"], ballot=d["ballot"], principal=d["principal"],
+                                         **values))
+    else:
+        conn.execute(sa.update(p).where(p.c.id == env["aggregate"]["id"]).values(**values))
+
+
+def _proxy_revoked(conn, env, d):
+    conn.execute(sa.update(t.proxies).where(t.proxies.c.id == env["aggregate"]["id"])
+                 .values(active=False, updated_at=env["occurred_at"]))
 
 
 def _objection_lodged(conn, env, d):
@@ -729,6 +1051,10 @@ PROJECTORS = {
     "ResolutionFinal": lambda conn, env, d: _set(conn, env, status="final", outcome=d["outcome"]),
     "VoteCast": _vote,
     "VoteChanged": _vote,
+    "VotesRevealed": _revealed,
+    "ProxyAuthorised": _proxy_authorised,
+    "ProxyAuthorisedAgain": _proxy_authorised,
+    "ProxyRevoked": _proxy_revoked,
 }
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from services.common import clock
 from services.common.consumer import EventSourcedSink
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import Forbidden, InvalidInput, NotFound
+from services.common.erasure import with_erasure
+from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, ServiceBase, command
 
 from . import tables
@@ -27,7 +28,8 @@ class DecisionsService(ServiceBase):
     name = "decisions"
     platform = Platform(
         "decisions", app_factory=DecisionsApp, tables=(tables.metadata,),
-        consumer_sink=lambda rt: EventSourcedSink(rt.app, rt.app.on_deliberation_event),
+        consumer_sink=lambda rt: EventSourcedSink(rt.app, with_erasure(
+            "decisions", rt.app, rt.app.on_deliberation_event, None, sources=("deliberation",))),
     )
     communities = RpcProxy("communities")
 
@@ -35,12 +37,17 @@ class DecisionsService(ServiceBase):
     def app(self) -> DecisionsApp:
         return self.platform.app
 
+    def _read_texts(self, source: str, commitments: list[str]) -> dict:
+        """Another stage's texts (a ballot prepared from a deliberation shows the consultation's
+        title and options); a stage that is down leaves them null for now."""
+        return self.platform.rpc_or_none(source, "read_texts", commitments) or {}
+
     # ---- the directory -----------------------------------------------------------------------
     def _directory(self, method: str, *args):
         reply = getattr(self.communities, method)(*args)
         if not reply.get("ok"):
             problem = reply["problem"]
-            raise (NotFound if problem.get("status") == 404 else InvalidInput)(problem["detail"])
+            raise (NotFound if problem.get("status") == 404 else InvalidInput).relayed(problem)
         return reply["result"]
 
     def _facts(self, community: str, voting_unit: str, scope: str, scope_id: str | None, at: str | None) -> list:
@@ -51,7 +58,42 @@ class DecisionsService(ServiceBase):
             return self._directory("residents_in_scope", community, scope, scope_id, at)
         if voting_unit == "council":
             return self._directory("role_holders", community, "council_member", None, at)
-        raise InvalidInput(f"voting_unit must be one of {', '.join(VOTING_UNITS)}")
+        raise InvalidInput.coded("decisions.voting_unit_one", voting_units=", ".join(VOTING_UNITS))
+
+    def _check_place(self, community: str, scope: str, scope_id: str | None) -> None:
+        """A ballot's compound or building must be one of the community's own: the directory says."""
+        if scope not in ("compound", "building") or scope_id is None:
+            return
+        places = self._directory("directory", community, None).get(f"{scope}s", [])
+        if not any(place["id"] == str(scope_id) for place in places):
+            raise NotFound.coded("common.does_exist_community", what=scope, value=scope_id)
+
+    def _check_person(self, community: str, person: str, what: str) -> None:
+        """A person a command names (a proxy holder) must be one of the community's people."""
+        try:
+            self._directory("get_person", community, person, None)
+        except (NotFound, InvalidInput):
+            raise NotFound.coded("common.does_exist_community", what=what, value=person) from None
+
+    def _check_voter(self, community: str, ballot_id, voter: str) -> None:
+        """A voter id a command names for someone else (a paper ballot, a proxy) is on the ballot's
+        roll, or at least a person or household of this community; an id of another community is
+        not found, whatever it is (the application then refuses one not on the roll)."""
+        ballot = self.app.ballot(community, ballot_id, copy=False)
+        if voter in ballot.roll:
+            return
+        for method in ("get_person", "get_household"):
+            try:
+                self._directory(method, community, voter, None)
+                return
+            except (NotFound, InvalidInput):
+                continue
+        raise NotFound.coded("decisions.voter_does_exist_community", voter=voter)
+
+    def _check_worker(self, community: str, actor: str, doing: str) -> None:
+        """Paper enters the record through a community worker only: the directory's roles say who."""
+        if actor not in self._directory("role_holders", community, "community_worker", None, None):
+            raise Forbidden.coded("decisions.community_worker_may", doing=doing)
 
     def _voter(self, community: str, ballot_id, person: str) -> str:
         """The caller's id on the roll: the person, or under one-household-one-vote their household
@@ -70,6 +112,7 @@ class DecisionsService(ServiceBase):
     @command
     def prepare_ballot(self, actor, community, title, scope, scope_id=None, description=None, options=None,
                        category=None):
+        self._check_place(community, scope, scope_id)
         return {"id": self.app.prepare_ballot(actor, community, title, scope, scope_id, description, options,
                                               category)}
 
@@ -84,17 +127,43 @@ class DecisionsService(ServiceBase):
 
     @rpc
     @command
-    def cast_vote(self, actor, community, ballot, choice, voter=None, proxy_authorisation=None):
-        """The caller votes, or (with `voter` and a written authorisation) votes as a proxy."""
-        if voter is None:
-            return self.app.cast_vote(actor, community, ballot, self._voter(community, ballot, actor), choice)
+    def cast_vote(self, actor, community, ballot, choice, voter=None):
+        """The caller votes, or (naming another `voter`) votes as that voter's authorised proxy."""
+        own = self._voter(community, ballot, actor)
+        if voter is None or voter == own:
+            return self.app.cast_vote(actor, community, ballot, own, choice, read_texts=self._read_texts)
+        self._check_voter(community, ballot, voter)
         return self.app.cast_vote(actor, community, ballot, voter, choice, channel="proxy",
-                                  proxy_authorisation=proxy_authorisation)
+                                  read_texts=self._read_texts)
 
     @rpc
     @command
-    def enter_paper_ballot(self, actor, community, ballot, voter, choice, paper_serial):
-        return self.app.cast_vote(actor, community, ballot, voter, choice, channel="paper", paper_serial=paper_serial)
+    def enter_paper_ballot(self, actor, community, ballot, voter, choice, paper_serial, correction_reason=None):
+        self._check_worker(community, actor, "enter a paper ballot")
+        self._check_voter(community, ballot, voter)
+        return self.app.cast_vote(actor, community, ballot, voter, choice, channel="paper", paper_serial=paper_serial,
+                                  correction_reason=correction_reason, read_texts=self._read_texts)
+
+    @rpc
+    @command
+    def authorise_proxy(self, actor, community, ballot, holder):
+        """The caller (the principal) authorises `holder` to vote for them on this ballot."""
+        self._check_person(community, holder, "proxy holder")
+        return self.app.authorise_proxy(actor, community, ballot, self._voter(community, ballot, actor), holder)
+
+    @rpc
+    @command
+    def record_paper_proxy(self, actor, community, ballot, principal, holder, paper_serial):
+        """A community worker records a paper authorisation of `holder` by `principal`, with its serial."""
+        self._check_worker(community, actor, "record a paper proxy authorisation")
+        self._check_voter(community, ballot, principal)
+        self._check_person(community, holder, "proxy holder")
+        return self.app.authorise_proxy(actor, community, ballot, principal, holder, paper_serial=paper_serial)
+
+    @rpc
+    @command
+    def revoke_proxy(self, actor, community, ballot):
+        return self.app.revoke_proxy(actor, community, ballot, self._voter(community, ballot, actor))
 
     @rpc
     @command
@@ -113,6 +182,11 @@ class DecisionsService(ServiceBase):
 
     @rpc
     @command
+    def abandon_ballot(self, actor, roles, community, ballot, reason):
+        return self.app.abandon_ballot(actor, roles, community, ballot, reason)
+
+    @rpc
+    @command
     def rerun_ballot(self, actor, community, ballot):
         return {"id": self.app.rerun_ballot(actor, community, ballot)}
 
@@ -120,6 +194,7 @@ class DecisionsService(ServiceBase):
     @command
     def declare_emergency(self, actor, roles, community, justification, title=None, scope="community",
                           scope_id=None, category=None, ballot=None):
+        self._check_place(community, scope, scope_id)
         return {"id": self.app.declare_emergency(actor, roles, community, justification, title, scope, scope_id,
                                                  category, ballot)}
 
@@ -132,12 +207,12 @@ class DecisionsService(ServiceBase):
     @rpc
     @command
     def get_ballot(self, community, ballot):
-        return self.app.ballot_view(community, ballot)
+        return self.app.ballot_view(community, ballot, self._read_texts)
 
     @rpc
     @command
     def list_ballots(self, community, status=None):
-        return self.app.list_ballots(community, status)
+        return self.app.list_ballots(community, status, self._read_texts)
 
     @rpc
     @command
@@ -147,12 +222,17 @@ class DecisionsService(ServiceBase):
     @rpc
     @command
     def board(self, community, ballot, receipt=None, after=None, limit=1000):
-        return self.app.board(community, ballot, receipt, after, limit)
+        return self.app.board(community, ballot, receipt, after, limit, self._read_texts)
 
     @rpc
     @command
     def my_vote(self, actor, community, ballot):
         return self.app.my_vote(community, ballot, self._voter(community, ballot, actor))
+
+    @rpc
+    @command
+    def my_proxy(self, actor, community, ballot):
+        return self.app.proxy_view(community, ballot, self._voter(community, ballot, actor))
 
     @rpc
     @command

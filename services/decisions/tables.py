@@ -1,7 +1,10 @@
-"""Read models of the decisions service (projections of its own log) and its sealed table.
+"""Read models of the decisions service (projections of its own log) and its sealed tables.
 
-Nothing here is the record: every row can be rebuilt from the events, except the sealed proxy
-authorisations of secret ballots, which must never enter the record (they name the voter).
+Nothing here is the record: every row of a read model can be rebuilt from the events. The sealed
+tables are the exception: what a secret ballot keeps out of the record while voting is open (the
+choices and their salts until the count reveals them, who cast a proxy vote, who holds a proxy).
+Each sealed row is written *before* the event that refers to it is saved, so no saved event lacks
+its row (a refused save leaves an unreferenced row behind, which is harmless).
 """
 from __future__ import annotations
 
@@ -68,11 +71,64 @@ objections = sa.Table(
     sa.Column("ruled_at", sa.String(40)),
 )
 
-# Secret ballots only: the written authorisation of a proxy vote names the voter, so its
-# commitment stays here, inside the service, instead of in the VoteCast event.
+# Written by VoteCast version 1 only (before proxies needed a recorded authorisation): a secret
+# ballot's free-text proxy authorisation, kept here because it names the voter. Read by nobody now;
+# kept so that what was recorded then is not lost.
 sealed_authorisations = sa.Table(
     "decisions_sealed_authorisations", metadata,
     sa.Column("vote", sa.String(36), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("commitment", sa.String(64), nullable=False),
+)
+
+# Secret ballots: per vote event (keyed by its receipt, which the votes read model holds) the choice
+# and the salt of its seal, revealed in the count; for a proxy vote, who cast it and the salt of
+# `cast_by_seal`, shown to the voter (the principal) so they can check the record's seal.
+sealed_votes = sa.Table(
+    "decisions_sealed_votes", metadata,
+    sa.Column("receipt", sa.String(64), primary_key=True),
+    sa.Column("vote", sa.String(36), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("sealed_choice", sa.String(64), nullable=False),
+    sa.Column("choice", sa.JSON, nullable=False),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("cast_by", sa.String(64)),
+    sa.Column("cast_by_salt", sa.String(32)),
+)
+
+# Secret ballots: who holds a proxy authorisation, behind the holder_seal of ProxyAuthorised.
+sealed_proxies = sa.Table(
+    "decisions_sealed_proxies", metadata,
+    sa.Column("holder_seal", sa.String(64), primary_key=True),
+    sa.Column("proxy", sa.String(36), index=True, nullable=False),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("salt", sa.String(32), nullable=False),
+)
+
+# Proxy authorisations (a projection); principal and holder are NULL on a secret ballot.
+proxies = sa.Table(
+    "decisions_proxies", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("ballot", sa.String(36), nullable=False),
+    sa.Column("principal", sa.String(64)),
+    sa.Column("holder", sa.String(64)),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("paper_serial", sa.String(64)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Index("ix_decisions_proxies_serial", "ballot", "paper_serial"),
+)
+
+# Paper ballots a community worker corrected (VoteChanged with a reason), for the ballot view.
+corrections = sa.Table(
+    "decisions_corrections", metadata,
+    sa.Column("vote", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("ballot", sa.String(36), index=True, nullable=False),
+    sa.Column("receipt", sa.String(64), nullable=False),
+    sa.Column("paper_serial", sa.String(64)),
+    sa.Column("replaces_serial", sa.String(64)),
+    sa.Column("reason_commitment", sa.String(64), nullable=False),
+    sa.Column("entered_by", sa.String(64)),
+    sa.Column("recorded_at", sa.String(40), nullable=False),
 )

@@ -22,6 +22,7 @@ from services.common.aggregate import SELF, command_context, derived_id
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.ids import parse_id as _id
 from services.common.store import ServiceApplication
 
 from . import tables as t
@@ -53,20 +54,13 @@ class Caller:
         return "platform_admin" in self.roles or bool(self.roles & set(roles))
 
 
-def _id(value, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"{what} {value!r} does not exist") from None
-
-
 def _when(value, what: str):
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be an ISO-8601 time with a zone, like 2026-05-01T14:00:00+08:00")
+        raise InvalidInput.coded("deliberation.iso_time_zone_like", what=what)
     try:
         return clock.parse(value)
     except ValueError:
-        raise InvalidInput(f"{what} is not an ISO-8601 time with a zone: {value!r}") from None
+        raise InvalidInput.coded("common.iso_time_zone", what=what, value=repr(value)) from None
 
 
 class DeliberationApp(ServiceApplication):
@@ -89,7 +83,7 @@ class DeliberationApp(ServiceApplication):
         """An aggregate of this community, or NotFound (another community's ids do not exist here)."""
         agg = self._find(_id(agg_id, what))
         if not isinstance(agg, cls) or agg.community != community:
-            raise NotFound(f"{what} {agg_id} does not exist")
+            raise NotFound.coded("common.does_exist", what=what, value=agg_id)
         return agg
 
     @staticmethod
@@ -101,11 +95,25 @@ class DeliberationApp(ServiceApplication):
         try:
             self.save(*aggregates)
         except IntegrityError:
-            raise Conflict("someone else changed this at the same moment; reload and try again") from None
+            raise Conflict.coded("common.someone_else_changed_same") from None
         self.project()
 
     def project(self) -> int:
         return catch_up_projection(self, "deliberation", self.projection)
+
+    def personal_data(self, community: str, person: str) -> dict:
+        """What this stage holds about the person (PIPL art. 45): their comments, with their texts
+        (a hidden one too: it is theirs)."""
+        self.project()
+        C = t.comments
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(C).where(C.c.community == community, C.c.author == person)
+                                     .order_by(C.c.position)))
+        texts = self.content.get_many(r.text_commitment for r in rows)
+        return {"comments": [{"id": r.id, "consultation": r.consultation, "stance": r.stance, "venue": r.venue,
+                              "reply_to": r.reply_to, "text": texts.get(r.text_commitment),
+                              "text_commitment": r.text_commitment, "posted_at": r.posted_at,
+                              "edited_at": r.edited_at, "hidden": bool(r.hidden)} for r in rows]}
 
     # ---- opening ------------------------------------------------------------------------------
     def open_for_proposal(self, env: dict, rules: dict, directory: dict) -> list[Consultation]:
@@ -127,13 +135,14 @@ class DeliberationApp(ServiceApplication):
         """The party organisation raises a topic itself: a consultation without a proposal,
         which opens its own case."""
         if not caller.holds(*CONVENER_ROLES):
-            raise Forbidden("only the party-committee lead or a community worker opens a consultation directly")
+            raise Forbidden.coded("deliberation.party_committee_lead_community")
         title = validate_text(title, "title", max_len=200)
         description = validate_text(description, "description", max_len=10000)
         if scope not in SCOPES:
-            raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+            raise InvalidInput.coded("common.scope_one", scopes=", ".join(SCOPES))
         if category not in rules.get("categories", ()):
-            raise InvalidInput(f"category must be one of the community's: {', '.join(rules.get('categories', ()))}")
+            raise InvalidInput.coded("deliberation.category_one_community",
+                                     categories=", ".join(rules.get("categories", ())))
         body = standing_body(scope, scope_id, directory)
         if scope == "community":
             scope_id = community  # named as proposals name it, so every stage reads one convention
@@ -150,11 +159,11 @@ class DeliberationApp(ServiceApplication):
     # ---- the body -------------------------------------------------------------------------------
     def designate_convener(self, caller: Caller, community: str, consultation: str, person: str,
                            person_roles: list[str]) -> None:
-        if not caller.holds("party_lead"):
-            raise Forbidden("only the party-committee lead designates the convener")
-        if not CONVENER_ROLES & set(person_roles):
-            raise InvalidInput("the convener is the party-committee lead or a community worker")
         c = self._load(Consultation, community, consultation, "consultation")
+        if not caller.holds("party_lead"):
+            raise Forbidden.coded("deliberation.party_committee_lead_designates")
+        if not CONVENER_ROLES & set(person_roles):
+            raise InvalidInput.coded("deliberation.convener_party_committee_lead")
         with self._acting(caller, c):
             c.designate_convener(person)
             self._save(c)
@@ -168,9 +177,9 @@ class DeliberationApp(ServiceApplication):
     def answer_invitation(self, caller: Caller, community: str, consultation: str, role: str, accept: bool,
                           reason: str | None = None) -> None:
         if not isinstance(accept, bool):
-            raise InvalidInput("accept must be true or false")
+            raise InvalidInput.coded("deliberation.accept_true_false")
         if role not in INVITED_ROLES:
-            raise InvalidInput(f"role must be one of: {', '.join(INVITED_ROLES)}")
+            raise InvalidInput.coded("deliberation.role_one", invited_roles=", ".join(INVITED_ROLES))
         reason = validate_text(reason, "reason", max_len=2000, required=False)
         c = self._load(Consultation, community, consultation, "consultation")
         with self.content.for_command(caller.person, reason=reason) as text, self._acting(caller, c):
@@ -188,8 +197,7 @@ class DeliberationApp(ServiceApplication):
             return ["platform_admin"]
         if caller.lives_in(c.scope, c.scope_id):
             return ["resident"]
-        raise Forbidden("only residents of the consultation's scope, its body and community staff take part in "
-                        "its discussion; everyone in the community may read it")
+        raise Forbidden.coded("deliberation.residents_consultation_scope_body")
 
     def post_comment(self, caller: Caller, community: str, consultation: str, text: str, stance: str,
                      venue: str = "public", reply_to: str | None = None) -> str:
@@ -225,7 +233,7 @@ class DeliberationApp(ServiceApplication):
                     continue
             self.project()
             return {"flags": len(cm.flaggers), "hidden": cm.hidden is not None}
-        raise Conflict("the comment is being flagged by others right now; try again")
+        raise Conflict.coded("deliberation.comment_being_flagged_others")
 
     def hide_comment(self, caller: Caller, community: str, comment: str, reason: str) -> None:
         self._moderate(caller, community, comment, reason, Comment.hide)
@@ -235,7 +243,7 @@ class DeliberationApp(ServiceApplication):
 
     def _moderate(self, caller: Caller, community: str, comment: str, reason: str, action) -> None:
         if not caller.holds("moderator"):
-            raise Forbidden("only a moderator hides or restores comments")
+            raise Forbidden.coded("deliberation.moderator_hides_restores_comments")
         reason = validate_text(reason, "reason", max_len=2000)
         cm = self._load(Comment, community, comment, "comment")
         # The reason is the moderator's official act, not their personal text: no erasure subject.
@@ -269,7 +277,7 @@ class DeliberationApp(ServiceApplication):
     def rule_on_amendment(self, caller: Caller, community: str, consultation: str, amendment: str, accept: bool,
                           reason: str) -> None:
         if not isinstance(accept, bool):
-            raise InvalidInput("accept must be true or false")
+            raise InvalidInput.coded("deliberation.accept_true_false")
         reason = validate_text(reason, "reason", max_len=2000)
         c = self._load(Consultation, community, consultation, "consultation")
         with self.content.for_command(None, reason=reason) as text, self._acting(caller, c):
@@ -278,7 +286,7 @@ class DeliberationApp(ServiceApplication):
 
     def finalise_options(self, caller: Caller, community: str, consultation: str, options: list[str]) -> None:
         if not isinstance(options, list):
-            raise InvalidInput("options must be a list of option ids")
+            raise InvalidInput.coded("deliberation.options_list_option_ids")
         c = self._load(Consultation, community, consultation, "consultation")
         with self._acting(caller, c):
             c.finalise_options(caller.person, [str(o) for o in options])
@@ -290,7 +298,7 @@ class DeliberationApp(ServiceApplication):
         starts = _when(starts_at, "starts_at")
         place = validate_text(place, "place", max_len=500)
         if not isinstance(agenda, list):
-            raise InvalidInput("agenda must be a list of items")
+            raise InvalidInput.coded("deliberation.agenda_list_items")
         items = [validate_text(item, f"agenda[{i}]", max_len=500) for i, item in enumerate(agenda)]
         c = self._load(Consultation, community, consultation, "consultation")
         texts = {"place": place, **{f"item{i}": item for i, item in enumerate(items)}}
@@ -311,24 +319,24 @@ class DeliberationApp(ServiceApplication):
         m, c = self._meeting_and_consultation(community, meeting)
         attendee = str(_id(person, "person")) if person else caller.person
         if attendee != caller.person and caller.person not in (m.secretary, c.convener):
-            raise Forbidden("only the meeting's secretary or the convener records someone else's attendance")
+            raise Forbidden.coded("deliberation.meeting_secretary_convener_records")
         with self._acting(caller, m):
             m.sign_in(attendee, c.roles_of(attendee), caller.person, clock.now())
             self._save(m)
 
-    def open_meeting(self, caller: Caller, community: str, meeting: str) -> dict:
+    def open_meeting(self, caller: Caller, community: str, meeting: str, concluding: bool = False) -> dict:
         m, c = self._meeting_and_consultation(community, meeting)
         c.require_open()
         c.require_convener(caller.person, "open a meeting")
         with self._acting(caller, m):
-            m.open(c, clock.now())
+            m.open(c, clock.now(), concluding=bool(concluding))
             self._save(m)
         return dict(m.quorum)
 
     def close_meeting(self, caller: Caller, community: str, meeting: str) -> None:
         m, c = self._meeting_and_consultation(community, meeting)
         if caller.person not in (m.secretary, c.convener):
-            raise Forbidden("only the convener or the meeting's secretary closes a meeting")
+            raise Forbidden.coded("deliberation.convener_meeting_secretary_closes")
         with self._acting(caller, m):
             m.close()
             self._save(m)
@@ -346,7 +354,7 @@ class DeliberationApp(ServiceApplication):
         text = validate_text(text, "text", max_len=50000)
         m, c = self._meeting_and_consultation(community, meeting)
         if self._find(minutes_id(m.id)) is not None:
-            raise Conflict("this meeting's minutes are recorded; revise the draft or correct confirmed minutes")
+            raise Conflict.coded("deliberation.meeting_minutes_recorded_revise")
         # Minutes are the meeting's record, not the secretary's personal text: no erasure subject.
         with self.content.for_command(None, text=text) as texts, self._acting(caller, m):
             minutes = m.record_minutes(caller.person, texts["text"], signer_roles(c.rules))
@@ -373,9 +381,9 @@ class DeliberationApp(ServiceApplication):
         mn = self._load(Minutes, community, minutes, "minutes")
         m, c = self._meeting_and_consultation(community, mn.meeting)
         if caller.person not in (m.secretary, c.convener):
-            raise Forbidden("only the meeting's secretary or the convener records a correction")
+            raise Forbidden.coded("deliberation.meeting_secretary_convener_records_correction")
         if self._find(minutes_id(mn.id)) is not None:
-            raise Conflict(f"these minutes already have a correction ({minutes_id(mn.id)}); correct that one")
+            raise Conflict.coded("deliberation.these_minutes_already_correction", id=minutes_id(mn.id))
         with self.content.for_command(None, text=text) as texts, self._acting(caller, mn):
             correction = mn.correct(caller.person, texts["text"])
             self._save(correction)
@@ -387,7 +395,7 @@ class DeliberationApp(ServiceApplication):
         summary = validate_text(summary, "summary", max_len=10000)
         reason = validate_text(reason, "reason", max_len=5000, required=False)
         if suggested_rule is not None and suggested_rule not in PRESET_FUNCTIONS:
-            raise InvalidInput(f"suggested_rule must be one of: {', '.join(PRESET_FUNCTIONS)}")
+            raise InvalidInput.coded("deliberation.suggested_rule_one", preset_functions=", ".join(PRESET_FUNCTIONS))
         c = self._load(Consultation, community, consultation, "consultation")
         m = self._load(Meeting, community, meeting, "meeting")
         minutes = self._find(minutes_id(m.id))
@@ -465,7 +473,7 @@ class DeliberationApp(ServiceApplication):
         """One page of the discussion in posting order; threads follow reply_to."""
         c = self._load(Consultation, community, consultation, "consultation")
         if not isinstance(limit, int) or not 1 <= limit <= 500:
-            raise InvalidInput("limit must be between 1 and 500")
+            raise InvalidInput.coded("deliberation.limit_between")
         self.project()
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(
@@ -536,7 +544,7 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
     elif kind == "DeliberationConcluded":
         conn.execute(sa.update(t.consultations).where(t.consultations.c.id == agg).values(
             status="concluded", outcome=d["outcome"], concluded_at=at))
-        _stage(env, "decision" if d["outcome"] == "vote_needed" else "action")
+        _stage(env, {"vote_needed": "decision", "agreed": "action"}.get(d["outcome"], "closed"))
     elif kind == "CommentPosted":
         conn.execute(sa.insert(t.comments).values(
             id=agg, consultation=d["consultation"], position=env["position"], community=env["community"],

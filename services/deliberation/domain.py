@@ -29,7 +29,9 @@ STANDING_ROLES = ("convener", "grid_leader", "building_leader")
 # ... the "X" are invited and accept or decline.
 INVITED_ROLES = ("property_company", "resident", "facilitator", "expert", "owners_committee")
 BODY_ROLES = STANDING_ROLES + INVITED_ROLES
-OUTCOMES = ("vote_needed", "agreed")
+# vote_needed goes to the decision stage, agreed to the action stage; no_action ends the case
+# there (the body found nothing needs doing, e.g. the matter resolved itself), with its reason.
+OUTCOMES = ("vote_needed", "agreed", "no_action")
 MEETING_MODES = ("on_site", "online")
 # Signers of every minutes record; a community's rule `minutes_signers` may add more.
 MINUTES_SIGNERS = ("convener", "grid_leader")
@@ -74,7 +76,7 @@ def frozen_rules(community_rules: dict) -> dict:
     """The part of a community's rules a consultation follows, as they stood when it opened."""
     missing = [k for k in RULE_KEYS if k not in community_rules]
     if missing:
-        raise InvalidInput(f"the community's rules lack {', '.join(missing)}")
+        raise InvalidInput.coded("deliberation.community_rules_lack", missing=", ".join(missing))
     return {k: community_rules[k] for k in RULE_KEYS}
 
 
@@ -92,20 +94,20 @@ def standing_body(scope: str, scope_id: str | None, directory: dict) -> list[dic
     lead (the first by id, if the community has several; the lead may designate someone else).
     """
     if scope not in SCOPES:
-        raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+        raise InvalidInput.coded("common.scope_one", scopes=", ".join(SCOPES))
     buildings = {b["id"]: b["compound"] for b in directory["buildings"]}
     compounds = {c["id"] for c in directory["compounds"]}
     if scope == "community":
         if scope_id not in (None, directory["community"]["id"]):
-            raise InvalidInput("a community-wide consultation takes no scope_id (or the community's id)")
+            raise InvalidInput.coded("deliberation.community_wide_consultation_takes")
         places_c, places_b = compounds, set(buildings)
     elif scope == "compound":
         if scope_id not in compounds:
-            raise InvalidInput(f"compound {scope_id} is not in the directory")
+            raise InvalidInput.coded("deliberation.compound_directory", scope_id=scope_id)
         places_c, places_b = {scope_id}, {b for b, c in buildings.items() if c == scope_id}
     else:
         if scope_id not in buildings:
-            raise InvalidInput(f"building {scope_id} is not in the directory")
+            raise InvalidInput.coded("deliberation.building_directory", scope_id=scope_id)
         places_c, places_b = {buildings[scope_id]}, {scope_id}
     leads, body = [], []
     for person in sorted(directory["people"], key=lambda p: p["id"]):
@@ -171,17 +173,17 @@ class Consultation(Aggregate):
 
     def require_open(self) -> None:
         if self.status != "open":
-            raise ConsultationClosed("this consultation has concluded; the record is closed")
+            raise ConsultationClosed.coded("deliberation.consultation_concluded_record_closed")
 
     def require_convener(self, person: str, what: str) -> None:
         if self.convener is None:
-            raise Conflict("this consultation has no convener yet: the party-committee lead designates one")
+            raise Conflict.coded("deliberation.consultation_convener_yet_party")
         if person != self.convener:
-            raise Forbidden(f"only the convener may {what}")
+            raise Forbidden.coded("deliberation.convener_may", what=what)
 
     def require_member(self, person: str, what: str) -> None:
         if person not in self.members():
-            raise NotInBody(f"only members of the consultation body may {what}")
+            raise NotInBody.coded("deliberation.members_consultation_body_may", what=what)
 
     def missing_roles(self, required: list[str]) -> list[str]:
         """Required roles no active body member holds."""
@@ -192,7 +194,7 @@ class Consultation(Aggregate):
     def designate_convener(self, person: str) -> None:
         self.require_open()
         if person == self.convener:
-            raise Conflict("this person is already the convener")
+            raise Conflict.coded("deliberation.person_already_convener")
         self._convener_designated(person=person, previous=self.convener)
 
     @event("ConvenerDesignated")
@@ -207,11 +209,11 @@ class Consultation(Aggregate):
         self.require_open()
         self.require_convener(by, "invite parties to the body")
         if role not in INVITED_ROLES:
-            raise InvalidInput(f"invited parties take one of the roles: {', '.join(INVITED_ROLES)}")
+            raise InvalidInput.coded("deliberation.invited_parties_take_one", invited_roles=", ".join(INVITED_ROLES))
         if self._find(person, role, "active", "invited"):
-            raise Conflict(f"this person is already in the body or invited as {role}")
+            raise Conflict.coded("deliberation.person_already_body_invited", role=role)
         if len(self.body) >= MAX_BODY:
-            raise Conflict(f"a consultation body has at most {MAX_BODY} places")
+            raise Conflict.coded("deliberation.consultation_body_most_places", max_body=MAX_BODY)
         self._invited(person=person, role=role)
 
     @event("BodyMemberInvited")
@@ -221,7 +223,7 @@ class Consultation(Aggregate):
     def answer_invitation(self, person: str, role: str, accept: bool, reason_commitment: str | None) -> None:
         self.require_open()
         if not self._find(person, role, "invited"):
-            raise Conflict(f"there is no open invitation for you as {role}")
+            raise Conflict.coded("deliberation.open_invitation_you", role=role)
         if accept:
             self._accepted(person=person, role=role)
         else:
@@ -241,16 +243,16 @@ class Consultation(Aggregate):
                 parent: "Comment | None", text_commitment: str) -> "Comment":
         self.require_open()
         if stance not in STANCES:
-            raise InvalidInput(f"stance must be one of: {', '.join(STANCES)}")
+            raise InvalidInput.coded("deliberation.stance_one", stances=", ".join(STANCES))
         if venue not in VENUES:
-            raise InvalidInput(f"venue must be one of: {', '.join(VENUES)}")
+            raise InvalidInput.coded("deliberation.venue_one", venues=", ".join(VENUES))
         if venue == "body":
             self.require_member(author, "speak in a body session")
         if parent is not None:
             if parent.consultation != str(self.id):
-                raise InvalidInput("a reply must answer a comment of the same consultation")
+                raise InvalidInput.coded("deliberation.reply_answer_comment_same")
             if parent.hidden:
-                raise Conflict("this comment is hidden and takes no replies")
+                raise Conflict.coded("deliberation.comment_hidden_takes_replies")
         return Comment._create(
             Comment.Posted, id=id, community=self.community, case=self.case, consultation=str(self.id),
             author=author, author_roles=sorted(author_roles), venue=venue, stance=stance,
@@ -260,13 +262,13 @@ class Consultation(Aggregate):
     def _require_options_open(self) -> None:
         self.require_open()
         if self.final_options is not None:
-            raise Conflict("the option list is final")
+            raise Conflict.coded("deliberation.option_list_final")
 
     def propose_option(self, option: str, proposer: str, title_commitment: str, description_commitment: str) -> None:
         self._require_options_open()
         self.require_member(proposer, "propose solution options")
         if len(self.options) >= MAX_OPTIONS:
-            raise Conflict(f"a consultation has at most {MAX_OPTIONS} options")
+            raise Conflict.coded("deliberation.consultation_most_options", max_options=MAX_OPTIONS)
         self._option_proposed(option=option, proposer=proposer, title_commitment=title_commitment,
                               description_commitment=description_commitment)
 
@@ -280,9 +282,9 @@ class Consultation(Aggregate):
         self._require_options_open()
         self.require_member(proposer, "propose amendments")
         if option not in self.options:
-            raise InvalidInput(f"option {option} is not an option of this consultation")
+            raise InvalidInput.coded("deliberation.option_option_consultation", option=option)
         if len(self.amendments) >= MAX_AMENDMENTS:
-            raise Conflict(f"a consultation takes at most {MAX_AMENDMENTS} amendments")
+            raise Conflict.coded("deliberation.consultation_takes_most_amendments", max_amendments=MAX_AMENDMENTS)
         self._amendment_proposed(amendment=amendment, option=option, proposer=proposer,
                                  title_commitment=title_commitment, description_commitment=description_commitment)
 
@@ -299,9 +301,9 @@ class Consultation(Aggregate):
         self.require_convener(by, "rule on amendments")
         a = self.amendments.get(amendment)
         if a is None:
-            raise InvalidInput(f"amendment {amendment} is not an amendment of this consultation")
+            raise InvalidInput.coded("deliberation.amendment_amendment_consultation", amendment=amendment)
         if a["status"] != "pending":
-            raise Conflict(f"this amendment was already {a['status']}")
+            raise Conflict.coded("deliberation.amendment_was_already", status=a["status"])
         ruling = self._amendment_accepted if accept else self._amendment_rejected
         ruling(amendment=amendment, option=a["option"], reason_commitment=reason_commitment)
 
@@ -325,13 +327,13 @@ class Consultation(Aggregate):
         self._require_options_open()
         self.require_convener(by, "finalise the option list")
         if not options or len(set(options)) != len(options):
-            raise InvalidInput("the final option list needs at least one option, each once")
+            raise InvalidInput.coded("deliberation.final_option_list_needs")
         unknown = [o for o in options if o not in self.options]
         if unknown:
-            raise InvalidInput(f"not options of this consultation: {', '.join(unknown)}")
+            raise InvalidInput.coded("deliberation.options_consultation", unknown=", ".join(unknown))
         pending = [a["id"] for a in self.amendments.values() if a["status"] == "pending"]
         if pending:
-            raise Conflict(f"rule on every pending amendment first ({len(pending)} pending)")
+            raise Conflict.coded("deliberation.rule_every_pending_amendment", pending_count=len(pending))
         self._options_finalised(options=list(options))
 
     @event("OptionListFinalised")
@@ -344,21 +346,19 @@ class Consultation(Aggregate):
         self.require_open()
         self.require_convener(by, "schedule meetings")
         if mode not in MEETING_MODES:
-            raise InvalidInput(f"mode must be one of: {', '.join(MEETING_MODES)}")
+            raise InvalidInput.coded("deliberation.mode_one", meeting_modes=", ".join(MEETING_MODES))
         if not 1 <= len(agenda_commitments) <= MAX_AGENDA:
-            raise InvalidInput(f"the agenda needs between 1 and {MAX_AGENDA} items")
+            raise InvalidInput.coded("deliberation.agenda_needs_between_items", max_agenda=MAX_AGENDA)
         days = self.rules["meeting_notice_days"]
         earliest = now + timedelta(days=days)
         if starts_at < earliest:
-            raise NoticeTooShort(
-                f"this meeting needs at least {days} days' notice (the community's rule meeting_notice_days): "
-                f"the earliest start now is {clock.format(earliest)}",
-                notice_days=days, earliest_start=clock.format(earliest))
+            raise NoticeTooShort.coded("deliberation.meeting_needs_least_days", days=days,
+                                       earliest=clock.format(earliest),
+                                       extra={"notice_days": days, "earliest_start": clock.format(earliest)})
         missing = self.missing_roles(self.rules["meeting_required_roles"])
         if missing:
-            raise RequiredRolesAbsent(
-                f"the body has nobody in the roles a meeting requires: {', '.join(missing)}; invite them first",
-                missing_roles=missing)
+            raise RequiredRolesAbsent.coded("deliberation.body_nobody_roles_meeting", missing=", ".join(missing),
+                                            extra={"missing_roles": missing})
         return Meeting._create(
             Meeting.MeetingScheduled, id=id, community=self.community, case=self.case,
             consultation=str(self.id), starts_at=clock.format(starts_at), mode=mode,
@@ -373,29 +373,31 @@ class Consultation(Aggregate):
         vote_needed hands the final option list to the decision stage: one option is a yes/no
         motion on it, two or more a choice among them. agreed needs the recorded reason why no
         vote is needed; its options are the final list if there is one (usually the agreed one).
+        no_action needs the recorded reason why nothing needs doing: the case ends here.
         """
         self.require_open()
         self.require_convener(by, "conclude the deliberation")
         if outcome not in OUTCOMES:
-            raise InvalidInput(f"outcome must be one of: {', '.join(OUTCOMES)}")
+            raise InvalidInput.coded("common.outcome_one", outcomes=", ".join(OUTCOMES))
         if outcome == "vote_needed":
             if self.final_options is None:
-                raise Conflict("a vote needs the final option list: finalise the options first")
+                raise Conflict.coded("deliberation.vote_needs_final_option")
             if reason_commitment is not None:
-                raise InvalidInput("a reason is recorded only when the matter is resolved by agreement")
+                raise InvalidInput.coded("deliberation.reason_recorded_when_matter")
         elif reason_commitment is None:
-            raise InvalidInput("a resolution by agreement needs the reason why no vote is needed")
+            raise (InvalidInput.coded("deliberation.conclusion_action_needs_reason")
+                   if outcome == "no_action" else
+                   InvalidInput.coded("deliberation.resolution_agreement_needs_reason"))
         if meeting.consultation != str(self.id):
-            raise InvalidInput("the meeting is not a meeting of this consultation")
+            raise InvalidInput.coded("deliberation.meeting_meeting_consultation")
         if meeting.status not in ("opened", "closed"):
-            raise Conflict("a deliberation concludes at a meeting that was held")
+            raise Conflict.coded("deliberation.deliberation_concludes_meeting_was")
         missing = meeting.absent_roles(self.rules["conclusion_required_roles"])
         if missing:
-            raise RequiredRolesAbsent(
-                f"the deliberation cannot conclude: these roles were not present at the meeting: "
-                f"{', '.join(missing)}", missing_roles=missing)
+            raise RequiredRolesAbsent.coded("deliberation.deliberation_conclude_these_roles",
+                                            missing=", ".join(missing), extra={"missing_roles": missing})
         if minutes is None or not minutes.confirmed:
-            raise Conflict("the meeting's minutes must be confirmed before the deliberation concludes")
+            raise Conflict.coded("deliberation.meeting_minutes_confirmed_before")
         options = [{"id": o, "title_commitment": self.options[o]["title_commitment"],
                     "description_commitment": self.options[o]["description_commitment"]}
                    for o in (self.final_options or [])]
@@ -432,11 +434,11 @@ class Comment(Aggregate):
 
     def edit(self, by: str, text_commitment: str) -> None:
         if by != self.author:
-            raise Forbidden("only the author may edit a comment")
+            raise Forbidden.coded("deliberation.author_may_edit_comment")
         if self.hidden:
-            raise Conflict("a hidden comment cannot be edited")
+            raise Conflict.coded("deliberation.hidden_comment_edited")
         if len(self.edits) >= MAX_EDITS:
-            raise Conflict(f"a comment can be edited at most {MAX_EDITS} times; post a new one")
+            raise Conflict.coded("deliberation.comment_edited_most_times", max_edits=MAX_EDITS)
         self._edited(text_commitment=text_commitment, previous_commitment=self.text_commitment)
 
     @event("Edited")
@@ -449,13 +451,13 @@ class Comment(Aggregate):
         (0 switches automatic hiding off). The flaggers stay bounded by that number, since a
         hidden or reviewed comment takes no more flags."""
         if flagger == self.author:
-            raise Conflict("you cannot flag your own comment")
+            raise Conflict.coded("deliberation.you_flag_your_own")
         if self.hidden:
-            raise Conflict("this comment is already hidden")
+            raise Conflict.coded("deliberation.comment_already_hidden")
         if self.reviewed:
-            raise Conflict("a moderator has reviewed this comment and kept it visible")
+            raise Conflict.coded("deliberation.moderator_reviewed_comment_kept")
         if flagger in self.flaggers:
-            raise Conflict("you have already flagged this comment")
+            raise Conflict.coded("deliberation.you_already_flagged_comment")
         self._flagged(flagger=flagger)
         if flags_to_hide and len(self.flaggers) >= flags_to_hide:
             self._hidden(moderator=None, reason_commitment=None, automatic=True)
@@ -466,7 +468,7 @@ class Comment(Aggregate):
 
     def hide(self, moderator: str, reason_commitment: str) -> None:
         if self.hidden:
-            raise Conflict("this comment is already hidden")
+            raise Conflict.coded("deliberation.comment_already_hidden")
         self._hidden(moderator=moderator, reason_commitment=reason_commitment, automatic=False)
 
     @event("Hidden")
@@ -476,7 +478,7 @@ class Comment(Aggregate):
 
     def restore(self, moderator: str, reason_commitment: str) -> None:
         if not self.hidden:
-            raise Conflict("this comment is not hidden")
+            raise Conflict.coded("deliberation.comment_hidden")
         self._restored(moderator=moderator, reason_commitment=reason_commitment)
 
     @event("Restored")
@@ -509,40 +511,46 @@ class Meeting(Aggregate):
 
     def sign_in(self, person: str, roles: list[str], recorded_by: str, now: datetime) -> None:
         if self.status not in ("scheduled", "opened"):
-            raise Conflict(f"this meeting is {self.status}; sign-in is over")
+            raise Conflict.coded("deliberation.meeting_sign_over", status=self.status)
         opens = clock.parse(self.starts_at) - SIGN_IN_OPENS
         if now < opens:
-            raise Conflict(f"sign-in opens at {clock.format(opens)}, one hour before the meeting")
+            raise Conflict.coded("deliberation.sign_opens_one_hour", opens=clock.format(opens))
         if not roles:
-            raise NotInBody("only members of the consultation body sign in to its meetings")
+            raise NotInBody.coded("deliberation.members_consultation_body_sign")
         if self.attendee(person):
-            raise Conflict("this person has already signed in")
+            raise Conflict.coded("deliberation.person_already_signed")
         self._signed_in(person=person, roles=sorted(roles), recorded_by=recorded_by)
 
     @event("AttendeeSignedIn")
     def _signed_in(self, person: str, roles: list, recorded_by: str):
         self.attendance.append({"person": person, "roles": list(roles), "recorded_by": recorded_by})
 
-    def open(self, consultation: Consultation, now: datetime) -> None:
-        """Hold the meeting: the required roles must be present and the body's quorum met."""
+    def open(self, consultation: Consultation, now: datetime, concluding: bool = False) -> None:
+        """Hold the meeting: the required roles must be present and the body's quorum met. A
+        meeting opened to conclude the deliberation also needs the roles a conclusion requires
+        signed in: refused now, naming them, rather than after the meeting was held, its minutes
+        signed and a second meeting's notice period waited out."""
         if self.status != "scheduled":
-            raise Conflict(f"this meeting is {self.status}")
+            raise Conflict.coded("deliberation.meeting", status=self.status)
         if now < clock.parse(self.starts_at):
-            raise Conflict(f"the meeting starts at {self.starts_at}; it cannot be opened earlier")
+            raise Conflict.coded("deliberation.meeting_starts_opened_earlier", starts_at=self.starts_at)
+        if concluding:
+            absent = self.absent_roles(consultation.rules["conclusion_required_roles"])
+            if absent:
+                raise RequiredRolesAbsent.coded("deliberation.meeting_opened_concluding_meeting",
+                                                absent=", ".join(absent), extra={"missing_roles": absent})
         missing = self.absent_roles(consultation.rules["meeting_required_roles"])
         if missing:
-            raise RequiredRolesAbsent(
-                f"the meeting cannot be held: these roles are required and not present: {', '.join(missing)}",
-                missing_roles=missing)
+            raise RequiredRolesAbsent.coded("deliberation.meeting_held_these_roles", missing=", ".join(missing),
+                                            extra={"missing_roles": missing})
         body = consultation.members()
         present = sorted(a["person"] for a in self.attendance if a["person"] in body)
         quorum = consultation.rules["meeting_quorum"]
         if Fraction(len(present), len(body)) < Fraction(quorum):
             needed = math.ceil(Fraction(quorum) * len(body))
-            raise QuorumNotMet(
-                f"the meeting cannot be held: {len(present)} of the body's {len(body)} members are present; "
-                f"the quorum of {quorum} needs {needed}", present=len(present), body=len(body), quorum=quorum,
-                needed=needed)
+            raise QuorumNotMet.coded("meeting.quorum", present=len(present), size=len(body), quorum=quorum,
+                                     needed=needed, extra=dict(present=len(present), body=len(body), quorum=quorum,
+                                                               needed=needed))
         self._opened(present=present, body_size=len(body), quorum=quorum)
 
     @event("MeetingOpened")
@@ -552,7 +560,7 @@ class Meeting(Aggregate):
 
     def close(self) -> None:
         if self.status != "opened":
-            raise Conflict(f"only an opened meeting can be closed; this one is {self.status}")
+            raise Conflict.coded("deliberation.opened_meeting_closed_one", status=self.status)
         self._closed()
 
     @event("MeetingClosed")
@@ -561,7 +569,7 @@ class Meeting(Aggregate):
 
     def cancel(self, reason_commitment: str) -> None:
         if self.status != "scheduled":
-            raise Conflict(f"only a scheduled meeting can be cancelled; this one is {self.status}")
+            raise Conflict.coded("deliberation.scheduled_meeting_cancelled_one", status=self.status)
         self._cancelled(reason_commitment=reason_commitment)
 
     @event("MeetingCancelled")
@@ -570,9 +578,9 @@ class Meeting(Aggregate):
 
     def record_minutes(self, by: str, text_commitment: str, signers: list[str]) -> "Minutes":
         if by != self.secretary:
-            raise Forbidden("only the meeting's secretary records its minutes")
+            raise Forbidden.coded("deliberation.meeting_secretary_records_minutes")
         if self.status not in ("opened", "closed"):
-            raise Conflict("minutes are recorded for a meeting that was held")
+            raise Conflict.coded("deliberation.minutes_recorded_meeting_was")
         return Minutes._create(
             Minutes.Recorded, id=minutes_id(self.id), community=self.community, case=self.case,
             consultation=self.consultation, meeting=str(self.id), corrects=None, text_commitment=text_commitment,
@@ -601,15 +609,14 @@ class Minutes(Aggregate):
 
     def _require_unconfirmed(self) -> None:
         if self.confirmed:
-            raise MinutesAlreadyConfirmed("confirmed minutes cannot be altered; record a correction instead")
+            raise MinutesAlreadyConfirmed.coded("deliberation.confirmed_minutes_altered_record")
 
     def revise(self, by: str, text_commitment: str) -> None:
         self._require_unconfirmed()
         if by != self.recorded_by:
-            raise Forbidden("only whoever recorded these minutes may revise them")
+            raise Forbidden.coded("deliberation.whoever_recorded_these_minutes")
         if self.signatures:
-            raise Conflict("these minutes have been signed and can no longer change; record a correction once "
-                           "they are confirmed")
+            raise Conflict.coded("deliberation.these_minutes_been_signed")
         self._revised(text_commitment=text_commitment)
 
     @event("Revised")
@@ -624,11 +631,11 @@ class Minutes(Aggregate):
         """A signer confirms the text as it stands, for every outstanding role they hold."""
         self._require_unconfirmed()
         if any(s["person"] == person for s in self.signatures):
-            raise Conflict("you have already signed these minutes")
+            raise Conflict.coded("deliberation.you_already_signed_these")
         roles = [r for r in self.outstanding_roles() if r in body_roles]
         if not roles:
-            raise Forbidden(f"these minutes still need signatures from: {', '.join(self.outstanding_roles())}; "
-                            "you hold none of these roles in the body")
+            raise Forbidden.coded("deliberation.these_minutes_still_need",
+                                  outstanding_roles=", ".join(self.outstanding_roles()))
         self._signed(signer=person, roles=roles, text_commitment=self.text_commitment)
         if not self.outstanding_roles():
             self._confirmed(signers=[s["person"] for s in self.signatures])
@@ -644,7 +651,7 @@ class Minutes(Aggregate):
     def correct(self, by: str, text_commitment: str) -> "Minutes":
         """A correction is a new record linked to this one; this one never changes."""
         if not self.confirmed:
-            raise Conflict("these minutes are not confirmed yet; revise them instead of correcting them")
+            raise Conflict.coded("deliberation.these_minutes_confirmed_yet")
         return Minutes._create(
             Minutes.Recorded, id=minutes_id(self.id), community=self.community, case=self.case,
             consultation=self.consultation, meeting=self.meeting, corrects=str(self.id),

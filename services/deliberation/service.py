@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 
-from nameko.rpc import RpcProxy, rpc
-
 from services.common import errors
 from services.common.consumer import EventSourcedSink
+from services.common.erasure import with_erasure
+from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
@@ -25,7 +25,7 @@ def _unwrapped(reply: dict):
     if reply.get("ok"):
         return reply["result"]
     problem = reply["problem"]
-    raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput)(problem["detail"])
+    raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput).relayed(problem)
 
 
 class Directory:
@@ -36,8 +36,9 @@ class Directory:
     def __init__(self, call):
         self._result = call
 
-    def rules(self, community: str) -> dict:
-        return self._result("get_community", community)["rules"]
+    def rules(self, community: str, at: str | None = None) -> dict:
+        """The community's rules now, or as they were in force at `at`."""
+        return self._result("get_community", community, at)["rules"]
 
     def directory(self, community: str, at: str | None = None) -> dict:
         return self._result("directory", community, at)
@@ -58,12 +59,14 @@ def _consumer(rt: Runtime) -> EventSourcedSink:
     def on_proposal_event(env: dict) -> list:
         if env["type"] != "ProposalQualified":
             return []
-        # The body is taken from the directory as it stood when the proposal qualified, so a
-        # consumer catching up later opens the same consultation.
-        return rt.app.open_for_proposal(env, directory.rules(env["community"]),
+        # The body is taken from the directory, and the rules from the community, as they stood when
+        # the proposal qualified, so a consumer catching up later opens the same consultation and a
+        # rule change confirmed in between does not reach it.
+        return rt.app.open_for_proposal(env, directory.rules(env["community"], env["occurred_at"]),
                                         directory.directory(env["community"], env["occurred_at"]))
 
-    return EventSourcedSink(rt.app, on_proposal_event)
+    return EventSourcedSink(rt.app, with_erasure("deliberation", rt.app, on_proposal_event, None,
+                                                 sources=("proposals",)))
 
 
 class DeliberationService(ServiceBase):
@@ -207,13 +210,15 @@ class DeliberationService(ServiceBase):
     @rpc
     @command
     def sign_in(self, actor, roles, community, meeting, person=None):
+        if person is not None:
+            self.directory.roles_of(community, person)  # someone else signed in must be in the directory
         self.app.sign_in(self._caller(actor, roles, community), community, meeting, person)
         return self.app.meeting_view(community, meeting)
 
     @rpc
     @command
-    def open_meeting(self, actor, roles, community, meeting):
-        self.app.open_meeting(self._caller(actor, roles, community), community, meeting)
+    def open_meeting(self, actor, roles, community, meeting, concluding=False):
+        self.app.open_meeting(self._caller(actor, roles, community), community, meeting, concluding)
         return self.app.meeting_view(community, meeting)
 
     @rpc

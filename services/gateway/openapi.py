@@ -1,7 +1,12 @@
-"""OpenAPI 3 document generated from the routing table (so it cannot drift from the code)."""
+"""OpenAPI 3.1 document generated from the routing table (so it cannot drift from the code).
+
+The request schemas published here are the very objects the gateway validates with (each route's
+normalised body and query schemas), and path parameters carry the routing table's converters
+(ids are UUIDs)."""
 from __future__ import annotations
 
-from .router import PUBLIC, ROUTES
+from .router import MAX_DEPTH, MAX_SAFE_INTEGER, PUBLIC, ROUTES, parameter
+from .schema import FREE_TEXT
 
 PROBLEM = {
     "type": "object",
@@ -14,13 +19,36 @@ PROBLEM = {
     "required": ["title", "status"],
 }
 
+INPUT_RULES = (
+    "Every answer that is not a success is RFC 9457 problem+json. Request bodies are I-JSON (RFC 7493): "
+    f"UTF-8, no unpaired surrogates, no member named twice, whole numbers within ±{MAX_SAFE_INTEGER}, "
+    f"no fractions (decimals are strings), no NUL, at most {MAX_DEPTH} levels deep; sent as application/json "
+    "(or application/*+json), charset UTF-8 if named. Text is one line without control characters, except "
+    f"the free-text fields ({', '.join(sorted(FREE_TEXT))}), which may also hold line breaks and tabs. "
+    "A problem's title and detail are in the language Accept-Language asks for (zh-CN by default, or en; "
+    "Content-Language says which); its type and code are the same in both. An answer that lists people "
+    "gives each person's display name beside the id (`person_name` beside `person`, `author_name` beside "
+    "`author`, …; `<key>_names` beside a list of ids); an erased person's name is null.")
 
-def _clean(schema: dict) -> dict:
-    """JSON Schema 2020-12 (OpenAPI 3.1) accepts our subset as it is, bar the custom formats."""
-    return schema
+_cache: tuple[int, dict] | None = None
 
 
 def document() -> dict:
+    """The document, built once per routing table (routes register at start)."""
+    global _cache
+    if _cache is None or _cache[0] != len(ROUTES):
+        _cache = (len(ROUTES), _build())
+    return _cache[1]
+
+
+def _success(status: int, schema: dict | None) -> dict:
+    if status == 204:
+        return {"description": "success, nothing to show"}
+    return {"description": "success", "content": {"application/json": {
+        "schema": schema or {"type": ["object", "array"]}}}}
+
+
+def _build() -> dict:
     paths: dict = {}
     for r in ROUTES:
         op: dict = {
@@ -28,13 +56,15 @@ def document() -> dict:
             "tags": [r.tag],
             "operationId": f"{r.method.lower()}_{r.handler.__module__.rsplit('routes_', 1)[-1]}_{r.handler.__name__}",
             "parameters": [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in r.params
+                {"name": p, "in": "path", "required": True, "schema": parameter(p)[1]} for p in r.params
             ] + [
-                {"name": name, "in": "query", "required": False, "schema": _clean(sch)} for name, sch in r.query.items()
+                {"name": name, "in": "query", "required": False, "schema": sch} for name, sch in r.query.items()
             ],
             "responses": {
-                str(r.status): {"description": "success", "content": {"application/json": {
-                    "schema": r.response or {"type": ["object", "array"]}}}},
+                str(r.status): _success(r.status, r.response) if not r.produces else {
+                    "description": "the file", "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                                                           for m in r.produces}},
+                **({"304": {"description": "not modified (If-None-Match names its ETag)"}} if r.produces else {}),
                 "default": {"description": "a problem", "content": {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
             },
@@ -46,7 +76,7 @@ def document() -> dict:
             op["security"] = []
         if r.body is not None or r.content_type != "application/json":
             op["requestBody"] = {"required": True, "content": {
-                r.content_type: {"schema": _clean(r.body) if r.body else {"type": "string"}}}}
+                r.content_type: {"schema": r.body if r.body else {"type": "string"}}}}
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -54,7 +84,7 @@ def document() -> dict:
             "title": "consult API",
             "version": "1.0.0",
             "description": "Democratic consultation for neighbourhood communities (1+4+N): "
-                           "proposal → deliberation → decision → action, with an auditable record.",
+                           "proposal → deliberation → decision → action, with an auditable record. " + INPUT_RULES,
         },
         "servers": [{"url": "/"}],
         "paths": paths,

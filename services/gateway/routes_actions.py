@@ -2,18 +2,25 @@
 residents' evaluation, the progress board and the case file (案卷)."""
 from __future__ import annotations
 
-from services.actions.domain import (
-    COMMENT_MAX, FUNDING_SOURCES, RATINGS, RESPONSIBLE_KINDS, SCOPES, TEXT_MAX, TITLE_MAX,
+import base64
+
+from services.contracts.actions import (
+    COMMENT_MAX, DOWNLOAD, EVIDENCE_TYPES, FUNDING_SOURCES, RATINGS, RESPONSIBLE_KINDS, SCOPES, TEXT_MAX, TITLE_MAX,
 )
+from services.common import config
+
+from rules.endings import OUTCOMES as CASE_OUTCOMES
 
 from . import schema as S
-from .router import Call, route
+from .router import Call, Raw, route
 
 TAG = "actions"
 MANAGERS = ("community_worker", "party_lead")
 C = "/api/v1/communities/{community}"
 P = C + "/action-plans/{plan}"
-EVIDENCE_BODY_MAX = 7_100_000  # 5 MiB of file, base64-encoded, in a small JSON object
+# The configured largest evidence file, base64-encoded, in a small JSON object: a body larger than
+# that is refused here already (413); the actions service refuses a file over the limit itself.
+EVIDENCE_BODY_MAX = (config.load().evidence_max_bytes + 2) // 3 * 4 + 1024
 
 PLAN = {"type": "object", "description": "a plan with its tasks, progress reports, result and evaluation, "
                                          "texts joined in"}
@@ -87,13 +94,22 @@ def evaluate(c: Call):
                   c.body.get("comment"))
 
 
-@route("GET", P + "/evaluations/mine", summary="One's own current rating of a plan", tag=TAG)
+@route("GET", P + "/evaluations", summary="A plan's ratings and comments; who gave them is shown to the case's "
+                                          "1+2+X body only", tag=TAG,
+       response={"type": "object", "description": "ratings of every round, with comments"})
+def ratings(c: Call):
+    return c.call("actions", "ratings", c.community, c.params["plan"], c.actor, _roles(c))
+
+
+@route("GET", P + "/evaluations/mine", summary="One's own current rating of a plan", tag=TAG,
+       response={"type": ["object", "null"], "description": "the rating of the current round; null before one rates"})
 def my_evaluation(c: Call):
     return c.call("actions", "my_evaluation", c.community, c.params["plan"], c.actor)
 
 
-@route("POST", C + "/evidence", summary="Upload an evidence file (base64, at most 5 MiB); stored by its SHA-256",
-       tag=TAG, status=201, max_body=EVIDENCE_BODY_MAX,
+@route("POST", C + "/evidence", summary="Upload an evidence file (base64 in JSON; at most CONSULT_EVIDENCE_MAX_BYTES, "
+       "5 MiB by default: larger is 413 and nothing is kept); stored by its SHA-256", tag=TAG, status=201,
+       max_body=EVIDENCE_BODY_MAX,
        body=S.obj(["content_base64"], content_base64={"type": "string", "minLength": 1},
                   media_type={"type": "string", "maxLength": 100}))
 def upload_evidence(c: Call):
@@ -101,18 +117,58 @@ def upload_evidence(c: Call):
                   c.body.get("media_type"))
 
 
-@route("GET", C + "/evidence/{sha256}", summary="An evidence file (base64), checked against its hash", tag=TAG)
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match (RFC 9110 13.1.2): `*` or a list of entity tags, compared weakly."""
+    if not header:
+        return False
+    tags = [x.strip() for x in header.split(",")]
+    return "*" in tags or etag in (t[2:] if t.startswith("W/") else t for t in tags)
+
+
+@route("GET", C + "/evidence/{sha256}", summary="An evidence file: its bytes, its media type told from the bytes "
+       "(JPEG, PNG, WebP, PDF; anything else as a download), an ETag (its SHA-256) and 304 on If-None-Match",
+       tag=TAG, produces=tuple(m for m, _, _ in EVIDENCE_TYPES) + (DOWNLOAD[0],))
 def get_evidence(c: Call):
-    return c.call("actions", "get_evidence", c.community, c.params["sha256"])
+    digest = c.params["sha256"]
+    etag = f'"{digest}"'  # content-addressed: the hash is the file's one version
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable",
+               "X-Content-Type-Options": "nosniff"}
+    if _etag_matches(c.headers.get("if-none-match"), etag):
+        c.call("actions", "evidence_info", c.community, digest)  # this community's, or 404
+        return Raw(304, b"", None, headers)
+    found = c.call("actions", "get_evidence", c.community, digest)
+    data = base64.b64decode(found["content_base64"])
+    disposition = "attachment" if found["media_type"] == DOWNLOAD[0] else "inline"
+    headers["Content-Disposition"] = f'{disposition}; filename="{digest}.{found["extension"]}"'
+    return Raw(200, data, found["media_type"], headers)
 
 
-@route("GET", C + "/board", summary="The progress board: open cases by stage, overdue tasks, results disclosed",
-       tag=TAG)
+ZONED_TIME = {"type": "string", "maxLength": 40,
+              "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$",
+              "description": "an ISO-8601 time with its zone, e.g. 2026-12-01T00:00:00+08:00"}
+CLOSING = {"type": "object", "description": "how a case ended: outcome, stage, when, by whom (system for a stage's "
+                                            "ending), the reason, and the case a merged proposal continues in"}
+
+
+@route("GET", C + "/board", summary="The progress board: open cases by stage, overdue tasks, results disclosed, "
+                                    "closed cases with their outcome (filtered by outcome and closing time)",
+       tag=TAG,
+       query={"outcome": {"type": "string", "enum": list(CASE_OUTCOMES)},
+              "closed_from": dict(ZONED_TIME, description="closed cases closed at or after this time"),
+              "closed_to": dict(ZONED_TIME, description="closed cases closed before this time")})
 def board(c: Call):
-    return c.call("actions", "board", c.community)
+    q = c.query
+    return c.call("actions", "board", c.community, q.get("outcome"), q.get("closed_from"), q.get("closed_to"))
+
+
+@route("POST", C + "/cases/{case}/closure", summary="Close a case with its reason (the party-committee lead only)",
+       tag=TAG, roles=("party_lead",), status=201, response=CLOSING,
+       body=S.obj(["reason"], reason=S.text(TEXT_MAX)))
+def close_case(c: Call):
+    return c.call("actions", "close_case", c.actor, _roles(c), c.community, c.params["case"], c.body["reason"])
 
 
 @route("GET", C + "/cases/{case}", summary="The case file (案卷): every stage's events of a case in time order, "
                                            "each linked to its audit entry", tag=TAG)
 def case_file(c: Call):
-    return c.call("actions", "case_file", c.community, c.params["case"])
+    return c.call("actions", "case_file", c.community, c.params["case"], c.actor, _roles(c))

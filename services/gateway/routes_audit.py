@@ -23,13 +23,16 @@ CHECKPOINT = {
     "type": "object", "description": "a signed checkpoint: Ed25519 over the canonical JSON of every other field",
     "properties": {"kind": {"type": "string", "enum": ["checkpoint"]}, "community": {"type": "string"},
                    "size": SIZE, "root": HEX, "time": {"type": "string", "format": "date-time"},
-                   "key_id": {"type": "string"}, "signature": {"type": "string", "description": "base64"}},
+                   "key_id": {"type": "string"}, "signature": {"type": "string", "description": "base64"},
+                   "mode": {"type": "string", "enum": ["training"],
+                            "description": "only on a training deployment's statements (signed)"}},
     "required": ["kind", "community", "size", "root", "time", "key_id", "signature"],
 }
 ROTATION = {"type": "object", "description": "a key rotation statement, signed by the old key",
             "properties": {"kind": {"type": "string", "enum": ["key_rotation"]}, "old_key_id": {"type": "string"},
                            "new_key_id": {"type": "string"}, "new_public_key": {"type": "string"},
-                           "time": {"type": "string"}, "signature": {"type": "string"}}}
+                           "time": {"type": "string"}, "signature": {"type": "string"},
+                           "mode": {"type": "string", "enum": ["training"]}}}
 PROOF = {"type": "array", "items": HEX, "description": "RFC 6962 / RFC 9162 audit path, hex"}
 BUNDLE = {
     "type": "object", "description": "entries with inclusion proofs against one checkpoint "
@@ -92,7 +95,7 @@ def inclusion_proof(c: Call):
                                                   "key_rotations": {"type": "array", "items": ROTATION}}})
 def consistency_proof(c: Call):
     if "from" not in c.query:
-        raise InvalidInput("from (the size of the older checkpoint) is required")
+        raise InvalidInput.coded("gateway.from_size_older_checkpoint")
     return c.call("audit", "consistency_proof", c.community, c.query["from"], c.query.get("to"))
 
 

@@ -1,6 +1,8 @@
 """Decision routes (决策): ballots, votes, the bulletin board, objections, emergencies."""
 from __future__ import annotations
 
+from rules import ART_278
+
 from . import schema as S
 from .router import Call, route
 
@@ -17,6 +19,12 @@ PRESET = {"type": "string", "enum": ["owners_ordinary", "owners_major", "residen
 METHOD = {"type": "string", "enum": ["majority", "supermajority", "consent", "approval", "schulze", "irv", "score"]}
 TIME = {"type": "string", "format": "date-time", "maxLength": 40,
         "description": "an ISO-8601 time with its zone, e.g. 2026-05-01T09:00:00+08:00"}
+CATEGORY = dict(S.text(40), description=(
+    "what the ballot decides: a free name (drainage, green_space, ...), or one of the matters of PRC Civil Code "
+    "art. 278, which cannot be configured or opened on a weaker rule than the law's: "
+    + "; ".join(f"{m.category} (item {m.item}, {m.en}: at least {m.minimum})" for m in ART_278.values())),
+    examples=list(ART_278))
+PERSON = {"type": "string", "minLength": 1, "maxLength": 64}
 CHOICE = {"type": ["string", "array", "object"],
           "description": "agree/disagree/abstain (a motion; block under consent), an option id (choose one), "
                          "a list of option ids (approval; a ranking for schulze/irv), or {option id: score}"}
@@ -29,7 +37,7 @@ def roles_of(c: Call) -> list[str]:
 @route("POST", C + "/ballots", summary="Prepare a ballot for a simple matter (without a consultation)", tag=TAG,
        roles=ORGANISERS, status=201,
        body=S.obj(["title", "scope"], title=S.text(200), description=S.text(5000), options=OPTIONS, scope=SCOPE,
-                  scope_id=S.uuid_str(nullable=True), category=S.text(40)))
+                  scope_id=S.uuid_str(nullable=True), category=CATEGORY))
 def prepare_ballot(c: Call):
     b = c.body
     return c.call("decisions", "prepare_ballot", c.actor, c.community, b["title"], b["scope"], b.get("scope_id"),
@@ -64,29 +72,57 @@ def roll(c: Call):
     return c.call("decisions", "roll", c.community, c.params["ballot"])
 
 
-@route("POST", B + "/votes", summary="Vote (again, if the ballot allows changes), or vote as a proxy with a "
-                                     "written authorisation; returns the receipt", tag=TAG, status=201,
-       body=S.obj(["choice"], choice=CHOICE, voter={"type": "string", "minLength": 1, "maxLength": 64},
-                  proxy_authorisation=S.text(5000)))
+@route("POST", B + "/votes", summary="Vote (again, if the ballot allows changes), or with `voter` vote as that "
+                                     "voter's proxy on an authorisation they gave (see /proxies); returns the receipt",
+       tag=TAG, status=201, body=S.obj(["choice"], choice=CHOICE, voter=PERSON))
 def cast_vote(c: Call):
     b = c.body
-    return c.call("decisions", "cast_vote", c.actor, c.community, c.params["ballot"], b["choice"], b.get("voter"),
-                  b.get("proxy_authorisation"))
+    return c.call("decisions", "cast_vote", c.actor, c.community, c.params["ballot"], b["choice"], b.get("voter"))
 
 
-@route("GET", B + "/my-vote", summary="The caller's standing vote and its receipt", tag=TAG)
+@route("GET", B + "/my-vote", summary="The caller's standing vote and its receipt (on a secret ballot with the "
+                                      "salts of its seals, and who cast it if a proxy did)", tag=TAG)
 def my_vote(c: Call):
     return c.call("decisions", "my_vote", c.actor, c.community, c.params["ballot"])
 
 
-@route("POST", B + "/paper-ballots", summary="Enter a paper ballot, with its serial", tag=TAG,
+@route("POST", B + "/paper-ballots", summary="Enter a paper ballot, with its serial; a second one for the same voter "
+                                             "only as a correction, with a reason", tag=TAG,
        roles=("community_worker",), status=201,
-       body=S.obj(["voter", "choice", "paper_serial"], voter={"type": "string", "minLength": 1, "maxLength": 64},
-                  choice=CHOICE, paper_serial=S.text(64)))
+       body=S.obj(["voter", "choice", "paper_serial"], voter=PERSON, choice=CHOICE, paper_serial=S.text(64),
+                  correction_reason=S.text(5000)))
 def enter_paper_ballot(c: Call):
     b = c.body
     return c.call("decisions", "enter_paper_ballot", c.actor, c.community, c.params["ballot"], b["voter"],
-                  b["choice"], b["paper_serial"])
+                  b["choice"], b["paper_serial"], b.get("correction_reason"))
+
+
+@route("POST", B + "/proxies", summary="Authorise a person to vote for you on this ballot (one at a time; revocable "
+                                      "until they have voted)", tag=TAG, status=201,
+       body=S.obj(["holder"], holder=S.uuid_str()))
+def authorise_proxy(c: Call):
+    return c.call("decisions", "authorise_proxy", c.actor, c.community, c.params["ballot"], c.body["holder"])
+
+
+@route("GET", B + "/proxies/mine", summary="The proxy authorisation you gave on this ballot", tag=TAG)
+def my_proxy(c: Call):
+    return c.call("decisions", "my_proxy", c.actor, c.community, c.params["ballot"])
+
+
+@route("DELETE", B + "/proxies/mine", summary="Revoke the proxy authorisation you gave, before the proxy has voted",
+       tag=TAG)
+def revoke_proxy(c: Call):
+    return c.call("decisions", "revoke_proxy", c.actor, c.community, c.params["ballot"])
+
+
+@route("POST", B + "/paper-proxies", summary="Record a paper proxy authorisation, with its serial", tag=TAG,
+       roles=("community_worker",), status=201,
+       body=S.obj(["principal", "holder", "paper_serial"], principal=PERSON, holder=S.uuid_str(),
+                  paper_serial=S.text(64)))
+def record_paper_proxy(c: Call):
+    b = c.body
+    return c.call("decisions", "record_paper_proxy", c.actor, c.community, c.params["ballot"], b["principal"],
+                  b["holder"], b["paper_serial"])
 
 
 @route("GET", B + "/board", summary="The public bulletin board: every standing vote's receipt (with choices "
@@ -120,6 +156,14 @@ def annul_ballot(c: Call):
     return c.call("decisions", "annul_ballot", c.actor, c.community, c.params["ballot"], c.body["reason"])
 
 
+@route("POST", B + "/abandonment", summary="Close an annulled ballot without a re-run, with a reason: its case ends "
+                                          "as annulled", tag=TAG, roles=ORGANISERS,
+       body=S.obj(["reason"], reason=S.text(5000)))
+def abandon_ballot(c: Call):
+    return c.call("decisions", "abandon_ballot", c.actor, roles_of(c), c.community, c.params["ballot"],
+                  c.body["reason"])
+
+
 @route("POST", B + "/reruns", summary="Re-run an annulled ballot as a new ballot of the same case", tag=TAG,
        roles=ORGANISERS, status=201)
 def rerun_ballot(c: Call):
@@ -130,7 +174,7 @@ def rerun_ballot(c: Call):
        summary="Declare an emergency repair (art. 281 ¶2) with its justification, instead of a vote", tag=TAG,
        roles=ORGANISERS, status=201,
        body=S.obj(["justification"], justification=S.text(5000), title=S.text(200), scope=SCOPE,
-                  scope_id=S.uuid_str(nullable=True), category=S.text(40), ballot=S.uuid_str()))
+                  scope_id=S.uuid_str(nullable=True), category=CATEGORY, ballot=S.uuid_str()))
 def declare_emergency(c: Call):
     b = c.body
     return c.call("decisions", "declare_emergency", c.actor, roles_of(c), c.community, b["justification"],

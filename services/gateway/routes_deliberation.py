@@ -169,9 +169,11 @@ def sign_in(c: Call):
 
 
 @route("POST", C + "/meetings/{meeting}/opening",
-       summary="Hold the meeting: checks the required roles and the quorum (the convener)", tag=TAG)
+       summary="Hold the meeting: checks the required roles and the quorum (the convener); with "
+               "?concluding=true also the roles a conclusion requires, named if absent", tag=TAG,
+       query={"concluding": {"type": "string", "enum": ["true", "false"]}})
 def open_meeting(c: Call):
-    return _act(c, "open_meeting", c.params["meeting"])
+    return _act(c, "open_meeting", c.params["meeting"], c.query.get("concluding") == "true")
 
 
 @route("POST", C + "/meetings/{meeting}/closing", summary="Close the meeting (the convener or secretary)", tag=TAG)
@@ -217,8 +219,10 @@ def correct_minutes(c: Call):
 
 # ---- conclusion ------------------------------------------------------------------------------------------
 @route("POST", CONSULTATION + "/conclusion",
-       summary="Conclude at a held meeting: vote_needed (to the decision stage) or agreed, with a reason", tag=TAG,
-       body=S.obj(["outcome", "summary", "meeting"], outcome={"type": "string", "enum": ["vote_needed", "agreed"]},
+       summary="Conclude at a held meeting: vote_needed (to the decision stage), agreed or no_action (the case "
+               "ends), the last two with a reason", tag=TAG,
+       body=S.obj(["outcome", "summary", "meeting"],
+                  outcome={"type": "string", "enum": ["vote_needed", "agreed", "no_action"]},
                   summary=S.text(10000), meeting=S.uuid_str(), reason=S.text(5000),
                   suggested_rule={"type": "string", "enum": sorted(PRESET_FUNCTIONS)}))
 def conclude(c: Call):

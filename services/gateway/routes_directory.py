@@ -1,8 +1,11 @@
-"""Directory and sign-in routes."""
+"""Directory, sign-in and credential routes."""
 from __future__ import annotations
 
+from services.common.erasure import ERASING
+from services.common.errors import Forbidden
 
 from . import schema as S
+from .auth_cache import CACHE
 from .router import PUBLIC, Call, route
 
 TAG = "directory"
@@ -23,6 +26,13 @@ def me(c: Call):
     return c.principal
 
 
+@route("DELETE", "/api/v1/me/token", summary="Sign out: revoke the token this request presents", tag="sign-in",
+       status=204)
+def sign_out(c: Call):
+    c.call("communities", "sign_out", c.actor, c.principal["token"])
+    CACHE.forget(token_id=c.principal["token"])
+
+
 @route("GET", "/api/v1/communities", summary="Communities visible to the caller", tag=TAG)
 def list_communities(c: Call):
     all_ = c.call("communities", "list_communities")
@@ -35,9 +45,7 @@ def list_communities(c: Call):
        status=201, body=S.obj(["name"], name=S.text(200), rules={"type": "object"}))
 def create_community(c: Call):
     if not c.principal.get("platform_admin"):
-        from services.common.errors import Forbidden
-
-        raise Forbidden("only a platform administrator creates communities")
+        raise Forbidden.coded("gateway.platform_administrator_creates_communities")
     return c.call("communities", "create_community", c.actor, c.body["name"], c.body.get("rules"))
 
 
@@ -46,10 +54,22 @@ def get_community(c: Call):
     return c.call("communities", "get_community", c.community)
 
 
-@route("PATCH", C + "/rules", summary="Change some of the community's rule settings", tag=TAG,
-       roles=("party_lead", "community_worker"), body={"type": "object", "minProperties": 1})
+@route("PATCH", C + "/rules", summary="Propose a change of some rule settings (a second person, a party-committee "
+       "lead, confirms it)", tag=TAG, roles=MANAGERS, status=202, body={"type": "object", "minProperties": 1})
 def change_rules(c: Call):
-    return c.call("communities", "change_rules", c.actor, c.community, c.body)
+    return c.call("communities", "propose_rule_change", c.actor, c.community, c.body)
+
+
+@route("POST", C + "/rule-changes/{change}/confirmation", summary="Confirm a proposed rule change: it takes effect "
+       "now (for stages opened from now on)", tag=TAG, roles=("party_lead",), status=200)
+def confirm_rule_change(c: Call):
+    return c.call("communities", "confirm_rule_change", c.actor, c.community, c.params["change"])
+
+
+@route("DELETE", C + "/rule-changes/{change}", summary="Withdraw a proposed rule change (its proposer or a lead)",
+       tag=TAG, roles=MANAGERS, status=200)
+def withdraw_rule_change(c: Call):
+    return c.call("communities", "withdraw_rule_change", c.actor, c.community, c.params["change"])
 
 
 @route("GET", C + "/directory", summary="The directory as it stood at a time (default now)", tag=TAG, query=AT)
@@ -136,6 +156,8 @@ def move(c: Call):
        roles=MANAGERS, status=201,
        body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
 def grant_role(c: Call):
+    if c.body["role"] == "party_lead" and not c.has_role("party_lead"):
+        raise Forbidden.coded("gateway.party_committee_lead_role")
     return c.call("communities", "grant_role", c.actor, c.community, c.params["person"], c.body["role"],
                   c.body.get("scope"), c.body.get("effective"))
 
@@ -143,22 +165,56 @@ def grant_role(c: Call):
 @route("POST", C + "/people/{person}/role-revocations", summary="Revoke a role", tag=TAG, roles=MANAGERS,
        status=201, body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
 def revoke_role(c: Call):
-    return c.call("communities", "revoke_role", c.actor, c.community, c.params["person"], c.body["role"],
-                  c.body.get("scope"), c.body.get("effective"))
+    person = c.call("communities", "revoke_role", c.actor, c.community, c.params["person"], c.body["role"],
+                    c.body.get("scope"), c.body.get("effective"))
+    CACHE.forget(person=person["id"])  # this instance at once; the others when the event reaches them
+    return person
 
 
-@route("POST", C + "/people/{person}/tokens", summary="Issue an API token for a person", tag=TAG,
-       roles=MANAGERS, status=201, body=S.obj([], days={"type": "integer", "minimum": 1, "maximum": 366},
-                                               label=S.text(100)))
+@route("POST", C + "/people/{person}/tokens", summary="Issue a further API token to yourself (e.g. another "
+       "device); others get access by invitation", tag=TAG, status=201,
+       body=S.obj([], days={"type": "integer", "minimum": 1, "maximum": 366}, label=S.text(100)))
 def issue_token(c: Call):
+    # The directory decides who may (the holder, or an administrator) after finding the person in
+    # this community, so another community's person is "not found" like every other object.
     return c.call("communities", "issue_token", c.community, c.params["person"], (c.body or {}).get("days", 90),
-                  (c.body or {}).get("label"))
+                  (c.body or {}).get("label"), actor=c.actor, presented=c.principal.get("token"))
 
 
-@route("POST", C + "/people/{person}/erasure", summary="Erase a person's texts (PIPL); hashes stay", tag=TAG,
-       roles=MANAGERS, status=200, body=S.obj([], confirm={"type": "boolean"}))
+@route("GET", C + "/people/{person}/tokens", summary="A person's tokens (ids, labels, expiry; never the secret)",
+       tag=TAG)
+def list_tokens(c: Call):
+    return c.call("communities", "list_tokens", c.actor, c.community, c.params["person"])
+
+
+@route("DELETE", C + "/tokens/{token}", summary="Revoke a token at once (its holder; a worker for a resident's "
+       "token; the party-committee lead for anyone's)", tag=TAG, status=204)
+def revoke_token(c: Call):
+    c.call("communities", "revoke_token", c.actor, c.community, c.params["token"])
+    CACHE.forget(token_id=c.params["token"])  # this instance at once; the others when the event reaches them
+
+
+@route("POST", C + "/people/{person}/erasure", summary="Erase a person's texts and contact data in every service "
+       "(PIPL art. 47), with a reason: recorded in the directory, carried out by each service; hashes and counts "
+       "stay. Answers the request with what is done so far", tag=TAG, roles=MANAGERS, status=202,
+       body=S.obj(["reason"], reason=S.text(1000), confirm={"type": "boolean"}))
 def erase(c: Call):
-    return c.call("communities", "erase_person", c.actor, c.community, c.params["person"])
+    return c.call("communities", "request_erasure", c.actor, c.community, c.params["person"], c.body["reason"])
+
+
+@route("GET", C + "/people/{person}/erasure", summary="The person's erasure requests and which services have "
+       "completed each", tag=TAG)
+def erasure_status(c: Call):
+    return c.call("communities", "erasure_status", c.actor, c.community, c.params["person"])
+
+
+@route("GET", C + "/me/data", summary="A copy of what the platform holds about me (PIPL art. 45): directory "
+       "record, proposals, supports, comments, votes as I may see them, evaluations, messages and settings", tag=TAG)
+def my_data(c: Call):
+    out = {"community": c.community, "person": c.actor}
+    for service in ERASING:  # the services that hold a person's texts or contact data
+        out[service] = c.call(service, "personal_data", c.community, c.actor)
+    return out
 
 
 @route("POST", C + "/invitations", summary="Invite a resident to sign in", tag=TAG, roles=MANAGERS, status=201,
@@ -166,8 +222,16 @@ def erase(c: Call):
                   days={"type": "integer", "minimum": 1, "maximum": 90}))
 def invite(c: Call):
     b = c.body
-    return c.call("communities", "create_invitation", c.community, b.get("household"), b.get("roles", ["resident"]),
-                  b.get("days", 14))
+    if "party_lead" in b.get("roles", []) and not c.has_role("party_lead"):
+        raise Forbidden.coded("gateway.invitation_party_committee_lead")
+    return c.call("communities", "create_invitation", c.actor, c.community, b.get("household"),
+                  b.get("roles", ["resident"]), b.get("days", 14))
+
+
+@route("DELETE", C + "/invitations/{invitation}", summary="Revoke an invitation not yet redeemed", tag=TAG,
+       roles=MANAGERS, status=200)
+def revoke_invitation(c: Call):
+    return c.call("communities", "revoke_invitation", c.actor, c.community, c.params["invitation"])
 
 
 @route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing)",

@@ -2,7 +2,7 @@
 the delivery record (who was told what, when, through which channel)."""
 from __future__ import annotations
 
-from services.notifications.domain import CHANNELS, DIGESTS, LANGS
+from services.contracts.notifications import CHANNELS, DIGESTS, LANGS
 
 from . import schema as S
 from .router import Call, route
@@ -100,7 +100,8 @@ def retry_failed_deliveries(c: Call):
 
 
 @route("POST", C + "/notifications/erasures", summary="Erase a person's messages and e-mail address (PIPL); the "
-                                                      "proof of notice keeps its hashes", tag=TAG, roles=MANAGERS,
+                                                      "proof of notice keeps its hashes. Kept for existing clients: the one request that "
+                                                      "erases everywhere is POST …/people/{person}/erasure", tag=TAG, roles=MANAGERS,
        body=S.obj(["person"], person=S.uuid_str()))
 def erase_notifications_of(c: Call):
     return c.call("notifications", "erase_person", c.actor, c.community, c.body["person"])

@@ -1,7 +1,7 @@
 """Proposal (提议) routes: draft, submit, screen, support, withdraw, merge, list and search."""
 from __future__ import annotations
 
-from services.proposals.domain import BODY_MAX, REASON_MAX, SCOPES, STATUSES, TITLE_MAX
+from services.contracts.proposals import BODY_MAX, REASON_MAX, SCOPES, STATUSES, TITLE_MAX
 
 from . import schema as S
 from .router import Call, route
@@ -85,7 +85,8 @@ def get_proposal(c: Call):
     return c.call("proposals", "get_proposal", c.actor, c.community, c.params["proposal"])
 
 
-@route("POST", C + "/proposals/erasures", summary="Erase a person's proposal texts (PIPL); hashes stay",
+@route("POST", C + "/proposals/erasures", summary="Erase a person's proposal texts only (PIPL); hashes stay. Kept for existing "
+       "clients: the one request that erases everywhere is POST …/people/{person}/erasure",
        tag=TAG, roles=SCREENERS, body=S.obj(["person"], person=S.uuid_str()))
 def erase(c: Call):
     return c.call("proposals", "erase_person", c.actor, c.community, c.body["person"])

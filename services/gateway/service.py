@@ -1,34 +1,25 @@
 """The gateway: HTTP JSON API (/api/v1), OpenAPI, sign-in, and the problem+json mapping."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import eventlet
 from nameko.exceptions import UnknownService
 
-from nameko.rpc import RpcProxy
-from nameko.web.handlers import http
-from werkzeug.wrappers import Response
-
 from services.common import metrics
 from services.common.errors import Unauthorized
-from services.common.runtime import Platform, ServiceBase
+from services.common.rpc import RpcProxy
+from services.common import idempotency
+from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
 
-from . import openapi, router, routes_load
+from . import edge, openapi, router, routes_load
+from .auth_cache import RevocationListener
 
 routes_load.load_all()  # every routes_*.py module registers its routes
 
 TARGETS = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications")
-_AUTH_CACHE: dict[str, tuple[float, dict]] = {}
-AUTH_TTL = 5.0
 RPC_TIMEOUT_S = 30
-MAX_REQUEST_BYTES = 8_000_000  # the largest route limit (evidence uploads, base64) plus headroom
-
-
-def _json_default(value):
-    return str(value)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
 class GatewayService(ServiceBase):
@@ -41,6 +32,7 @@ class GatewayService(ServiceBase):
     decisions = RpcProxy("decisions")
     actions = RpcProxy("actions")
     notifications = RpcProxy("notifications")
+    auth_cache = RevocationListener()  # sign-ins cached 5 s, forgotten at once on a revocation
 
     def _rpc(self, service: str, method: str, *args, **kwargs):
         if service not in TARGETS:
@@ -57,40 +49,67 @@ class GatewayService(ServiceBase):
             raise router.Problem(router.problem(
                 503, "Service unavailable", f"the {service} service is not running", code="ServiceUnavailable")) from None
 
+    def _carry_idempotency_key(self, key: str | None):
+        """A client's Idempotency-Key goes with every service call of this request (nameko context
+        data), so a retry of a request whose command committed is answered the first reply instead
+        of executing again (services/common/idempotency.py). Without one, a redelivered request is
+        still recognised by its delivery id; a retry by the client is then a new request."""
+        if key is None:
+            return None
+        key = key.strip()
+        if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
+            return router.Reply(400, router.problem(
+                400, "Bad request", f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} printable characters",
+                code="InvalidIdempotencyKey"), router.PROBLEM)
+        getattr(self, WORKER_ATTRIBUTE).data[idempotency.IDEMPOTENCY_KEY] = key
+        return None
+
     def _authenticate(self, token: str) -> dict:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        hit = _AUTH_CACHE.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < AUTH_TTL:
-            return hit[1]
+        principal = self.auth_cache.get(token)
+        if principal is not None:
+            return principal
+        asked_at = self.auth_cache.generation
         reply = self._rpc("communities", "authenticate", token)
         if not reply.get("ok"):
-            raise Unauthorized(reply["problem"]["detail"])
-        _AUTH_CACHE[key] = (now, reply["result"])
-        if len(_AUTH_CACHE) > 10_000:
-            _AUTH_CACHE.clear()
+            raise Unauthorized.relayed(reply["problem"])
+        self.auth_cache.put(token, reply["result"], asked_at)
         return reply["result"]
 
-    @http("GET", "/api/openapi.json")
-    def openapi_document(self, request):
-        return Response(json.dumps(openapi.document(), ensure_ascii=False), status=200, mimetype="application/json")
+    # Every HTTP entrypoint of the gateway is the edge's (problem+json whatever fails); one of
+    # nameko's own would start a second web server on the same port. So the base class's health
+    # and metrics endpoints are declared again here, on the edge.
+    @edge.http("GET", "/metrics")
+    def metrics_endpoint(self, request):
+        return ServiceBase.metrics_endpoint(self, request)
 
-    @http("GET,POST,PUT,PATCH,DELETE", "/api/<path:path>")
+    @edge.http("GET", "/healthz")
+    def healthz(self, request):
+        return ServiceBase.healthz(self, request)
+
+    @edge.http("GET", "/readyz")
+    def readyz(self, request):
+        return ServiceBase.readyz(self, request)
+
+    @edge.http("GET", "/api/openapi.json")
+    def openapi_document(self, request):
+        return edge.respond(200, openapi.document(), "application/json")
+
+    @edge.http("*", "/api/<path:path>")
     def api(self, request, path):
         started = time.perf_counter()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        length = request.content_length or 0
-        if length > MAX_REQUEST_BYTES:
-            status, body, ctype, template = 413, router.problem(
-                413, "Payload too large", f"the body is {length} bytes"), "application/problem+json", "unmatched"
-        else:
-            raw = request.get_data(cache=False)
-            status, body, ctype, template = router.dispatch(
-                request.method, "/api/" + path, request.args.to_dict(), headers, raw, self._authenticate, self._rpc)
-        metrics.HTTP_REQUESTS.labels("gateway", template, request.method, str(status)).inc()
-        metrics.HTTP_SECONDS.labels("gateway", template).observe(time.perf_counter() - started)
-        payload = b"" if status == 204 else json.dumps(body, ensure_ascii=False, default=_json_default).encode("utf-8")
-        return Response(payload, status=status, content_type=f"{ctype}; charset=utf-8")
+        refused = self._carry_idempotency_key(headers.get("idempotency-key"))
+        if refused is not None:
+            return edge.respond(refused.status, refused.body, refused.content_type, refused.headers)
+        stream = request.environ["wsgi.input"]  # bounded by Content-Length, or chunked: read(n) stops at n
+        reply = router.dispatch(request.method, request.path, list(request.args.items(multi=True)), headers,
+                                stream.read, self._authenticate, self._rpc)
+        method = request.method if request.method in KNOWN_METHODS else "other"  # a label per token: unbounded
+        metrics.HTTP_REQUESTS.labels("gateway", reply.template, method, str(reply.status)).inc()
+        metrics.HTTP_SECONDS.labels("gateway", reply.template).observe(time.perf_counter() - started)
+        if reply.content_type == router.PROBLEM:  # the one place a problem takes the client's language
+            return edge.problem_response(reply.body, reply.headers, headers.get("accept-language"))
+        return edge.respond(reply.status, reply.body, reply.content_type, reply.headers)
 
 
 SERVICE = GatewayService

@@ -28,15 +28,17 @@ from services.common import clock
 from services.common.aggregate import command_context
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore
+from services.common.erasure import ERASING, record_erasure
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.locks import KeyedLocks
 from services.common.store import ServiceApplication
 
 from . import tables as t
-from .channels import EndpointHealth
+from .channels import EndpointHealth, TargetRefused, WebhookTargets
 from .domain import (
-    AUTHOR, BODY, CHANNELS, DELIVERED, EMAIL, FAILED, INBOX, INVITEE, NOTICES, PARTICIPANTS, PLANNED,
-    FOLLOW_UP_ROLE, RESIDENTS_IN_SCOPE, RESPONSIBLE, ROLE_OF_PARTY, SUPPORTERS, VOTERS, WEBHOOK, Delivery, Memory,
+    AUTHOR, BODY, CASE_RESPONSIBLE, CHANNELS, DELIVERED, EMAIL, EVALUATED, EVALUATION_SCOPE, FAILED, IN_SCOPE,
+    INBOX, INVITEE, MERGE_PARTIES, NOT_YET_RATED, NOTICES, OBJECTOR, PARTICIPANTS, PLANNED, FOLLOW_UP_ROLE,
+    RESIDENTS_IN_SCOPE, RESPONSIBLE, ROLE_OF_PARTY, SIGNERS, SUPPORTERS, VOTERS, WEBHOOK, Delivery, Memory,
     NoticeRule, Preferences, content_of, remember, split_message, topic_of,
 )
 
@@ -57,7 +59,9 @@ ENDPOINT_PAUSED = Gauge("consult_webhook_endpoint_paused", "1 while a webhook en
                         ["community", "endpoint"])
 
 # Capacities that are not seats in a consultation body.
-_NOT_BODY = {"author", "supporter", "voter", "responsible", "resident"}
+_NOT_BODY = {"author", "supporter", "voter", "responsible", "resident", IN_SCOPE, EVALUATED}
+# Capacities that do not make someone a participant of the whole case (see domain.IN_SCOPE).
+_NOT_PARTICIPANT = (IN_SCOPE,)
 # Who someone is told as, when they took part in several ways.
 _CAPACITY_ORDER = ("author", "convener", "grid_leader", "building_leader", "voter", "responsible", "supporter")
 
@@ -97,6 +101,7 @@ class NotificationsApp(ServiceApplication):
         # apply an event twice.
         self.projection_lock = KeyedLocks(settings, engine, "notifications-projection")
         self._local = threading.Lock()
+        self.webhook_targets = WebhookTargets.from_env()
 
     def close(self) -> None:
         self.projection_lock.close()
@@ -151,6 +156,10 @@ class NotificationsApp(ServiceApplication):
                 conn.execute(sa.delete(t.participants).where(
                     t.participants.c.case == case, t.participants.c.ref == ref, t.participants.c.person == person,
                     t.participants.c.capacity == capacity))
+            for notice_type, topic in m.cancelled_of:  # before this event's own new reminder
+                conn.execute(sa.update(t.reminders).where(
+                    t.reminders.c.notice_type == notice_type, t.reminders.c.topic == topic,
+                    t.reminders.c.status == "pending").values(status="cancelled"))
             insert_ignore(conn, t.reminders, [
                 {"notice": r["notice"], "community": community, "case": case, "notice_type": r["notice_type"],
                  "topic": r["topic"], "source": env["source"], "about_event": r["about_event"],
@@ -175,9 +184,19 @@ class NotificationsApp(ServiceApplication):
         # Asked with no connection open: on SQLite every transaction holds the write lock, and a
         # green thread waiting for it would block the process while this one waits for a reply.
         residents = self._residents(env, facts, directory) if RESIDENTS_IN_SCOPE in rule.recipients else []
+        workers = directory.role_holders(community, FOLLOW_UP_ROLE, None, env["occurred_at"]) \
+            if CASE_RESPONSIBLE in rule.recipients else []
         with self.engine.connect() as conn:
             content = content_of(env, rule, facts, case_facts)
+            kind, ident = rule.link(env, facts) if rule.link else (rule.topic, topic)
+            if kind == "task":  # a task is read on its plan
+                kind, ident = "plan", (facts or {}).get("plan") or env["aggregate"]["id"]
+            elif kind == "objection":
+                kind, ident = "ballot", (facts or {}).get("ballot") or env["aggregate"]["id"]
+            content.values["link_to"] = [kind, ident]
             recipients = self._recipients(conn, env, rule, topic, facts, residents)
+            named = {p for p, _ in recipients}
+            recipients += [(p, "community_worker") for p in dict.fromkeys(workers) if p not in named]
             prefs = self._preferences(conn, community, [p for p, _ in recipients])
             endpoints = [r.id for r in conn.execute(sa.select(t.webhooks.c.id).where(
                 t.webhooks.c.community == community, t.webhooks.c.active.is_(True)).order_by(t.webhooks.c.id))]
@@ -215,6 +234,19 @@ class NotificationsApp(ServiceApplication):
         d = env.get("data") or {}
         found: dict[str, str] = {}
 
+        def author_of(proposal) -> list[tuple[str, str]]:
+            row = conn.execute(sa.select(t.topics.c.facts).where(t.topics.c.id == str(proposal))).first()
+            author = (row.facts or {}).get("author") if row else None
+            return [(author, "author")] if author and author != "system" else []
+
+        def plan_of() -> str | None:
+            """The plan whose evaluation a notice is about (a follow-up names the original case)."""
+            if env["type"] != "ProposalDrafted":
+                return topic_of(env, "plan")
+            row = conn.execute(sa.select(t.topics.c.id).where(
+                t.topics.c.kind == "plan", t.topics.c.case == d.get("original_case"))).first()
+            return row.id if row else None
+
         def people(capacities=None, exclude=None, **where) -> list[tuple[str, str]]:
             q = sa.select(t.participants.c.person, t.participants.c.capacity)
             for column, value in where.items():
@@ -233,8 +265,8 @@ class NotificationsApp(ServiceApplication):
                 batch = people(["supporter"], ref=topic)
             elif name == RESIDENTS_IN_SCOPE:
                 batch = residents
-            elif name == BODY:
-                batch = people(exclude=_NOT_BODY, ref=topic)
+            elif name == BODY:  # a meeting's notice goes to its consultation's body
+                batch = people(exclude=_NOT_BODY, ref=(facts or {}).get("consultation") or topic)
             elif name == INVITEE:
                 batch = [(d["person"], d.get("role", "resident"))] if d.get("person") else []
             elif name == VOTERS:
@@ -242,7 +274,22 @@ class NotificationsApp(ServiceApplication):
             elif name == RESPONSIBLE:
                 batch = people(["responsible"], ref=topic)
             elif name == PARTICIPANTS:
-                batch = people(case=env.get("case") or topic)
+                batch = people(case=env.get("case") or topic, exclude=_NOT_PARTICIPANT)
+            elif name == EVALUATION_SCOPE:
+                plan = plan_of()
+                batch = people([IN_SCOPE, EVALUATED], ref=plan) if plan else []
+            elif name == NOT_YET_RATED:
+                rated = {p for p, _ in people([EVALUATED], ref=topic)}
+                batch = [(p, c) for p, c in people([IN_SCOPE], ref=topic) if p not in rated]
+            elif name == OBJECTOR:
+                batch = [(facts["objector"], "objector")] if facts and facts.get("objector") else []
+            elif name == MERGE_PARTIES:
+                batch = author_of(env["aggregate"]["id"]) + author_of(d.get("into")) + people(
+                    ["supporter"], ref=env["aggregate"]["id"])
+            elif name == SIGNERS:
+                batch = people(list(d.get("signer_roles") or []), ref=d.get("consultation"))
+            elif name == CASE_RESPONSIBLE:
+                batch = people(["responsible"], case=env.get("case") or topic)
             else:  # a rule name in the table without a resolver is a bug, not a quiet skip
                 raise ValueError(f"no resolver for recipient rule {name!r}")
             for person, capacity in batch:
@@ -308,24 +355,70 @@ class NotificationsApp(ServiceApplication):
                 conn.execute(sa.insert(t.preferences).values(community=community, person=person, **values))
         return prefs.to_dict()
 
-    def erase_person(self, community: str, person: str) -> int:
+    def erase_person(self, community: str, person: str, *, actor: str, cause: str | None = None) -> dict:
         """PIPL erasure: the person's e-mail address and settings, and the texts of every message
-        they were sent, go; the proof of notice keeps its ids and commitments."""
+        they were sent, go, recorded in this log first; the proof of notice keeps its ids and
+        commitments. The caller has checked that the person belongs to the community."""
+        person = str(person)
+        record = record_erasure(SOURCE, self.content, community, person, actor, cause)
+        self.save(record)
+        return {"erased_texts": self.erase_texts(community, person), "erasure": str(record.id)}
+
+    def erase_texts(self, community: str, person: str, quoted=None) -> int:
+        """Erase the person's e-mail address and settings, their messages' texts and, with
+        `quoted(source, commitments)` (which of these commitments are the person's texts in that
+        service), the texts of messages to others that quoted the person's words (a proposal's
+        title in a ballot notice): their proof of notice keeps its commitment. Safe to run again;
+        how many texts went.
+
+        A message rendered after this runs and before the quoted text's own service has erased it
+        (they consume the request independently, usually within a second) could still quote it."""
         with self.engine.begin() as conn:
             conn.execute(sa.delete(t.preferences).where(t.preferences.c.community == community,
                                                         t.preferences.c.person == person))
-        return self.content.erase_subject(person)
+        erased = self.content.erase_subject(person)
+        if quoted is not None:
+            erased += self._erase_quoting(community, quoted)
+        return erased
+
+    def _erase_quoting(self, community: str, quoted) -> int:
+        self.project()
+        N, D = t.notices, t.deliveries
+        with self.engine.connect() as conn:
+            notices = {r.id: [c for v in (r.commitments or {}).values() for c in (v if isinstance(v, list) else [v]) if c]
+                       for r in conn.execute(sa.select(N.c.id, N.c.commitments).where(N.c.community == community))}
+        wanted = sorted({c for cs in notices.values() for c in cs})
+        theirs: set[str] = set()
+        for source in ERASING:
+            if source == SOURCE:
+                continue
+            for i in range(0, len(wanted), 1000):
+                theirs.update(quoted(source, wanted[i:i + 1000]) or [])
+        quoting = [n for n, cs in notices.items() if theirs.intersection(cs)]
+        if not quoting:
+            return 0
+        with self.engine.connect() as conn:
+            messages = {r.message_commitment for r in conn.execute(sa.select(D.c.message_commitment).where(
+                D.c.notice.in_(quoting), D.c.message_commitment.is_not(None)))}
+        held = self.content.get_many(messages)
+        for commitment in messages:
+            self.content.erase(commitment)
+        return sum(1 for c in messages if held.get(c) is not None)
 
     # ---- webhook endpoints ---------------------------------------------------------------------------
     def add_webhook(self, actor: str, community: str, url, secret=None, include_personal_data=False) -> dict:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
-            raise InvalidInput("url must be an http:// or https:// address")
+        if not isinstance(url, str) or len(url) > 2000:
+            raise InvalidInput.coded("notifications.url_https_address")
+        try:  # checked again at every send, on the address then connected to
+            self.webhook_targets.check_url(url)
+        except TargetRefused as exc:
+            raise InvalidInput.coded("notifications.webhook_url_refused", reason=str(exc)) from None
         if secret is None:
             secret = secrets.token_urlsafe(32)
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-            raise InvalidInput("secret must be a string of 16 to 200 characters")
+            raise InvalidInput.coded("notifications.secret_string_characters")
         if not isinstance(include_personal_data, bool):
-            raise InvalidInput("include_personal_data must be true or false")
+            raise InvalidInput.coded("notifications.include_personal_data_true")
         wid = str(uuid.uuid4())
         with self.engine.begin() as conn:
             conn.execute(sa.insert(t.webhooks).values(
@@ -339,7 +432,7 @@ class NotificationsApp(ServiceApplication):
         row = conn.execute(sa.select(t.webhooks).where(t.webhooks.c.id == str(webhook),
                                                        t.webhooks.c.community == community)).first()
         if row is None or not row.active:
-            raise NotFound(f"webhook endpoint {webhook} does not exist")
+            raise NotFound.coded("notifications.webhook_endpoint_does_exist", webhook=webhook)
         return row
 
     @staticmethod
@@ -395,7 +488,7 @@ class NotificationsApp(ServiceApplication):
     def inbox(self, community: str, person: str, unread_only: bool = False, limit: int = 50, offset: int = 0) -> dict:
         self.project()
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+            raise InvalidInput.coded("common.limit_between", max_page=MAX_PAGE)
         i = t.inbox
         mine = [i.c.community == community, i.c.person == person]
         with self.engine.connect() as conn:
@@ -414,6 +507,18 @@ class NotificationsApp(ServiceApplication):
                           "message_commitment": r.message_commitment})
         return {"items": items, "unread": unread, "total": total}
 
+    def personal_data(self, community: str, person: str) -> dict:
+        """What this service holds about the person (PIPL art. 45): their settings (their e-mail
+        address) and every message they were sent."""
+        messages, offset = [], 0
+        while True:
+            page = self.inbox(community, person, limit=MAX_PAGE, offset=offset)
+            messages += page["items"]
+            offset += MAX_PAGE
+            if offset >= page["total"]:
+                break
+        return {"preferences": self.get_preferences(community, person), "messages": messages}
+
     def unread_count(self, community: str, person: str) -> int:
         return self.inbox(community, person, unread_only=True, limit=1)["unread"]
 
@@ -423,7 +528,7 @@ class NotificationsApp(ServiceApplication):
             row = conn.execute(sa.select(t.inbox).where(t.inbox.c.delivery == str(delivery), t.inbox.c.community == community,
                                                        t.inbox.c.person == person)).first()
             if row is None:  # someone else's message does not exist for the caller
-                raise NotFound(f"message {delivery} does not exist")
+                raise NotFound.coded("notifications.message_does_exist", delivery=delivery)
             if row.read_at is None:
                 conn.execute(sa.update(t.inbox).where(t.inbox.c.delivery == row.delivery)
                              .values(read_at=clock.format(clock.now())))
@@ -471,11 +576,12 @@ class NotificationsApp(ServiceApplication):
         if deliveries is not None:
             missing = sorted(set(wanted) - {r.id for r in rows})
             if missing:
-                raise NotFound(f"delivery {missing[0]} does not exist in this community")
+                raise NotFound.coded("notifications.delivery_does_exist_community", missing=missing[0])
             if len(eligible) < len(rows):
                 r = next(r for r in rows if r not in eligible)
-                why = "its webhook endpoint was removed" if r.endpoint in removed else f"it is {r.status}"
-                raise Conflict(f"delivery {r.id} cannot be sent again: {why}; only a failed delivery is")
+                if r.endpoint in removed:
+                    raise Conflict.coded("notifications.delivery_endpoint_removed", id=r.id)
+                raise Conflict.coded("notifications.delivery_not_failed", id=r.id, status=r.status)
         retried = []
         for r in eligible:
             item = self.delivery(r.id)
@@ -495,7 +601,7 @@ class NotificationsApp(ServiceApplication):
         try:
             return self.repository.get(uuid.UUID(str(delivery)))
         except (AggregateNotFoundError, ValueError):
-            raise NotFound(f"delivery {delivery} does not exist") from None
+            raise NotFound.coded("notifications.delivery_does_exist", delivery=delivery) from None
 
     def refresh_pending_gauge(self) -> None:
         with self.engine.connect() as conn:

@@ -16,16 +16,23 @@ import email.policy
 import email.utils
 import hashlib
 import hmac
-import json
+import ipaddress
+import os
 import random
 import re
 import smtplib
+import socket
 import ssl
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from services.common.canonical import canonical_bytes
 
 __all__ = [
     "DeliveryFailed",
@@ -35,6 +42,9 @@ __all__ = [
     "sign_webhook",
     "verify_webhook_signature",
     "WebhookSender",
+    "WebhookTargets",
+    "TargetRefused",
+    "ALLOWLIST_SETTING",
     "SIGNATURE_HEADER",
     "DELIVERY_HEADER",
     "backoff_schedule",
@@ -282,9 +292,7 @@ DELIVERY_HEADER = "X-Consult-Delivery"
 
 def canonical_json(payload: Any) -> bytes:
     """The exact bytes a webhook body carries (and that the signature covers)."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return canonical_bytes(payload)
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -368,12 +376,159 @@ def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
     return None  # HTTP-date form is not interpreted: the caller's back-off applies
 
 
+ALLOWLIST_SETTING = "CONSULT_WEBHOOK_ALLOWLIST"
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64): checked as that address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+class TargetRefused(ValueError):
+    """A webhook URL or address the platform will not post to (not an OSError, so that no HTTP
+    library mistakes it for a network failure and retries or wraps it)."""
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _why_not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Optional[str]:
+    """None for an address on the public internet; else what it is (private, loopback, link-local
+    -- the cloud metadata services live there --, shared, multicast, reserved...)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            return _why_not_public(inner)
+    for name in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved", "site_local"):
+        if getattr(ip, f"is_{name}", False):
+            return name.replace("_", "-")
+    if not ip.is_global:
+        return "not public"  # e.g. 100.64.0.0/10 (shared, where some metadata services live)
+    return None
+
+
+class WebhookTargets:
+    """Where webhooks may go. Only ``https://`` URLs whose host resolves to public addresses --
+    never a private, loopback, link-local (cloud metadata), shared, multicast or reserved one.
+    An operator may allow-list addresses or networks (``CONSULT_WEBHOOK_ALLOWLIST``, comma
+    separated, e.g. ``127.0.0.1,10.2.0.0/16``): those may be reached although private, and over
+    ``http://`` too. The check runs when an endpoint is registered and again at every connection,
+    after DNS, on the address actually connected to (so a name that later resolves elsewhere
+    cannot lead the sender into the internal network)."""
+
+    def __init__(self, allow: Iterable[str] = (), resolve: Optional[Callable[..., list]] = None) -> None:
+        self.allowed = [ipaddress.ip_network(a.strip(), strict=False) for a in allow if a and a.strip()]
+        self._resolve = resolve
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WebhookTargets":
+        return cls(environ.get(ALLOWLIST_SETTING, "").split(","))
+
+    def _allow_listed(self, ip) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.allowed)
+
+    def parse(self, url: str) -> tuple[str, str, int]:
+        """(scheme, host, port) of a URL the sender could use at all; TargetRefused if not."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise TargetRefused("the webhook URL is not a valid URL") from None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise TargetRefused("the webhook URL must be an https:// address")
+        if parts.username is not None or parts.password is not None:
+            raise TargetRefused("the webhook URL must not carry a user name or password")
+        return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+    def addresses(self, host: str, port: int, scheme: str) -> list[str]:
+        """The host's addresses, each checked (all must pass: a name with one internal address
+        is refused whole); TargetRefused if one may not be reached or the name does not resolve."""
+        try:
+            infos = (self._resolve or socket.getaddrinfo)(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError, OSError):
+            raise TargetRefused(f"the webhook host {host} does not resolve") from None
+        found = list(dict.fromkeys(info[4][0] for info in infos))
+        if not found:
+            raise TargetRefused(f"the webhook host {host} does not resolve")
+        for address in found:
+            self.check(ipaddress.ip_address(address.split("%", 1)[0]), scheme, host)
+        return found
+
+    def check(self, ip, scheme: str, host: str) -> None:
+        if self._allow_listed(ip):
+            return
+        if scheme != "https":
+            raise TargetRefused("the webhook URL must be an https:// address (http:// only to an address the "
+                                "operator allow-lists)")
+        why = _why_not_public(ip)
+        if why is not None:
+            raise TargetRefused(f"the webhook host {host} resolves to a {why} address, which webhooks may not reach")
+
+    def check_url(self, url: str) -> None:
+        """At registration: the URL, and the addresses its host resolves to now."""
+        scheme, host, port = self.parse(url)
+        self.addresses(host, port, scheme)
+
+    def session(self) -> requests.Session:
+        """A requests session whose every connection resolves, checks and connects to the checked
+        address itself, takes no proxy from the environment and follows no redirect."""
+        session = requests.Session()
+        session.trust_env = False
+        adapter = _GuardedAdapter(self)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+
+def _guarded(base: type, targets: WebhookTargets, scheme: str) -> type:
+    class Guarded(base):
+        def _new_conn(self) -> socket.socket:
+            last: Optional[Exception] = None
+            for address in targets.addresses(self._dns_host, self.port, scheme):
+                try:
+                    return urllib3.util.connection.create_connection(
+                        (address, self.port), self.timeout, source_address=self.source_address,
+                        socket_options=self.socket_options)
+                except socket.timeout as exc:
+                    last = urllib3.exceptions.ConnectTimeoutError(self, f"connecting to {self.host} timed out")
+                    last.__cause__ = exc
+                except OSError as exc:
+                    last = urllib3.exceptions.NewConnectionError(self, f"failed to connect: {exc}")
+            raise last  # type: ignore[misc]
+
+    return Guarded
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, targets: WebhookTargets) -> None:
+        self.targets = targets
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        pools = urllib3.connectionpool
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("GuardedHTTPPool", (pools.HTTPConnectionPool,), {
+                "ConnectionCls": _guarded(urllib3.connection.HTTPConnection, self.targets, "http")}),
+            "https": type("GuardedHTTPSPool", (pools.HTTPSConnectionPool,), {
+                "ConnectionCls": _guarded(urllib3.connection.HTTPSConnection, self.targets, "https")}),
+        }
+
+
 class WebhookSender:
     """POSTs one signed, canonical-JSON event to a subscriber's URL per :meth:`send`.
 
-    Redirects are not followed (a redirected POST would become a GET, and following
-    them lets a receiver point the platform at arbitrary addresses); a 3xx reply is a
-    transient failure like any other non-2xx, non-4xx status.
+    Only to targets :class:`WebhookTargets` allows, checked on the address actually connected
+    to. Redirects are not followed (a redirected POST would become a GET, and following them
+    lets a receiver point the platform at arbitrary addresses); a 3xx reply is a transient
+    failure like any other non-2xx, non-4xx status. What a receiver answers is never kept:
+    a failure says its status code only.
     """
 
     def __init__(
@@ -382,10 +537,12 @@ class WebhookSender:
         *,
         user_agent: str = "consult-webhooks/1",
         post: Optional[Callable[..., requests.Response]] = None,
+        targets: Optional[WebhookTargets] = None,
     ) -> None:
         self.timeout = timeout
         self.user_agent = user_agent
-        self._post = post or requests.post
+        self.targets = targets or WebhookTargets.from_env()
+        self._post = post or self.targets.session().post
 
     def build_request(
         self, secret: bytes, payload: Mapping[str, Any], delivery_id: str, now_ts: int
@@ -420,31 +577,32 @@ class WebhookSender:
         """
         body, headers = self.build_request(secret, payload, delivery_id, now_ts)
         try:
+            self.targets.parse(url)
             response = self._post(
                 url,
                 data=body,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,  # the answer's body is never read
             )
+        except TargetRefused as exc:
+            raise DeliveryFailed(True, f"webhook target refused: {exc}") from exc
         except (
             requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema,
             requests.exceptions.InvalidURL,
         ) as exc:
-            raise DeliveryFailed(True, f"unusable webhook URL {url!r}: {exc}") from exc
+            raise DeliveryFailed(True, "unusable webhook URL") from exc
         except requests.exceptions.RequestException as exc:
-            raise DeliveryFailed(
-                False, f"webhook {type(exc).__name__}: {exc}"
-            ) from exc
+            raise DeliveryFailed(False, f"webhook {type(exc).__name__}") from exc
         try:
             status = response.status_code
             if 200 <= status <= 299:
                 return
-            snippet = _one_line(response.text[:200]) if response.content else ""
         finally:
             response.close()
-        reason = f"webhook answered HTTP {status}" + (f": {snippet}" if snippet else "")
+        reason = f"webhook answered HTTP {status}"
         permanent = 400 <= status <= 499 and status not in (408, 429)
         raise DeliveryFailed(
             permanent,

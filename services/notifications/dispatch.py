@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
@@ -29,6 +29,7 @@ from services.common import clock
 from services.common.aggregate import command_context, derived_id
 from services.common.errors import Conflict
 
+from . import links
 from . import tables as t
 from . import templates
 from .application import ATTEMPT_FAILURES, DELIVERED_TOTAL, FAILED_TOTAL, NotificationsApp
@@ -59,7 +60,7 @@ class SenderSettings:
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 3600.0
     batch: int = 200
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str = field(default_factory=links.public_url)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "SenderSettings":
@@ -68,7 +69,7 @@ class SenderSettings:
             backoff_base_s=float(environ.get("CONSULT_NOTIFY_BACKOFF_BASE", "2")),
             backoff_cap_s=float(environ.get("CONSULT_NOTIFY_BACKOFF_CAP", "3600")),
             batch=int(environ.get("CONSULT_NOTIFY_BATCH", "200")),
-            public_url=environ.get("CONSULT_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
+            public_url=links.public_url(environ),
         )
 
 
@@ -326,16 +327,20 @@ class _Messages:
             self.texts.update(self.texts_port.read(dict(wanted)))
 
     def link(self, notice) -> str:
-        return f"{self.public_url}/communities/{notice.community}/{notice.topic_kind}s/{notice.topic}"
+        kind, ident = (notice.content_values or {}).get("link_to") or (notice.topic_kind, notice.topic)
+        if kind not in links.API_COLLECTIONS:  # a notice planned before links named their target
+            kind, ident = "case", notice.case or ident
+        return links.link(self.public_url, notice.community, kind, ident)
 
     def preferences_link(self, community: str) -> str:
-        return f"{self.public_url}/communities/{community}/me/preferences"
+        return links.preferences_link(self.public_url, community)
 
     def render(self, row, lang: str) -> tuple[str, str]:
         key = (row.notice, row.capacity, lang)
         if key not in self._cache:
             n = self.notices[row.notice]
-            context = {k: label(v, lang) if k in LABELLED else v for k, v in n.content_values.items()}
+            context = {k: label(v, lang) if k in LABELLED else v for k, v in n.content_values.items()
+                       if k != "link_to"}
             for key_, commitment in n.commitments.items():
                 found = [self.texts[c] for c in (commitment if isinstance(commitment, list) else [commitment])
                          if c in self.texts]
@@ -357,8 +362,8 @@ class _Messages:
             subject, _ = self.render(row, lang)
             items.append(f"• {subject}\n  {self.link(n)}")
         n = len(rows)
-        return (subject_t.format(n=n),
-                body_t.format(n=n, items="\n".join(items), preferences_link=self.preferences_link(rows[0].community)))
+        return templates.mark_training(subject_t.format(n=n), body_t.format(
+            n=n, items="\n".join(items), preferences_link=self.preferences_link(rows[0].community)), lang)
 
     def payload(self, row, lang: str, include_personal_data: bool) -> dict:
         """Ids and a link; the message itself only where the community enabled it."""

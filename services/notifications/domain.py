@@ -22,13 +22,11 @@ from eventsourcing.domain import event
 from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, InvalidInput
+from services.contracts.notifications import (  # noqa: F401 - the contract owns what the gateway shares
+    CHANNELS, DAILY, DIGESTS, EMAIL, IMMEDIATE, INBOX, LANGS, WEBHOOK,
+)
 
 # ---- channels and preferences ----------------------------------------------------------------
-INBOX, EMAIL, WEBHOOK = "inbox", "email", "webhook"
-CHANNELS = (INBOX, EMAIL, WEBHOOK)
-IMMEDIATE, DAILY = "immediate", "daily"
-DIGESTS = (IMMEDIATE, DAILY)
-LANGS = ("zh-CN", "en")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 # Community time: mainland China keeps UTC+8 all year, so a fixed offset is exact.
@@ -49,26 +47,26 @@ class Preferences:
     @classmethod
     def parse(cls, data) -> "Preferences":
         if not isinstance(data, dict):
-            raise InvalidInput("preferences must be an object")
+            raise InvalidInput.coded("notifications.preferences_object")
         unknown = set(data) - {"channels", "email", "digest", "lang"}
         if unknown:
-            raise InvalidInput(f"unknown preference settings: {', '.join(sorted(unknown))}")
+            raise InvalidInput.coded("notifications.unknown_preference_settings", unknown=", ".join(sorted(unknown)))
         channels = data.get("channels", [INBOX])
         if not isinstance(channels, list) or not all(c in CHANNELS for c in channels):
-            raise InvalidInput(f"channels must be a list of: {', '.join(CHANNELS)}")
+            raise InvalidInput.coded("notifications.channels_list", channels=", ".join(CHANNELS))
         email = data.get("email")
         if email is not None:
             if not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email) > 254:
-                raise InvalidInput("email is not a usable e-mail address")
+                raise InvalidInput.coded("notifications.email_usable_mail_address")
             email = email.strip()
         if EMAIL in channels and not email:
-            raise InvalidInput("the email channel needs an email address")
+            raise InvalidInput.coded("notifications.email_channel_needs_email")
         digest = data.get("digest", IMMEDIATE)
         if digest not in DIGESTS:
-            raise InvalidInput(f"digest must be one of: {', '.join(DIGESTS)}")
+            raise InvalidInput.coded("notifications.digest_one", digests=", ".join(DIGESTS))
         lang = data.get("lang", "zh-CN")
         if lang not in LANGS:
-            raise InvalidInput(f"lang must be one of: {', '.join(LANGS)}")
+            raise InvalidInput.coded("notifications.lang_one", langs=", ".join(LANGS))
         ordered = tuple(c for c in CHANNELS if c == INBOX or c in channels)
         return cls(channels=ordered, email=email, digest=digest, lang=lang)
 
@@ -133,6 +131,17 @@ INVITEE = "invitee"                # the party just invited to the body
 VOTERS = "voters"                  # the ballot's frozen roll (households: their adult residents)
 RESPONSIBLE = "responsible"        # the task's responsible party
 PARTICIPANTS = "participants"      # everyone who took part in the case, in any capacity
+EVALUATION_SCOPE = "evaluation_scope"  # the residents asked to evaluate a plan, and those who did
+NOT_YET_RATED = "not_yet_rated"    # the residents asked to evaluate a plan who have not rated yet
+OBJECTOR = "objector"              # who lodged the objection
+MERGE_PARTIES = "merge_parties"    # both proposals' authors and the supporters carried over
+SIGNERS = "signers"                # the body members holding a role that signs the minutes
+CASE_RESPONSIBLE = "case_responsible"  # the case's task holders and the community's workers
+
+# Capacities of the evaluation: residents asked (in scope when it opened) and those who rated.
+# They hear of the evaluation, its reminder and what came of it; they are not "participants"
+# of the case for its other notices (a whole compound is not told of every step).
+IN_SCOPE, EVALUATED = "in_scope", "evaluated"
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,14 @@ class NoticeRule:
     # it again (after a crash) plans nothing twice.
     key: Callable[[dict], str] | None = None
     when: Callable[[dict], bool] | None = None  # notify only events for which this holds
+    # What the link points at, (kind, id), from the event and its topic's facts; by default the topic.
+    link: Callable[[dict, dict | None], tuple[str, str]] | None = None
+
+
+def evaluation_reminder_id(env: dict) -> str:
+    """One reminder per evaluation window: a round, and its extension, each get their own."""
+    d = env.get("data") or {}
+    return reminder_id("EvaluationClosingSoon", f"{topic_of(env, 'plan')}/{d.get('round')}/{d.get('closes_at')}")
 
 
 # THE table: event type -> recipients -> template. Types not listed are not notified.
@@ -158,10 +175,18 @@ NOTICES: dict[str, NoticeRule] = {
     "ProposalQualified":         NoticeRule("ProposalQualified", (AUTHOR, SUPPORTERS), "proposal"),
     "ProposalExpired":           NoticeRule("ProposalExpired", (AUTHOR, SUPPORTERS), "proposal"),
     "ProposalWithdrawn":         NoticeRule("ProposalWithdrawn", (AUTHOR, SUPPORTERS), "proposal"),
+    "ProposalMerged":            NoticeRule("ProposalMerged", (MERGE_PARTIES,), "proposal",
+                                            link=lambda env, facts: ("proposal", env["data"]["into"])),
+    # A follow-up raised by the platform after a failed evaluation: the evaluation's residents.
+    "ProposalDrafted":           NoticeRule("FollowUpOpened", (EVALUATION_SCOPE,), "proposal",
+                                            when=lambda env: bool((env.get("data") or {}).get("original_case"))),
     # 2 deliberation: the body of the consultation.
     "ConsultationOpened":        NoticeRule("ConsultationOpened", (BODY,), "consultation"),
     "BodyMemberInvited":         NoticeRule("ConsultationOpened", (INVITEE,), "consultation"),
-    "MeetingScheduled":          NoticeRule("MeetingScheduled", (BODY,), "consultation"),
+    "MeetingScheduled":          NoticeRule("MeetingScheduled", (BODY,), "consultation",
+                                            link=lambda env, facts: ("meeting", env["aggregate"]["id"])),
+    "MeetingCancelled":          NoticeRule("MeetingCancelled", (BODY,), "meeting"),
+    "MinutesRecorded":           NoticeRule("MinutesAwaitingSignature", (SIGNERS,), "minutes"),
     # 3 decision: the roll at the opening and 24 h before the close; everyone in the case after.
     "BallotOpened":              NoticeRule("BallotOpened", (VOTERS,), "ballot"),
     "BallotClosingSoon":         NoticeRule("BallotClosingSoon", (VOTERS,), "ballot",
@@ -169,11 +194,21 @@ NOTICES: dict[str, NoticeRule] = {
     "ResolutionAdopted":         NoticeRule("ResolutionAdopted", (PARTICIPANTS,), "ballot"),
     "ResolutionRejected":        NoticeRule("ResolutionRejected", (PARTICIPANTS,), "ballot"),
     "ResolutionFinal":           NoticeRule("ResolutionFinal", (PARTICIPANTS,), "ballot"),
+    "ObjectionRuled":            NoticeRule("ObjectionRuled", (OBJECTOR,), "objection",
+                                            link=lambda env, facts: ("ballot", env["aggregate"]["id"])),
     # 4 action: the responsible party; everyone who took part when the case ends.
     # (The actions service's own timer on the shared clock raises TaskOverdue; a second timer
     # here would only race with TaskCompleted.)
     "TaskAssigned":              NoticeRule("TaskAssigned", (RESPONSIBLE,), "task"),
     "TaskOverdue":               NoticeRule("TaskOverdue", (RESPONSIBLE,), "task"),
+    # The result disclosed and the evaluation open: every resident asked, with the deadline; a
+    # reminder 48 h before it closes to those who have not rated; a window extended for too few
+    # answers is told to those responsible for the case; a reopening to everyone asked.
+    "EvaluationOpened":          NoticeRule("EvaluationOpened", (EVALUATION_SCOPE,), "plan"),
+    "EvaluationClosingSoon":     NoticeRule("EvaluationClosingSoon", (NOT_YET_RATED,), "plan",
+                                            key=evaluation_reminder_id),
+    "EvaluationExtended":        NoticeRule("EvaluationExtended", (CASE_RESPONSIBLE,), "plan"),
+    "PlanReopened":              NoticeRule("PlanReopened", (EVALUATION_SCOPE,), "plan"),
     # A case that ends at screening was told to its author by ProposalScreened, with the reason.
     "CaseClosed":                NoticeRule("CaseClosed", (PARTICIPANTS,), "case",
                                             when=lambda env: (env.get("data") or {}).get("stage") != "proposal"),
@@ -185,6 +220,9 @@ CANCELS_REMINDER = {
     "BallotClosed": "BallotClosingSoon", "BallotAnnulled": "BallotClosingSoon",
     "ResolutionAdopted": "BallotClosingSoon", "ResolutionRejected": "BallotClosingSoon",
 }
+# Events that end every pending evaluation reminder of their plan (a window extended gets a new one).
+CANCELS_EVALUATION_REMINDERS = ("EvaluationExtended", "EvaluationClosed")
+EVALUATION_REMINDER_BEFORE = timedelta(hours=48)
 
 # A task's responsible party may be a kind of party without a person: its role holders are told
 # (community workers for a committee, or for a contractor or volunteer team they follow up).
@@ -219,6 +257,7 @@ class Memory:
     left: list[tuple[str, str, str]] = field(default_factory=list)
     reminders: list[dict] = field(default_factory=list)       # {notice, notice_type, topic, due_at, about_*}
     cancelled: list[str] = field(default_factory=list)        # reminder notice ids
+    cancelled_of: list[tuple[str, str]] = field(default_factory=list)  # (notice type, topic): all pending
 
 
 def _uuid_like(value) -> bool:
@@ -261,15 +300,38 @@ def remember(env: dict) -> Memory:
                                     "topic": agg, "due_at": clock.format(due), "about_event": env["id"],
                                     "about_type": kind, "about": {"closes_at": closes, "rule": {
                                         "preset": (d.get("rule") or {}).get("preset")}}})
+    elif kind == "MeetingScheduled":
+        m.topics.append({"id": agg, "kind": "meeting", "case": case, "consultation": d.get("consultation"),
+                         "starts_at": d.get("starts_at")})
+    elif kind == "ObjectionLodged":
+        m.topics.append({"id": d.get("objection"), "kind": "objection", "case": case, "objector": env.get("actor"),
+                         "ballot": agg})
+    elif kind == "ActionPlanOpened":
+        m.topics.append({"id": agg, "kind": "plan", "case": case, "title_commitment": d.get("title_commitment")})
+    elif kind in ("EvaluationOpened", "EvaluationExtended"):
+        if kind == "EvaluationOpened":
+            m.joined += [(p, IN_SCOPE, agg) for p in d.get("residents", []) if _uuid_like(p)]
+        opens = d.get("opens_at") if kind == "EvaluationOpened" else env["occurred_at"]
+        closes = d.get("closes_at")
+        if closes and clock.parse(closes) - EVALUATION_REMINDER_BEFORE > clock.parse(opens or env["occurred_at"]):
+            about = {"round": d.get("round"), "closes_at": closes}
+            m.reminders.append({"notice": evaluation_reminder_id({"aggregate": {"id": agg}, "data": about}),
+                                "notice_type": "EvaluationClosingSoon", "topic": agg,
+                                "due_at": clock.format(clock.parse(closes) - EVALUATION_REMINDER_BEFORE),
+                                "about_event": env["id"], "about_type": kind, "about": about})
+    elif kind == "EvaluationGiven" and d.get("person"):  # a change is by the same person: already known
+        m.joined.append((d["person"], EVALUATED, d.get("plan") or agg))
     elif kind == "TaskAssigned":
         task, party = topic_of(env, "task"), d.get("responsible_party") or {}
         m.topics.append({"id": task, "kind": "task", "case": case, "title_commitment": d.get("title_commitment"),
-                         "party": party.get("kind")})
+                         "party": party.get("kind"), "plan": agg})
         if _uuid_like(party.get("person")):  # a party without a person: see the application's expansion
             m.joined.append((party["person"], "responsible", task))
     if kind in CANCELS_REMINDER:
         reminder = CANCELS_REMINDER[kind]
         m.cancelled.append(reminder_id(reminder, topic_of(env, NOTICES[reminder].topic)))
+    if kind in CANCELS_EVALUATION_REMINDERS:
+        m.cancelled_of.append(("EvaluationClosingSoon", agg))
     return m
 
 
@@ -315,6 +377,19 @@ def content_of(env: dict, rule: NoticeRule, topic: dict | None, case_topic: dict
         values["assignee"] = (d.get("responsible_party") or {}).get("kind") or (topic or {}).get("party")
         commitments.update(task=d.get("title_commitment") or (topic or {}).get("title_commitment"),
                            title=(case_topic or {}).get("title_commitment"))
+    elif kind in ("EvaluationOpened", "EvaluationClosingSoon"):
+        values["closes_at"] = local_time(d.get("closes_at"))
+    elif kind == "EvaluationExtended":
+        values.update(closes_at=local_time(d.get("closes_at")), respondents=d.get("respondents"),
+                      denominator=d.get("denominator"), min_response_share=d.get("min_response_share"))
+    elif kind == "PlanReopened":
+        values["round"] = d.get("round")
+    elif kind == "MeetingCancelled":
+        values["starts_at"] = local_time((topic or {}).get("starts_at"))
+        commitments["reason"] = d.get("reason_commitment")
+    elif kind == "ObjectionRuled":
+        values["outcome"] = "upheld" if d.get("upheld") else "dismissed"
+        commitments["reason"] = d.get("reason_commitment")
     elif kind == "CaseClosed":
         # A plan carried out and accepted by the residents is a resolved case.
         values["outcome"] = {"completed": "resolved"}.get(d.get("outcome"), d.get("outcome"))
@@ -373,7 +448,7 @@ class Delivery(Aggregate):
 
     def _require_planned(self) -> None:
         if self.status != PLANNED:
-            raise Conflict(f"delivery {self.id} is already {self.status}")
+            raise Conflict.coded("notifications.delivery_already", id=self.id, status=self.status)
 
     def deliver(self, attempts: int, message_commitment: str, digest: str | None = None) -> None:
         self._require_planned()
@@ -401,7 +476,7 @@ class Delivery(Aggregate):
         """A worker sends a finally failed delivery again (the mail server is back, the address is
         fixed). The failure stays in the record; the retry and its outcome follow it."""
         if self.status != FAILED:
-            raise Conflict(f"delivery {self.id} is {self.status}; only a failed delivery is sent again")
+            raise Conflict.coded("notifications.delivery_failed_delivery_sent", id=self.id, status=self.status)
         self._retried(delivery=str(self.id), notice=self.notice, about_event=self.about_event,
                       recipient=self.recipient, channel=self.channel, endpoint=self.endpoint, by=by)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import rpc
-
 from services.common import registry
 from services.common.relay import Lease
+from services.common.erasure import with_erasure
+from services.common.rpc import rpc
 from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command
 
 from . import tables
@@ -96,7 +96,16 @@ class Sender:
 
 def _planner(rt: Runtime) -> EventSourcedSink:
     directory = DirectoryClient(rt)
-    return EventSourcedSink(rt.app, lambda env: rt.app.plan(env, directory))
+    app = rt.app
+    return EventSourcedSink(app, with_erasure("notifications", app, lambda env: app.plan(env, directory),
+                                              lambda community, person: app.erase_texts(
+                                                  community, person, quoted=_quoted(rt, person))))
+
+
+def _quoted(rt: Runtime, person: str):
+    """Which commitments a service holds as the person's texts (asked over RPC; a service that
+    does not answer fails the erasure, which is then retried, never half done)."""
+    return lambda source, commitments: rt.rpc(source, "commitments_of", person, commitments)
 
 
 class NotificationsService(ServiceBase):
@@ -132,7 +141,8 @@ class NotificationsService(ServiceBase):
     @rpc
     @command
     def erase_person(self, actor, community, person):
-        return {"erased_texts": self.app.erase_person(community, person)}
+        self.platform.rpc("communities", "get_person", community, person)  # NotFound for another community's
+        return self.app.erase_person(community, person, actor=actor)
 
     # ---- webhook endpoints (community workers) ----------------------------------------------------------
     @rpc

@@ -16,6 +16,9 @@
   translated; other values are shown as given.
 
 :func:`template_fields` tells the service which keys a type uses.
+
+A training deployment's messages say so: :func:`mark_training` puts a marker before the subject
+and a line at the top of the body (``render`` does it for every message of such a deployment).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Mapping, Optional
 
 __all__ = [
     "DEFAULT_LANG",
+    "mark_training",
     "LANGUAGES",
     "EVENT_TYPES",
     "PLACEHOLDER",
@@ -66,6 +70,12 @@ _LABELS: dict[str, dict[str, dict[str, str]]] = {
             "rejected": "未通过",
             "withdrawn": "已撤回",
             "expired": "已过期",
+            "upheld": "异议成立",
+            "dismissed": "异议不成立",
+            "merged": "已合并至其他事项",
+            "no_action": "经议事无需行动",
+            "annulled": "表决已撤销，不再重新表决",
+            "closed_by_lead": "由党组织书记办结",
         },
     },
     "en": {
@@ -78,6 +88,12 @@ _LABELS: dict[str, dict[str, dict[str, str]]] = {
             "rejected": "rejected",
             "withdrawn": "withdrawn",
             "expired": "expired",
+            "upheld": "upheld",
+            "dismissed": "dismissed",
+            "merged": "merged into another case",
+            "no_action": "no action needed, as the consultation concluded",
+            "annulled": "ballot annulled, not to be re-run",
+            "closed_by_lead": "closed by the party-committee lead",
         },
     },
 }
@@ -380,6 +396,147 @@ _TEMPLATES: dict[str, dict[str, Any]] = {
             "?See the task: {link}",
         ),
     },
+    "EvaluationOpened": {
+        "zh-CN": (
+            "【实施结果公开，请评议】{title}",
+            "您好！\n\n"
+            "“{title}”的行动已完成，实施结果已公开。请您对结果进行满意度评议。\n"
+            "评议截止时间：{closes_at}\n\n"
+            "?查看结果并评议：{link}",
+        ),
+        "en": (
+            "Result disclosed, please evaluate: {title}",
+            "Hello,\n\n"
+            'The action on "{title}" is done and its result has been disclosed. Please say how '
+            "satisfied you are with it.\n"
+            "Evaluation closes: {closes_at}\n\n"
+            "?Read the result and evaluate: {link}",
+        ),
+    },
+    "EvaluationClosingSoon": {
+        "zh-CN": (
+            "【评议即将截止】{title}",
+            "您好！\n\n"
+            "“{title}”的满意度评议将于 {closes_at} 截止（不足48小时），您尚未评议。\n\n"
+            "?前往评议：{link}",
+        ),
+        "en": (
+            "Evaluation closes soon: {title}",
+            "Hello,\n\n"
+            'The evaluation of "{title}" closes at {closes_at}, in less than 48 hours, and you have '
+            "not evaluated yet.\n\n"
+            "?Evaluate here: {link}",
+        ),
+    },
+    "EvaluationExtended": {
+        "zh-CN": (
+            "【评议回应不足，已延长】{title}",
+            "您好！\n\n"
+            "“{title}”的满意度评议回应人数不足（{respondents}/{denominator}，最低回应比例 {min_response_share}），"
+            "评议期已延长一次，至 {closes_at}。请协助动员居民参与评议。\n\n"
+            "?查看详情：{link}",
+        ),
+        "en": (
+            "Too few evaluations, window extended: {title}",
+            "Hello,\n\n"
+            'Too few residents evaluated "{title}" ({respondents} of {denominator}; the minimum response '
+            "share is {min_response_share}). The evaluation has been extended once, until {closes_at}. "
+            "Please help residents take part.\n\n"
+            "?Details: {link}",
+        ),
+    },
+    "PlanReopened": {
+        "zh-CN": (
+            "【行动重新开启】{title}",
+            "您好！\n\n"
+            "居民对“{title}”实施结果的评议未通过，行动计划已重新开启，将安排整改。\n\n"
+            "?查看详情：{link}",
+        ),
+        "en": (
+            "Action reopened: {title}",
+            "Hello,\n\n"
+            'Residents found the result of "{title}" unsatisfactory: the action plan has been reopened '
+            "for remedial work.\n\n"
+            "?Details: {link}",
+        ),
+    },
+    "FollowUpOpened": {
+        "zh-CN": (
+            "【跟进提议】{title}",
+            "您好！\n\n"
+            "因满意度评议未通过，平台已代居民提出跟进提议：“{title}”，等待社区工作者审查。\n\n"
+            "?查看跟进提议：{link}",
+        ),
+        "en": (
+            "Follow-up proposal: {title}",
+            "Hello,\n\n"
+            'Because the evaluation did not pass, the platform has raised a follow-up proposal on the '
+            'residents\' behalf: "{title}". A community worker will screen it.\n\n'
+            "?See the follow-up: {link}",
+        ),
+    },
+    "MeetingCancelled": {
+        "zh-CN": (
+            "【议事会议取消】{title}",
+            "您好！\n\n"
+            "关于“{title}”、原定于 {starts_at} 的议事会议已取消。\n"
+            "?原因：{reason}\n\n"
+            "?查看详情：{link}",
+        ),
+        "en": (
+            "Meeting cancelled: {title}",
+            "Hello,\n\n"
+            'The meeting on "{title}" planned for {starts_at} has been cancelled.\n'
+            "?Reason: {reason}\n\n"
+            "?Details: {link}",
+        ),
+    },
+    "MinutesAwaitingSignature": {
+        "zh-CN": (
+            "【会议纪要待您签字】{title}",
+            "您好！\n\n"
+            "关于“{title}”的会议纪要已记录，需要您以{role}身份核对并签字确认。\n\n"
+            "?查看并签字：{link}",
+        ),
+        "en": (
+            "Minutes awaiting your signature: {title}",
+            "Hello,\n\n"
+            'The minutes of the meeting on "{title}" have been recorded and await your signature as '
+            "{role}.\n\n"
+            "?Read and sign: {link}",
+        ),
+    },
+    "ObjectionRuled": {
+        "zh-CN": (
+            "【异议处理结果】{title}",
+            "您好！\n\n"
+            "您对“{title}”表决结果提出的异议已有处理结果：{outcome}。\n"
+            "?理由：{reason}\n\n"
+            "?查看详情：{link}",
+        ),
+        "en": (
+            "Your objection was ruled on: {title}",
+            "Hello,\n\n"
+            'Your objection to the vote on "{title}" has been ruled on: {outcome}.\n'
+            "?Reasons: {reason}\n\n"
+            "?Details: {link}",
+        ),
+    },
+    "ProposalMerged": {
+        "zh-CN": (
+            "【提议已合并】{title}",
+            "您好！\n\n"
+            "提议“{title}”与另一项相同的提议合并，已有的支持一并转入。\n\n"
+            "?查看合并后的提议：{link}",
+        ),
+        "en": (
+            "Proposal merged: {title}",
+            "Hello,\n\n"
+            'The proposal "{title}" has been merged with another one on the same matter; its supports '
+            "were carried over.\n\n"
+            "?See the merged proposal: {link}",
+        ),
+    },
     "CaseClosed": {
         "zh-CN": (
             "【事项已办结】{title}",
@@ -404,6 +561,26 @@ _TEMPLATES: dict[str, dict[str, Any]] = {
 }
 
 EVENT_TYPES: tuple[str, ...] = tuple(_TEMPLATES)
+
+TRAINING_MARK = {
+    "zh-CN": ("【培训】", "【培训演练】本消息来自培训部署（演练用的平台），不是真实通知，请勿据此行事。"),
+    "en": ("[TRAINING] ", "TRAINING: this message comes from a training deployment (a platform for practice); it is "
+                          "not a real notice, so do not act on it."),
+}
+
+
+def mark_training(subject: str, body: str, lang: Optional[str], training: Optional[bool] = None) -> tuple[str, str]:
+    """``(subject, body)`` marked as a training deployment's, when it is one (``training`` None:
+    this process's deployment, CONSULT_DEPLOYMENT)."""
+    if training is None:
+        from services.common.config import load
+
+        training = load().training
+    if not training:
+        return subject, body
+    prefix, line = TRAINING_MARK[resolve_lang(lang)]
+    return prefix + subject, f"{line}\n\n{body}"
+
 
 _FORMATTER = string.Formatter()
 
@@ -469,9 +646,11 @@ def _select(event_type: str, lang: str, context: Mapping[str, Any]) -> tuple[str
 
 
 def render(
-    event_type: str, lang: Optional[str], context: Optional[Mapping[str, Any]]
+    event_type: str, lang: Optional[str], context: Optional[Mapping[str, Any]],
+    training: Optional[bool] = None,
 ) -> tuple[str, str]:
-    """``(subject, body)`` for ``event_type`` in ``lang``. KeyError for unknown types."""
+    """``(subject, body)`` for ``event_type`` in ``lang``, marked on a training deployment
+    (``training`` None: this process's). KeyError for unknown types."""
     if event_type not in _TEMPLATES:
         raise KeyError(event_type)
     lang = resolve_lang(lang)
@@ -480,7 +659,7 @@ def render(
     placeholder = PLACEHOLDER[lang]
     subject = " ".join(_fill(subject_t, values, placeholder).split())
     body = _fill(body_t + _FOOTER[lang], values, placeholder)
-    return subject, body + "\n"
+    return mark_training(subject, body + "\n", lang, training)
 
 
 def template_fields(event_type: str) -> dict[str, frozenset[str]]:

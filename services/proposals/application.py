@@ -22,6 +22,8 @@ from services.common import clock, envelope, metrics
 from services.common.aggregate import SELF, command_context
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore, validate_text
+from services.common.erasure import record_erasure
+from services.common import ids
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.locks import KeyedLocks
 from services.common.store import ServiceApplication
@@ -38,10 +40,7 @@ MAX_PAGE = 200
 
 
 def parse_id(value, field: str = "proposal") -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound(f"{field} {value!r} does not exist") from None
+    return ids.parse_id(value, field)
 
 
 class ProposalsApp(ServiceApplication):
@@ -68,9 +67,9 @@ class ProposalsApp(ServiceApplication):
         try:
             p = self.repository.get(pid)
         except AggregateNotFoundError:
-            raise NotFound(f"proposal {pid} does not exist") from None
+            raise NotFound.coded("proposals.proposal_does_exist", pid=pid) from None
         if not isinstance(p, Proposal) or p.community != community or (p.status == DRAFT and p.author != viewer):
-            raise NotFound(f"proposal {pid} does not exist")
+            raise NotFound.coded("proposals.proposal_does_exist", pid=pid)
         return p
 
     def _support(self, proposal: Proposal, key: str) -> Support | None:
@@ -87,7 +86,7 @@ class ProposalsApp(ServiceApplication):
         try:
             self.save(*aggregates)
         except IntegrityError:
-            raise Conflict("this changed at the same time; nothing was recorded, try again") from None
+            raise Conflict.coded("proposals.changed_same_time_nothing") from None
 
     @staticmethod
     def _transition(p: Proposal) -> None:
@@ -104,7 +103,7 @@ class ProposalsApp(ServiceApplication):
         title = validate_text(title, "title", max_len=TITLE_MAX)
         body = validate_text(body, "body", max_len=BODY_MAX)
         if category not in categories:
-            raise InvalidInput(f"category must be one of: {', '.join(categories)}")
+            raise InvalidInput.coded("proposals.category_one", categories=", ".join(categories))
         scope_id = check_scope(community, scope, scope_id, known_scopes or {})
         title_commitment = self.content.put(title, subject=actor)
         body_commitment = self.content.put(body, subject=actor)
@@ -130,10 +129,10 @@ class ProposalsApp(ServiceApplication):
         """Admissible: collection opens at once, with the threshold and its denominator (`in_scope`,
         the residents or households in scope now, in the threshold's unit) frozen for its duration."""
         if not isinstance(admissible, bool):
-            raise InvalidInput("admissible must be true or false")
+            raise InvalidInput.coded("proposals.admissible_true_false")
         reason = validate_text(reason, "reason", max_len=REASON_MAX, required=not admissible)
         if category is not None and category not in rules["categories"]:
-            raise InvalidInput(f"category must be one of: {', '.join(rules['categories'])}")
+            raise InvalidInput.coded("proposals.category_one", categories=", ".join(rules["categories"]))
         with self._locked(proposal):
             p = self._proposal(community, proposal, actor)
             p.require(SUBMITTED, doing="screened")  # before the reason is stored
@@ -156,7 +155,7 @@ class ProposalsApp(ServiceApplication):
             p = self._proposal(community, proposal, actor)
             p.require_collecting(clock.now())
             if household is None or (scope_households is not None and household not in scope_households):
-                raise Forbidden(f"only residents living in this proposal's {p.scope} may support it")
+                raise Forbidden.coded("proposals.residents_living_proposal_may", scope=p.scope)
             key = unit_key(p.support_per, actor, household)
             with command_context(community=community, actor=actor, case=p.case):
                 s = self._support(p, key)
@@ -173,7 +172,7 @@ class ProposalsApp(ServiceApplication):
             p.require_collecting(clock.now(), doing="changed")
             s = self._support(p, unit_key(p.support_per, actor, household))
             if s is None:
-                raise Conflict("there is no support of yours on this proposal to withdraw")
+                raise Conflict.coded("proposals.support_yours_proposal_withdraw")
             with command_context(community=community, actor=actor, case=p.case):
                 s.withdraw(actor)
             self._save(s)
@@ -197,9 +196,9 @@ class ProposalsApp(ServiceApplication):
         the target's scope must cover the duplicate's, so every carried supporter lives in it."""
         source_id, target_id = parse_id(proposal), parse_id(into, "target proposal")
         if source_id == target_id:
-            raise InvalidInput("a proposal cannot be merged into itself")
+            raise InvalidInput.coded("proposals.proposal_merged_into_itself")
         if not set(households_from) <= set(households_into):
-            raise Conflict("the target proposal's scope does not cover this proposal's scope")
+            raise Conflict.coded("proposals.target_proposal_scope_does")
         with self._locked(source_id, target_id):
             a = self._proposal(community, source_id, actor)
             b = self._proposal(community, target_id, actor)
@@ -272,7 +271,7 @@ class ProposalsApp(ServiceApplication):
         return expired
 
     # ---- consumer of the actions source --------------------------------------------------------
-    def on_actions_event(self, env: dict, plan_title=None) -> list:
+    def on_actions_event(self, env: dict, plan_title=None, comment_texts=None) -> list:
         """`FollowUpRequested` (residents found a plan unsatisfactory) opens a new proposal, submitted
         on their behalf by `system` and awaiting screening, in the plan's scope and category, with its
         own case linked to the original by `original_case` in its first event. Every other type is
@@ -298,6 +297,13 @@ class ProposalsApp(ServiceApplication):
         body = (f"居民对本案行动结果的满意度评议（第 {d['round']} 轮）未通过：不满意 {d.get('unsatisfied_share')}，"
                 f"超过本社区的门槛 {d.get('threshold')}。行动计划已重新开启，平台代居民提出本跟进提议，"
                 f"请社区工作者审查。原案：{original_case}。")
+        # The unsatisfied residents' own words, without who wrote them, each with its commitment so a
+        # reader can check it against the evaluation in the record.
+        quoted = list(d.get("unsatisfied_comment_commitments") or [])
+        found = (comment_texts(quoted) or {}) if quoted and comment_texts is not None else {}
+        lines = [f"{i}. “{found[c]}”（{c}）" for i, c in enumerate((c for c in quoted if found.get(c)), 1)]
+        if lines:
+            body += "\n\n不满意的居民意见：\n" + "\n".join(lines)
         title_commitment, body_commitment = self.content.put_many(
             [(title[:TITLE_MAX], subject), (body[:BODY_MAX], None)])
         scope = d.get("scope") or "community"
@@ -316,19 +322,44 @@ class ProposalsApp(ServiceApplication):
             return None
         return p if isinstance(p, Proposal) and p.community == community else None
 
-    def erase_person(self, community: str, person: str) -> int:
+    def erase_person(self, community: str, person: str, *, actor: str, cause: str | None = None) -> dict:
         """PIPL erasure of the person's texts here (titles, bodies, reasons, and copies of their
-        titles in follow-ups); every hash stays."""
+        titles in follow-ups), recorded in this log first; every hash stays. The caller has checked
+        that the person belongs to the community. (The one request that erases everywhere is the
+        directory's; this service then erases through `erase_texts`.)"""
+        person = str(parse_id(person, "person"))
+        record = record_erasure(SOURCE, self.content, community, person, actor, cause)
+        self._save(record)
+        erased = self.erase_texts(community, person)
+        return {"erased_texts": erased, "erasure": str(record.id)}
+
+    def erase_texts(self, community: str, person: str) -> int:
+        """Erase the person's texts and the read model's searchable copies of their titles (safe
+        to run again); how many texts went."""
         with self.engine.connect() as conn:
-            theirs = [c for (c,) in conn.execute(sa.select(texts.c.commitment).where(texts.c.subject == str(person)))]
-        erased = self.content.erase_subject(str(person))
+            theirs = [c for (c,) in conn.execute(sa.select(texts.c.commitment).where(texts.c.subject == person))]
+        erased = self.content.erase_subject(person)
         P = t.proposals
         with self.engine.begin() as conn:
-            conn.execute(sa.update(P).where(P.c.community == community, P.c.author == str(person)).values(title=None))
+            conn.execute(sa.update(P).where(P.c.community == community, P.c.author == person).values(title=None))
             if theirs:
                 conn.execute(sa.update(P).where(P.c.community == community, P.c.title_commitment.in_(theirs))
                              .values(title=None))
+        self.project()
         return erased
+
+    def personal_data(self, community: str, person: str) -> dict:
+        """What this stage holds about the person (PIPL art. 45): the proposals they wrote, as
+        they see them, and the supports they gave."""
+        self.project()
+        P, S = t.proposals, t.supports
+        with self.engine.connect() as conn:
+            mine = [r.id for r in conn.execute(sa.select(P.c.id).where(P.c.community == community, P.c.author == person)
+                                                .order_by(P.c.id))]
+            supports = [{"proposal": r.proposal, "household": r.household, "current": r.current, "given_at": r.given_at}
+                        for r in conn.execute(sa.select(S).join(P, P.c.id == S.c.proposal).where(
+                            P.c.community == community, S.c.person == person).order_by(S.c.given_at, S.c.id))]
+        return {"proposals": [self.view(community, pid, person) for pid in mine], "supports": supports}
 
     # ---- read model -----------------------------------------------------------------------------
     def project(self) -> int:
@@ -359,11 +390,11 @@ class ProposalsApp(ServiceApplication):
     def list_proposals(self, community: str, viewer: str, status=None, category=None, scope=None, q=None,
                        limit: int = 50, offset: int = 0) -> dict:
         if status is not None and status not in STATUSES:
-            raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}")
+            raise InvalidInput.coded("proposals.status_one", statuses=", ".join(STATUSES))
         if scope is not None and scope not in SCOPES:
-            raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+            raise InvalidInput.coded("common.scope_one", scopes=", ".join(SCOPES))
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+            raise InvalidInput.coded("common.limit_between", max_page=MAX_PAGE)
         self.project()
         P = t.proposals
         cond = [P.c.community == community, sa.or_(P.c.status != DRAFT, P.c.author == viewer)]

@@ -24,23 +24,13 @@ from eventsourcing.domain import event
 from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.contracts.proposals import (  # noqa: F401 - the contract owns what the gateway shares
+    BODY_MAX, COLLECTING, DRAFT, EXPIRED, INADMISSIBLE, MERGED, QUALIFIED, REASON_MAX, SCOPES, STATUSES, SUBMITTED,
+    TITLE_MAX, WITHDRAWN,
+)
 
-SCOPES = ("community", "compound", "building")
-TITLE_MAX = 120
-BODY_MAX = 5000
-REASON_MAX = 2000
-
-DRAFT = "draft"
-SUBMITTED = "submitted"
 SCREENED = "screened"  # admissible; collection opens in the same command, so it is never stored alone
-INADMISSIBLE = "inadmissible"
-COLLECTING = "collecting"
-QUALIFIED = "qualified"
-EXPIRED = "expired"
-WITHDRAWN = "withdrawn"
-MERGED = "merged"
 SYSTEM = "system"  # the author of a follow-up the platform raises on the residents' behalf
-STATUSES = (DRAFT, SUBMITTED, INADMISSIBLE, COLLECTING, QUALIFIED, EXPIRED, WITHDRAWN, MERGED)
 
 
 # ---- the community's rules --------------------------------------------------------------------
@@ -49,7 +39,7 @@ def threshold_rule(rules: dict, scope: str) -> dict:
     try:
         return dict(rules["support_threshold"][scope])
     except KeyError:
-        raise InvalidInput(f"the community's rules have no support threshold for the {scope} level") from None
+        raise InvalidInput.coded("proposals.community_rules_support_threshold", scope=scope) from None
 
 
 def required_supports(rule: dict, denominator: int) -> int:
@@ -66,15 +56,15 @@ def required_supports(rule: dict, denominator: int) -> int:
 def check_scope(community: str, scope: str, scope_id: str | None, known: dict[str, set]) -> str:
     """The scope id a proposal records: the community's own id for the whole community."""
     if scope not in SCOPES:
-        raise InvalidInput(f"scope must be one of: {', '.join(SCOPES)}")
+        raise InvalidInput.coded("common.scope_one", scopes=", ".join(SCOPES))
     if scope == "community":
         if scope_id not in (None, "", community):
-            raise InvalidInput("a proposal for the whole community takes no scope_id (or the community's id)")
+            raise InvalidInput.coded("proposals.proposal_whole_community_takes")
         return community
     if not scope_id:
-        raise InvalidInput(f"a proposal for one {scope} needs the {scope}'s id as scope_id")
+        raise InvalidInput.coded("proposals.proposal_one_needs_id", scope=scope)
     if str(scope_id) not in known.get(scope, set()):
-        raise NotFound(f"{scope} {scope_id} does not exist in this community")
+        raise NotFound.coded("common.does_exist_community", what=scope, value=scope_id)
     return str(scope_id)
 
 
@@ -82,7 +72,7 @@ def unit_key(support_per: str, person: str, household: str | None) -> str:
     """Who a support belongs to: the person, or their household under one-support-per-household."""
     if support_per == "household":
         if not household:
-            raise Forbidden("supports here are given per household, and you do not live in one")
+            raise Forbidden.coded("proposals.supports_here_given_per")
         return household
     return person
 
@@ -133,20 +123,21 @@ class Proposal(Aggregate):
     # -- guards -----------------------------------------------------------------------------
     def require(self, *statuses: str, doing: str) -> None:
         if self.status not in statuses:
-            raise Conflict(f"this proposal is {self.status}; it cannot be {doing} now",
-                           status_now=self.status)
+            raise Conflict.coded("proposals.proposal_now", status=self.status, doing=doing,
+                                 extra={"status_now": self.status})
 
     def require_author(self, person: str, doing: str) -> None:
         if person != self.author:
-            raise Forbidden(f"only the proposal's author may {doing} it")
+            raise Forbidden.coded("proposals.proposal_author_may", doing=doing)
 
     def require_collecting(self, now: datetime, doing: str = "supported") -> None:
         """Supports are given and withdrawn only while collecting and before the deadline."""
         if self.status == QUALIFIED:
-            raise Conflict(f"this proposal has qualified; it can no longer be {doing}", status_now=self.status)
+            raise Conflict.coded("proposals.proposal_qualified_longer", doing=doing, extra={"status_now": self.status})
         self.require(COLLECTING, doing=doing)
         if _when(now) >= self.deadline:
-            raise Conflict(f"the support window closed at {self.deadline}", status_now=self.status)
+            raise Conflict.coded("proposals.support_window_closed", deadline=self.deadline,
+                                 extra={"status_now": self.status})
 
     # -- commands ---------------------------------------------------------------------------
     def submit(self, person: str) -> None:
@@ -161,7 +152,7 @@ class Proposal(Aggregate):
     def screen(self, admissible: bool, reason_commitment: str | None, category: str) -> None:
         self.require(SUBMITTED, doing="screened")
         if not admissible and not reason_commitment:
-            raise InvalidInput("an inadmissible proposal needs a written reason")
+            raise InvalidInput.coded("proposals.inadmissible_proposal_needs_written")
         self._screened(admissible=admissible, reason_commitment=reason_commitment, category=category)
 
     @event("Screened")
@@ -193,7 +184,7 @@ class Proposal(Aggregate):
     def qualify(self, supports: int) -> None:
         """Record qualification with the exact count; the data is what deliberation consumes."""
         if not self.reached(supports):
-            raise Conflict(f"{supports} supports do not reach the threshold of {self.threshold}")
+            raise Conflict.coded("proposals.supports_do_reach_threshold", supports=supports, threshold=self.threshold)
         self._qualified(
             proposal=str(self.id), scope=self.scope, scope_id=self.scope_id, category=self.category,
             title_commitment=self.title_commitment, body_commitment=self.body_commitment, author=self.author,
@@ -210,7 +201,7 @@ class Proposal(Aggregate):
 
     def expire(self, now: datetime) -> None:
         if not self.due(now):
-            raise Conflict("this proposal is not collecting support past its deadline")
+            raise Conflict.coded("proposals.proposal_collecting_support_past")
         self._expired(deadline=self.deadline)
 
     @event("Expired")
@@ -220,7 +211,7 @@ class Proposal(Aggregate):
     def withdraw(self, person: str) -> None:
         self.require_author(person, "withdraw")
         if self.status == QUALIFIED:
-            raise Conflict("this proposal has qualified; it can no longer be withdrawn", status_now=self.status)
+            raise Conflict.coded("proposals.proposal_qualified_longer_withdrawn", extra={"status_now": self.status})
         self.require(DRAFT, SUBMITTED, COLLECTING, doing="withdrawn")
         self._withdrawn()
 
@@ -231,11 +222,11 @@ class Proposal(Aggregate):
     def merge_into(self, target: "Proposal", carries_supports: bool) -> None:
         """A duplicate goes into another proposal; its supports carry over (see `receive_merge`)."""
         if target.id == self.id:
-            raise InvalidInput("a proposal cannot be merged into itself")
+            raise InvalidInput.coded("proposals.proposal_merged_into_itself")
         self.require(SUBMITTED, COLLECTING, doing="merged")
         target.require(SUBMITTED, COLLECTING, doing="merged into")
         if carries_supports and target.status != COLLECTING:
-            raise Conflict("this proposal has supports; it can only be merged into one that collects support")
+            raise Conflict.coded("proposals.proposal_supports_merged_into")
         self._merged(into=str(target.id))
 
     @event("Merged")
@@ -244,7 +235,7 @@ class Proposal(Aggregate):
 
     def receive_merge(self, source: "Proposal", carried: int) -> None:
         if source.status != MERGED:
-            raise Conflict("merge the source proposal first")
+            raise Conflict.coded("proposals.merge_source_proposal_first")
         self._merge_received(merged_from=str(source.id), carried=int(carried))
 
     @event("MergeReceived")
@@ -275,8 +266,8 @@ class Support(Aggregate):
                            unit=support_per, person=person, household=household, carried_from=carried_from)
 
     def _already(self) -> Conflict:
-        whose = "your household already supports" if self.unit == "household" else "you already support"
-        return Conflict(f"{whose} this proposal")
+        return Conflict.coded("proposals.household_already_supports" if self.unit == "household" else
+                              "proposals.you_already_support")
 
     def give_again(self, person: str, household: str | None, carried_from: str | None = None) -> None:
         if self.current:
@@ -292,7 +283,7 @@ class Support(Aggregate):
 
     def withdraw(self, person: str) -> None:
         if not self.current:
-            raise Conflict("there is no support of yours on this proposal to withdraw")
+            raise Conflict.coded("proposals.support_yours_proposal_withdraw")
         self._withdrawn(proposal=self.proposal, unit=self.unit, person=person, household=self.household)
 
     @event("Withdrawn")

@@ -11,10 +11,10 @@ store does not hold the case's title, the consumer asks the actions service for 
 """
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy, rpc
-
 from services.common.consumer import EventSourcedSink
+from services.common.erasure import with_erasure
 from services.common.errors import DomainError
+from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, ServiceBase, command
 
 from . import tables
@@ -27,6 +27,7 @@ class DirectoryRefused(DomainError):
 
     def __init__(self, problem: dict):
         super().__init__(problem.get("detail", "the directory refused"))
+        self.message = problem.get("i18n")  # its words in the client's language, if it was coded
         self.status = problem.get("status", 400)
         self.title = problem.get("title", "Bad request")
         self.code = problem.get("code", "DirectoryRefused")
@@ -50,7 +51,14 @@ def follow_up_sink(runtime) -> EventSourcedSink:
     def plan_title(community: str, plan: str) -> dict:
         return runtime.rpc("actions", "get_plan", community, plan)
 
-    return EventSourcedSink(runtime.app, lambda env: runtime.app.on_actions_event(env, plan_title=plan_title))
+    def comment_texts(commitments: list[str]) -> dict:
+        return runtime.rpc("actions", "read_texts", commitments) if commitments else {}
+
+    app = runtime.app
+    return EventSourcedSink(app, with_erasure(
+        "proposals", app,
+        lambda env: app.on_actions_event(env, plan_title=plan_title, comment_texts=comment_texts),
+        app.erase_texts, sources=("actions",)))
 
 
 class ProposalsService(ServiceBase):
@@ -151,7 +159,8 @@ class ProposalsService(ServiceBase):
     @rpc
     @command
     def erase_person(self, actor, community, person):
-        return {"erased_texts": self.app.erase_person(community, person)}
+        _result(self.communities.get_person(community, person))  # someone of another community does not exist here
+        return self.app.erase_person(community, person, actor=actor)
 
     # ---- queries ----------------------------------------------------------------------------------
     @rpc

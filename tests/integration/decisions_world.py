@@ -2,12 +2,14 @@
 
 Building 2 of compound 3: ten units, nine owner heads (Zhang owns two units, the developer's
 unsold unit is one head), 870 m². Every owner gets a token, as do the party-committee lead and a
-tenant (who is on no owners' roll).
+tenant (who is on no owners' roll). Tokens come from the directory's `issue_token` over RPC, which
+the test harness may call (a community worker cannot mint tokens for other people over HTTP).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -89,6 +91,37 @@ class World:
         return wait_for(lambda: len(found := self.audit(case, kind)) >= count and found, timeout=30,
                         message=f"{kind} in the audit log")
 
+    def stage_entries(self) -> list[dict]:
+        """The community's audit log without the notifications service's proofs of notice, which
+        arrive on that service's own schedule."""
+        return [e for e in self.platform.audit_entries(self.community, self.token) if e["source"] != "notifications"]
+
+    def decisions_settled(self) -> tuple[int, list[dict]]:
+        """The decisions log's head, once the community's audit log holds every decisions event of
+        this community up to it; and that audit log (its stage entries)."""
+        head = self.platform.rpc("decisions", "log_head")
+        ours = [e["position"] for e in self.platform.rpc("decisions", "read_log", max(1, head - 999), 1000)
+                if e["community"] == self.community]
+
+        def audited():
+            entries = self.stage_entries()
+            seen = {e["envelope"]["position"] for e in entries if e["source"] == "decisions"}
+            return set(ours) <= seen and (entries,)
+
+        return head, wait_for(audited, timeout=30, message="the decisions events in the audit log")[0]
+
+    @contextmanager
+    def nothing_recorded(self, *reads: tuple[str, str | None]):
+        """Around a refused command: the decisions log, the community's audit log and each read
+        (path, who) are the same afterwards."""
+        head, audit = self.decisions_settled()
+        before = [(path, who, self.api("GET", path, who).json()) for path, who in reads]
+        yield
+        assert self.platform.rpc("decisions", "log_head") == head, "a refused command recorded an event"
+        assert self.stage_entries() == audit
+        for path, who, seen in before:
+            assert self.api("GET", path, who).json() == seen, f"GET {path} as {who} changed"
+
 
 def building_2(platform, t0: datetime) -> World:
     """The worked example's building, loaded through the API as a community worker would."""
@@ -105,9 +138,12 @@ def building_2(platform, t0: datetime) -> World:
         household = w.api("POST", "/households", body=body, expect=201).json()["id"]
         if unit == "402":  # the tenant lives in Sun's flat but owns nothing
             w.api("POST", f"/people/{w.people['Tenant']}/moves", body={"household": household}, expect=201)
-    w.api("POST", f"/people/{w.people['Lead']}/roles", body={"role": "party_lead"}, expect=201)
+    # Only a lead or a platform administrator appoints a lead; a worker never mints others' tokens, so
+    # the test takes the operator's path for them (as `consult demo` does).
+    platform.api("POST", f"{w.base}/people/{w.people['Lead']}/roles", platform.admin_token, {"role": "party_lead"},
+                 expect=201)
     for name, person in w.people.items():
-        w.tokens[name] = w.api("POST", f"/people/{person}/tokens", body={"days": 90}, expect=201).json()["token"]
+        w.tokens[name] = platform.rpc("communities", "issue_token", w.community, person, 90, "tests")["token"]
     w.tokens["worker"] = c["token"]
     w.people["worker"] = c["worker"]
     return w

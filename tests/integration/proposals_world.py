@@ -6,8 +6,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from nameko.standalone.rpc import ClusterRpcProxy
-
 from tests.harness import wait_for
 
 SINCE = "2020-01-01"
@@ -38,7 +36,7 @@ class Neighbourhood:
 
     @contextmanager
     def directory(self):
-        cluster = ClusterRpcProxy({"AMQP_URI": self.platform.env["CONSULT_AMQP_URI"]}, timeout=60)
+        cluster = self.platform.rpc_proxy()
         proxy = cluster.start()
 
         def call(method, *args):

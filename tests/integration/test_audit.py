@@ -1,11 +1,15 @@
 """The audit service through the API and the CLI: checkpoints cut by time and on demand, the
 checkpoint history, notices, proofs by index and by event id, the public keys and the platform log
 of logs, refusals, metrics, the OpenAPI document, and a key rotation that an auditor holding only
-the first key follows through the export."""
+the first key follows through the export. Then what is vouched for when entries follow the latest
+checkpoint: an `--unsigned` export and its signed header (a line appended, the file cut back), an
+export truncated to a size no checkpoint covers, replay and reconcile of the live log stopping at
+the checkpoint, and a case bundle past it."""
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -31,7 +35,8 @@ def community_with_entries(platform, people: int = 3) -> dict:
     c["base"] = f"/api/v1/communities/{c['id']}"
     for i in range(people):
         platform.api("POST", c["base"] + "/people", c["token"], {"name": f"居民{i}", "adult": True}, expect=201)
-    c["size"] = wait_for(lambda: (n := platform.rpc("audit", "size", c["id"])) >= 3 + people and n,
+    # The community, its worker, the worker's role and token (TokenIssued), then the people.
+    c["size"] = wait_for(lambda: (n := platform.rpc("audit", "size", c["id"])) >= 4 + people and n,
                          message="the community's entries in the audit log")
     return c
 
@@ -178,3 +183,166 @@ def test_a_key_file_replaced_without_a_rotation_signs_nothing(platform, frozen):
         tmp.chmod(0o600)
         tmp.replace(key_file)
     assert [x["size"] for x in platform.rpc("audit", "cut_checkpoints", c["id"])] == [c["size"]]
+
+
+# --- what an export, a bundle, replay and reconcile vouch for ------------------------------------------------
+
+def keyfile(platform, c) -> str:
+    pem = platform.dir / f"first-key-{c['id'][:8]}.pem"
+    pem.write_text(genesis_key(platform))
+    return str(pem)
+
+
+def grown_past_a_checkpoint(platform, people: int = 2) -> dict:
+    """A community whose latest checkpoint is followed by `people` entries no checkpoint covers
+    (the clock stands still, so the timer cuts none)."""
+    c = community_with_entries(platform, people=2)
+    [first] = platform.rpc("audit", "cut_checkpoints", c["id"])
+    c["covered"] = first["size"]
+    for i in range(people):
+        platform.api("POST", c["base"] + "/people", c["token"], {"name": f"后来{i}", "adult": True}, expect=201)
+    c["size"] = wait_for(lambda: (n := platform.rpc("audit", "size", c["id"])) >= c["covered"] + people and n,
+                         message="entries after the checkpoint")
+    return c
+
+
+def verify_cli(platform, path, key, *extra):
+    return platform.cli("audit", "verify", str(path), "--public-key", key, *extra, check=False)
+
+
+def export_lines(path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def write_lines(path, lines: list[bytes]):
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_an_unsigned_export_says_so_in_its_signed_header_and_its_tail_is_vouched_for_only_when_allowed(platform,
+                                                                                                       frozen):
+    c = grown_past_a_checkpoint(platform)
+    key, covered, n = keyfile(platform, c), c["covered"], c["size"]
+    signed = platform.dir / f"signed-{c['id'][:8]}.jsonl"
+    platform.cli("audit", "export", "--community", c["id"], "--out", str(signed))
+    header = json.loads(export_lines(signed)[0])
+    assert (header["kind"], header["size"], header["covered"], header["unsigned"]) == ("export_header", covered,
+                                                                                       covered, False)
+    assert verify_cli(platform, signed, key).returncode == 0, "by default an export ends at its latest checkpoint"
+
+    unsigned = platform.dir / f"unsigned-{c['id'][:8]}.jsonl"
+    out = platform.cli("audit", "export", "--community", c["id"], "--out", str(unsigned), "--unsigned")
+    assert f"entries [{covered}, {n}) are not covered by a signed checkpoint" in out.stderr
+    lines = export_lines(unsigned)
+    header = json.loads(lines[0])
+    assert (header["size"], header["covered"], header["unsigned"]) == (n, covered, True)
+    keys = platform.rpc("audit", "public_keys")
+    assert header["key_id"] == keys["current"], "signed by the log's key of the day"
+    assert cp.KeyRing([k["public_key"] for k in keys["keys"]]).verifies(header, cp.EXPORT_HEADER)
+    out = verify_cli(platform, unsigned, key)
+    assert out.returncode == 1
+    assert out.stdout.startswith(f"FAILED: entry line {covered + 2} entry {covered}: entries [{covered}, {n}) are "
+                                 "not covered by a signed checkpoint"), out.stdout
+    out = verify_cli(platform, unsigned, key, "--allow-unsigned-tail", "--json")
+    report = json.loads(out.stdout)
+    assert out.returncode == 0 and (report["covered"], report["unvouched"]) == (covered, n - covered)
+    out = verify_cli(platform, unsigned, key, "--allow-unsigned-tail")
+    assert out.returncode == 0 and f"{n - covered} entries could not be vouched for" in out.stdout
+
+    # One more line after the last entry of the unsigned export: beyond what its header signed.
+    last = json.loads(lines[n])
+    forged = cp.canonical({**last, "id": str(uuid.uuid4()), "position": last["position"] + 1})
+    appended = write_lines(platform.dir / f"unsigned-appended-{c['id'][:8]}.jsonl",
+                           lines[:n + 1] + [forged] + lines[n + 1:])
+    for extra in ((), ("--allow-unsigned-tail",)):
+        out = verify_cli(platform, appended, key, *extra, "--json")
+        report = json.loads(out.stdout)
+        assert out.returncode == 1 and any(p["index"] == n and "added after the export was made" in p["message"]
+                                           for p in report["problems"]), extra
+    # The unsigned export cut back by one entry (a size no checkpoint covers): the header says it held more.
+    truncated = write_lines(platform.dir / f"unsigned-truncated-{c['id'][:8]}.jsonl", lines[:n] + lines[n + 1:])
+    out = verify_cli(platform, truncated, key, "--allow-unsigned-tail", "--json")
+    report = json.loads(out.stdout)
+    assert out.returncode == 1 and report["first_error"]["kind"] == "header"
+    assert report["first_error"]["range"] == [n - 1, n] and "cut off" in report["first_error"]["message"]
+
+
+def test_an_export_truncated_to_a_size_no_checkpoint_covers_is_refused(platform, frozen):
+    c = grown_past_a_checkpoint(platform, people=3)
+    key, covered, n = keyfile(platform, c), c["covered"], c["size"]
+    export = platform.dir / f"cut-{c['id'][:8]}.jsonl"
+    platform.cli("audit", "export", "--community", c["id"], "--out", str(export), "--cut")
+    lines = export_lines(export)
+    assert json.loads(lines[0])["size"] == n and json.loads(lines[-1])["size"] == n
+    # The last entry cut off, and with it the checkpoint that covered it.
+    shorter = [line for line in lines[:n] + lines[n + 1:] if json.loads(line).get("size") != n or
+               json.loads(line).get("kind") != "checkpoint"]
+    out = verify_cli(platform, write_lines(platform.dir / f"cut-short-{c['id'][:8]}.jsonl", shorter), key, "--json")
+    report = json.loads(out.stdout)
+    err = report["first_error"]
+    assert out.returncode == 1 and (err["kind"], err["index"], err["line"]) == ("entry", covered, covered + 2)
+    assert err["range"] == [covered, n - 1] and "not covered by a signed checkpoint" in err["message"]
+    assert any(p["kind"] == "header" and "cut off" in p["message"] for p in report["problems"])
+    out = verify_cli(platform, platform.dir / f"cut-short-{c['id'][:8]}.jsonl", key, "--allow-unsigned-tail")
+    assert out.returncode == 1, "the signed header still says how many entries there were"
+    # Cut to the earlier checkpoint's size exactly, later checkpoints gone: only the header tells.
+    prefix = [line for line in lines[:covered + 1] + lines[n + 1:]
+              if json.loads(line).get("kind") != "checkpoint" or json.loads(line)["size"] <= covered]
+    out = verify_cli(platform, write_lines(platform.dir / f"cut-prefix-{c['id'][:8]}.jsonl", prefix), key, "--json")
+    err = json.loads(out.stdout)["first_error"]
+    assert out.returncode == 1 and (err["kind"], err["line"], err["range"]) == ("header", 1, [covered, n])
+
+
+def test_replay_and_reconcile_of_the_live_log_stop_at_the_latest_checkpoint(platform, frozen):
+    c = grown_past_a_checkpoint(platform, people=1)
+    covered, n = c["covered"], c["size"]
+    out = platform.cli("audit", "replay", "--community", c["id"])
+    state = json.loads(out.stdout)
+    assert (state["entries"], state["log"]["stopped_at"], state["log"]["entries"]) == (covered, covered, n)
+    assert f"entries [{covered}, {n}) are not covered by a signed checkpoint and were left out" in out.stderr
+    state = json.loads(platform.cli("audit", "replay", "--community", c["id"], "--allow-unsigned-tail").stdout)
+    assert state["entries"] == n and state["log"]["unvouched"] == n - covered
+    out = platform.cli("audit", "reconcile", "--community", c["id"])
+    assert f"used entries [0, {covered}) of {n}" in out.stdout and "--cut" in out.stdout
+    report = json.loads(platform.cli("audit", "reconcile", "--community", c["id"], "--json").stdout)
+    assert (report["entries"], report["log"]["stopped_at"]) == (covered, covered)
+    report = json.loads(platform.cli("audit", "reconcile", "--community", c["id"], "--cut", "--json").stdout)
+    assert (report["entries"], report["log"]["stopped_at"], report["log"]["covered"]) == (n, None, n)
+
+
+def test_a_case_bundle_past_the_checkpoint_is_refused_cut_or_carried_unproven(platform, frozen):
+    c = platform.new_community("S社区")
+    base = f"/api/v1/communities/{c['id']}"
+    compound = platform.rpc("communities", "add_compound", "tests", c["id"], "1号院")["id"]
+    building = platform.rpc("communities", "add_building", "tests", c["id"], compound, "1栋")["id"]
+    unit = platform.rpc("communities", "register_household", "tests", c["id"], building, "101", "60", [], None, True,
+                        None)["id"]
+    author = platform.rpc("communities", "register_person", "tests", c["id"], "周", True, unit, None)["id"]
+    token = platform.rpc("communities", "issue_token", c["id"], author, 30, "tests")["token"]
+    proposal = platform.api("POST", base + "/proposals", token, {
+        "title": "修缮楼道灯", "body": "楼道灯坏了。", "category": "other", "scope": "building", "scope_id": building},
+        expect=201).json()["id"]
+    wait_for(lambda: platform.rpc("audit", "entries", c["id"], 0, 100, proposal)["entries"],
+             message="the proposal's entry in the audit log")
+    platform.rpc("audit", "cut_checkpoints", c["id"])
+    platform.api("POST", f"{base}/proposals/{proposal}/submit", token, expect=200)
+    case = wait_for(lambda: len(e := platform.rpc("audit", "entries", c["id"], 0, 100, proposal)["entries"]) == 2 and e,
+                    message="the submission in the audit log")
+    key = keyfile(platform, c)
+    path = platform.dir / f"bundle-{c['id'][:8]}.json"
+    out = platform.cli("audit", "bundle", "--case", proposal, "--out", str(path), check=False)
+    assert out.returncode == 1 and "not covered by a signed checkpoint" in out.stderr and "--unsigned" in out.stderr
+    out = platform.cli("audit", "bundle", "--case", proposal, "--out", str(path), "--unsigned")
+    assert "carry no proof" in out.stderr
+    bundle = json.loads(path.read_text())
+    assert bundle["extent"]["unsigned"] is True and bundle["entries"][1]["proof"] is None
+    out = platform.cli("audit", "verify-proof", str(path), "--public-key", key, check=False)
+    assert out.returncode == 1 and out.stdout.startswith(
+        f"FAILED: entry entry {case[1]['index']}: not covered by the bundle's checkpoint of {case[1]['index']} "
+        f"entries: 1 entry from entry {case[1]['index']}")
+    out = platform.cli("audit", "verify-proof", str(path), "--public-key", key, "--allow-unsigned-tail")
+    assert "1 entry could not be vouched for" in out.stdout
+    platform.cli("audit", "bundle", "--case", proposal, "--out", str(path), "--cut")
+    bundle = json.loads(path.read_text())
+    assert bundle["extent"]["unsigned"] is False and all(e["proof"] for e in bundle["entries"])
+    assert platform.cli("audit", "verify-proof", str(path), "--public-key", key).returncode == 0

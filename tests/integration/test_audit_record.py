@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -51,6 +52,8 @@ def dense_checkpoints(platform):
 
 
 class Record:
+    HEAD = 1  # lines before the first entry: the export's signed header
+
     def __init__(self, platform, world: DrainageRecord):
         self.platform, self.world = platform, world
         self.dir = platform.dir / f"record-{world.id[:8]}"
@@ -61,7 +64,10 @@ class Record:
         out = platform.cli("audit", "export", "--community", world.id, "--out", str(self.export), "--cut")
         assert "exported" in out.stdout
         self.lines = self.export.read_bytes().split(b"\n")[:-1]
+        self.header = json.loads(self.lines[0])
+        assert self.header["kind"] == "export_header" and self.header["unsigned"] is False
         self.entries = [json.loads(line) for line in self.lines if line.startswith(b'{"actor"')]
+        assert self.lines[self.HEAD].startswith(b'{"actor"') and self.header["size"] == len(self.entries)
         self.checkpoints = {c["size"]: (i + 1, c) for i, c in enumerate(map(json.loads, self.lines))
                             if c.get("kind") == "checkpoint"}
 
@@ -106,7 +112,7 @@ def test_the_exported_record_verifies_offline(platform, record):
     # Every entry line is the canonical envelope exactly as the log stored and hashed it.
     n = len(record.entries)
     stored = platform.rpc("audit", "export_lines", record.world.id, 0, n)
-    assert [line.decode() for line in record.lines[:n]] == stored
+    assert [line.decode() for line in record.lines[record.HEAD:record.HEAD + n]] == stored
     tree = merkle.MerkleTree()
     tree.extend(stored)
     assert tree.root().hex() == report["root"] == record.checkpoints[n][1]["root"]
@@ -147,16 +153,17 @@ def test_a_byte_changed_in_a_stored_entry_is_named(platform, record):
     code, report = record.verify(tampered)
     assert code == 1
     err = report["first_error"]
-    assert (err["kind"], err["index"], err["line"]) == ("entry", i, i + 1)
+    assert (err["kind"], err["index"], err["line"]) == ("entry", i, i + 1 + record.HEAD)
     assert "changed, inserted, deleted or moved" in err["message"]
 
 
 def test_an_entry_deleted_is_named(record):
     i = record.vote_of(record.world.ballot, "李")
-    code, report = record.verify(record.write("deleted.jsonl", record.lines[:i] + record.lines[i + 1:]))
+    k = i + record.HEAD  # its line in the export, counted from 0
+    code, report = record.verify(record.write("deleted.jsonl", record.lines[:k] + record.lines[k + 1:]))
     assert code == 1
     err = report["first_error"]
-    assert (err["kind"], err["index"], err["line"]) == ("entry", i, i + 1)
+    assert (err["kind"], err["index"], err["line"]) == ("entry", i, k + 1)
     assert any("entries were removed" in p["message"] for p in report["problems"])
 
 
@@ -164,7 +171,8 @@ def test_two_entries_swapped_are_named(record):
     i, j = record.vote_of(record.world.ballot, "王"), record.vote_of(record.world.ballot, "李")
     assert i < j
     lines = list(record.lines)
-    lines[i], lines[j] = lines[j], lines[i]
+    h = record.HEAD
+    lines[i + h], lines[j + h] = lines[j + h], lines[i + h]
     code, report = record.verify(record.write("swapped.jsonl", lines))
     assert code == 1
     assert (report["first_error"]["kind"], report["first_error"]["index"]) == ("entry", i)
@@ -174,7 +182,8 @@ def test_two_entries_swapped_are_named(record):
 def test_an_entry_inserted_is_named(record):
     """A replayed vote: 刘's vote line again, right after it."""
     i = record.vote_of(record.world.ballot, "刘")
-    lines = record.lines[:i + 1] + [record.lines[i]] + record.lines[i + 1:]
+    k = i + record.HEAD
+    lines = record.lines[:k + 1] + [record.lines[k]] + record.lines[k + 1:]
     code, report = record.verify(record.write("inserted.jsonl", lines))
     assert code == 1
     assert (report["first_error"]["kind"], report["first_error"]["index"]) == ("entry", i + 1)
@@ -207,9 +216,10 @@ def forked(record, at: int, key) -> list[bytes]:
     """The history a dishonest operator holding the signing key would show: entry `at` changed
     (刘's vote), every checkpoint from there re-signed over the new tree."""
     lines = list(record.lines)
-    lines[at] = lines[at].replace(b'"choice":"disagree"', b'"choice":"agree"')
+    h = record.HEAD
+    lines[at + h] = lines[at + h].replace(b'"choice":"disagree"', b'"choice":"agree"')
     tree = merkle.MerkleTree()
-    tree.extend(lines[:len(record.entries)])
+    tree.extend(lines[h:h + len(record.entries)])
     for size, (line, genuine) in record.checkpoints.items():
         if size > at:
             lines[line - 1] = cp.canonical(cp.sign_checkpoint(key, genuine["community"], size,
@@ -260,6 +270,76 @@ def test_a_free_text_altered_is_named_and_an_erased_one_is_not_tampering(record)
     lines[line - 1] = json.dumps({"commitment": text["commitment"], "erased": True, "kind": "text"}).encode()
     code, report = record.verify(record.write("erased.jsonl", lines))
     assert code == 0 and report["erased"] == 3
+
+
+def forged_support(record) -> bytes:
+    """What anyone can write: a well-formed canonical envelope of one more support for the
+    qualified proposal (王's), continuing the proposals stage's positions, as the next entry."""
+    w = record.world
+    genuine = [e for e in record.entries if e["type"] == "SupportGiven" and e["data"]["proposal"] == w.proposal][-1]
+    forged = json.loads(json.dumps(genuine))
+    forged.update(id=str(uuid.uuid4()), actor=w.people["王"], occurred_at=record.entries[-1]["occurred_at"],
+                  position=max(e["position"] for e in record.entries if e["source"] == "proposals") + 1)
+    forged["aggregate"].update(id=str(uuid.uuid4()), version=1)
+    for field, value in (("person", w.people["王"]), ("supporter", w.people["王"]), ("household", str(uuid.uuid4()))):
+        if field in forged["data"]:
+            forged["data"][field] = value
+    return cp.canonical(forged)
+
+
+def test_a_support_appended_after_the_last_entry_is_refused_and_never_replayed(platform, record):
+    """The issue's forgery: one SupportGiven line after the last entry of a real export. The
+    verifier names it, with or without --allow-unsigned-tail, and replay refuses the file rather
+    than count a fourth support for a proposal that qualified with three."""
+    w, n = record.world, len(record.entries)
+    assert replayed(platform, record)["proposals"][w.proposal]["supports"] == 3
+    last = record.HEAD + n  # the first line after the entries
+    appended = record.write("appended.jsonl", record.lines[:last] + [forged_support(record)] + record.lines[last:])
+    for extra in ((), ("--allow-unsigned-tail",)):
+        code, report = record.verify(appended, *extra)
+        err = report["first_error"]
+        assert code == 1 and (err["kind"], err["index"], err["line"]) == ("entry", n, last + 1), extra
+        assert "added after the export was made" in err["message"] and report["covered"] == n
+    out = platform.cli("audit", "verify", str(appended), "--public-key", str(record.key), check=False)
+    assert out.returncode == 1 and out.stdout.startswith(f"FAILED: entry line {last + 1} entry {n}:")
+    out = platform.cli("audit", "replay", "--export", str(appended), "--public-key", str(record.key),
+                       "--allow-unsigned-tail", check=False)
+    assert out.returncode == 1 and out.stdout == "" and f"entry {n}" in out.stderr, out.stdout
+    # Without the header that fixes its size, the forged line is still an entry nothing signed covers.
+    stripped = record.write("appended-headless.jsonl", record.lines[1:last] + [forged_support(record)]
+                            + record.lines[last:])
+    code, report = record.verify(stripped)
+    assert code == 1 and (report["first_error"]["index"], report["first_error"]["range"]) == (n, [n, n + 1])
+    assert any(p["kind"] == "header" and "no signed header" in p["message"] for p in report["problems"])
+
+
+def test_a_case_bundle_holds_exactly_the_entries_its_signed_extent_lists(platform, record):
+    w = record.world
+    path = record.dir / "case-extent.json"
+    platform.cli("audit", "bundle", "--case", w.proposal, "--out", str(path))
+    bundle = json.loads(path.read_text())
+    case_entries = [i for i, e in enumerate(record.entries) if e.get("case") == w.proposal]
+    assert bundle["extent"]["indexes"] == [e["index"] for e in bundle["entries"]] == case_entries
+    assert (bundle["extent"]["case"], bundle["extent"]["unsigned"]) == (w.proposal, False)
+    code, report = verify_proof(record, bundle)
+    assert code == 0 and report["extent"] == bundle["extent"], report["first_error"]
+    # A support withdrawn from the bundle: the signed extent misses it.
+    dropped = json.loads(json.dumps(bundle))
+    gone = next(e for e in dropped["entries"] if json.loads(e["line"])["type"] == "SupportGiven")
+    dropped["entries"].remove(gone)
+    code, report = verify_proof(record, dropped)
+    assert code == 1 and (report["first_error"]["kind"], report["first_error"]["index"]) == ("extent", gone["index"])
+    # A genuine entry of another case, with its genuine proof, slipped in.
+    elsewhere = record.index_of(lambda e: e.get("case") not in (None, w.proposal))
+    size = bundle["checkpoint"]["size"]
+    other = platform.api("GET", f"{w.base}/audit/proofs/inclusion?index={elsewhere}&size={size}", w.tokens["审计"],
+                         expect=200).json()
+    added = json.loads(json.dumps(bundle))
+    added["entries"].append(other["entries"][0])
+    added["texts"] += other.get("texts", [])
+    code, report = verify_proof(record, added)
+    assert code == 1 and any(p["kind"] == "extent" and "added" in p["message"] for p in report["problems"])
+    assert any(p["kind"] == "entry" and "belongs to case" in p["message"] for p in report["problems"])
 
 
 # --- proofs one at a time ----------------------------------------------------------------------------------
@@ -363,7 +443,7 @@ def test_consistency_and_platform_proofs_verify_and_a_forked_one_does_not(platfo
         i = record.vote_of(w.ballot, "刘")
         lines = forked(record, i, key)
         tree = merkle.MerkleTree()
-        tree.extend(lines[:size])
+        tree.extend(lines[record.HEAD:record.HEAD + size])
         old = record.checkpoints[i + 10][1]
         fork = {"kind": "consistency", "old": old, "new": json.loads(lines[record.checkpoints[size][0] - 1]),
                 "proof": [h.hex() for h in tree.consistency_proof(i + 10, size)],
@@ -381,7 +461,8 @@ def test_consistency_and_platform_proofs_verify_and_a_forked_one_does_not(platfo
 # --- replay and reconcile -------------------------------------------------------------------------------------
 
 def replayed(platform, record, *extra: str) -> dict:
-    return json.loads(platform.cli("audit", "replay", "--export", str(record.export), *extra).stdout)
+    return json.loads(platform.cli("audit", "replay", "--export", str(record.export), "--public-key", str(record.key),
+                                   *extra).stdout)
 
 
 def test_replay_of_the_export_reproduces_the_recorded_numbers(platform, record):
@@ -415,8 +496,9 @@ def test_replay_as_things_stood_at_a_time(platform, record):
     before_change = clock.format(w.secret_opened + timedelta(minutes=30))
     state = replayed(platform, record, "--at", before_change)
     secret = state["ballots"][w.secret]
-    assert secret["status"] == "open" and secret["voted"] == 3 and "recount" not in secret, \
+    assert secret["status"] == "open" and secret["votes"] == 3 and "recount" not in secret, \
         "an open ballot is not counted before it closes"
+    assert secret["voted"] is None, "a secret ballot's turnout is not given before its count"
     assert state["ballots"][w.ballot]["status"] == "final"
     early = replayed(platform, record, "--at", clock.format(w.t0 + timedelta(hours=1)), "--case", w.proposal)
     assert early["proposals"][w.proposal]["status"] == "qualified"

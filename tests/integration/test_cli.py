@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from tests.harness import ROOT, Platform
+from services.communities.application import PLATFORM_LOG
+from tests.harness import ROOT, Platform, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +35,12 @@ def test_consult_up_demo_runs_the_platform_and_prints_working_tokens():
         demo = json.loads((p.dir / "data" / "demo.json").read_text(encoding="utf-8"))
         for role in ("party_lead", "community_worker", "grid_leader", "building_leader", "resident", "auditor"):
             assert demo["tokens"][role] in output
+        # The web pages run too, and each demo role has a sign-in link that fills the sign-in form.
+        web = f"http://127.0.0.1:{p.port('web')}"
+        link = f"{web}/sign-in?token={demo['tokens']['resident']}"
+        assert f"Web pages: {web}/" in output and link in output, output
+        form = requests.get(link, timeout=30)
+        assert form.status_code == 200 and f'value="{demo["tokens"]["resident"]}"' in form.text
         directory = requests.get(f"{p.url}/api/v1/communities/{demo['community']}/directory",
                                  headers={"Authorization": f"Bearer {demo['tokens']['resident']}"}, timeout=30)
         assert directory.status_code == 200
@@ -45,6 +52,15 @@ def test_consult_up_demo_runs_the_platform_and_prints_working_tokens():
         assert {"party_lead", "community_worker", "grid_leader", "building_leader", "property_company",
                 "owners_committee", "council_member", "expert", "moderator", "auditor", "resident"} <= roles
         assert any(not person["adult"] for person in body["people"])
+        # Every token the demo printed was issued on the operator's path, and that is in the record.
+        def issued():
+            entries = requests.get(f"{p.url}/api/v1/communities/{demo['community']}/audit/entries?limit=1000",
+                                   headers={"Authorization": f"Bearer {demo['tokens']['auditor']}"}, timeout=30)
+            found = [e["envelope"] for e in entries.json()["entries"] if e["type"] == "TokenIssued"]
+            return len(found) == 8 and found
+
+        found = wait_for(issued, timeout=30, message="the demo's tokens in the audit log")
+        assert {(e["actor"], e["data"]["via"]) for e in found} == {("demo", "operator")}
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -107,3 +123,20 @@ def test_an_invitation_signs_a_resident_in(platform):
     assert again.status_code == 404 and again.headers["Content-Type"].startswith("application/problem+json")
     # A resident may read but not manage the directory.
     assert platform.api("POST", base + "/people", signed["token"], {"name": "x"}).status_code == 403
+
+
+def test_an_operators_admin_token_is_recorded_in_the_platform_log(platform):
+    out = platform.cli("admin-token", "--label", "night shift")
+    token = out.stdout.strip()
+    me = platform.api("GET", "/api/v1/me", token, expect=200).json()
+    assert me["platform_admin"] is True
+
+    def recorded():
+        entries = platform.audit_entries(PLATFORM_LOG, token)
+        return [e["envelope"] for e in entries if e["envelope"]["aggregate"]["id"] == me["token"]]
+
+    [issued] = wait_for(recorded, timeout=30, message="the admin token in the platform's log")
+    assert issued["type"] == "TokenIssued" and issued["actor"].startswith("operator:")
+    assert issued["data"]["person"] == me["person"] and token not in json.dumps(issued)
+    platform.api("DELETE", "/api/v1/me/token", token, expect=204)  # an administrator signs out too
+    assert platform.api("GET", "/api/v1/me", token).status_code == 401

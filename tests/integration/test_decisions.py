@@ -2,6 +2,7 @@
 ballots in the audit log, the publicity period, and the emergency path."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from datetime import timedelta
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 
 from rules import RollEntry, roll_hash
+from rules.record import replay_ballot, tally_record
 from tests.harness import PG_URL, wait_for
 from tests.integration.decisions_world import EXAMPLE, building_2, t0  # noqa: F401 - t0 is a fixture
 
@@ -113,29 +115,52 @@ def tamper_with_result(platform, ballot: str, old: str, new: str) -> None:
 
 
 def test_a_secret_ballots_record_does_not_reveal_who_voted_what(platform, t0):
+    """While open: the log and every read carry a seal per vote, no choice, no voter, no turnout.
+    After the count: the reveal lets anyone recount from the log, and both recounts say MATCH."""
     w = building_2(platform, t0)
     ballot = w.ballot("owners_ordinary", secret=True)
     platform.set_clock(w.opens())
     w.wait_status(ballot, "open")
     receipts = {who: w.vote(ballot, who, choice).json()["receipt"] for who, choice in EXAMPLE.items()}
-    w.api("POST", f"/ballots/{ballot}/votes", "Zhou",
-          {"choice": "agree", "voter": w.people["Sun"], "proxy_authorisation": "孙丽 authorises 周杰, signed"},
-          expect=201)
+    w.api("POST", f"/ballots/{ballot}/proxies", "Sun", {"holder": w.people["Zhou"]}, expect=201)
+    receipts["Sun"] = w.api("POST", f"/ballots/{ballot}/votes", "Zhou", {"choice": "agree", "voter": w.people["Sun"]},
+                            expect=201).json()["receipt"]
     assert w.api("GET", f"/ballots/{ballot}/my-vote", "Chen", expect=200).json()["receipt"] == receipts["Chen"]
-    platform.set_clock(w.closes())
-    view = w.wait_status(ballot, "adopted", "rejected")
-    assert numbers(view["result"]) == ("870", 9, "750", 8, "570", 6)
 
     votes = w.wait_audit(ballot, "VoteCast", 8)
+    for env in votes:  # what the log holds while voting is open
+        assert env["event_version"] == 2 and env["data"]["choice"] is None and len(env["data"]["sealed_choice"]) == 64
+        assert not any(f'"{c}"' in json.dumps(env["data"]) for c in ("agree", "disagree", "abstain"))
+    view = w.view(ballot)
+    assert (view["voted"], view["revealed"]) == (None, False)
+    assert {b["id"]: b["voted"] for b in w.api("GET", "/ballots", expect=200).json()}[ballot] is None
+    board = w.api("GET", f"/ballots/{ballot}/board", "Wang", expect=200).json()
+    assert board["entries"] == [] and board["listed"] is False
+    assert w.api("GET", f"/ballots/{ballot}/board?receipt={receipts['Wang']}", "Wang",
+                 expect=200).json()["entries"] == [{"receipt": receipts["Wang"]}]
+
+    platform.set_clock(w.closes())
+    view = w.wait_status(ballot, "adopted", "rejected")
+    assert numbers(view["result"]) == ("870", 9, "750", 8, "570", 6) and view["voted"] == 8
+    w.wait_audit(ballot, f"Resolution{view['status'].capitalize()}")
     [opened] = w.audit(ballot, "BallotOpened")
     roll_voters = {e["voter"] for e in opened["data"]["roll"]} | set(w.people.values())
-    for env in votes:
+    sealed = [e for e in w.audit(ballot) if e["aggregate"]["type"] in ("Vote", "Proxy", "ProxyHolder")]
+    assert len(sealed) == 11  # 8 votes; the authorisation, its holder's registration and count
+    for env in sealed:
         assert env["actor"] == "sealed" and env["causation"] is None
-        assert not any(v in str(env) for v in roll_voters), "a vote in the record names a voter"
+        assert not any(v in str(env) for v in roll_voters), "a vote or proxy in the record names a person"
+    # Anyone holding the log recounts from it: the reveal opens every seal, the numbers are the record's.
+    record = replay_ballot(w.audit(ballot), ballot)
+    assert len(record.reveals) == 8
+    assert tally_record(record.opened, record.votes, record.reveals).to_dict() == view["result"]
     # Each voter finds their receipt on the board; the choices are there, not the voters.
     board = {e["receipt"]: e for e in w.api("GET", f"/ballots/{ballot}/board", expect=200).json()["entries"]}
     assert board[receipts["Chen"]]["choice"] == "disagree" and len(board) == 8
     assert platform.cli("decisions", "retally", ballot).stdout.startswith("MATCH")
+    platform.cli("audit", "cut", "--community", w.community)  # the replay uses what a signed checkpoint covers
+    replayed = json.loads(platform.cli("audit", "replay", "--community", w.community).stdout)["ballots"][ballot]
+    assert replayed["matches_record"] is True and replayed["recount"] == view["result"]
 
 
 def test_objections_in_the_publicity_period_and_the_final_resolution(platform, t0):

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import clock
 from tests.harness import wait_for, frozen_now
@@ -57,7 +56,7 @@ class GreenSpace:
 
     @contextmanager
     def _directory(self):
-        cluster = ClusterRpcProxy({"AMQP_URI": self.platform.env["CONSULT_AMQP_URI"]}, timeout=60)
+        cluster = self.platform.rpc_proxy()
         proxy = cluster.start()
 
         def call(method, *args):

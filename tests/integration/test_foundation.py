@@ -14,7 +14,9 @@ pytestmark = pytest.mark.integration
 
 def test_resident_reaches_the_audit_log_exactly_once(platform):
     c = platform.new_community("S社区")
-    before = len(platform.audit_entries(c["id"], c["token"]))
+    # The community, its worker, the worker's role and the worker's token (TokenIssued) first.
+    before = wait_for(lambda: len(platform.audit_entries(c["id"], c["token"])) >= 4 and 4,
+                      message="the set-up in the audit log")
     r = platform.api("POST", f"/api/v1/communities/{c['id']}/people", c["token"],
                      {"name": "王芳", "adult": True}, expect=201)
     person = r.json()["id"]
@@ -121,7 +123,7 @@ def test_bad_input_gets_a_problem_and_records_nothing(platform):
     compound = platform.api("POST", base + "/compounds", c["token"], {"name": "院坝"}, expect=201).json()["id"]
     building = platform.api("POST", base + "/buildings", c["token"], {"compound": compound, "name": "1栋"},
                             expect=201).json()["id"]
-    wait_for(lambda: len(platform.audit_entries(c["id"], c["token"])) >= 5, message="setup in the audit log")
+    wait_for(lambda: len(platform.audit_entries(c["id"], c["token"])) >= 6, message="setup in the audit log")
     before = _heads(platform, c)
     cases = [
         ("POST", "/people", {}, 422),  # missing name

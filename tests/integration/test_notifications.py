@@ -99,7 +99,8 @@ def platform(request):
 
 @pytest.fixture(scope="module")
 def notify(platform):
-    """The notifications service pointed at a local SMTP server, with quick retries."""
+    """The notifications service pointed at a local SMTP server, with quick retries, allowed to post
+    to the local webhook receivers."""
     if "notifications" not in platform.services:
         pytest.fail("the notifications service is not started (CONSULT_TEST_SERVICES)")
     for stage in STAGES:  # the stages the drainage case needs, whatever CONSULT_TEST_SERVICES says
@@ -109,7 +110,10 @@ def notify(platform):
     mailbox.controller.start()
     settings = {"CONSULT_SMTP_HOST": "127.0.0.1", "CONSULT_SMTP_PORT": str(mailbox.controller.port),
                 "CONSULT_SMTP_FROM": "社区议事平台 <noreply@s-community.example>",
-                "CONSULT_NOTIFY_BACKOFF_BASE": "0.2", "CONSULT_NOTIFY_MAX_ATTEMPTS": "3"}
+                "CONSULT_NOTIFY_BACKOFF_BASE": "0.2", "CONSULT_NOTIFY_MAX_ATTEMPTS": "3",
+                # The webhook receivers below listen on 127.0.0.1: allow-listed, as an operator would
+                # allow-list a gateway on the internal network (otherwise only public https:// is reached).
+                "CONSULT_WEBHOOK_ALLOWLIST": "127.0.0.1"}
     saved = {k: platform.env.get(k) for k in settings}
     platform.set_clock(None)  # webhook signatures are checked against the receiver's real time
     platform.env.update(settings)
@@ -176,10 +180,12 @@ PROPOSAL_NOTICES = {"王": ["ProposalScreened", "ProposalSubmitted", "ProposalQu
                     "刘": ["ProposalSubmitted", "ProposalQualified"]}
 VOTER_NOTICES = ["BallotOpened", "BallotClosingSoon"]
 CASE_NOTICES = ["ResolutionAdopted", "ResolutionFinal", "CaseClosed"]
+EVALUATION_NOTICES = ["EvaluationOpened"]  # the adults living in the plan's scope (a one-day window: no reminder)
 BODY_NOTICES = ["ConsultationOpened", "MeetingScheduled"]
 EXPECTED = {
-    **{n: PROPOSAL_NOTICES[n] + VOTER_NOTICES + CASE_NOTICES for n in ("王", "李", "张", "刘")},
-    **{n: BODY_NOTICES + CASE_NOTICES for n in ("书记", "网格长", "楼栋长")},
+    **{n: PROPOSAL_NOTICES[n] + VOTER_NOTICES + CASE_NOTICES + EVALUATION_NOTICES for n in ("王", "李", "张", "刘")},
+    **{n: BODY_NOTICES + ["MinutesAwaitingSignature"] + CASE_NOTICES for n in ("书记", "网格长")},  # the signers
+    "楼栋长": BODY_NOTICES + CASE_NOTICES,
     "物业": BODY_NOTICES + ["TaskAssigned", "TaskOverdue"] + CASE_NOTICES, "陈": [],
 }
 CHANNELS = {"王": 2, "李": 3}  # 王 adds e-mail, 李 e-mail and the webhook; the others keep the inbox
@@ -261,6 +267,7 @@ def drainage(platform, notify):
         api("POST", f"/meetings/{meeting}/opening", "书记", expect=200)
         minutes = api("POST", f"/meetings/{meeting}/minutes", "网格长", {"text": "一致同意更换排水管，交居民表决。"},
                       expect=201)["id"]
+        settle((("书记", "网格长"), "MinutesAwaitingSignature"))
         for name in ("书记", "网格长"):
             api("POST", f"/minutes/{minutes}/signatures", name, expect=201)
         api("POST", f"/meetings/{meeting}/closing", "网格长", expect=200)
@@ -300,6 +307,7 @@ def drainage(platform, notify):
         api("POST", f"/action-plans/{plan}/tasks/{task}/progress", "物业", {"percent": 100, "note": "已疏通"},
             expect=201)
         done = api("POST", f"/action-plans/{plan}/done", "worker", {"summary": "排水沟已疏通，雨季未再积水"}, expect=200)
+        settle((voters, "EvaluationOpened"))  # the adults living in the plan's scope: building 2's four
         for name in ("王", "李"):
             api("POST", f"/action-plans/{plan}/evaluations", name, {"rating": "satisfied"}, expect=201)
         platform.set_clock(clock.parse(done["evaluation"]["closes_at"]) + timedelta(minutes=2))
@@ -529,3 +537,51 @@ def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_the_inbox_doubles_no
             assert platform.rpc("notifications", "inbox", cid, r)["total"] == inboxes[r]
     finally:
         receiver.close()
+
+
+def test_a_webhook_that_answers_a_redirect_is_not_followed_and_its_answer_is_never_kept(platform, notify):
+    """Issue 12.6: a receiver (allow-listed, as in `notify`) that answers 302 to another internal
+    address is not followed there, and nothing it answered is kept or shown: the failure says its
+    status code only."""
+    c = platform.new_community("webhook redirect")
+    cid, base = c["id"], f"/api/v1/communities/{c['id']}"
+    lead = person(platform, c, "书记", role="party_lead")
+    platform.api("PUT", base + "/me/preferences", lead["token"], {"channels": ["webhook"]}, expect=200)
+    target = Receiver(SECRET)  # where the redirect points: nothing may reach it
+    hits = []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(self.path)
+            answer = b"secret answer: db password hunter2"
+            self.send_response(302)
+            self.send_header("Location", target.url)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        hook = platform.api("POST", base + "/webhooks", c["token"], {
+            "url": f"http://127.0.0.1:{server.server_address[1]}/consult", "secret": SECRET}, expect=201).json()
+        platform.rpc("deliberation", "open_consultation", lead["id"], ["party_lead"], cid, "楼道堆物", "楼道里堆了杂物",
+                     "community", None, "green_space")
+        failed = wait_for(lambda: platform.rpc("notifications", "deliveries", cid, "failed", None, None, None, 100, 0),
+                          timeout=30, message="the delivery given up")
+        assert failed[0]["channel"] == "webhook" and failed[0]["attempts"] == 3 and len(hits) == 3
+        assert target.requests == 0, "the redirect was followed"
+        [view] = platform.api("GET", base + "/webhooks", c["token"], expect=200).json()
+        assert view["id"] == hook["id"] and view["last_failure_reason"] == "webhook answered HTTP 302"
+        shown = json.dumps([view, platform.rpc("notifications", "deliveries", cid, None, None, None, None, 100, 0),
+                            platform.audit_entries(cid, c["token"])], ensure_ascii=False)
+        assert "hunter2" not in shown and "secret answer" not in shown
+        assert "hunter2" not in platform.log("notifications")
+    finally:
+        server.shutdown()
+        server.server_close()
+        target.close()

@@ -281,8 +281,12 @@ def test_erasure_removes_texts_and_the_searchable_title_but_keeps_every_hash(pla
     pid = n.open_proposal(author, title="王芳的提议")
     before = n.view(pid)
     n.api("POST", "/proposals/erasures", author.token, {"person": author.id}, expect=403)
-    assert n.api("POST", "/proposals/erasures", n.worker_token, {"person": author.id}, expect=200).json() == {
-        "erased_texts": 2}
+    erased = n.api("POST", "/proposals/erasures", n.worker_token, {"person": author.id}, expect=200).json()
+    assert erased["erased_texts"] == 2
+    recorded = wait_for(lambda: [e for e in n.audited() if e["type"] == "PersonTextsErased"], timeout=30,
+                        message="the erasure in the audit log")
+    assert [(e["envelope"]["aggregate"]["id"], e["envelope"]["data"]) for e in recorded] == [
+        (erased["erasure"], {"person": author.id, "texts": 2})]
     after = n.view(pid)
     assert after["title"] is None and after["body"] is None
     assert after["title_commitment"] == before["title_commitment"]

@@ -193,6 +193,33 @@ def test_a_key_file_swapped_by_hand_signs_nothing_and_holds_up_no_append(audit):
     append_all(audit, [envelope(4)])  # the 4th entry would be checkpointed; it is still recorded
     with audit.engine.connect() as conn:
         assert log.head(conn, COMMUNITY) == 4 and checkpointing.history(conn, COMMUNITY) == []
+    with pytest.raises(Conflict, match="refusing to sign"):  # nor an export's header
+        checkpointing.export_header(audit.engine, audit.signer, COMMUNITY, True, T0)
+
+
+def test_a_case_bundle_carries_its_signed_extent_and_its_unsigned_entries_only_when_asked(audit):
+    case = "case-" + uuid.uuid4().hex[:6]
+    envs = [envelope(i) for i in range(1, 7)]
+    for env in envs[1::2]:
+        env["case"] = case  # entries 1, 3 and 5
+    append_all(audit, envs)  # the checkpoint of 4 entries is cut with the 4th
+    key = [audit.signer.key.public_key()]
+    with audit.engine.connect() as conn:
+        assert checkpointing.extent(conn, COMMUNITY) == {"community": COMMUNITY, "size": 6, "covered": 4}
+        _, indexes = log.case_indexes(conn, case)
+        with pytest.raises(Conflict, match="not covered"):
+            proofs.inclusion_bundle(conn, COMMUNITY, indexes)
+        bundle = proofs.inclusion_bundle(conn, COMMUNITY, indexes, unsigned=True)
+        bundle["extent"] = checkpointing.bundle_extent(conn, audit.signer, bundle, case, T0)
+    assert [(e["index"], e["proof"] is None) for e in bundle["entries"]] == [(1, False), (3, False), (5, True)]
+    assert bundle["extent"]["indexes"] == [1, 3, 5] and bundle["extent"]["unsigned"] is True
+    report = verify.verify_proof(bundle, key)
+    err = report.first_error
+    assert not report.ok and err.index == 5 and "not covered by the bundle's" in err.message
+    report = verify.verify_proof(bundle, key, allow_unsigned_tail=True)
+    assert report.ok and report.unvouched == 1 and report.extent == bundle["extent"]
+    bundle["entries"].pop()  # the unsigned entry dropped, the extent kept: it is missed
+    assert verify.verify_proof(bundle, key, allow_unsigned_tail=True).first_error.kind == "extent"
 
 
 def test_the_key_file_is_made_once_for_its_owner_only(tmp_path):
@@ -218,7 +245,8 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
             return texts.records(held) if service == "proposals" else []
         with audit.engine.connect() as conn:
             return {"checkpoints": lambda c, s, n: checkpointing.history(conn, c, s, n),
-                    "size": lambda c: log.head(conn, c),
+                    "export_header": lambda c, unsigned: checkpointing.export_header(
+                        audit.engine, audit.signer, c, unsigned, T0 + timedelta(hours=1)),
                     "public_keys": lambda: checkpointing.public_keys(conn),
                     "export_lines": lambda c, s, n: log.lines(conn, c, s, s + n)}[method](*args)
 
@@ -227,14 +255,25 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
     assert (summary["entries"], summary["texts"], summary["erased"], summary["missing_texts"]) == (4, 2, 1, [])
     report = verify.verify_export(out, [audit.signer.key.public_key()])
     assert report.ok and report.erased == [erased] and report.counts["texts_verified"] == 1
+    header = json.loads(out.read_bytes().split(b"\n")[0])
+    assert (header["kind"], header["size"], header["covered"], header["unsigned"]) == ("export_header", 4, 4, False)
+    assert report.extent == header == summary["header"]
     entries, found, checkpoints = export.read_export(out)
     assert entries == envs and found[title]["text"] == "疏通排水沟" and checkpoints[-1]["size"] == 4
     # A commitment no service holds is reported by the exporter and by the verifier.
     append_all(audit, [envelope(5, data={"body_commitment": unknown})])
     summary = export.write_export(call, COMMUNITY, out, ("proposals",), unsigned=True)
-    assert summary["missing_texts"] == [unknown] and summary["entries"] == 5
-    report = verify.verify_export(out, [audit.signer.key.public_key()])
+    assert summary["missing_texts"] == [unknown] and (summary["entries"], summary["covered"]) == (5, 4)
+    assert summary["header"]["unsigned"] is True
+    report = verify.verify_export(out, [audit.signer.key.public_key()], allow_unsigned_tail=True)
     assert not report.ok and report.first_error.kind == "text" and report.first_error.index == 4
+    assert report.unvouched == 1
+    report = verify.verify_export(out, [audit.signer.key.public_key()])
+    assert any(p.kind == "entry" and p.index == 4 and "not covered" in p.message for p in report.problems)
+    # Without --unsigned the export still ends at the checkpoint, whatever was appended since.
+    summary = export.write_export(call, COMMUNITY, out, ("proposals",))
+    assert (summary["entries"], summary["header"]["unsigned"]) == (4, False)
+    assert verify.verify_export(out, [audit.signer.key.public_key()]).ok
 
 
 def test_a_tree_resumed_from_its_kept_edge_is_the_tree():

@@ -158,7 +158,8 @@ def drainage() -> Log:
     log.add("actions", "EvaluationChanged", "ev-li", {"rating": "basically_satisfied"}, at=at + timedelta(days=4, hours=1))
     log.add("actions", "EvaluationClosed", plan, {"round": 1, "counts": {}, "respondents": 2, "outcome": "accepted"},
             at=at + timedelta(days=5))
-    log.add("actions", "CaseClosed", "closure-1", {"outcome": "completed", "stage": "action", "plan": plan},
+    log.add("actions", "CaseClosed", "closure-1", {"outcome": "completed", "stage": "action", "plan": plan,
+                                                  "reason_commitment": "6" * 64, "merged_into": None},
             at=at + timedelta(days=5))
     # Another case: a secret ballot on the green space, in which zhang changes her vote.
     ballot(log, "ballot-secret", [("wang", "disagree"), ("li", "agree"), ("zhang", "agree"), ("zhang", "disagree")],
@@ -190,9 +191,11 @@ def test_a_case_through_every_stage_as_it_ended():
     [task] = plan["tasks"]
     assert (task["percent"], task["status"], task["overdue"]) == (100, "completed", True)
     assert plan["evaluation"]["counts"] == {"satisfied": 1, "basically_satisfied": 1, "unsatisfied": 0}
+    completed = {"outcome": "completed", "stage": "action", "reason_commitment": "6" * 64, "merged_into": None}
     assert state["cases"][CASE] == {"case": CASE, "stages": ["proposal", "deliberation", "decision", "action"],
-                                    "closed": {"outcome": "completed", "stage": "action", "plan": "plan-1",
-                                               "at": clock.format(T0 + timedelta(days=12))}}
+                                    "ending": dict(completed, by="EvaluationClosed"),
+                                    "closed": dict(completed, plan="plan-1", by="system", reproduced=True,
+                                                   at=clock.format(T0 + timedelta(days=12)))}
     assert state["entries"] == len(drainage().entries) and state["community"] == C
 
 

@@ -105,6 +105,43 @@ def test_malformed_checkpoints_are_refused(key, change):
         cp.KeyRing([key]).check(c)
 
 
+def test_an_export_header_and_a_bundle_extent_sign_their_extent_and_nothing_else(key):
+    header = cp.sign_export_header(key, "c1", 10, 8, T0)
+    assert set(header) == cp.EXPORT_HEADER_FIELDS and "root" not in header
+    assert (header["kind"], header["size"], header["covered"], header["unsigned"]) == ("export_header", 10, 8, True)
+    assert cp.sign_export_header(key, "c1", 8, 8, T0)["unsigned"] is False
+    extent = cp.sign_bundle_extent(key, "c1", "case-1", 8, [9, 3, 3, 5], T0)
+    assert (extent["indexes"], extent["unsigned"]) == ([3, 5, 9], True) and "root" not in extent
+    ring = cp.KeyRing([key.public_key()])
+    ring.check(header, cp.EXPORT_HEADER)
+    ring.check(extent, cp.BUNDLE_EXTENT)
+    # each is only what it says it is: a header is no checkpoint, a checkpoint no header
+    with pytest.raises(cp.CheckpointError):
+        ring.check(header)
+    with pytest.raises(cp.CheckpointError):
+        ring.check(cp.sign_checkpoint(key, "c1", 8, ROOT8, T0), cp.EXPORT_HEADER)
+    with pytest.raises(cp.CheckpointError, match="does not verify"):
+        ring.check({**header, "size": 11, "unsigned": True}, cp.EXPORT_HEADER)
+    with pytest.raises(ValueError):
+        cp.sign_export_header(key, "c1", 7, 8, T0)
+
+
+@pytest.mark.parametrize("change", [
+    {"unsigned": False}, {"unsigned": "yes"}, {"covered": 11}, {"size": -1}, {"root": ROOT8}, {"kind": "checkpoint"}])
+def test_malformed_export_headers_are_refused(key, change):
+    header = {**cp.sign_export_header(key, "c1", 10, 8, T0), **change}
+    assert cp.export_header_problem(header)
+    with pytest.raises(cp.CheckpointError):
+        cp.KeyRing([key]).check(header, cp.EXPORT_HEADER)
+
+
+@pytest.mark.parametrize("change", [
+    {"indexes": [5, 3]}, {"indexes": [3, 3]}, {"indexes": [-1]}, {"unsigned": False}, {"case": None}])
+def test_malformed_bundle_extents_are_refused(key, change):
+    extent = {**cp.sign_bundle_extent(key, "c1", "case-1", 8, [3, 9], T0), **change}
+    assert cp.bundle_extent_problem(extent)
+
+
 def test_naive_times_and_bad_sizes_are_refused_when_signing(key):
     with pytest.raises(ValueError):
         cp.sign_checkpoint(key, "c1", 8, ROOT8, datetime(2026, 1, 1))

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+import rules
 from services.common import clock
 from services.common.aggregate import derived_id
 from services.common.consumer import EventSourcedSink
@@ -100,6 +101,40 @@ def test_opening_needs_the_rules_notice(app):
                          opens_at=clock.format(T0 + timedelta(days=7)), closes_at=clock.format(CLOSES),
                          community_rules=RULES, facts_now=residents(4))
     assert not events(app, "BallotOpened")
+
+
+@pytest.mark.parametrize("category, preset, unit", [
+    ("maintenance_fund_use", "residents_meeting", "resident"),  # the seed case: a residents' meeting on the fund
+    ("rebuilding", "owners_ordinary", "owner"),
+    ("shared_parts_use", "generic", "owner"),
+])
+def test_a_matter_of_art_278_is_not_configured_on_a_weaker_rule(app, category, preset, unit):
+    ballot = app.prepare_ballot(WORKER, COMMUNITY, "drains", "building", str(derived_id("b2")), category=category)
+    head = app.head()
+    with pytest.raises(InvalidInput, match=r"art\. 278"):
+        app.configure_ballot(WORKER, COMMUNITY, ballot, preset=preset, voting_unit=unit,
+                             opens_at=clock.format(OPENS), closes_at=clock.format(CLOSES), community_rules=RULES,
+                             facts_now=units() if unit == "owner" else residents(4))
+    assert app.head() == head and app.ballot_view(COMMUNITY, ballot)["status"] == "prepared"
+    app.configure_ballot(WORKER, COMMUNITY, ballot, preset="owners_major", voting_unit="owner",
+                         opens_at=clock.format(OPENS), closes_at=clock.format(CLOSES), community_rules=RULES,
+                         facts_now=units())
+
+
+def test_a_ballot_configured_before_the_check_does_not_open_on_a_weaker_rule(app):
+    """Configured (as the record of an earlier release may hold) on a residents' rule for the use of
+    the maintenance fund: at its opening time it is not opened, and says why."""
+    ballot = app.prepare_ballot(WORKER, COMMUNITY, "fund", "community", category="maintenance_fund_use")
+    b = app.ballot(COMMUNITY, ballot)
+    with app._context(b, WORKER):
+        b._configured(rule=rules.residents_meeting().to_dict(), voting_unit="resident", candidates=[], options=[],
+                      motion=None, opens_at=clock.format(OPENS), closes_at=clock.format(CLOSES), secret=False,
+                      changeable=True, notice_days=7, publicity_days=7, proxy_limit=None)
+    app.save(b)
+    clock.set(OPENS)
+    assert not app.open_ballot(ballot, residents(4))
+    view = app.ballot_view(COMMUNITY, ballot)
+    assert view["status"] == "prepared" and "art. 278" in view["not_opened_reason"]
 
 
 @pytest.mark.parametrize("preset, unit", [("owners_ordinary", "resident"), ("residents_meeting", "owner"),
@@ -216,17 +251,6 @@ def test_a_paper_serial_is_entered_once(app):
     app.cast_vote(WORKER, COMMUNITY, ballot, "Sun", "agree", channel="paper", paper_serial="S-1")
     with pytest.raises(Conflict, match="serial S-1"):
         app.cast_vote(WORKER, COMMUNITY, ballot, "Chen", "agree", channel="paper", paper_serial="S-1")
-
-
-def test_a_proxy_vote_records_its_written_authorisation(app):
-    ballot = open_ballot(app)
-    app.cast_vote("Zhou", COMMUNITY, ballot, "Sun", "agree", channel="proxy",
-                  proxy_authorisation="孙丽 authorises 周杰 to vote for unit 402 (signed 2026-03-01)")
-    [cast] = events(app, "VoteCast")
-    assert (cast["actor"], cast["data"]["voter"], cast["data"]["channel"]) == ("Zhou", "Sun", "proxy")
-    assert app.content.get(cast["data"]["proxy_authorisation_commitment"]).startswith("孙丽 authorises")
-    with pytest.raises(InvalidInput, match="proxy_authorisation"):
-        app.cast_vote("Zhou", COMMUNITY, ballot, "Li", "agree", channel="proxy", proxy_authorisation=" ")
 
 
 def test_everyone_voting_closes_the_ballot_early(app):
@@ -400,3 +424,57 @@ def test_tenancy(app):
         app.ballot_view("another-community", ballot)
     with pytest.raises(NotFound):
         app.cast_vote("Wang", "another-community", ballot, "Wang", "agree")
+
+
+def test_every_command_naming_a_ballot_of_another_community_is_not_found_and_records_nothing(app):
+    ballot = resolved(app)
+    objection = app.lodge_objection("Sun", COMMUNITY, ballot, "the count is wrong")["objection"]
+    other = "another-community"
+    head = app.head()
+    commands = [
+        lambda: app.declare_emergency(LEAD, ["party_lead"], other, "flooding", ballot_id=ballot),
+        lambda: app.confirm_emergency(LEAD, ["party_lead"], other, ballot),
+        lambda: app.lodge_objection("Sun", other, ballot, "x"),
+        lambda: app.rule_on_objection(LEAD, ["party_lead"], other, ballot, objection, True, "x"),
+        lambda: app.annul_ballot(WORKER, other, ballot, "x"),
+        lambda: app.rerun_ballot(WORKER, other, ballot),
+        lambda: app.authorise_proxy("Sun", other, ballot, "Sun", "Zhou"),
+        lambda: app.revoke_proxy("Sun", other, ballot, "Sun"),
+        lambda: app.cast_vote(WORKER, other, ballot, "Sun", "agree", channel="paper", paper_serial="X"),
+        lambda: app.configure_ballot(WORKER, other, ballot, preset="owners_ordinary", voting_unit="owner",
+                                     opens_at=clock.format(OPENS), closes_at=clock.format(CLOSES),
+                                     community_rules=RULES, facts_now=units()),
+    ]
+    for command in commands:
+        with pytest.raises(NotFound, match="does not exist"):
+            command()
+    assert app.head() == head
+    for read in (app.board, app.roll, app.ballot_view, app.my_vote, app.proxy_view):
+        with pytest.raises(NotFound):
+            read(other, ballot, *(["Sun"] if read.__name__ in ("my_vote", "proxy_view") else []))
+    assert app.list_ballots(other) == []
+    # An objection id of another ballot is not found on this one either.
+    second = resolved(app)
+    with pytest.raises(NotFound, match=f"objection {objection} does not exist"):
+        app.rule_on_objection(LEAD, ["party_lead"], COMMUNITY, second, objection, True, "x")
+
+
+def test_an_annulled_ballot_closed_without_a_re_run(app):
+    """Issue 17.1: a worker or the lead says an annulled ballot will not be re-run (BallotAbandoned),
+    with a reason; the case then ends as annulled, and a re-run is refused."""
+    from rules.endings import ending_of
+
+    ballot = open_ballot(app)
+    with pytest.raises(Conflict, match="close the ballot without a re-run"):
+        app.abandon_ballot(WORKER, ["community_worker"], COMMUNITY, ballot, "not needed")
+    app.annul_ballot(WORKER, COMMUNITY, ballot, "the notice listed the wrong building")
+    with pytest.raises(Forbidden):
+        app.abandon_ballot("Wang", ["owner"], COMMUNITY, ballot, "not needed")
+    view = app.abandon_ballot(WORKER, ["community_worker"], COMMUNITY, ballot, "the building repaired it itself")
+    assert view["status"] == "annulled" and view["abandoned"]["reason"] == "the building repaired it itself"
+    [abandoned] = events(app, "BallotAbandoned", ballot)
+    assert abandoned["data"]["annulment"] == "worker" and ending_of(abandoned).outcome == "annulled"
+    with pytest.raises(Conflict, match="will not be re-run"):
+        app.rerun_ballot(WORKER, COMMUNITY, ballot)
+    with pytest.raises(Conflict, match="already been closed"):
+        app.abandon_ballot(LEAD, ["party_lead"], COMMUNITY, ballot, "again")

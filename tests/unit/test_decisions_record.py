@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules import InvalidRoll, RollEntry, Vote, generic, owners_major, roll_hash, tally
+from rules import InvalidRoll, RollEntry, Vote, generic, owners_major, roll_hash, seal, tally
 from rules.record import differences, replay_ballot, tally_record
 
 from .test_rules_properties import scenarios
@@ -112,3 +112,30 @@ def test_differences_name_every_changed_number():
         {"field": "quorum[1].value", "recorded": "660", "replayed": "650"},
     ]
     assert differences(replayed, replayed) == []
+
+
+def test_a_secret_ballot_recorded_across_the_upgrade_counts_its_plain_and_its_sealed_votes():
+    """Votes recorded before the seals (VoteCast 1: the choice in the clear) and after (VoteCast 2:
+    only the seal, opened by VotesRevealed) count together, each as its version says."""
+    roll = [RollEntry(f"o{i}", "1", 1) for i in range(4)]
+    rule = generic("majority")
+    env = {"ballot": "b"}
+
+    def vote(i, data, version=1):
+        return {"type": "VoteCast", "event_version": version, "aggregate": {"id": f"v{i}", "version": 1},
+                "data": {"ballot": "b", "voter": None, "weight": "1", "headcount": 1, **data}}
+
+    salt = "ab" * 16
+    envelopes = [
+        {"type": "BallotOpened", "aggregate": {"id": "b", "version": 3}, "data": opened(rule, [], roll, True)},
+        vote(0, {"choice": "agree"}),  # version 1
+        vote(1, {"choice": None, "sealed_choice": seal("agree", salt)}, 2),
+        vote(2, {"choice": None, "sealed_choice": seal("disagree", salt)}, 2),
+        {"type": "BallotClosed", "aggregate": {"id": "b", "version": 4}, "data": {}},
+        {"type": "VotesRevealed", "aggregate": {"id": "b", "version": 5}, "data": {**env, "reveals": [
+            {"vote": "v1", "version": 1, "choice": "agree", "salt": salt},
+            {"vote": "v2", "version": 1, "choice": "disagree", "salt": salt}]}},
+    ]
+    record = replay_ballot(envelopes, "b")
+    result = tally_record(record.opened, record.votes, record.reveals)
+    assert (result.to_dict()["agreeing_heads"], result.to_dict()["disagreeing_heads"]) == (2, 1)

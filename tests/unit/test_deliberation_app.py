@@ -323,3 +323,22 @@ def test_agreed_outcome(app):
     d = log(app)[-1]["data"]
     assert d["outcome"] == "agreed" and d["options"] == [] and len(d["reason_commitment"]) == 64
     assert app.consultation_view(C, cid)["conclusion"]["reason"] == "种菜户自愿退出"
+
+
+def test_no_action_needs_a_reason_and_ends_the_case(app):
+    """Issue 17.1: the body may conclude that nothing needs doing; the reason is recorded, and the
+    conclusion is the ending the actions service closes the case by."""
+    from rules.endings import ending_of
+
+    cid = open_green_space(app)
+    meeting, minutes = held_meeting_with_minutes(app, cid)
+    app.sign_minutes(who(LEAD), C, minutes)
+    app.sign_minutes(who(WANG), C, minutes)
+    with pytest.raises(InvalidInput, match="nothing needs doing"):
+        app.conclude(who(LEAD), C, cid, "no_action", "维持现状", meeting)
+    app.conclude(who(LEAD), C, cid, "no_action", "维持现状", meeting, reason="草坪已自然恢复")
+    env = log(app)[-1]
+    assert env["type"] == "DeliberationConcluded" and env["data"]["outcome"] == "no_action"
+    ending = ending_of(env)
+    assert (ending.outcome, ending.stage, ending.reason_commitment) == (
+        "no_action", "deliberation", env["data"]["reason_commitment"])

@@ -150,6 +150,18 @@ def test_a_meeting_without_the_required_roles_is_refused_even_with_quorum():
         held_meeting(c, [])[0].open(c, T0)
 
 
+def test_a_concluding_meeting_is_refused_at_its_opening_naming_the_conclusions_absent_roles():
+    c = consultation(meeting_quorum="1/2", conclusion_required_roles=["convener", "grid_leader", "building_leader"])
+    meeting, start = held_meeting(c, [LEAD, WANG])  # the meeting's own roles and quorum are met
+    with pytest.raises(RequiredRolesAbsent, match="concluding meeting: .*: building_leader$") as refused:
+        meeting.open(c, start, concluding=True)
+    assert refused.value.extra["missing_roles"] == ["building_leader"]
+    assert meeting.status == "scheduled"
+    meeting.sign_in(HE, c.roles_of(HE), HE, start)
+    meeting.open(c, start, concluding=True)
+    assert meeting.status == "opened"
+
+
 def test_only_body_members_sign_in_and_only_once():
     c = consultation()
     meeting, start = held_meeting(c, [LEAD])

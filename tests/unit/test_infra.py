@@ -22,7 +22,7 @@ INFRA = REPO_ROOT / "infra"
 NOT_SERVICES = {"common", "cli"}
 RUNNER = ["python", "-m", "services.common.runner"]
 # The only compose services that may bind a host port; everything else must stay scalable.
-PUBLISHING = {"gateway", "prometheus", "grafana"}
+PUBLISHING = {"gateway", "web", "prometheus", "grafana"}  # web: the pages people open
 
 # The metrics the deployment files are built on, as Prometheus sees them (a Counter X is exposed
 # as X_total, a Histogram X as X_bucket, X_sum and X_count). They must be defined in

@@ -30,8 +30,10 @@ from services.notifications.channels import (
     SIGNATURE_HEADER,
     DeliveryFailed,
     EmailSender,
+    TargetRefused,
     EndpointHealth,
     WebhookSender,
+    WebhookTargets,
     backoff_schedule,
     canonical_json,
     make_message_id,
@@ -291,6 +293,7 @@ def test_untrusted_certificate_is_a_transient_failure(tls_smtp_server):
 # --------------------------------------------------------------------------- webhooks
 
 SECRET = b"whsec-test-\xe4\xb8\xad"
+LOCAL = WebhookTargets(["127.0.0.1"])  # the test receivers listen on 127.0.0.1: allow-listed, as an operator would
 
 
 class Receiver:
@@ -381,7 +384,7 @@ def test_signature_format_is_t_and_v1_hmac_sha256():
 
 def test_webhook_2xx_is_delivered_with_canonical_signed_body(receiver):
     state, url = receiver
-    WebhookSender().send(url, SECRET, ENVELOPE, "dlv-1", NOW)
+    WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-1", NOW)
     assert len(state.deliveries) == 1
     got = state.deliveries[0]
     assert got["delivery"] == "dlv-1"
@@ -394,7 +397,7 @@ def test_webhook_2xx_is_delivered_with_canonical_signed_body(receiver):
     assert "草坪改菜地".encode("utf-8") in got["body"]  # not \u-escaped
 
     # A redelivery carries the same delivery id, so the receiver can drop it.
-    WebhookSender().send(url, SECRET, ENVELOPE, "dlv-1", NOW + 60)
+    WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-1", NOW + 60)
     assert state.requests == 2 and len(state.deliveries) == 1
 
 
@@ -407,7 +410,7 @@ def test_webhook_status_classification(receiver, status, permanent):
     state, url = receiver
     state.status = status
     with pytest.raises(DeliveryFailed) as info:
-        WebhookSender().send(url, SECRET, ENVELOPE, "dlv-2", NOW)
+        WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-2", NOW)
     assert info.value.permanent is permanent
     assert info.value.code == status
 
@@ -417,7 +420,7 @@ def test_webhook_redirect_is_not_followed(receiver):
     state.status = 307
     state.extra_headers["Location"] = url + "/elsewhere"
     with pytest.raises(DeliveryFailed) as info:
-        WebhookSender().send(url, SECRET, ENVELOPE, "dlv-3", NOW)
+        WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-3", NOW)
     assert info.value.permanent is False
     assert state.requests == 1
 
@@ -427,7 +430,7 @@ def test_webhook_retry_after_is_reported(receiver):
     state.status = 429
     state.extra_headers["Retry-After"] = "120"
     with pytest.raises(DeliveryFailed) as info:
-        WebhookSender().send(url, SECRET, ENVELOPE, "dlv-4", NOW)
+        WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-4", NOW)
     assert info.value.permanent is False
     assert info.value.retry_after == 120
 
@@ -448,7 +451,7 @@ def test_tampered_body_is_rejected_by_the_verifier(receiver):
 def test_stale_timestamp_is_rejected(receiver):
     state, url = receiver
     with pytest.raises(DeliveryFailed) as info:
-        WebhookSender().send(url, SECRET, ENVELOPE, "dlv-6", NOW - 301)
+        WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-6", NOW - 301)
     assert info.value.code == 401 and info.value.permanent is True
     assert state.deliveries == []
 
@@ -479,13 +482,13 @@ def test_verifier_rejects_bad_headers_and_wrong_secret():
 
 def test_webhook_connection_refused_is_transient_and_bad_url_permanent():
     with pytest.raises(DeliveryFailed) as info:
-        WebhookSender(timeout=2).send(
+        WebhookSender(timeout=2, targets=LOCAL).send(
             f"http://127.0.0.1:{free_port()}/x", SECRET, ENVELOPE, "dlv-7", NOW
         )
     assert info.value.permanent is False
     for url in ("not a url", "ftp://example.org/hook", "http://"):
         with pytest.raises(DeliveryFailed) as info:
-            WebhookSender().send(url, SECRET, ENVELOPE, "dlv-8", NOW)
+            WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-8", NOW)
         assert info.value.permanent is True, url
 
 
@@ -496,10 +499,100 @@ def test_webhook_timeout_is_transient():
     try:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow"
         with pytest.raises(DeliveryFailed) as info:
-            WebhookSender(timeout=0.5).send(url, SECRET, ENVELOPE, "dlv-9", NOW)
+            WebhookSender(timeout=0.5, targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-9", NOW)
         assert info.value.permanent is False
     finally:
         listener.close()
+
+
+# --------------------------------------------------------------------------- webhook targets (SSRF)
+
+
+def resolver(table: dict[str, list[str]]):
+    """A DNS of the test's own: host -> addresses (what a name resolves to is up to its owner)."""
+    def resolve(host, port, type=0):  # noqa: A002 - socket.getaddrinfo's keyword
+        if host not in table:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise socket.gaierror("unknown host") from None
+            addresses = [host]
+        else:
+            addresses = table[host]
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in addresses]
+
+    return resolve
+
+
+PUBLIC_DNS = {"hooks.example.org": ["93.184.216.34"], "rebind.example.org": ["127.0.0.1"],
+              "split.example.org": ["93.184.216.34", "10.0.0.7"], "meta.example.org": ["169.254.169.254"],
+              "v6.example.org": ["2606:2800:220:1:248:1893:25c8:1946"]}
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/hook", "https://127.0.0.1/hook", "http://[::1]:8080/hook", "https://[::1]/hook",
+    "http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.5/hook", "https://192.168.1.1/hook", "https://172.16.0.1/hook", "https://100.100.100.200/",
+    "https://[fe80::1]/hook", "https://[fd00:ec2::254]/", "https://[::ffff:127.0.0.1]/hook",
+    "https://[64:ff9b::a9fe:a9fe]/", "https://0.0.0.0/hook", "https://224.0.0.1/hook",
+    "https://rebind.example.org/hook", "https://meta.example.org/", "https://split.example.org/hook",
+    "http://hooks.example.org/hook", "ftp://hooks.example.org/hook", "https://user:pw@hooks.example.org/hook",
+    "https://nowhere.example.org/hook", "not a url", "https:///hook", "https://hooks.example.org:99999/",
+])
+def test_webhook_targets_refuse_everything_but_public_https(url):
+    with pytest.raises(TargetRefused):
+        WebhookTargets(resolve=resolver(PUBLIC_DNS)).check_url(url)
+
+
+def test_webhook_targets_take_public_https_and_what_the_operator_allow_lists():
+    targets = WebhookTargets(resolve=resolver(PUBLIC_DNS))
+    targets.check_url("https://hooks.example.org/hook")
+    targets.check_url("https://v6.example.org:8443/hook")
+    allowing = WebhookTargets(["127.0.0.1", "10.0.0.0/8"], resolve=resolver(PUBLIC_DNS))
+    for url in ("http://127.0.0.1:8080/hook", "https://127.0.0.1/hook", "http://10.2.3.4/hook",
+                "https://split.example.org/hook"):
+        allowing.check_url(url)
+    for url in ("http://[::1]/hook", "http://hooks.example.org/hook", "https://169.254.169.254/"):
+        with pytest.raises(TargetRefused):
+            allowing.check_url(url)  # allow-listing 127.0.0.1 allows neither ::1 nor http:// to the internet
+    assert WebhookTargets.from_env({"CONSULT_WEBHOOK_ALLOWLIST": " 127.0.0.1 , fd00::/8"}).allowed == [
+        ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("fd00::/8")]
+    assert WebhookTargets.from_env({}).allowed == []
+
+
+def test_a_name_that_resolves_inside_at_send_time_is_not_connected_to(receiver):
+    """DNS rebinding: public when the endpoint is registered, the receiver's 127.0.0.1 when it is
+    sent to. The address is checked after resolution, at the connection: nothing reaches it."""
+    state, url = receiver
+    port = url.split(":")[2].split("/")[0]
+    answers = iter([["93.184.216.34"], ["127.0.0.1"], ["127.0.0.1"]])
+    targets = WebhookTargets(resolve=lambda host, p, type=0: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, p)) for a in next(answers)])
+    hook = f"https://rebind.example.org:{port}/hooks/consult"
+    targets.check_url(hook)  # registration: public
+    with pytest.raises(DeliveryFailed) as info:
+        WebhookSender(targets=targets).send(hook, SECRET, ENVELOPE, "dlv-r", NOW)
+    assert info.value.permanent and "loopback" in info.value.reason
+    assert state.requests == 0
+
+
+def test_webhook_sender_refuses_internal_targets_before_connecting(receiver):
+    state, url = receiver
+    for target in (url, url.replace("127.0.0.1", "[::1]"), "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(DeliveryFailed) as info:
+            WebhookSender().send(target, SECRET, ENVELOPE, "dlv-s", NOW)  # no allow-list
+        assert info.value.permanent and "refused" in info.value.reason
+    assert state.requests == 0
+
+
+def test_a_webhook_failure_keeps_the_status_code_never_the_answer(receiver):
+    state, url = receiver
+    state.status = 404  # the receiver answers {"error":"nope"} with it
+    with pytest.raises(DeliveryFailed) as info:
+        WebhookSender(targets=LOCAL).send(url, SECRET, ENVELOPE, "dlv-b", NOW)
+    assert info.value.reason == "webhook answered HTTP 404" and info.value.code == 404
+    assert "nope" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- back-off
@@ -583,6 +676,9 @@ LISTED = [
     "ProposalWithdrawn", "ConsultationOpened", "MeetingScheduled", "BallotOpened",
     "BallotClosingSoon", "ResolutionAdopted", "ResolutionRejected", "ResolutionFinal",
     "TaskAssigned", "TaskOverdue", "CaseClosed",
+    # issue 13.2
+    "EvaluationOpened", "EvaluationClosingSoon", "EvaluationExtended", "PlanReopened", "FollowUpOpened",
+    "MeetingCancelled", "MinutesAwaitingSignature", "ObjectionRuled", "ProposalMerged",
 ]
 
 FULL_CONTEXT = {
@@ -609,6 +705,8 @@ FULL_CONTEXT = {
     "assignee": "物业公司",
     "link": "https://consult.example/c/123",
     "preferences_link": "https://consult.example/prefs",
+    "respondents": "2", "denominator": "12", "min_response_share": "1/3", "reason": "天气原因",
+    "starts_at": "2026-12-05 19:00", "role": "网格长",
 }
 
 

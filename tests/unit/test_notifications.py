@@ -131,6 +131,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path, monkeypatch):
     monkeypatch.setenv("CONSULT_TEST_MODE", "1")
+    monkeypatch.setenv("CONSULT_WEBHOOK_ALLOWLIST", "127.0.0.1")  # the endpoints below are local
     monkeypatch.delenv("CONSULT_CLOCK_FILE", raising=False)
     clock.set(T0)
     r = Rig(tmp_path)
@@ -164,7 +165,8 @@ def support(rig, pid, person, kind="SupportGiven"):
 def test_every_notified_type_has_a_template_and_every_template_is_used():
     assert {rule.template for rule in NOTICES.values()} == set(templates.EVENT_TYPES)
     for rule in NOTICES.values():
-        assert rule.recipients and rule.topic in ("proposal", "consultation", "ballot", "task", "case")
+        assert rule.recipients and rule.topic in ("proposal", "consultation", "ballot", "task", "case", "meeting",
+                                                         "minutes", "objection", "plan")
 
 
 def test_preferences_are_validated_and_the_inbox_is_always_on():
@@ -192,7 +194,7 @@ def test_a_new_proposal_reaches_the_residents_in_its_scope_and_the_author_hears_
         assert subjects[p] == [f"【新提议】{TITLE}"]
     assert subjects[CHEN] == []  # lives in another building
     body = rig.inbox(LI)[0]["body"]
-    assert f"https://s.example/communities/{COMMUNITY}/proposals/{pid}" in body
+    assert f"https://s.example/api/v1/communities/{COMMUNITY}/proposals/{pid}" in body
     assert "2026-12-26 09:00" in body  # the support deadline in community time
     assert rig.app.inbox(COMMUNITY, LI)["unread"] == 1
 
@@ -539,8 +541,106 @@ def test_erasing_a_person_erases_their_messages_and_address_and_keeps_the_proof(
     rig.send()
     before = rig.log()
     proof = [e for e in before if e["type"] == "NotificationDelivered" and e["data"]["recipient"] == LI]
-    assert rig.app.erase_person(COMMUNITY, LI) == len(proof) == 2
+    erased = rig.app.erase_person(COMMUNITY, LI, actor=LEAD)
+    assert erased["erased_texts"] == len(proof) == 2
     assert rig.app.get_preferences(COMMUNITY, LI)["email"] is None
     assert rig.inbox(LI)[0]["subject"] is None and rig.inbox(WANG)[0]["subject"]  # others keep theirs
     record = rig.app.content.records([proof[0]["data"]["message_commitment"]])[0]
-    assert record["erased"] and rig.log() == before  # the record itself is untouched
+    # The record itself is untouched, and the erasure is added to it: who, whose, how many; no text.
+    after = rig.log()
+    assert record["erased"] and after[:len(before)] == before
+    [erasure] = after[len(before):]
+    assert (erasure["type"], erasure["actor"], erasure["community"], erasure["data"]) == (
+        "PersonTextsErased", LEAD, COMMUNITY, {"person": LI, "texts": 2})
+
+
+# ---- issue 13.2: the loop's new notices ------------------------------------------------------------
+def notices_of(rig, person) -> list[str]:
+    return sorted(i["type"] for i in rig.inbox(person))
+
+
+def test_the_evaluation_is_told_to_everyone_asked_reminded_48h_before_to_who_has_not_rated(rig):
+    plan = uid()
+    rig.event("actions", "ActionPlanOpened", {"plan": plan, "case": plan, "title_commitment": rig.texts.put(
+        "actions", TITLE), "scope": "building", "scope_id": B2}, plan, case=plan)
+    closes = clock.format(clock.now() + timedelta(days=14))
+    rig.event("actions", "EvaluationOpened", {"round": 1, "opens_at": clock.format(clock.now()), "closes_at": closes,
+                                              "residents": [WANG, LI, ZHANG]}, plan, case=plan)
+    rig.event("actions", "EvaluationGiven", {"plan": plan, "round": 1, "person": WANG, "rating": "satisfied",
+                                             "comment_commitment": None}, uid(), case=plan)
+    rig.send()
+    assert [notices_of(rig, p) for p in (WANG, LI, ZHANG, LIU)] == [["EvaluationOpened"]] * 3 + [[]]
+    body = rig.inbox(LI)[0]["body"]
+    assert f"https://s.example/api/v1/communities/{COMMUNITY}/action-plans/{plan}" in body and TITLE in body
+
+    clock.set(T0 + timedelta(days=12, seconds=1))  # 48 h before the close
+    rig.app.fire_reminders(rig.directory)
+    rig.app.fire_reminders(rig.directory)  # fired again: nothing twice
+    rig.send()
+    assert notices_of(rig, WANG) == ["EvaluationOpened"], "who rated is not reminded"
+    assert notices_of(rig, LI) == notices_of(rig, ZHANG) == ["EvaluationClosingSoon", "EvaluationOpened"]
+
+    rig.event("actions", "PlanReopened", {"round": 1}, plan, case=plan)
+    rig.send()
+    assert all("PlanReopened" in notices_of(rig, p) for p in (WANG, LI, ZHANG)) and notices_of(rig, LIU) == []
+
+
+def test_an_extended_evaluation_moves_its_reminder_and_tells_those_responsible(rig):
+    plan = uid()
+    rig.directory.roles["community_worker"] = [LEAD, PROP]  # a worker who also holds the task: told once
+    rig.event("actions", "ActionPlanOpened", {"plan": plan, "case": plan, "title_commitment": None}, plan, case=plan)
+    rig.event("actions", "TaskAssigned", {"task": uid(), "title_commitment": None, "due_at": clock.format(T0),
+                                          "responsible_party": {"kind": "property_company", "person": PROP}},
+              plan, case=plan)
+    first = clock.format(T0 + timedelta(days=3))
+    rig.event("actions", "EvaluationOpened", {"round": 1, "opens_at": clock.format(T0), "closes_at": first,
+                                              "residents": [WANG, LI]}, plan, case=plan)
+    clock.set(T0 + timedelta(days=3, minutes=2))
+    second = clock.format(T0 + timedelta(days=6, minutes=2))
+    rig.event("actions", "EvaluationExtended", {"round": 1, "closes_at": second, "respondents": 0, "denominator": 2,
+                                                "min_response_share": "1/3"}, plan, case=plan)
+    rig.send()
+    assert notices_of(rig, PROP) == ["EvaluationExtended", "TaskAssigned"]
+    assert notices_of(rig, LEAD) == ["EvaluationExtended"]
+    assert notices_of(rig, WANG) == ["EvaluationOpened"]
+    clock.set(T0 + timedelta(days=4, minutes=3))
+    rig.app.fire_reminders(rig.directory)
+    rig.send()
+    assert notices_of(rig, WANG) == ["EvaluationClosingSoon", "EvaluationOpened"], "one reminder, the new window's"
+
+
+def test_objections_merges_meetings_and_minutes_reach_their_people(rig):
+    pid, _ = proposal(rig)
+    support(rig, pid, LI)
+    other, _ = proposal(rig, author=ZHANG)
+    rig.event("proposals", "ProposalMerged", {"into": other}, pid, case=pid)
+    consultation = uid()
+    rig.event("deliberation", "ConsultationOpened", {"title_commitment": None, "body": [
+        {"person": LEAD, "role": "convener", "status": "active"}, {"person": GRID, "role": "grid_leader",
+                                                                     "status": "active"}]}, consultation, case=pid)
+    meeting = uid()
+    rig.event("deliberation", "MeetingScheduled", {"consultation": consultation, "starts_at": clock.format(T0)},
+              meeting, case=pid)
+    rig.event("deliberation", "MeetingCancelled", {"reason_commitment": None}, meeting, case=pid)
+    rig.event("deliberation", "MinutesRecorded", {"consultation": consultation, "meeting": meeting,
+                                                  "signer_roles": ["convener", "grid_leader"]}, uid(), case=pid)
+    ballot, objection = uid(), uid()
+    lodged = rig.event("decisions", "ObjectionLodged", {"objection": objection, "text_commitment": None}, ballot,
+                       case=pid)
+    assert lodged["actor"] == "someone"
+    rig.event("decisions", "ObjectionRuled", {"objection": objection, "upheld": False,
+                                              "reason_commitment": rig.texts.put("decisions", "程序合规")},
+              ballot, case=pid)
+    rig.send()
+    for who in (WANG, LI, ZHANG):
+        assert "ProposalMerged" in notices_of(rig, who)
+    merged = next(i for i in rig.inbox(LI) if i["type"] == "ProposalMerged")
+    assert merged["body"].count(f"/proposals/{other}") == 1
+    assert "ProposalMerged" not in notices_of(rig, LIU)
+    assert notices_of(rig, LEAD) == notices_of(rig, GRID) == [
+        "ConsultationOpened", "MeetingCancelled", "MeetingScheduled", "MinutesAwaitingSignature"]
+    sign = next(i for i in rig.inbox(GRID) if i["type"] == "MinutesAwaitingSignature")
+    assert "网格长" in sign["body"] and "/minutes/" in sign["body"]
+    assert notices_of(rig, "someone") == ["ObjectionRuled"]
+    ruled = rig.inbox("someone")[0]["body"]
+    assert "异议不成立" in ruled and "程序合规" in ruled and f"/ballots/{ballot}" in ruled

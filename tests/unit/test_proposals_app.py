@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from services.common import clock, config, envelope
 from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.relay import read_envelopes
 from services.common.store import state_engine
 from services.common.tables import consumer_tracking, create_all
 from services.communities.domain import DEFAULT_RULES
@@ -180,8 +181,15 @@ def test_list_search_and_erasure(world, app):
     assert ids(viewer="someone") == [other, drain]
     assert ids(q="drain") == [drain] and ids(q="100%") == [drain] and ids(q="_") == []
     assert ids(status="draft") == [private] and ids(category="parking") == [private]
-    assert app.erase_person(world.community, world.author) == 6
+    head = app.head()
+    erased = app.erase_person(world.community, world.author, actor="worker")
+    assert erased["erased_texts"] == 6
     assert ids(q="drain") == [] and app.view(world.community, drain, "x")["title"] is None
+    # The erasure is on record, in the community's log, with no text in it.
+    [record] = read_envelopes(app, "proposals", head + 1, 10)
+    assert (record["type"], record["community"], record["actor"], record["aggregate"]["id"]) == (
+        "PersonTextsErased", world.community, "worker", erased["erasure"])
+    assert record["data"] == {"person": world.author, "texts": 6}
 
 
 def test_two_instances_on_one_store_count_every_support_once(open_app):
@@ -255,7 +263,7 @@ def test_a_follow_up_request_opens_one_linked_proposal_awaiting_screening(world,
     # A worker screens it like any other; erasing the original author erases the copied title too.
     app.screen("worker", world.community, pid, True, rules=rules(), in_scope=10)
     assert app.view(world.community, pid, "x")["status"] == "collecting"
-    app.erase_person(world.community, world.author)
+    app.erase_person(world.community, world.author, actor="worker")
     assert app.view(world.community, pid, "x")["title"] is None
 
     # A case that did not begin here (a plan opened directly): the title comes from the actions service.

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+import json
+
+import sqlalchemy as sa
+from nameko.exceptions import RpcTimeout
+
 from services.common import config
-from services.common.consumer import Held, TrackedConsumer
+from services.common.consumer import Held, ProjectionHeld, TrackedConsumer, backoff, is_transient
+from services.common.errors import Conflict, Unavailable
 
 
 class FakeSink:
@@ -40,15 +46,18 @@ def make(log_positions, sink):
     consumer = TrackedConsumer("c", ("s",), sink, settings, fetch, lambda s: max(log_positions, default=0))
     consumer.parked = []
     consumer.park = lambda source, e, err: (consumer.parked.append(e["position"]), consumer.held.add(source))
+    consumer.set_aside = []
+    consumer.reject = lambda source, body, reason, position=None, message_id=None: consumer.set_aside.append(
+        (position, reason))
     return consumer, reads
 
 
-def test_in_order_messages_are_applied_without_reading_the_log():
+def test_in_order_messages_are_checked_against_the_log_read_ahead_in_one_go():
     sink = FakeSink()
     c, reads = make([1, 2, 3], sink)
     for p in (1, 2, 3):
         c.process("s", env(p))
-    assert sink.applied == [1, 2, 3] and reads == []
+    assert sink.applied == [1, 2, 3] and reads == [1], "one read of the log covers the three"
 
 
 def test_duplicates_are_ignored():
@@ -95,3 +104,124 @@ def test_a_failing_handler_is_retried_then_parked_and_the_stream_held():
     c.held.discard("s")
     c.catch_up("s")
     assert sink.applied == [1, 2, 3]
+
+
+def test_a_service_whose_own_read_model_is_held_is_asked_again_later_not_parked():
+    """The consumer's service refuses to record while its read model is held (ProjectionHeld):
+    the message is not the problem, so it is not parked; it is tried again once the hold is lifted."""
+    class HeldSink(FakeSink):
+        held = True
+
+        def handle(self, source, env):
+            if self.held:
+                raise ProjectionHeld("held")
+            return super().handle(source, env)
+
+    sink = HeldSink()
+    c, _ = make([1], sink)
+    with pytest.raises(ProjectionHeld):
+        c.process("s", env(1))
+    assert c.parked == [] and c.held == set()
+    sink.held = False
+    c.process("s", env(1))
+    assert sink.applied == [1]
+
+
+def test_a_forged_message_is_set_aside_and_the_event_the_log_records_is_applied():
+    """A message at a position the log holds, but not what the log holds there: the log's event is
+    applied, the message set aside; at a position the log does not hold (yet): set aside only."""
+    sink = FakeSink()
+    c, _ = make([1, 2], sink)
+    c.process("s", env(1))
+    forged = dict(env(2), data={"forged": True})
+    c.process("s", forged, json.dumps(forged))
+    assert sink.applied == [1, 2] and [p for p, _ in c.set_aside] == [2]
+    c.process("s", env(3))  # the log's next position: no event of it
+    assert sink.applied == [1, 2] and [p for p, _ in c.set_aside] == [2, 3]
+    assert "holds nothing at position 3" in c.set_aside[-1][1]
+
+
+def test_an_envelope_no_log_could_hold_is_set_aside_not_spun_on():
+    sink = FakeSink()
+    c, _ = make([1], sink)
+    poison = dict(env(1), data={"weight": 0.5})  # a float: not canonical JSON
+    c.process("s", poison)
+    assert sink.applied == [1], "the event the log records at 1 is applied"
+    assert len(c.set_aside) == 1 and sink.attempts == 1, "set aside once, never retried"
+
+
+def test_an_undecodable_message_is_set_aside_and_acked():
+    sink = FakeSink()
+    c, _ = make([1], sink)
+
+    class Message:
+        body = b"{not an envelope"
+        acked = requeued = False
+
+        def ack(self):
+            self.acked = True
+
+        def requeue(self):
+            self.requeued = True
+
+    m = Message()
+    c._on_message("s")(m)
+    assert m.acked and not m.requeued and c.set_aside and "undecodable" in c.set_aside[0][1]
+    assert sink.applied == []
+
+
+def test_failures_are_classified_transient_or_permanent():
+    assert is_transient(RpcTimeout()) and is_transient(ConnectionResetError()) and is_transient(TimeoutError())
+    assert is_transient(Unavailable("starting"))  # a 503 from the service: starting, held, a lock timeout
+    assert is_transient(sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+    try:
+        try:
+            raise RpcTimeout()
+        except RpcTimeout as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as outer:
+        assert is_transient(outer), "a transient cause makes the failure transient"
+    assert not is_transient(Conflict("already supported")) and not is_transient(KeyError("x"))
+    assert not is_transient(RuntimeError("boom")) and not is_transient(FileNotFoundError())
+
+
+def test_back_off_grows_exponentially_with_jitter_up_to_its_cap():
+    waits = [backoff(n, 2.0) for n in range(1, 12)]
+    assert all(0 < w <= 2.0 for w in waits)
+    assert backoff(1, 2.0) <= 0.2 and backoff(10, 2.0) >= 1.0
+
+
+def test_a_transient_failure_is_waited_out_without_parking(monkeypatch):
+    """The handler's upstream does not answer (RpcTimeout) for a while: the stream waits (with
+    back-off, counted) and goes on by itself once it answers; nothing is parked or held."""
+    slept = []
+    monkeypatch.setattr("services.common.consumer.time.sleep", slept.append)
+
+    class Upstream(FakeSink):
+        down_for = 7  # more failures than retry_delays allows a permanent failure
+
+        def handle(self, source, env):
+            if self.down_for:
+                self.down_for -= 1
+                self.attempts += 1
+                raise RpcTimeout("communities did not answer")
+            return super().handle(source, env)
+
+    sink = Upstream()
+    c, _ = make([1, 2], sink)
+    c.process("s", env(1))
+    c.process("s", env(2))
+    assert sink.applied == [1, 2] and c.parked == [] and c.held == set()
+    assert len(slept) == 7 and max(slept) <= 10.0
+
+
+def test_a_transient_failure_while_stopping_is_left_for_redelivery():
+    class Down(FakeSink):
+        def handle(self, source, env):
+            raise RpcTimeout("down")
+
+    c, _ = make([1], Down())
+    c.stopped = True
+    with pytest.raises(RpcTimeout):
+        c.process("s", env(1))
+    assert c.parked == []

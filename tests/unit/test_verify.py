@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.audit import bench, checkpoints as cp, merkle, verify
+from tests.harness import ROOT
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 KEY = Ed25519PrivateKey.generate()
@@ -36,7 +40,8 @@ def envelope(i: int, *, community="c1", sources=("proposals", "decisions"), text
 
 
 class Export:
-    """A small export: entries (every third with a free text), texts, checkpoints every `every`."""
+    """A small export: entries (every third with a free text), texts, checkpoints every `every`,
+    and the signed header (last, or first in the interleaved layout: it may come anywhere)."""
 
     def __init__(self, n=20, every=5, *, layout="end", community="c1", key=KEY, sources=("proposals", "decisions")):
         self.entries, self.texts = [], {}
@@ -54,6 +59,8 @@ class Export:
         self.tree.extend(self.entries)
         self.checkpoints = {s: self.checkpoint(s, key, community) for s in range(every, n + 1, every)}
         self.layout = layout
+        self.header = cp.sign_export_header(key, community, n, max(self.checkpoints, default=0),
+                                            T0 + timedelta(hours=n + 1))
 
     def checkpoint(self, size, key=KEY, community="c1"):
         return cp.sign_checkpoint(key, community, size, self.tree.root(size), T0 + timedelta(hours=size))
@@ -62,6 +69,7 @@ class Export:
         entries = self.entries if entries is None else entries
         out = []
         if self.layout == "interleaved":
+            out.append(json.dumps(self.header))
             for i, e in enumerate(entries):
                 out.append(e)
                 if i in self.texts:
@@ -70,7 +78,7 @@ class Export:
                     out.append(json.dumps(self.checkpoints[i + 1]))
             return out
         out = list(entries) + [self.texts[i] for i in sorted(self.texts)]
-        return out + [json.dumps(self.checkpoints[s]) for s in sorted(self.checkpoints)]
+        return out + [json.dumps(self.checkpoints[s]) for s in sorted(self.checkpoints)] + [json.dumps(self.header)]
 
 
 def check(lines, keys=(KEY,), trusted=None, **kw):
@@ -334,7 +342,8 @@ def test_fast_and_full_paths_agree_on_what_they_read():
         entries.append(canonical(env))
     tree = merkle.MerkleTree()
     tree.extend(entries)
-    lines = entries + texts + [json.dumps(cp.sign_checkpoint(KEY, "c1", 60, tree.root(), T0))]
+    lines = entries + texts + [json.dumps(cp.sign_checkpoint(KEY, "c1", 60, tree.root(), T0)),
+                               json.dumps(cp.sign_export_header(KEY, "c1", 60, 60, T0))]
     assert check(lines).ok
     # drop the text of an entry whose commitment sits deep in a list: the fast path must still see it
     missing = check([line for line in lines if line != texts[42]]).first_error
@@ -347,8 +356,9 @@ def test_key_rotation_inside_an_export():
     rotation = cp.rotate_key(KEY, new, T0 + timedelta(hours=12))
     ex.checkpoints[15] = ex.checkpoint(15, new)
     ex.checkpoints[20] = ex.checkpoint(20, new)
+    ex.header = cp.sign_export_header(new, "c1", 20, 20, T0 + timedelta(hours=21))  # the key of the day signs it
     lines = ex.lines()
-    lines.insert(len(lines) - 2, json.dumps(rotation))
+    lines.insert(lines.index(json.dumps(ex.checkpoints[15])), json.dumps(rotation))
     report = check(lines)
     assert report.ok, report.problems
     assert report.counts["key_rotations_learnt"] == 1 and cp.key_id(new) in report.key_ids
@@ -373,13 +383,127 @@ def test_an_export_without_a_valid_checkpoint_proves_nothing():
     ex = Export(10, 5)
     report = check(ex.entries + list(ex.texts.values()))
     assert not report.ok and report.first_error.kind == "checkpoint" and "no checkpoint" in report.first_error.message
-    assert check([], keys=(KEY,)).ok  # nothing exported, nothing to vouch for
+    assert (report.first_error.index, report.first_error.line) == (0, 1), "the first uncovered position"
+    # An empty export says so in its signed header; an empty file says nothing.
+    assert check([json.dumps(cp.sign_export_header(KEY, "c1", 0, 0, T0))]).ok
+    empty = check([])
+    assert not empty.ok and empty.first_error.kind == "header" and "no signed header" in empty.first_error.message
 
 
-def test_entries_past_the_last_checkpoint_are_a_warning():
-    ex = Export(22, 5)
-    report = check(ex.lines())
-    assert report.ok and any("[20, 22)" in w for w in report.warnings)
+def unsigned_export(n=22, every=5) -> Export:
+    """An export made with --unsigned: the entries after the latest checkpoint come along, and the
+    signed header says how many entries there are and how many the checkpoints cover."""
+    ex = Export(n, every)
+    assert ex.header["unsigned"] is True and (ex.header["size"], ex.header["covered"]) == (n, n // every * every)
+    return ex
+
+
+def test_entries_past_the_last_checkpoint_fail_unless_an_unsigned_tail_is_allowed():
+    ex = unsigned_export()
+    lines = ex.lines()
+    report = check(lines)
+    err = report.first_error
+    assert not report.ok and (err.kind, err.index, err.line, err.range) == ("entry", 20, 21, (20, 22))
+    assert "not covered by a signed checkpoint" in err.message and "unsigned" in err.message
+    assert "FAILED: entry line 21 entry 20" in report.summary()
+    allowed = check(lines, allow_unsigned_tail=True)
+    assert allowed.ok and allowed.unvouched == 2 and allowed.covered == 20
+    assert "2 entries could not be vouched for" in allowed.summary()
+
+
+def forged_support(ex: Export, i: int) -> str:
+    """A well-formed canonical envelope that continues the log as the next entry would."""
+    env = envelope(i)
+    env.update(type="SupportGiven", position=100 + 10 * i, aggregate={"type": "Support", "id": "forged", "version": 1},
+               data={"proposal": "10000000-0000-0000-0000-000000000000", "household": "h-forged"})
+    return canonical(env)
+
+
+def test_an_entry_appended_after_the_last_one_is_named_even_with_an_unsigned_tail_allowed():
+    ex = Export(20, 5)
+    lines = ex.lines()
+    lines.insert(20, forged_support(ex, 20))  # after the last entry, before the texts
+    for allow in (False, True):
+        report = check(lines, allow_unsigned_tail=allow)
+        err = report.first_error
+        assert not report.ok and (err.kind, err.index, err.line) == ("entry", 20, 21)
+        assert "added after the export was made" in err.message and report.covered == 20
+    tail = unsigned_export()
+    lines = tail.lines()
+    lines.insert(22, forged_support(tail, 22))
+    report = check(lines, allow_unsigned_tail=True)
+    assert not report.ok and any(p.index == 22 and "added after" in p.message for p in report.problems)
+    assert report.unvouched == 2, "the tail the header vouches for the number of, not the forged line"
+
+
+def test_a_checkpoint_and_a_signed_header_forged_for_the_appended_entry_are_refused():
+    ex = Export(20, 5)
+    entries = ex.entries + [forged_support(ex, 20)]
+    tree = merkle.MerkleTree()
+    tree.extend(entries)
+    lines = ex.lines(entries) + [json.dumps(cp.sign_checkpoint(OTHER, "c1", 21, tree.root(), T0)),
+                                 json.dumps(cp.sign_export_header(OTHER, "c1", 21, 21, T0))]
+    report = check(lines)
+    assert not report.ok and report.first_error.index == 20
+    assert any(p.kind == "header" and "second export header" in p.message for p in report.problems)
+    assert any(p.kind == "checkpoint" and "not trusted" in p.message for p in report.problems)
+
+
+def test_an_export_truncated_to_an_uncovered_size():
+    ex = Export(20, 5)
+    # the last three entries cut off, with the checkpoint that covered them
+    lines = ex.lines(ex.entries[:17])
+    lines.remove(json.dumps(ex.checkpoints[20]))
+    report = check(lines, allow_unsigned_tail=True)
+    assert not report.ok
+    assert any(p.kind == "header" and p.range == (17, 20) and "cut off" in p.message for p in report.problems)
+    assert any(p.kind == "checkpoint" and "removed" in p.message for p in report.problems) is False
+    err = check(lines).first_error
+    assert (err.kind, err.index, err.line, err.range) == ("entry", 15, 16, (15, 17))
+    # cut to a covered size, the later checkpoints with it: only the signed header tells
+    lines = ex.lines(ex.entries[:15])
+    for size in (20,):
+        lines.remove(json.dumps(ex.checkpoints[size]))
+    err = check(lines).first_error
+    assert (err.kind, err.line, err.range) == ("header", len(lines), (15, 20)) and "cut off" in err.message
+    # the checkpoint the export was made with, removed
+    lines = ex.lines()
+    lines.remove(json.dumps(ex.checkpoints[20]))
+    report = check(lines)
+    assert any("which the file no longer carries" in p.message for p in report.problems)
+    assert any(p.kind == "entry" and p.range == (15, 20) for p in report.problems)
+
+
+def test_an_unsigned_export_truncated_or_stripped_of_its_header():
+    ex = unsigned_export()
+    report = check(ex.lines(ex.entries[:21]), allow_unsigned_tail=True)
+    assert not report.ok and report.first_error.kind == "header" and report.first_error.range == (21, 22)
+    stripped = [line for line in ex.lines() if line != json.dumps(ex.header)]
+    report = check(stripped, allow_unsigned_tail=True)
+    assert not report.ok and report.first_error.kind == "header" and "no signed header" in report.first_error.message
+
+
+def test_a_header_signed_by_another_key_or_edited_is_refused():
+    ex = Export(20, 5)
+    lines = ex.lines()
+    for forged in (cp.sign_export_header(OTHER, "c1", 20, 20, T0), {**ex.header, "size": 21},
+                   {**ex.header, "unsigned": True}, {**ex.header, "community": "c2"}):
+        lines[-1] = json.dumps(forged)
+        report = check(lines)
+        assert not report.ok and report.first_error.kind == "header" and report.first_error.line == len(lines), forged
+    lines[-1] = json.dumps(cp.sign_export_header(KEY, "c2", 20, 20, T0))
+    err = check(lines).first_error
+    assert err.kind == "header" and "community 'c2'" in err.message
+
+
+def test_a_header_first_as_the_platform_writes_it():
+    ex = Export(20, 5)
+    lines = [json.dumps(ex.header)] + ex.lines()[:-1]
+    report = check(lines)
+    assert report.ok and report.extent == ex.header and report.covered == 20
+    lines.insert(21, forged_support(ex, 20))
+    err = check(lines).first_error
+    assert (err.kind, err.index, err.line) == ("entry", 20, 22)
 
 
 def test_a_checkpoint_of_another_community_in_the_export():
@@ -400,9 +524,28 @@ def test_large_exports_split_over_workers_give_the_same_report(tmp_path, monkeyp
     path.write_bytes(b"\n".join(lines) + b"\n")
     monkeypatch.setattr(verify, "_PIECE", 64 << 10)  # many small pieces
     one = verify.verify_export(path, [KEY.public_key()], workers=1)
-    two = verify.verify_export(path, [KEY.public_key()], workers=2)
-    assert one.workers == 1 and two.workers == 2
-    assert one.problems == two.problems and one.counts == two.counts and one.root == two.root
+    # The split run goes in a fresh interpreter, as `consult audit verify` runs: verify forks its
+    # workers only from a process with no other thread, and a test process has several (xdist's,
+    # pytest-timeout's, eventlet's patched ones) -- forcing a fork there once hung a whole CI run.
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    script = (
+        "import json, sys\n"
+        "from cryptography.hazmat.primitives import serialization\n"
+        "from services.audit import verify\n"
+        "verify._PIECE = 64 << 10\n"
+        "key = serialization.load_pem_public_key(open(sys.argv[2], 'rb').read())\n"
+        "r = verify.verify_export(sys.argv[1], [key], workers=2)\n"
+        "print(json.dumps({'workers': r.workers, 'problems': [[p.kind, p.index, p.message] for p in r.problems],\n"
+        "                  'counts': r.counts, 'root': r.root}))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(path), str(pem)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    two = json.loads(done.stdout)
+    assert one.workers == 1 and two["workers"] == 2
+    assert [[p.kind, p.index, p.message] for p in one.problems] == two["problems"]
+    assert (one.counts, one.root) == (two["counts"], two["root"])
     assert one.counts["entries"] == 3000 and one.counts["texts"] == info["texts"]
     assert one.counts["checkpoints_verified"] == 3  # those of 500, 1000 and 1500 entries
     assert [p.index for p in one.problems if p.kind == "entry"] == [1777, 2222]
@@ -517,3 +660,78 @@ def test_malformed_bundles_are_refused_not_crashed_on():
     b["entries"].append({"index": 5, "line": ex.entries[5], "proof": ["zz"]})
     report = verify.verify_inclusion_bundle(b, [KEY])
     assert not report.ok and len([p for p in report.problems if p.kind == "entry"]) == 2
+
+
+# --- bundles: their signed extent and the entries beyond their checkpoint --------------------------------
+
+def case_bundle(ex, case_no, size=20, *, key=KEY):
+    """Every entry of case-<case_no> (entries 4k..4k+3), proven against the checkpoint of `size`
+    entries where it can be, and the extent the platform signs for it."""
+    indices = [i for i in range(len(ex.entries)) if i // 4 == case_no]
+    tree_size = min(size, len(ex.entries))
+    return {"kind": "bundle", "checkpoint": ex.checkpoint(tree_size), "case": f"case-{case_no}",
+            "entries": [{"index": i, "line": ex.entries[i],
+                         "proof": [p.hex() for p in ex.tree.inclusion_proof(i, tree_size)] if i < tree_size else None}
+                        for i in indices],
+            "texts": [json.loads(ex.texts[i]) for i in indices if i in ex.texts],
+            "extent": cp.sign_bundle_extent(key, "c1", f"case-{case_no}", tree_size, indices, T0)}
+
+
+def test_a_case_bundle_with_its_signed_extent_verifies():
+    ex = Export(20, 5)
+    report = verify.verify_proof(case_bundle(ex, 1), [KEY])
+    assert report.ok, report.problems
+    assert report.extent["indexes"] == [4, 5, 6, 7] and report.covered == 4 and report.warnings == []
+
+
+def test_an_entry_removed_from_or_added_to_a_case_bundle_is_named():
+    ex = Export(20, 5)
+    b = case_bundle(ex, 1)
+    del b["entries"][2]  # a vote the bundle would rather not show
+    err = verify.verify_proof(b, [KEY]).first_error
+    assert (err.kind, err.index) == ("extent", 6) and "missing" in err.message
+    b = case_bundle(ex, 1)
+    other = bundle_for(ex, [9])["entries"][0]  # a genuine entry of another case, with its genuine proof
+    b["entries"].append(other)
+    report = verify.verify_proof(b, [KEY])
+    assert not report.ok
+    assert any(p.kind == "entry" and p.index == 9 and "case-2" in p.message for p in report.problems)
+    assert any(p.kind == "extent" and p.index == 9 and "added" in p.message for p in report.problems)
+    # without its extent the bundle proves its entries, and says it claims nothing about the case
+    del b["extent"]
+    b["entries"].pop()
+    report = verify.verify_proof(b, [KEY])
+    assert report.ok and report.extent is None and "no signed extent" in report.warnings[0]
+
+
+def test_a_bundle_extent_forged_or_of_another_checkpoint_is_refused():
+    ex = Export(20, 5)
+    b = case_bundle(ex, 1)
+    b["extent"] = cp.sign_bundle_extent(OTHER, "c1", "case-1", 20, [4, 5, 6], T0)
+    err = verify.verify_proof(b, [KEY]).first_error
+    assert err.kind == "extent" and "not trusted" in err.message
+    b["extent"] = {**case_bundle(ex, 1)["extent"], "indexes": [4, 5, 7]}
+    assert "does not verify" in verify.verify_proof(b, [KEY]).first_error.message
+    b["extent"] = cp.sign_bundle_extent(KEY, "c1", "case-1", 15, [4, 5, 6, 7], T0)
+    assert verify.verify_proof(b, [KEY]).first_error.kind == "extent"
+
+
+def test_bundle_entries_beyond_its_checkpoint_fail_unless_an_unsigned_tail_is_allowed():
+    ex = Export(20, 5)
+    b = case_bundle(ex, 4, size=18)  # entries 16..19; the checkpoint covers 18
+    assert b["extent"]["unsigned"] is True and [e["proof"] is None for e in b["entries"]] == [False, False, True, True]
+    report = verify.verify_proof(b, [KEY])
+    err = report.first_error
+    assert not report.ok and (err.kind, err.index) == ("entry", 18) and "not covered by the bundle's" in err.message
+    allowed = verify.verify_proof(b, [KEY], allow_unsigned_tail=True)
+    assert allowed.ok and allowed.unvouched == 2 and allowed.covered == 2
+    # an entry appended to a bundle without an extent (as the API serves one) is caught the same way
+    single = bundle_for(ex, [3], size=18)
+    single["entries"].append({"index": 18, "line": forged_support(ex, 18), "proof": None})
+    err = verify.verify_proof(single, [KEY]).first_error
+    assert (err.kind, err.index) == ("entry", 18)
+    assert verify.verify_proof(single, [KEY], allow_unsigned_tail=True).unvouched == 1
+    # and one smuggled in below the checkpoint without a proof is not taken for an unsigned entry
+    single["entries"][-1]["index"] = 17
+    err = verify.verify_proof(single, [KEY], allow_unsigned_tail=True).first_error
+    assert err.kind == "entry" and "needs an index, a line and a hex proof" in err.message

@@ -1,0 +1,65 @@
+"""Words a refusal's parameter may carry, in Chinese: what could not be done (`doing`, `what`:
+"open the ballot") or what does not exist ("ballot"). The English phrase is chosen once where the
+code knows it (one guard serves many commands), so it is the key: `render` puts the Chinese words in
+the Chinese text. Part of the one catalogue: see the package docstring."""
+
+TERMS: dict[str, str] = {
+    # what does not exist, or whose document it is
+    "ballot": "表决",
+    "person": "人员",
+    "proposal": "提案",
+    "target proposal": "目标提案",
+    "comment": "评论",
+    "consultation": "协商",
+    "invitation": "邀请",
+    "meeting": "会议",
+    "minutes": "会议记录",
+    "token": "令牌",
+    "compound": "小区",
+    "building": "楼栋",
+    "proxy holder": "代理人",
+    "paper ballot": "纸质选票",
+    "paper proxy authorisation": "纸质代理授权",
+    # what a proposal cannot be now
+    "submitted": "提交",
+    "screened": "审查",
+    "opened for support": "开放附议",
+    "supported": "附议",
+    "changed": "更改",
+    "withdrawn": "撤回",
+    "merged": "合并",
+    "merged into": "被合并",
+    "submit": "提交",
+    "withdraw": "撤回",
+    # what a ballot's state or a role does not allow
+    "change the ballot's configuration": "修改表决配置",
+    "declare an emergency": "宣布紧急事项",
+    "confirm an emergency": "确认紧急事项",
+    "open the ballot": "开启表决",
+    "record a failed opening": "记录开启失败",
+    "close the ballot": "结束表决",
+    "close the ballot without a re-run": "不重新表决而结束表决",
+    "re-run the ballot": "重新表决",
+    "reveal the votes": "揭示投票",
+    "record a resolution": "记录决议",
+    "lodge an objection": "提出异议",
+    "rule on an objection": "裁定异议",
+    "make the resolution final": "使决议成为最终决议",
+    "enter a paper ballot": "录入纸质选票",
+    "record a paper proxy authorisation": "录入纸质代理授权",
+    # what an action plan's state does not allow
+    "assign a task": "分配任务",
+    "report progress": "报告进展",
+    "report the plan done": "报告计划完成",
+    # what only the convener or the body may do
+    "invite parties to the body": "邀请参与方加入议事成员",
+    "finalise the option list": "确定选项列表",
+    "rule on amendments": "裁定修正",
+    "schedule meetings": "安排会议",
+    "open a meeting": "开启会议",
+    "cancel a meeting": "取消会议",
+    "conclude the deliberation": "结束协商并得出结论",
+    "propose solution options": "提出解决方案选项",
+    "propose amendments": "提出修正",
+    "speak in a body session": "在议事会议上发言",
+}

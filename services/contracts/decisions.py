@@ -1,0 +1,79 @@
+"""Event contracts of the `decisions` source: 决策 ballots, votes and proxies.
+
+Prose: `services/contracts/prose/decisions.md`; the generated page: `docs/events/decisions.md`.
+"""
+from __future__ import annotations
+
+from .erasure import PERSON_TEXTS_ERASED
+from .schema import event, f, older
+
+SOURCE = "decisions"
+
+EVENTS = (
+    # suggested_rule: the preset name the deliberation suggested, or for a rerun the annulled
+    # ballot's whole rule (the domain's annotation says dict; both are recorded).
+    event("BallotPrepared", "Ballot", 1, f("community", "str"), f("case", "str"),
+          f("title_commitment", "commitment?"), f("description_commitment", "commitment?"), f("options", "array"),
+          f("scope", "str"), f("scope_id", "str?"), f("category", "str?"), f("consultation", "str?"),
+          f("proposal", "str?"), f("convener", "str?"), f("suggested_rule", "str|object?"), f("rerun_of", "str?")),
+    event("BallotConfigured", "Ballot", 2, f("rule", "object"), f("voting_unit", "str"), f("candidates", "array"),
+          f("options", "array"), f("motion", "object?"), f("opens_at", "str"), f("closes_at", "str"),
+          f("secret", "bool"), f("changeable", "bool"), f("notice_days", "int"), f("publicity_days", "int"),
+          f("proxy_limit", "int?")),
+    event("BallotOpened", "Ballot", 1, f("roll", "array"), f("roll_hash", "str"), f("rule", "object"),
+          f("options", "array"), f("motion", "object?"), f("voting_unit", "str"), f("opens_at", "str"),
+          f("closes_at", "str"), f("secret", "bool"), f("changeable", "bool")),
+    event("BallotNotOpened", "Ballot", 1, f("reason", "str")),
+    event("BallotClosed", "Ballot", 1, f("reason", "str"), f("closed_at", "str")),
+    event("VotesRevealed", "Ballot", 1, f("ballot", "str"), f("part", "int"), f("parts", "int"),
+          f("reveals", "array")),
+    event("ResolutionAdopted", "Ballot", 1, f("ballot", "str"), f("result", "object"), f("publicity_until", "str")),
+    event("ResolutionRejected", "Ballot", 1, f("ballot", "str"), f("result", "object"), f("publicity_until", "str")),
+    event("ObjectionLodged", "Ballot", 1, f("objection", "str"), f("text_commitment", "commitment")),
+    event("ObjectionRuled", "Ballot", 1, f("objection", "str"), f("upheld", "bool"),
+          f("reason_commitment", "commitment")),
+    event("ResolutionAnnulled", "Ballot", 1, f("ballot", "str"), f("objection", "str")),
+    event("ResolutionFinal", "Ballot", 1, f("ballot", "str"), f("outcome", "str"), f("consultation", "str?"),
+          f("proposal", "str?"), f("scope", "str"), f("scope_id", "str?"), f("category", "str?"),
+          f("title_commitment", "commitment?"), f("winner", "object?"), f("summary", "object?"),
+          f("justification_commitment", "commitment?")),
+    event("BallotAnnulled", "Ballot", 1, f("reason_commitment", "commitment")),
+    event("BallotRerun", "Ballot", 1, f("rerun", "str")),
+    event("BallotAbandoned", "Ballot", 1, f("reason_commitment", "commitment"), f("annulment", "str?")),
+    event("EmergencyDeclared", "Ballot", 1, f("justification_commitment", "commitment"), f("declared_by", "str"),
+          f("declared_as", "str")),
+    event("EmergencyConfirmed", "Ballot", 1, f("confirmed_by", "str"), f("confirmed_as", "str")),
+    event("VoteCast", "Vote", 2, f("community", "str"), f("ballot", "str"), f("voter", "str?"), f("receipt", "str"),
+          f("nonce", "str?"), f("choice", "any?"), f("sealed_choice", "str?"), f("weight", "str"),
+          f("headcount", "int"), f("channel", "str"), f("paper_serial", "str?"),
+          f("proxy_authorisation_commitment", "commitment?"), f("cast_by", "str?"), f("cast_by_seal", "str?"),
+          f("entered_by", "str?")),
+    event("VoteChanged", "Vote", 2, f("ballot", "str"), f("voter", "str?"), f("receipt", "str"), f("nonce", "str?"),
+          f("choice", "any?"), f("sealed_choice", "str?"), f("weight", "str"), f("headcount", "int"),
+          f("channel", "str"), f("paper_serial", "str?"), f("proxy_authorisation_commitment", "commitment?"),
+          f("cast_by", "str?"), f("cast_by_seal", "str?"), f("entered_by", "str?"),
+          f("correction_reason_commitment", "commitment?")),
+    event("VoteRefused", "Vote", 2, f("ballot", "str"), f("voter", "str?"), f("channel", "str"),
+          f("paper_serial", "str?"), f("reason", "str"), f("entered_by", "str?")),
+    event("ProxyAuthorised", "Proxy", 1, f("community", "str"), f("ballot", "str"), f("principal", "str?"),
+          f("holder", "str?"), f("holder_seal", "str?"), f("source", "str"), f("paper_serial", "str?"),
+          f("recorded_by", "str?")),
+    event("ProxyAuthorisedAgain", "Proxy", 1, f("ballot", "str"), f("holder", "str?"), f("holder_seal", "str?"),
+          f("source", "str"), f("paper_serial", "str?"), f("recorded_by", "str?")),
+    event("ProxyRevoked", "Proxy", 1, f("ballot", "str")),
+    event("ProxyHolderRegistered", "ProxyHolder", 1, f("community", "str"), f("ballot", "str"), f("holder", "str?")),
+    event("ProxyTaken", "ProxyHolder", 1, f("ballot", "str"), f("held", "int")),
+    event("ProxyReleased", "ProxyHolder", 1, f("ballot", "str"), f("held", "int")),
+    PERSON_TEXTS_ERASED,  # its part of an erasure request (services/common/erasure.py)
+)
+
+_BY_KEY = {(e.type, e.version): e for e in EVENTS}
+# Version 1 of the events version 2 extended (services/decisions/domain.py, `version_event`): the
+# audit log keeps envelopes as they were published, so a log from before holds these.
+EVENTS += (
+    older(_BY_KEY["BallotConfigured", 2], 1, without=("proxy_limit",)),
+    older(_BY_KEY["VoteCast", 2], 1, without=("sealed_choice", "cast_by", "cast_by_seal")),
+    older(_BY_KEY["VoteChanged", 2], 1,
+          without=("sealed_choice", "cast_by", "cast_by_seal", "correction_reason_commitment")),
+    older(_BY_KEY["VoteRefused", 2], 1, without=("entered_by",)),
+)

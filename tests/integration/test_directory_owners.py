@@ -1,0 +1,106 @@
+"""Owners are told apart by their keys, never merged by name (issue 11, part 3): namesakes in an
+imported file are two heads on an owners' roll, one owner of two units is one head with both
+areas, and a file that repeats a name without keys is refused with its lines and imports nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.common import clock
+from tests.harness import wait_for
+from tests.integration.decisions_world import NOTICE, VOTING, t0  # noqa: F401 - t0 is a fixture
+
+pytestmark = pytest.mark.integration
+
+FILE = (
+    "compound,building,unit,area,owners,owner_keys,effective\n"
+    "3号院坝,2栋,101,50,王伟,京(2019)不动产权第0001号,2020-01-01\n"
+    "3号院坝,2栋,102,70,王伟,京(2019)不动产权第0002号,2020-01-01\n"
+    "3号院坝,2栋,201,75,张伟,138-0013-8000,2020-01-01\n"
+    "3号院坝,2栋,202,75,张伟,13800138000,2020-01-01\n"
+)
+
+
+def _import(platform, c, text: str, expect: int | None = None):
+    return platform.api("POST", f"/api/v1/communities/{c['id']}/directory/import", c["token"], data=text.encode(),
+                        headers={"Content-Type": "text/csv"}, expect=expect)
+
+
+def test_namesakes_are_two_heads_and_one_owner_of_two_units_is_one(platform, t0):
+    if "decisions" not in platform.services:
+        pytest.skip("the decisions service is not running in this platform")
+    c = platform.new_community("S社区")
+    base = f"/api/v1/communities/{c['id']}"
+    result = _import(platform, c, FILE, expect=201).json()
+    created = result["people"]["created"]
+    assert result["households"] == 4 and result["people"]["matched"] == []
+    assert sorted(p["name"] for p in created) == ["张伟", "王伟", "王伟"]
+    ids = {p["id"] for p in created}
+    wangs = [p["id"] for p in created if p["name"] == "王伟"]
+    [zhang] = [p["id"] for p in created if p["name"] == "张伟"]
+
+    # An owners' ballot on the building: three heads, 王伟 twice, 张伟 once with 150 m².
+    directory = platform.api("GET", base + "/directory", c["token"], expect=200).json()
+    [building] = [b["id"] for b in directory["buildings"]]
+    ballot = platform.api("POST", base + "/ballots", c["token"], {
+        "title": "疏通排水管 unblock the drains", "scope": "building", "scope_id": building}, expect=201).json()["id"]
+    opens = t0 + NOTICE
+    platform.api("PUT", f"{base}/ballots/{ballot}/configuration", c["token"], {
+        "preset": "owners_ordinary", "voting_unit": "owner", "opens_at": clock.format(opens),
+        "closes_at": clock.format(opens + VOTING)}, expect=200)
+    platform.set_clock(opens)
+    wait_for(lambda: platform.api("GET", f"{base}/ballots/{ballot}", c["token"]).json()["status"] == "open",
+             timeout=30, message="the ballot to open")
+    roll = {e["voter"]: e for e in platform.api("GET", f"{base}/ballots/{ballot}/roll", c["token"],
+                                                expect=200).json()["roll"]}
+    assert set(roll) == ids, "three heads: two different 王伟 and one 张伟"
+    assert sorted(roll[w]["weight"] for w in wangs) == ["50", "70"]
+    assert roll[zhang]["weight"] == "150" and len(roll[zhang]["units"]) == 2
+
+    # The same file again updates nobody twice: everyone matched, nothing recorded.
+    head = platform.rpc("communities", "log_head")
+    again = _import(platform, c, FILE, expect=201).json()
+    assert again["households"] == 0 and again["households_unchanged"] == 4 and again["people"]["created"] == []
+    assert {p["id"] for p in again["people"]["matched"]} == ids
+    assert platform.rpc("communities", "log_head") == head
+    people = platform.api("GET", base + "/directory", c["token"], expect=200).json()["people"]
+    assert sorted(p["name"] for p in people if p["id"] in ids) == ["张伟", "王伟", "王伟"]
+    assert len([p for p in people if p["name"] in ("张伟", "王伟")]) == 3
+
+    # The keys are nowhere: not in the answers, not in the record.
+    entries = platform.audit_entries(c["id"], c["token"])
+    seen = json.dumps([result, again], ensure_ascii=False) + "".join(e["canonical"] for e in entries)
+    for key in ("不动产权第0001号", "0001号", "138-0013-8000", "13800138000"):
+        assert key not in seen
+
+
+def test_a_name_repeated_without_keys_is_refused_with_its_lines_and_nothing_imported(platform):
+    c = platform.new_community()
+    text = ("compound,building,unit,area,owners,owner_keys\n"
+            "院坝,1栋,101,50,王伟,\n"
+            "院坝,1栋,102,70,李娜,K-1\n"
+            "院坝,1栋,103,60,王伟,K-2\n"
+            "院坝,1栋,104,60,陈静,\n")
+    wait_for(lambda: len(platform.audit_entries(c["id"], c["token"])) >= 4, message="the set-up in the audit log")
+    head, size = platform.rpc("communities", "log_head"), len(platform.audit_entries(c["id"], c["token"]))
+    resp = _import(platform, c, text)
+    assert resp.status_code == 422 and resp.headers["Content-Type"].startswith("application/problem+json")
+    problem = resp.json()
+    assert sorted(e["line"] for e in problem["errors"]) == [2, 4]
+    assert all("王伟" in e["message"] for e in problem["errors"]) and "K-2" not in resp.text
+    # The CLI says the same, by line, and imports nothing either.
+    path = platform.dir / "namesakes.csv"
+    path.write_text(text, encoding="utf-8")
+    out = platform.cli("directory", "import", str(path), "--community", c["id"], check=False)
+    assert out.returncode == 1 and "line 2" in out.stderr and "line 4" in out.stderr and "K-2" not in out.stderr
+    assert platform.rpc("communities", "log_head") == head
+    assert len(platform.audit_entries(c["id"], c["token"])) == size
+    assert platform.api("GET", f"/api/v1/communities/{c['id']}/directory", c["token"]).json()["households"] == []
+    # With a key on every row of the name, the same file imports: two different 王伟.
+    keyed = text.replace("101,50,王伟,", "101,50,王伟,K-3")
+    done = _import(platform, c, keyed, expect=201).json()
+    assert sorted(p["name"] for p in done["people"]["created"]) == ["李娜", "王伟", "王伟", "陈静"]
+    path.with_name("keyed.csv").write_text(keyed, encoding="utf-8")
+    out = platform.cli("directory", "import", str(path.with_name("keyed.csv")), "--community", c["id"])
+    assert "0 owners created, 4 matched" in out.stdout and "王伟" in out.stdout
