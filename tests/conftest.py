@@ -3,6 +3,7 @@ import http
 import http.server
 import os
 import sys
+import time
 
 import pytest
 
@@ -49,10 +50,23 @@ def pytest_runtest_protocol(item, nextitem):
     marker = item.get_closest_marker("timeout")
     limit = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 300)
     faulthandler.dump_traceback_later(limit + 120, exit=True)
+    started = time.time()
+    _timelog("start", item.nodeid)
     try:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+        _timelog(f"end {time.time() - started:.1f}", item.nodeid)
+
+
+def _timelog(what: str, nodeid: str) -> None:
+    """With CONSULT_TEST_TIMELOG set (.ci/run sets it), one line per test start and end, written
+    as it happens: when a run is stopped at its limit, the log names the tests still running and
+    where the time went, which a stopped pytest cannot print."""
+    path = os.environ.get("CONSULT_TEST_TIMELOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {os.environ.get('PYTEST_XDIST_WORKER', '-')} {what} {nodeid}\n")
 
 
 def pytest_sessionfinish(session, exitstatus):

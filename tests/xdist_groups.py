@@ -37,3 +37,27 @@ class BackendScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid)
+
+    def remove_node(self, node):
+        """A worker went down. xdist's scope scheduling puts its unfinished unit back *including*
+        the test that was running: a test that hangs until the backstop ends its worker would run
+        again on the replacement, and again, each time for its whole limit — a run that cannot
+        finish within CI's time. The crashed test is reported failed by xdist; mark it done so only
+        the tests after it are given to the replacement."""
+        workload = self.assigned_work.get(node, {})
+        crashitem = None
+        for unit in workload.values():
+            for nodeid, completed in unit.items():
+                if not completed:
+                    crashitem = nodeid
+                    break
+            if crashitem:
+                break
+        reported = super().remove_node(node)
+        if crashitem is not None:
+            for unit in self.workqueue.values():
+                if crashitem in unit:
+                    unit[crashitem] = True
+            for scope in [s for s, unit in self.workqueue.items() if all(unit.values())]:
+                del self.workqueue[scope]
+        return reported

@@ -16,18 +16,11 @@ from services.common.runtime import Platform, Runtime, ServiceBase, command
 from . import tables
 from .application import MANAGERS, ActionsApp, Caller
 
-_PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
-                                           errors.Conflict, errors.Unauthorized)}
 AUDIT_PAGE = 1000
 log = logging.getLogger(__name__)
 
 
-def _result(reply):
-    """The result of another service's RPC reply; its refusal is raised as the same problem."""
-    if isinstance(reply, dict) and reply.get("ok") is False:
-        problem = reply["problem"]
-        raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput).relayed(problem)
-    return reply["result"] if isinstance(reply, dict) and "ok" in reply else reply
+_result = errors.unwrap  # another service's refusal is raised as the same problem
 
 
 def _consumer(rt: Runtime) -> SinkChain:
@@ -61,8 +54,11 @@ class ActionsService(ServiceBase):
     def _person_exists(self, community: str, person: str | None) -> bool:
         if person is None:
             return True
-        reply = self.communities.get_person(community, person)
-        return bool(reply.get("ok"))
+        try:
+            errors.unwrap(self.communities.get_person(community, person))
+        except errors.NotFound:
+            return False
+        return True
 
     # ---- plans and tasks ------------------------------------------------------------------------
     @rpc

@@ -5,6 +5,7 @@ import os
 import sys
 
 from services.common import config
+from services.common.errors import DomainError, unwrap
 from services.common.bus import BrokerUnavailable, check_broker
 
 
@@ -45,16 +46,15 @@ class Rpc:
             raise CliError(f"the {service} service is not running (start the platform with `consult up`)") from None
         except Exception as exc:  # noqa: BLE001 - RPC timeout and remote crashes
             raise CliError(f"{service}.{method} failed: {exc.__class__.__name__}: {exc}") from None
-        if isinstance(reply, dict) and reply.get("ok") is False:
-            problem = reply["problem"]
+        try:
+            return unwrap(reply)
+        except DomainError as exc:
+            problem = exc.to_problem()
             lines = [problem.get("detail") or problem.get("title")]
             for err in problem.get("errors", [])[1:] if problem.get("errors") else []:
                 if "line" in err:
                     lines.append(f"line {err['line']}: {err['message']}")
-            raise CliError("\n".join(lines))
-        if isinstance(reply, dict) and reply.get("ok") is True:
-            return reply["result"]
-        return reply
+            raise CliError("\n".join(lines)) from None
 
 
 def operator() -> str:

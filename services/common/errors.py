@@ -43,6 +43,9 @@ class DomainError(Exception):
         return type(self).__name__
 
     def to_problem(self) -> dict:
+        relayed = getattr(self, "_problem", None)
+        if relayed is not None:
+            return dict(relayed)  # another service's refusal, passed on exactly as it was given
         problem = {
             "type": f"https://consult.example/problems/{self.type_name}",
             "title": self.title,
@@ -94,3 +97,36 @@ class Unavailable(DomainError):
 
     status = 503
     title = "Service unavailable"
+
+
+_BY_STATUS: dict[int, type[DomainError]] = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+                                            413: PayloadTooLarge, 422: InvalidInput, 503: Unavailable}
+_REPLY_KEYS = frozenset({"ok", "result", "problem"})
+
+
+def from_problem(problem: dict) -> DomainError:
+    """Another service's refusal (the problem of its RPC reply) raised here as the DomainError of
+    its HTTP status (`except NotFound` works on it), carrying the problem itself: passed on, it
+    reaches the client exactly as the service that refused gave it — same status, `type`, words
+    and extra fields. So a lock timeout three services away is a 503 at the client, not a 422."""
+    status = problem.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else 422
+    cls = _BY_STATUS.get(status) or (Unavailable if status >= 500 else InvalidInput)
+    error = cls(str(problem.get("detail") or problem.get("title") or "refused"))
+    error.message = problem.get("i18n")
+    error.status = status
+    error._problem = dict(problem, status=status)
+    return error
+
+
+def unwrap(reply):
+    """The result of an RPC reply in our envelope ({"ok": true, "result": …} or {"ok": false,
+    "problem": {…}}); a refusal is raised (from_problem). The one place replies are unwrapped: the
+    gateway, every service's calls to another and the CLI use it. Anything that is not such an
+    envelope (a plain query's answer) is returned as it is."""
+    if isinstance(reply, dict) and "ok" in reply and set(reply) <= _REPLY_KEYS:
+        if reply["ok"] is True:
+            return reply.get("result")
+        problem = reply.get("problem")
+        raise from_problem(problem if isinstance(problem, dict) else {"status": 500, "detail": "refused"})
+    return reply

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from . import config, deployment, erasure, idempotency, metrics, registry
 from .consumer import EventSourcedSink, Held, RecordedButHeld, SqlSink, TrackedConsumer
 from .content import ContentStore
-from .errors import DomainError
+from .errors import DomainError, Unavailable, unwrap
 from .relay import OutboxRelay, read_envelopes
 from .rpc import check_container, cluster_proxy, rpc
 from .store import creation_lock, state_engine
@@ -50,15 +50,7 @@ class Runtime:
         Unwraps our {"ok", "result"|"problem"} replies; a problem raises the DomainError."""
         if self._call is None:
             raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
-        reply = self._call(service, method, *args, **kwargs)
-        if isinstance(reply, dict) and "ok" in reply:
-            if not reply["ok"]:
-                problem = reply["problem"]
-                error = DomainError.relayed(problem)
-                error.status = problem.get("status", 400)
-                raise error
-            return reply["result"]
-        return reply
+        return unwrap(self._call(service, method, *args, **kwargs))
 
     def rpc_or_none(self, service: str, method: str, *args, timeout: float = 3.0):
         """Ask another service for what a view can do without (another stage's texts): None when
@@ -235,6 +227,19 @@ def command(fn):
                 return {"ok": True, "result": fn(self, *args, **kwargs)}
             except (DomainError, RecordedButHeld) as exc:
                 return {"ok": False, "problem": exc.to_problem()}
+            except Exception as exc:  # noqa: BLE001 - classified: "not now" is a 503, anything else a crash
+                from .consumer import is_transient
+
+                request = idempotency.current()
+                if not is_transient(exc) or (request is not None and request.marked):
+                    raise  # something was recorded: not a "try again" (idempotency.once decides)
+                # A lock or statement timeout, a lost or exhausted database connection, another
+                # service that did not answer: nothing was recorded (the transaction rolled back)
+                # and the same request may succeed in a moment. The client is told so, as a 503
+                # problem, never with the driver's text (it can hold the statement's parameters).
+                log.warning("%s.%s: not now (%s); answered 503", self.name, fn.__name__, type(exc).__name__)
+                busy = Unavailable.coded("common.not_now_try_again", service=self.name)
+                return {"ok": False, "problem": busy.to_problem()}
 
         worker = getattr(self, WORKER_ATTRIBUTE, None)
         key = idempotency.request_key(worker.data if worker is not None else None, self.name, fn.__name__, args,

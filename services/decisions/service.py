@@ -12,7 +12,7 @@ from nameko.timer import timer
 
 from services.common import clock
 from services.common.consumer import EventSourcedSink
-from services.common.errors import Forbidden, InvalidInput, NotFound
+from services.common.errors import Forbidden, InvalidInput, NotFound, unwrap
 from services.common.erasure import with_erasure
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, ServiceBase, command
@@ -44,11 +44,7 @@ class DecisionsService(ServiceBase):
 
     # ---- the directory -----------------------------------------------------------------------
     def _directory(self, method: str, *args):
-        reply = getattr(self.communities, method)(*args)
-        if not reply.get("ok"):
-            problem = reply["problem"]
-            raise (NotFound if problem.get("status") == 404 else InvalidInput).relayed(problem)
-        return reply["result"]
+        return unwrap(getattr(self.communities, method)(*args))
 
     def _facts(self, community: str, voting_unit: str, scope: str, scope_id: str | None, at: str | None) -> list:
         """What the roll of `voting_unit` is built from, as the directory stood at `at` (None: now)."""

@@ -16,16 +16,7 @@ from services.common.runtime import Platform, Runtime, ServiceBase, command
 from . import tables
 from .application import Caller, DeliberationApp
 
-_PROBLEMS = {cls.__name__: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Forbidden,
-                                           errors.Conflict, errors.Unauthorized)}
-
-
-def _unwrapped(reply: dict):
-    """A refusal from the directory (say, an unknown person) is the caller's refusal too."""
-    if reply.get("ok"):
-        return reply["result"]
-    problem = reply["problem"]
-    raise _PROBLEMS.get(problem.get("code"), errors.InvalidInput).relayed(problem)
+_unwrapped = errors.unwrap  # a refusal from the directory (say, an unknown person) is the caller's refusal too
 
 
 class Directory:

@@ -21,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
 from werkzeug.http import parse_options_header
 from werkzeug.routing import BaseConverter, Map, RequestRedirect, Rule
 
-from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
+from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized, unwrap
 
 from . import names, schema as S
 
@@ -121,13 +121,8 @@ class Call:
         return has_role(self.principal, names, self.community)
 
     def call(self, service: str, method: str, *args, **kwargs):
-        """Call a stage service; a refusal becomes a problem response."""
-        reply = self.rpc(service, method, *args, **kwargs)
-        if isinstance(reply, dict) and reply.get("ok") is False:
-            raise Problem(reply["problem"])
-        if isinstance(reply, dict) and reply.get("ok") is True:
-            return reply["result"]
-        return reply
+        """Call a stage service; its refusal is raised (errors.unwrap) and answered as it came."""
+        return unwrap(self.rpc(service, method, *args, **kwargs))
 
 
 def has_role(principal: dict | None, names, community: str | None = None) -> bool:

@@ -7,7 +7,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 
 from services.common import metrics
-from services.common.errors import Unauthorized
+from services.common.errors import DomainError, Unauthorized, Unavailable, unwrap
 from services.common.rpc import RpcProxy
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
@@ -69,11 +69,14 @@ class GatewayService(ServiceBase):
         if principal is not None:
             return principal
         asked_at = self.auth_cache.generation
-        reply = self._rpc("communities", "authenticate", token)
-        if not reply.get("ok"):
-            raise Unauthorized.relayed(reply["problem"])
-        self.auth_cache.put(token, reply["result"], asked_at)
-        return reply["result"]
+        try:
+            principal = unwrap(self._rpc("communities", "authenticate", token))
+        except Unavailable:
+            raise  # the directory is busy or starting: 503, the client may retry; not a bad token
+        except DomainError as exc:
+            raise Unauthorized.relayed(exc.to_problem()) from None
+        self.auth_cache.put(token, principal, asked_at)
+        return principal
 
     # Every HTTP entrypoint of the gateway is the edge's (problem+json whatever fails); one of
     # nameko's own would start a second web server on the same port. So the base class's health

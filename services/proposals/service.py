@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from services.common.consumer import EventSourcedSink
 from services.common.erasure import with_erasure
-from services.common.errors import DomainError
+from services.common.errors import NotFound, unwrap
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, ServiceBase, command
 
@@ -22,25 +22,7 @@ from .application import ProposalsApp
 from .domain import threshold_rule
 
 
-class DirectoryRefused(DomainError):
-    """A refusal of the directory, passed on as it came (status, title, detail, code)."""
-
-    def __init__(self, problem: dict):
-        super().__init__(problem.get("detail", "the directory refused"))
-        self.message = problem.get("i18n")  # its words in the client's language, if it was coded
-        self.status = problem.get("status", 400)
-        self.title = problem.get("title", "Bad request")
-        self.code = problem.get("code", "DirectoryRefused")
-
-    @property
-    def type_name(self) -> str:
-        return self.code
-
-
-def _result(reply):
-    if isinstance(reply, dict) and reply.get("ok") is False:
-        raise DirectoryRefused(reply["problem"])
-    return reply["result"] if isinstance(reply, dict) and "ok" in reply else reply
+_result = unwrap  # a refusal of the directory is passed on as it came (status, type, words)
 
 
 def expire_due(runtime) -> None:
@@ -85,9 +67,10 @@ class ProposalsService(ServiceBase):
     def _household_of(self, community: str, person: str, reply=None) -> str | None:
         """Where the person lives now; None for someone the directory has as no resident."""
         reply = reply if reply is not None else self.communities.get_person(community, person)
-        if not reply.get("ok") and reply["problem"].get("status") == 404:
+        try:
+            return unwrap(reply)["household"]
+        except NotFound:
             return None
-        return _result(reply)["household"]
 
     def _households(self, community: str, scope: str, scope_id: str) -> set[str]:
         return set(_result(self.communities.households_in_scope(community, scope, scope_id)))

@@ -47,10 +47,7 @@ def test_every_message_has_both_languages_with_the_same_parameters():
 
 # Constructions of a DomainError subclass that take no message key, each with why:
 # (file under services/, the function it is in) -> reason.
-UNCODED = {
-    ("proposals/service.py", "_result"): "DirectoryRefused passes the directory's problem on as it came, "
-                                         "its message key with it",
-}
+UNCODED: dict = {}  # none: another service's refusal is passed on as it came (errors.from_problem)
 
 
 def _sources():

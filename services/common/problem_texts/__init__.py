@@ -38,7 +38,6 @@ TITLES: dict[str, dict[str, str]] = {
     "ProjectionHeld": {EN: "Service unavailable", ZH: "服务暂不可用"},
     "NotRecorded": {EN: "Conflict", ZH: "未能记录"},
     "RecordedButHeld": {EN: "Service unavailable", ZH: "已记录，但暂不可用"},
-    "DirectoryRefused": {EN: "Bad request", ZH: "请求有误"},
     "NoticeTooShort": {EN: "Invalid input", ZH: "通知期不足"},
     "RequiredRolesAbsent": {EN: "Conflict", ZH: "必需角色未到场"},
     "QuorumNotMet": {EN: "Conflict", ZH: "未达法定人数"},

@@ -31,6 +31,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                                                 "was recorded again",
                                             ZH: "此请求已执行并记录过；未再次记录"},
     "common.does_exist": {EN: "{what} {value} does not exist", ZH: "{what} {value} 不存在"},
+    "common.not_now_try_again": {EN: "the {service} service could not record this now (a database lock or "
+                                     "connection was not free in time); nothing was recorded, try again",
+                                 ZH: "{service} 服务现在无法记录（数据库锁或连接未能及时获得）；未记录任何内容，请重试"},
     "common.busy_try_again": {EN: "{namespace} is busy; try again", ZH: "{namespace} 正忙，请稍后重试"},
     "common.does_exist_community": {EN: "{what} {value} does not exist in this community",
                                     ZH: "本社区中不存在 {what} {value}"},
