@@ -29,6 +29,20 @@ def platform(request):
         yield p
 
 
+@pytest.fixture(autouse=True)
+def _test_process_stays_unpatched(request):
+    """No test may leave this process monkey-patched for eventlet (by importing a service's or the
+    CLI's entry point, say): every later test in the worker would then run on green sockets and
+    threads, and a browser test waits on eventlet's hub until CI's limit. Fail the test that did it,
+    by name, instead."""
+    yield
+    from eventlet import patcher
+
+    patched = [m for m in ("socket", "thread", "select", "time") if patcher.is_monkey_patched(m)]
+    assert not patched, (f"{request.node.nodeid} monkey-patched the test process for eventlet ({patched}); "
+                         "run that code in a subprocess")
+
+
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """(pytest-xdist, `--dist loadgroup`) one worker runs every test of one backend, the other
