@@ -70,6 +70,7 @@ def event_store_env(service: str, settings: Settings) -> dict[str, str]:
             "POSTGRES_PASSWORD": p["password"],
             "POSTGRES_SCHEMA": schema,
             "POSTGRES_LOCK_TIMEOUT": LOCK_TIMEOUT_S,
+            "PROCESS_RECORDER_TOPIC": "services.common.pg_recorder:BoundedRetryRecorder",
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_MAX_OVERFLOW": "4",
             "CREATE_TABLE": "y",

@@ -1,0 +1,45 @@
+"""The PostgreSQL recorder every service's event store uses (named by PROCESS_RECORDER_TOPIC).
+
+eventsourcing's recorder takes an exclusive lock on the events table for each insert, with our lock
+timeout (store.LOCK_TIMEOUT_S), and retries a failed insert up to ten times. For a lost connection
+that is right. For a lock timeout it is not: psycopg waits in C, which blocks the service's whole
+eventlet hub, so ten tries held every request of the service for about fifty seconds; the gateway
+had long since answered 503 ("did not answer within 30 s") while the insert might still succeed
+afterwards. Here a lock timeout is tried again only while the tries fit well inside the RPC timeout
+(LOCK_RETRY_BUDGET_S); then it is raised, the transaction has rolled back, and the command answers
+503 "nothing was recorded, try again" (runtime.command).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
+
+LOCK_RETRY_BUDGET_S = 12.0
+ATTEMPTS = 10
+WAIT_S = 0.2
+
+_insert_once = PostgresApplicationRecorder.insert_events.__wrapped__  # the insert without eventsourcing's retry
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    return isinstance(exc.__cause__, psycopg.errors.LockNotAvailable)
+
+
+class BoundedRetryRecorder(PostgresProcessRecorder):
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        started = time.monotonic()
+        lock_timeout = float(self.datastore.lock_timeout or 0)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return _insert_once(self, stored_events, **kwargs)
+            except (InterfaceError, OperationalError) as exc:
+                if attempt == ATTEMPTS:
+                    raise
+                if is_lock_timeout(exc) and time.monotonic() - started + WAIT_S + lock_timeout > LOCK_RETRY_BUDGET_S:
+                    raise
+                time.sleep(WAIT_S)
+        raise AssertionError("unreachable")
