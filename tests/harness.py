@@ -96,11 +96,12 @@ class Platform:
 
     @staticmethod
     def _discover() -> list[str]:
-        order = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications",
-                 "gateway")
-        present = {p.parent.name for p in (ROOT / "services").glob("*/service.py")}
+        from services.common import registry
+
         only = [s.strip() for s in os.environ.get("CONSULT_TEST_SERVICES", "").split(",") if s.strip()]
-        return [s for s in order if s in present and (not only or s in only or s in ("communities", "audit", "gateway"))]
+        # The web pages are started by the browser tests that need them (web_world).
+        return [s for s in registry.SERVICES if s != "web"
+                and (not only or s in only or s in ("communities", "audit", "gateway"))]
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self) -> "Platform":

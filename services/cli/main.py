@@ -12,14 +12,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from services.common import config  # noqa: E402
+from services.common import config, registry  # noqa: E402
 
 from . import dlq, up  # noqa: E402
 from .rpc import CliError, Rpc, operator  # noqa: E402
 
-# Stage services add their own commands: a module services/<name>/cli.py with register(subparsers).
-EXTENSIONS = tuple(f"services.{p.parent.name}.cli" for p in sorted(Path(__file__).resolve().parents[1].glob("*/cli.py"))
-                   if p.parent.name != "cli")
+# Stage services add their own commands: a module with register(subparsers), declared in the registry.
+EXTENSIONS = registry.CLI_PLUGINS
 
 
 def _print(data) -> None:

@@ -9,19 +9,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services.common import clock, config
+from services.common import clock, config, registry
 from services.common.bus import BrokerUnavailable, check_broker, declare_all
 
 from .rpc import CliError
 
-ROOT = Path(__file__).resolve().parents[1]
-# Start order: the directory first (others ask it), the gateway, then the web pages (its client).
-ORDER = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications", "gateway", "web")
-
 
 def discover() -> list[str]:
-    present = {p.parent.name for p in ROOT.glob("*/service.py")}
-    return [s for s in ORDER if s in present] + sorted(present - set(ORDER))
+    """The services `consult up` starts, in their start order (the registry's table)."""
+    return list(registry.SERVICES)
 
 
 def _why(log: Path | None) -> str:
