@@ -60,6 +60,8 @@ SOURCE_STAGES = {"proposals": "proposal", "deliberation": "deliberation", "decis
 TEXT_SOURCES = ("proposals", "deliberation", "decisions")
 STAGES = ("proposal", "deliberation", "decision", "action")
 LEADS = frozenset({"party_lead"})
+# Who carries plans out, and so is asked to run the open ones on their home page ("what needs me").
+RUNNERS = frozenset({"community_worker", "party_lead"})
 
 
 @dataclass(frozen=True)
@@ -768,6 +770,59 @@ class ActionsApp(ServiceApplication):
             return None
         return {"plan": str(p.id), "round": found.round, "rating": found.rating,
                 "comment": self.content.get(found.comment_commitment)}
+
+    def needs_of(self, community: str, person: str, roles, read_texts=None) -> list[dict]:
+        """What of this stage needs the person now, for their home page, so the page never guesses
+        from lists: evaluations open to them that they have not answered this round, their own open
+        tasks, and, for a community worker or the party lead, the plans still being carried out.
+
+        Who may evaluate is the evaluate command's own rule (`ActionPlan.check_evaluator`): the
+        adult residents of the scope frozen into EvaluationOpened, not who lives there today, so no
+        directory fact is needed and none is asked. Tasks and plans to run are those of plans still
+        open whose case has not been closed (as the board shows them). Candidates come from the
+        read models; a title may be another stage's text, asked through `read_texts`. Each item:
+        {kind, stage, id, title, due, path}, a task's with `overdue`; evaluations by their close,
+        then tasks by due time, then plans to run by opening."""
+        self.project()
+        now = clock.now()
+        at = clock.format(now)
+        P, T, E, X = t.plans, t.tasks, t.evaluations, t.closures
+        closed = sa.select(X.c.case_id).where(X.c.community == community)
+        with self.engine.connect() as conn:
+            evaluating = list(conn.execute(sa.select(P).where(
+                P.c.community == community, P.c.status == EVALUATING, P.c.evaluation_closes_at > at)
+                .order_by(P.c.evaluation_closes_at, P.c.plan)))
+            rated = {(r.plan, r.round) for r in conn.execute(sa.select(E.c.plan, E.c.round).where(
+                E.c.person == person, E.c.plan.in_([r.plan for r in evaluating])))} if evaluating else set()
+            tasks = list(conn.execute(sa.select(T).join(P, P.c.plan == T.c.plan).where(
+                T.c.community == community, P.c.community == community, T.c.status == TASK_OPEN,
+                T.c.responsible_party["person"].as_string() == str(person), P.c.status.in_(ACTIVE),
+                P.c.case_id.not_in(closed)).order_by(T.c.due_at, T.c.position)))
+            running = list(conn.execute(sa.select(P).where(
+                P.c.community == community, P.c.status.in_(ACTIVE), P.c.case_id.not_in(closed))
+                .order_by(P.c.opened_at, P.c.plan))) if set(roles or ()) & RUNNERS else []
+        to_rate = []
+        for r in evaluating:
+            p = self._find(uuid.UUID(r.plan))
+            if not isinstance(p, ActionPlan) or p.community != community:
+                continue
+            try:
+                round_ = p.check_evaluator(person, now)
+            except (Conflict, Forbidden):  # not one of those asked, or the window has just closed
+                continue
+            if (r.plan, round_) not in rated:
+                to_rate.append(r)
+        texts = self._gather_texts([*(r.title_commitment for r in to_rate), *(r.title_commitment for r in tasks),
+                                    *(r.title_commitment for r in running)], TEXT_SOURCES, read_texts)
+
+        def item(kind: str, id_: str, commitment, due, plan: str) -> dict:
+            return {"kind": kind, "stage": self.name, "id": id_, "title": texts.get(commitment), "due": due,
+                    "path": f"plans/{plan}"}
+
+        return ([item("evaluate", r.plan, r.title_commitment, r.evaluation_closes_at, r.plan) for r in to_rate]
+                + [dict(item("task", r.task, r.title_commitment, r.due_at, r.plan),
+                        overdue=bool(r.overdue or r.due_at < at)) for r in tasks]
+                + [item("run", r.plan, r.title_commitment, None, r.plan) for r in running])
 
     def board(self, community: str, read_texts: Callable[[str, list[str]], dict] | None = None,
               outcome: str | None = None, closed_from: str | None = None, closed_to: str | None = None) -> dict:

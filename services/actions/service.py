@@ -131,6 +131,13 @@ class ActionsService(ServiceBase):
 
     @rpc
     @command
+    def needs_of(self, community, person, roles):
+        """What of this stage needs the person now (the gateway's `GET …/me/needs`). No directory
+        call: who may evaluate is the list of residents frozen into the plan's EvaluationOpened."""
+        return self.app.needs_of(community, person, roles or [], self._read_texts)
+
+    @rpc
+    @command
     def board(self, community, outcome=None, closed_from=None, closed_to=None):
         return self.app.board(community, self._read_texts, outcome, closed_from, closed_to)
 

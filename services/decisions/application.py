@@ -31,8 +31,8 @@ from services.common.tables import consumer_tracking
 
 from . import tables as t
 from .domain import (
-    CHANNELS, CLOSED, CONFIGURED, OPEN, RESOLVED, SCOPES, Ballot, Proxy, ProxyHolder, Vote, build_roll,
-    declaring_role,
+    CHANNELS, CLOSED, CONFIGURED, OPEN, PREPARED, RESOLVED, ROLE_LEAD, ROLE_WORKER, SCOPES, Ballot, Proxy,
+    ProxyHolder, Vote, build_roll, declaring_role,
 )
 
 SEALED = "sealed"  # the actor of every event of a secret ballot's votes and proxies
@@ -892,6 +892,49 @@ class DecisionsApp(ServiceApplication):
                 "sealed_choice": vote.sealed_choice, "salt": found.salt, "cast_by_seal": vote.cast_by_seal,
                 "cast_by_salt": found.cast_by_salt})
         return out
+
+    def needs_of(self, community: str, person: str, roles: list[str], read_texts=None, *,
+                 voter_of=None) -> list[dict]:
+        """What in this stage waits on the person, for their home page: each open ballot of the
+        community that has them on its roll and no vote of theirs yet ("vote", soonest closing
+        first), and for a community worker or the party-committee lead each ballot still to be set
+        up ("configure": prepared, or back to prepared after a failed opening).
+
+        The read model picks the candidates; only the open ones are loaded, each with the one Vote
+        aggregate of (ballot, voter), so the cost follows the number of open ballots, never the
+        number of votes. On a secret ballot that aggregate's id is the sealed one only this service
+        can derive: the answer says whether *this* person voted, nothing about anyone else.
+        `voter_of(ballot)` gives the person's id on a ballot's roll when it is not the person's own
+        (one household, one vote: their household); without it, the person.
+        """
+        self.project()
+        b = t.ballots
+        now = clock.format(clock.now())
+        with self.engine.connect() as conn:
+            open_rows = list(conn.execute(sa.select(b.c.id, b.c.title_commitment, b.c.closes_at).where(
+                b.c.community == community, b.c.status == OPEN, b.c.closes_at > now)
+                .order_by(b.c.closes_at, b.c.id)))
+            prepared = list(conn.execute(sa.select(b.c.id, b.c.title_commitment).where(
+                b.c.community == community, b.c.status == PREPARED).order_by(b.c.updated_at, b.c.id))) \
+                if set(roles or ()) & {ROLE_WORKER, ROLE_LEAD} else []
+        to_vote = [r for r in open_rows if self._awaits_vote(community, r.id, person, voter_of)]
+        titles = self._texts(*[r.title_commitment for r in (*to_vote, *prepared)], read_texts=read_texts)
+
+        def item(kind: str, row, due: str | None) -> dict:
+            return {"kind": kind, "stage": "decisions", "id": row.id, "title": titles.get(row.title_commitment),
+                    "due": due, "path": f"ballots/{row.id}"}
+
+        return [*(item("vote", r, r.closes_at) for r in to_vote), *(item("configure", r, None) for r in prepared)]
+
+    def _awaits_vote(self, community: str, ballot_id: str, person: str, voter_of=None) -> bool:
+        """The open ballot has the person (or whom they vote as) on its roll, and no vote of theirs."""
+        ballot = self._load(uuid.UUID(ballot_id), copy=False)
+        if not isinstance(ballot, Ballot) or ballot.community != community or ballot.status != OPEN:
+            return False
+        voter = voter_of(ballot) if voter_of is not None else person
+        if voter not in ballot.roll:
+            return False
+        return self._load(self.vote_id(ballot, voter), copy=False) is None
 
     def personal_data(self, community: str, person: str) -> dict:
         """What this stage holds about the person (PIPL art. 45): their standing vote on each

@@ -103,6 +103,17 @@ class DecisionsService(ServiceBase):
             return person  # not in the directory, so not on the roll: the application refuses
         return found["household"] if found["adult"] and found["household"] else person
 
+    def _roll_voter(self, community: str, ballot, person: str) -> str:
+        """As `_voter`, for a list: a person the directory does not know (or refuses) is looked for
+        on the roll as themselves, so one ballot cannot take the whole list down. Only a household
+        ballot asks the directory."""
+        if not ballot.config or ballot.config["voting_unit"] != "household":
+            return person
+        try:
+            return self._voter(community, str(ballot.id), person)
+        except (NotFound, InvalidInput, Forbidden):
+            return person
+
     # ---- commands ------------------------------------------------------------------------------
     @rpc
     @command
@@ -229,6 +240,13 @@ class DecisionsService(ServiceBase):
     @command
     def my_proxy(self, actor, community, ballot):
         return self.app.proxy_view(community, ballot, self._voter(community, ballot, actor))
+
+    @rpc
+    @command
+    def needs_of(self, community, person, roles):
+        """The person's "what needs me" in this stage (the gateway's GET …/me/needs)."""
+        return self.app.needs_of(community, person, roles, self._read_texts,
+                                 voter_of=lambda ballot: self._roll_voter(community, ballot, person))
 
     @rpc
     @command

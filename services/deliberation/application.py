@@ -526,6 +526,77 @@ class DeliberationApp(ServiceApplication):
             "confirmed": mn.confirmed,
         }
 
+    def needs_of(self, community: str, person: str, roles: list[str],
+                 texts_elsewhere: Callable[[list[str]], dict | None] | None = None) -> list[dict]:
+        """What in this stage waits on the person now, for their home page: the open consultations
+        whose body they sit on ("discuss"), the body's meetings still ahead ("attend"), and the
+        minutes that wait for their signature ("sign").
+
+        The read tables name the candidates (open consultations, scheduled meetings, unconfirmed
+        minutes of this community) and only those aggregates are loaded, so the answer costs what
+        is live, not every consultation the community ever held. Who sits on a body and who may
+        sign is the aggregates' own answer (`members`, `roles_of`, `outstanding_roles`), the one
+        the commands check. `roles` (the person's directory roles, asked of every stage alike)
+        widen nothing here: the body is fixed in the consultation, not read from the directory.
+
+        A consultation opened from a proposal carries the proposal's title commitment, whose text
+        lives in the proposals service's store; `texts_elsewhere(commitments)` reads those (None
+        or a missing text leaves the title None, as the consultation's view does).
+        """
+        self.project()
+        K, M, N = t.consultations, t.meetings, t.minutes
+        now = clock.format(clock.now())  # starts_at is stored in the same fixed UTC format
+        with self.engine.connect() as conn:
+            open_rows = list(conn.execute(
+                sa.select(K.c.id, K.c.proposal, K.c.title_commitment)
+                .where(K.c.community == community, K.c.status == "open").order_by(K.c.opened_at, K.c.id)))
+            meeting_rows = list(conn.execute(
+                sa.select(M.c.id, M.c.consultation, M.c.starts_at)
+                .join(K, K.c.id == M.c.consultation)
+                .where(M.c.community == community, K.c.community == community, K.c.status == "open",
+                       M.c.status == "scheduled", M.c.starts_at > now)
+                .order_by(M.c.starts_at, M.c.id)))
+            minutes_rows = list(conn.execute(
+                sa.select(N.c.id, N.c.meeting, M.c.consultation, K.c.proposal, K.c.title_commitment)
+                .join(M, M.c.id == N.c.meeting).join(K, K.c.id == M.c.consultation)
+                .where(M.c.community == community, K.c.community == community, N.c.confirmed_at.is_(None))
+                .order_by(N.c.position)))
+
+        consultations: dict[str, Consultation | None] = {}
+
+        def consultation(cid: str) -> Consultation | None:
+            if cid not in consultations:
+                c = self._find(uuid.UUID(cid))
+                consultations[cid] = c if isinstance(c, Consultation) and c.community == community else None
+            return consultations[cid]
+
+        def sits(cid: str) -> bool:
+            c = consultation(cid)
+            return c is not None and person in c.members()
+
+        def awaits(row) -> bool:
+            """The person may sign now: they hold a signer role still outstanding and have not signed."""
+            c, mn = consultation(row.consultation), self._find(uuid.UUID(row.id))
+            if c is None or not isinstance(mn, Minutes) or mn.community != community or mn.confirmed:
+                return False
+            if any(s["person"] == person for s in mn.signatures):
+                return False
+            return bool(set(mn.outstanding_roles()) & set(c.roles_of(person)))
+
+        found = [("discuss", r.id, r, None, f"consultations/{r.id}") for r in open_rows if sits(r.id)]
+        by_id = {r.id: r for r in open_rows}
+        found += [("attend", r.id, by_id[r.consultation], r.starts_at, f"meetings/{r.id}")
+                  for r in meeting_rows if r.consultation in by_id and sits(r.consultation)]
+        found += [("sign", r.id, r, None, f"meetings/{r.meeting}") for r in minutes_rows if awaits(r)]
+
+        titles = self.content.get_many(k.title_commitment for _, _, k, _, _ in found)
+        elsewhere = sorted({k.title_commitment for _, _, k, _, _ in found
+                            if k.proposal and k.title_commitment and titles.get(k.title_commitment) is None})
+        if elsewhere and texts_elsewhere is not None:
+            titles.update({k: v for k, v in (texts_elsewhere(elsewhere) or {}).items() if v is not None})
+        return [{"kind": kind, "stage": "deliberation", "id": oid, "title": titles.get(k.title_commitment),
+                 "due": due, "path": path} for kind, oid, k, due, path in found]
+
 
 def _stage(env: dict, stage: str) -> None:
     metrics.STAGE_TRANSITIONS.labels("deliberation", env["community"], stage).inc()

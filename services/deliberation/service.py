@@ -290,5 +290,13 @@ class DeliberationService(ServiceBase):
     def get_minutes(self, community, minutes):
         return self.app.minutes_view(community, minutes)
 
+    @rpc
+    @command
+    def needs_of(self, community, person, roles):
+        """A resident's home page: what in this stage waits on them. A title opened from a proposal
+        is read from the proposals service's store, as the consultation's view reads it."""
+        return self.app.needs_of(community, person, roles,
+                                 functools.partial(self.platform.rpc_or_none, "proposals", "read_texts"))
+
 
 SERVICE = DeliberationService

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from services.common.erasure import ERASING
-from services.common.errors import Forbidden
+from services.common.errors import Forbidden, Unavailable
 
 from . import schema as S
 from .auth_cache import CACHE
-from .router import PUBLIC, Call, route
+from .router import PUBLIC, Call, Problem, route
 
 TAG = "directory"
 MANAGERS = ("community_worker", "party_lead")
@@ -240,3 +240,40 @@ def import_csv(c: Call):
     return c.call("communities", "import_csv", c.actor, c.community, c.body)
 
 
+
+
+# The stages asked for "what needs me", in the order of the 1+4+N flow; each answers for its own
+# objects (services/<stage>/application.py `needs_of`), so a page never guesses from lists.
+NEEDS_FROM = ("proposals", "deliberation", "decisions", "actions")
+NEEDS_WAIT_S = 5.0  # one stage that is down costs the home page this, not the RPC timeout
+NEED = {"type": "object", "required": ["kind", "stage", "id", "path"], "properties": {
+    "kind": {"type": "string", "enum": ["support", "screen", "discuss", "attend", "sign", "vote", "configure",
+                                        "evaluate", "task", "run"]},
+    "stage": {"type": "string", "enum": list(NEEDS_FROM)}, "id": {"type": "string"},
+    "title": {"type": ["string", "null"]}, "due": {"type": ["string", "null"]},
+    "path": {"type": "string", "description": "the page of the object, under /communities/{community}/"},
+    "overdue": {"type": "boolean"}}}
+
+
+@route("GET", C + "/me/needs", summary="What needs me now: proposals I may support or must screen, consultations "
+       "I sit on, meetings to attend, minutes to sign, ballots open to me, evaluations open to me, my tasks",
+       tag=TAG, response={"type": "object", "required": ["items", "unavailable"], "properties": {
+           "items": {"type": "array", "items": NEED},
+           "unavailable": {"type": "array", "items": {"type": "string"},
+                           "description": "stages that did not answer in time: their items are missing"}}})
+def my_needs(c: Call):
+    import eventlet
+
+    roles = sorted({r["role"] for r in (c.principal or {}).get("roles", [])})
+    items, unavailable = [], []
+    for stage in NEEDS_FROM:
+        try:
+            with eventlet.Timeout(NEEDS_WAIT_S):
+                items += c.call(stage, "needs_of", c.community, c.actor, roles)
+        except (Unavailable, eventlet.Timeout):
+            unavailable.append(stage)
+        except Problem as exc:  # the gateway's own 503: the stage is not running
+            if exc.problem.get("status") != 503:
+                raise
+            unavailable.append(stage)
+    return {"items": items, "unavailable": unavailable}

@@ -432,6 +432,65 @@ class ProposalsApp(ServiceApplication):
                     threshold_rule=row.threshold_rule, supports_residents=row.supports,
                     supports_households=row.households, supported_by_me=mine, history=history)
 
+    # ---- what needs the person (the home page) ------------------------------------------------------
+    def _support_candidates(self, conn: sa.Connection, community: str, person: str, household: str | None):
+        """Proposals of the community the person could still support, as far as this store knows:
+        collecting, before the deadline (the timer may not have expired it yet), not the person's own,
+        and not currently supported by them, nor by their household where supports count per
+        household (a second support there would be refused). Scope is left to the caller, since
+        who lives where is the directory's. Soonest deadline first. One query on the read model."""
+        P, S = t.proposals, t.supports
+        mine = sa.or_(S.c.person == person,
+                      sa.and_(P.c.support_per == "household", S.c.household == household)
+                      if household else sa.false())
+        supported = sa.exists().where(S.c.proposal == P.c.id, S.c.current.is_(True), mine)
+        return conn.execute(sa.select(P.c.id, P.c.title, P.c.deadline, P.c.scope, P.c.scope_id).where(
+            P.c.community == community, P.c.status == COLLECTING, P.c.author != person,
+            P.c.deadline > clock.format(clock.now()), ~supported,
+        ).order_by(P.c.deadline, P.c.created_position)).all()
+
+    def need_scopes(self, community: str, person: str) -> list[tuple[str, str]]:
+        """The distinct (scope, scope_id) of the proposals the person might be asked to support:
+        what the service must ask the directory about (once per scope, not per proposal) before
+        `needs_of`. Empty: no directory question is needed at all."""
+        self.project()
+        with self.engine.connect() as conn:
+            rows = self._support_candidates(conn, community, person, None)
+        return list(dict.fromkeys((r.scope, r.scope_id) for r in rows))
+
+    def needs_of(self, community: str, person: str, roles, household: str | None,
+                 households_in_scope: dict[tuple[str, str], set[str]]) -> list[dict]:
+        """What needs the person in this stage now, for the home page: proposals to support, soonest
+        deadline first, then, for a community worker or party lead, submissions awaiting screening in
+        the order they came in. Read from the read model only, never from the aggregates.
+
+        `household`: where the person lives now (None: the directory has them as no resident, so
+        there is nothing for them to support). `households_in_scope`: the households of each
+        (scope, scope_id) that `need_scopes` named, as the directory has them now; the whole community
+        needs no entry (every resident's household is in it). A scope missing from it (a proposal
+        opened between the two calls) is left out until the next ask, rather than offered wrongly."""
+        self.project()
+        P = t.proposals
+        items = []
+        with self.engine.connect() as conn:
+            if household is not None:
+                for r in self._support_candidates(conn, community, person, household):
+                    if r.scope == "community" or household in households_in_scope.get((r.scope, r.scope_id), ()):
+                        items.append(_need("support", r.id, r.title, r.deadline))
+            if SCREENERS & set(roles or ()):
+                for r in conn.execute(sa.select(P.c.id, P.c.title).where(
+                        P.c.community == community, P.c.status == SUBMITTED,
+                ).order_by(P.c.submitted_at, P.c.created_position)):
+                    items.append(_need("screen", r.id, r.title, None))
+        return items
+
+
+SCREENERS = {"community_worker", "party_lead"}  # the roles that screen submissions (the gateway's SCREENERS)
+
+
+def _need(kind: str, pid: str, title: str | None, due: str | None) -> dict:
+    return {"kind": kind, "stage": SOURCE, "id": pid, "title": title, "due": due, "path": f"proposals/{pid}"}
+
 
 def _in_unit(row) -> int:
     return row.households if row.unit == "households" else row.supports

@@ -157,5 +157,21 @@ class ProposalsService(ServiceBase):
                        offset=0):
         return self.app.list_proposals(community, viewer, status, category, scope, q, limit, offset)
 
+    @rpc
+    @command
+    def needs_of(self, community, person, roles):
+        """The home page's "what needs me" for this stage. The directory is asked once for where the
+        person lives and once per distinct scope among the proposals they might support (never per
+        proposal), all at once; not at all when there is nothing they might support."""
+        candidates = self.app.need_scopes(community, person)
+        scopes = [s for s in candidates if s[0] != "community"]  # the whole community needs no question
+        household, in_scope = None, {}
+        if candidates:
+            asked = self.communities.get_person.call_async(community, person)
+            pending = {s: self.communities.households_in_scope.call_async(community, *s) for s in scopes}
+            household = self._household_of(community, person, asked.result())
+            in_scope = {s: set(_result(reply.result())) for s, reply in pending.items()}
+        return self.app.needs_of(community, person, roles or [], household, in_scope)
+
 
 SERVICE = ProposalsService

@@ -117,28 +117,14 @@ def home(ctx: Ctx, community: str):
     info = ctx.api.get(ctx.c())
     board = ctx.api.get(ctx.c("/board"))
     worker = ctx.has(*WORKERS)
-    needs = []
-    collecting = _safe(lambda: ctx.api.get(ctx.c("/proposals"), status="collecting")["items"], [])
-    for p in collecting:
-        needs.append(("support", p["title"], f"/communities/{community}/proposals/{p['id']}"))
-    if worker:
-        for p in _safe(lambda: ctx.api.get(ctx.c("/proposals"), status="submitted")["items"], []):
-            needs.append(("screen", p["title"], f"/communities/{community}/proposals/{p['id']}"))
-    for c in _safe(lambda: ctx.api.get(ctx.c("/consultations"), status="open"), []):
-        needs.append(("discuss", c.get("title"), f"/communities/{community}/consultations/{c['id']}"))
-    for b in _safe(lambda: ctx.api.get(ctx.c("/ballots"), status="open"), []):
-        needs.append(("vote", b.get("title"), f"/communities/{community}/ballots/{b['id']}"))
-    if worker:
-        for b in _safe(lambda: ctx.api.get(ctx.c("/ballots"), status="prepared"), []):
-            needs.append(("configure", b.get("title"), f"/communities/{community}/ballots/{b['id']}"))
-    for p in _safe(lambda: ctx.api.get(ctx.c("/action-plans")), []):
-        if p.get("status") == "evaluating":
-            needs.append(("evaluate", p.get("title"), f"/communities/{community}/plans/{p['plan']}"))
-        elif worker and p.get("status") in ("open", "reopened"):
-            needs.append(("run", p.get("title"), f"/communities/{community}/plans/{p['plan']}"))
+    # What needs this person, as each stage decides it for its own objects (the API's /me/needs):
+    # only ballots on whose roll I stand and I have not voted in, proposals of my building I have not
+    # supported, consultations I sit on, my tasks ... not every open list of the community.
+    found = _safe(lambda: ctx.api.get(ctx.c("/me/needs")), {"items": [], "unavailable": []})
+    needs = [dict(n, href=f"/communities/{community}/{n['path']}") for n in found["items"]]
     inbox = _safe(lambda: ctx.api.get(ctx.c("/me/inbox"), limit=5), {"items": [], "unread": 0, "total": 0})
-    return ctx.render("home.html", me=me, info=info, board=board, needs=needs, inbox=inbox, stages=STAGES,
-                      worker=worker)
+    return ctx.render("home.html", me=me, info=info, board=board, needs=needs, needs_missing=found["unavailable"],
+                      inbox=inbox, stages=STAGES, worker=worker)
 
 
 @page("/communities/<community>/inbox")
