@@ -151,7 +151,7 @@ class ActionsService(ServiceBase):
         "1", who run every case), or a member of the body of a consultation held on the case."""
         if actor is None:
             return False
-        if Caller(actor, frozenset(roles or ())).holds(*MANAGERS):
+        if Caller(actor, frozenset(roles or ())).holds(MANAGERS):
             return True
         for c in self.platform.rpc_or_none("deliberation", "list_consultations", community) or []:
             if c.get("case") != case:

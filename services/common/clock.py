@@ -28,9 +28,7 @@ DEFAULT_TRAINING_SPEED = 1440.0  # one day per minute
 
 
 def _test_mode() -> bool:
-    from .config import test_mode
-
-    return test_mode()
+    return os.environ.get("CONSULT_TEST_MODE", "0").lower() in ("1", "true", "yes")
 
 
 def _from_file() -> datetime | None:

@@ -25,12 +25,6 @@ def _flag(env: Mapping[str, str], name: str, default: str = "0") -> bool:
     return env.get(name, default).strip().lower() in ("1", "true", "yes", "y", "on")
 
 
-def test_mode(env: Mapping[str, str] | None = None) -> bool:
-    """Whether this process runs in test mode (CONSULT_TEST_MODE): a test may freeze the clock and
-    inject faults. Read here only, the one way, by the settings, the clock and fault injection."""
-    return _flag(os.environ if env is None else env, "CONSULT_TEST_MODE")
-
-
 PRODUCTION, TRAINING = "production", "training"  # what a deployment is: services/common/deployment.py
 
 
@@ -127,7 +121,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         db=db,
         data_dir=data_dir,
         prefix=env.get("CONSULT_PREFIX") or "consult",  # names every exchange, queue and schema
-        test_mode=test_mode(env),
+        test_mode=_flag(env, "CONSULT_TEST_MODE"),
         clock_file=env.get("CONSULT_CLOCK_FILE") or None,
         relay_interval=float(env.get("CONSULT_RELAY_INTERVAL", "0.2")),
         catchup_interval=float(env.get("CONSULT_CATCHUP_INTERVAL", "5")),
