@@ -1,7 +1,8 @@
 """The message catalogues: which message ids the pages use, and keeping both .po files complete.
 
     python -m services.web.catalogue check    # exit 1 and list what is missing
-    python -m services.web.catalogue update   # add new ids (en: the id itself; zh-CN: empty, to translate)
+    python -m services.web.catalogue update [NAME]   # add new ids to NAME.po (default messages.po;
+                                                     # en: the id itself; zh-CN: empty, to translate)
 
 Ids come from `_()`/`gettext()` in the templates and the Python modules, and from the code tables
 (filters.CODES, app.PROBLEM_MESSAGES) whose values are message ids. The unit test
@@ -66,31 +67,40 @@ def used_ids() -> set[str]:
     return ids
 
 
-def path_of(lang: str) -> Path:
-    return LOCALE_DIR / FOLDERS[lang] / "LC_MESSAGES" / "messages.po"
+def path_of(lang: str, name: str = "messages") -> Path:
+    return LOCALE_DIR / FOLDERS[lang] / "LC_MESSAGES" / f"{name}.po"
 
 
-def read(lang: str) -> Catalog:
-    path = path_of(lang)
+def read(lang: str, name: str = "messages") -> Catalog:
+    path = path_of(lang, name)
     if not path.exists():
         return Catalog(locale=FOLDERS[lang], project="consult web", fuzzy=False)
     with path.open("rb") as f:
         return read_po(f, locale=FOLDERS[lang])
 
 
+def translated(lang: str) -> set[str]:
+    """The ids with a translation in any of the language's .po files."""
+    done: set[str] = set()
+    for path in sorted(path_of(lang).parent.glob("*.po")):
+        done |= {m.id for m in read(lang, path.stem) if m.id and isinstance(m.id, str) and m.string}
+    return done
+
+
 def missing(lang: str) -> list[str]:
-    cat = read(lang)
-    return sorted(m for m in used_ids() if not (cat.get(m) and cat.get(m).string))
+    return sorted(used_ids() - translated(lang))
 
 
-def update() -> None:
+def update(name: str = "messages") -> None:
     ids = used_ids()
     for lang in LANGS:
-        cat = read(lang)
-        for m in sorted(ids):
-            if cat.get(m) is None:
-                cat.add(m, m if lang == "en" else "")
-        path = path_of(lang)
+        known: set[str] = set()
+        for path in sorted(path_of(lang).parent.glob("*.po")):
+            known |= {m.id for m in read(lang, path.stem) if m.id and isinstance(m.id, str)}
+        cat = read(lang, name)
+        for m in sorted(ids - known):
+            cat.add(m, m if lang == "en" else "")
+        path = path_of(lang, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             write_po(f, cat, width=0, omit_header=False, sort_output=True)
@@ -98,7 +108,7 @@ def update() -> None:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["update"]:
-        update()
+        update(*argv[1:2])
     gaps = {lang: missing(lang) for lang in LANGS}
     for lang, ids in gaps.items():
         for m in ids:

@@ -1,5 +1,7 @@
 """The pages' languages: zh-CN (default) and en, from gettext catalogues kept as .po files in the
-repository and read at start (no build step). A missing message falls back to its id, but the unit
+repository and read at start (no build step). A language's catalogue is every .po file in its
+LC_MESSAGES folder (messages.po, and one per group of pages, e.g. directory.po), so pages added side by
+side do not edit one file. A missing message falls back to its id, but the unit
 test tests/unit/test_web_catalogues.py keeps both catalogues complete."""
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ FOLDERS = {"zh-CN": "zh_CN", "en": "en"}
 
 @lru_cache(maxsize=None)
 def catalogue(lang: str) -> dict[str, str]:
-    path = LOCALE_DIR / FOLDERS[lang] / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as f:
-        cat = read_po(f, locale=FOLDERS[lang])
-    return {m.id: m.string for m in cat if m.id and isinstance(m.id, str) and m.string}
+    messages: dict[str, str] = {}
+    for path in sorted((LOCALE_DIR / FOLDERS[lang] / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as f:
+            cat = read_po(f, locale=FOLDERS[lang])
+        messages.update({m.id: m.string for m in cat if m.id and isinstance(m.id, str) and m.string})
+    return messages
 
 
 class Translations:
