@@ -20,9 +20,6 @@ AUDIT_PAGE = 1000
 log = logging.getLogger(__name__)
 
 
-_result = errors.unwrap  # another service's refusal is raised as the same problem
-
-
 def _consumer(rt: Runtime) -> SinkChain:
     return rt.app.stage_sinks()
 
@@ -48,7 +45,7 @@ class ActionsService(ServiceBase):
     def _place_exists(self, community: str, scope: str, scope_id: str | None) -> bool:
         if scope == "community":
             return True
-        directory = _result(self.communities.directory(community, None))
+        directory = errors.unwrap(self.communities.directory(community, None))
         return any(x["id"] == scope_id for x in directory.get(f"{scope}s", []))
 
     def _person_exists(self, community: str, person: str | None) -> bool:
@@ -104,8 +101,8 @@ class ActionsService(ServiceBase):
     @command
     def report_done(self, actor, roles, community, plan, summary):
         p = self.app.plan(community, plan)
-        residents = _result(self.communities.residents_in_scope(community, p.scope, p.scope_id, None))
-        rules = _result(self.communities.get_community(community))["rules"]
+        residents = errors.unwrap(self.communities.residents_in_scope(community, p.scope, p.scope_id, None))
+        rules = errors.unwrap(self.communities.get_community(community))["rules"]
         return self.app.report_done(Caller(actor, frozenset(roles)), community, plan, summary, residents, rules)
 
     @rpc
@@ -174,7 +171,7 @@ class ActionsService(ServiceBase):
         for one in self.app.track(community, str(case)):  # the case, and its follow-ups: one track
             start = 0
             while True:
-                page = _result(self.audit.entries(community, start, AUDIT_PAGE, one))["entries"]
+                page = errors.unwrap(self.audit.entries(community, start, AUDIT_PAGE, one))["entries"]
                 entries += page
                 if len(page) < AUDIT_PAGE:
                     break

@@ -16,8 +16,6 @@ from services.common.runtime import Platform, Runtime, ServiceBase, command
 from . import tables
 from .application import Caller, DeliberationApp
 
-_unwrapped = errors.unwrap  # a refusal from the directory (say, an unknown person) is the caller's refusal too
-
 
 class Directory:
     """Directory facts from the communities service, as plain data for the application. `call`
@@ -72,7 +70,8 @@ class DeliberationService(ServiceBase):
 
     @property
     def directory(self) -> Directory:
-        return Directory(lambda method, *args: _unwrapped(getattr(self.communities, method)(*args)))
+        # a refusal from the directory (say, an unknown person) is raised as the caller's refusal too
+        return Directory(lambda method, *args: errors.unwrap(getattr(self.communities, method)(*args)))
 
     def _caller(self, actor: str, roles, community: str) -> Caller:
         lives_in = functools.partial(self.directory.lives_in, community, actor)

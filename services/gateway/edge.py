@@ -177,7 +177,7 @@ class GatewayWsgiApp(WsgiApp):
             return problem_response(problem(405, "Method not allowed", f"{method} is not allowed here",
                                             i18n={"key": "route.method", "params": {"method": method}}),
                                     {"Allow": ", ".join(allowed)}, environ.get("HTTP_ACCEPT_LANGUAGE"))
-        except HTTPException as exc:  # not found (and a redirect, which an API does not make)
+        except HTTPException:  # not found (and a redirect, which an API does not make)
             return problem_response(problem(404, "Not found", "no such resource", i18n={"key": "route.not_found"}),
                                     None, environ.get("HTTP_ACCEPT_LANGUAGE"))
         request.path_values = values

@@ -6,7 +6,7 @@ from services.common.errors import Forbidden, Unavailable
 
 from . import schema as S
 from .auth_cache import CACHE
-from .router import PUBLIC, Call, Problem, route
+from .router import PUBLIC, Call, route
 
 TAG = "directory"
 MANAGERS = ("community_worker", "party_lead")
@@ -270,10 +270,6 @@ def my_needs(c: Call):
         try:
             with eventlet.Timeout(NEEDS_WAIT_S):
                 items += c.call(stage, "needs_of", c.community, c.actor, roles)
-        except (Unavailable, eventlet.Timeout):
-            unavailable.append(stage)
-        except Problem as exc:  # the gateway's own 503: the stage is not running
-            if exc.problem.get("status") != 503:
-                raise
+        except (Unavailable, eventlet.Timeout):  # the stage's own 503, or the gateway's: not running, too slow
             unavailable.append(stage)
     return {"items": items, "unavailable": unavailable}

@@ -7,7 +7,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 
 from services.common import metrics
-from services.common.errors import DomainError, Unauthorized, Unavailable, unwrap
+from services.common.errors import DomainError, Unauthorized, Unavailable, from_problem, unwrap
 from services.common.rpc import RpcProxy
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
@@ -41,12 +41,14 @@ class GatewayService(ServiceBase):
         try:
             with eventlet.Timeout(RPC_TIMEOUT_S):
                 return getattr(getattr(self, service), method)(*args, **kwargs)
+        # Raised as the DomainError of a 503 (Unavailable), like a stage's own 503 relayed: callers
+        # handle "not now" one way, whichever side of the RPC said it.
         except eventlet.Timeout:
-            raise router.Problem(router.problem(
+            raise from_problem(router.problem(
                 503, "Service unavailable", f"the {service} service did not answer within {RPC_TIMEOUT_S} s",
                 code="ServiceUnavailable")) from None
         except UnknownService:
-            raise router.Problem(router.problem(
+            raise from_problem(router.problem(
                 503, "Service unavailable", f"the {service} service is not running", code="ServiceUnavailable")) from None
 
     def _carry_idempotency_key(self, key: str | None):

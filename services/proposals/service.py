@@ -22,9 +22,6 @@ from .application import ProposalsApp
 from .domain import threshold_rule
 
 
-_result = unwrap  # a refusal of the directory is passed on as it came (status, type, words)
-
-
 def expire_due(runtime) -> None:
     runtime.app.expire_due()
 
@@ -55,12 +52,12 @@ class ProposalsService(ServiceBase):
 
     # ---- directory facts -------------------------------------------------------------------------
     def _rules(self, community: str) -> dict:
-        return _result(self.communities.get_community(community))["rules"]
+        return unwrap(self.communities.get_community(community))["rules"]
 
     def _known_scopes(self, community: str, scope: str) -> dict[str, set]:
         if scope not in ("compound", "building"):
             return {}
-        directory = _result(self.communities.directory(community))
+        directory = unwrap(self.communities.directory(community))
         return {"compound": {c["id"] for c in directory["compounds"]},
                 "building": {b["id"] for b in directory["buildings"]}}
 
@@ -73,7 +70,7 @@ class ProposalsService(ServiceBase):
             return None
 
     def _households(self, community: str, scope: str, scope_id: str) -> set[str]:
-        return set(_result(self.communities.households_in_scope(community, scope, scope_id)))
+        return set(unwrap(self.communities.households_in_scope(community, scope, scope_id)))
 
     # ---- commands ---------------------------------------------------------------------------------
     @rpc
@@ -101,7 +98,7 @@ class ProposalsService(ServiceBase):
             if threshold_rule(rules, facts["scope"])["unit"] == "households":
                 in_scope = len(self._households(community, facts["scope"], facts["scope_id"]))
             else:
-                in_scope = len(_result(self.communities.residents_in_scope(
+                in_scope = len(unwrap(self.communities.residents_in_scope(
                     community, facts["scope"], facts["scope_id"])))
         self.app.screen(actor, community, proposal, admissible, reason, category, rules=rules, in_scope=in_scope)
         return self.app.view(community, proposal, actor)
@@ -115,7 +112,7 @@ class ProposalsService(ServiceBase):
         scope = None if facts["scope"] == "community" else self.communities.households_in_scope.call_async(
             community, facts["scope"], facts["scope_id"])
         household = self._household_of(community, actor, person.result())
-        in_scope = None if scope is None else set(_result(scope.result()))
+        in_scope = None if scope is None else set(unwrap(scope.result()))
         return self.app.give_support(actor, community, proposal, household, in_scope)
 
     @rpc
@@ -142,7 +139,7 @@ class ProposalsService(ServiceBase):
     @rpc
     @command
     def erase_person(self, actor, community, person):
-        _result(self.communities.get_person(community, person))  # someone of another community does not exist here
+        unwrap(self.communities.get_person(community, person))  # someone of another community does not exist here
         return self.app.erase_person(community, person, actor=actor)
 
     # ---- queries ----------------------------------------------------------------------------------
@@ -170,7 +167,7 @@ class ProposalsService(ServiceBase):
             asked = self.communities.get_person.call_async(community, person)
             pending = {s: self.communities.households_in_scope.call_async(community, *s) for s in scopes}
             household = self._household_of(community, person, asked.result())
-            in_scope = {s: set(_result(reply.result())) for s, reply in pending.items()}
+            in_scope = {s: set(unwrap(reply.result())) for s, reply in pending.items()}
         return self.app.needs_of(community, person, roles or [], household, in_scope)
 
 
