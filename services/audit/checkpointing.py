@@ -109,15 +109,13 @@ class Policy:
 
 
 def policy(settings: Settings) -> Policy:
-    every = int(os.environ.get("CONSULT_AUDIT_CHECKPOINT_EVERY", "1000"))
-    seconds = float(os.environ.get("CONSULT_AUDIT_CHECKPOINT_SECONDS", "60"))
+    every, seconds = settings.audit_checkpoint_every, settings.audit_checkpoint_seconds
     if every < 1 or seconds <= 0:
         raise ValueError("CONSULT_AUDIT_CHECKPOINT_EVERY must be ≥ 1 and CONSULT_AUDIT_CHECKPOINT_SECONDS > 0")
-    production = Path(os.environ.get("CONSULT_AUDIT_KEY_FILE") or settings.data_dir / KEY_FILE_NAME).resolve()
+    production = Path(settings.audit_key_file or settings.data_dir / KEY_FILE_NAME).resolve()
     if not settings.training:
         return Policy(every, seconds, production)
-    key_file = Path(os.environ.get("CONSULT_AUDIT_TRAINING_KEY_FILE")
-                    or settings.data_dir / TRAINING_KEY_FILE_NAME).resolve()
+    key_file = Path(settings.audit_training_key_file or settings.data_dir / TRAINING_KEY_FILE_NAME).resolve()
     if key_file == production:
         raise ValueError(f"a training deployment never signs with the production key file ({production}): set "
                          "CONSULT_AUDIT_TRAINING_KEY_FILE to a file of its own")

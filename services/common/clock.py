@@ -28,7 +28,10 @@ DEFAULT_TRAINING_SPEED = 1440.0  # one day per minute
 
 
 def _test_mode() -> bool:
-    return os.environ.get("CONSULT_TEST_MODE", "0").lower() in ("1", "true", "yes")
+    # read on each call, not once: a unit test switches test mode on and off in one process
+    from .config import test_mode
+
+    return test_mode()
 
 
 def _from_file() -> datetime | None:

@@ -25,6 +25,12 @@ def _flag(env: Mapping[str, str], name: str, default: str = "0") -> bool:
     return env.get(name, default).strip().lower() in ("1", "true", "yes", "y", "on")
 
 
+def test_mode(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs in test mode (CONSULT_TEST_MODE): a test may freeze the clock and
+    inject faults. Parsed here only: the settings, the clock and fault injection ask this."""
+    return _flag(os.environ if env is None else env, "CONSULT_TEST_MODE")
+
+
 PRODUCTION, TRAINING = "production", "training"  # what a deployment is: services/common/deployment.py
 
 
@@ -67,6 +73,26 @@ class Settings:
     evidence_max_bytes: int = 5 * 1024 * 1024
     transient_backoff_max: float = 10.0  # CONSULT_TRANSIENT_BACKOFF_MAX: longest wait between transient retries
     consumer_rpc_timeout: float = 30.0  # CONSULT_CONSUMER_RPC_TIMEOUT: a consumer's or timer's RPC to another service
+    # A service process (services/common/runner.py): the address its HTTP server binds, how many
+    # requests or messages it works on at once, its log level.
+    bind: str = "127.0.0.1"  # CONSULT_BIND (0.0.0.0 in a container)
+    max_workers: int = 10  # CONSULT_MAX_WORKERS
+    log_level: str = "INFO"  # CONSULT_LOG_LEVEL
+    # The web pages (services/web): the gateway they call, and cookies behind HTTPS.
+    web_api_url: str | None = None  # CONSULT_WEB_API_URL, e.g. http://gateway:8080 in a container
+    web_secure_cookies: bool = False  # CONSULT_WEB_SECURE_COOKIES
+    web_trust_proxy: bool = False  # CONSULT_WEB_TRUST_PROXY: believe X-Forwarded-Proto
+    # The audit service's checkpoints: how often, and the signing key files.
+    audit_checkpoint_every: int = 1000  # CONSULT_AUDIT_CHECKPOINT_EVERY (entries)
+    audit_checkpoint_seconds: float = 60.0  # CONSULT_AUDIT_CHECKPOINT_SECONDS
+    audit_key_file: str | None = None  # CONSULT_AUDIT_KEY_FILE (default: in the data folder)
+    audit_training_key_file: str | None = None  # CONSULT_AUDIT_TRAINING_KEY_FILE
+    # CONSULT_DECISIONS_KEY: the key that seals secret votes (default: a file in the data folder).
+    # A secret: kept out of the settings' repr, so it cannot reach a log line that prints them.
+    decisions_key: str | None = field(default=None, repr=False)
+    # HTTP ports set one by one (CONSULT_<SERVICE>_PORT; CONSULT_HTTP_PORT for this process's own
+    # service, CONSULT_SERVICE, which the runner sets), read with the rest, not at each lookup.
+    port_overrides: dict = field(default_factory=dict)
 
     @property
     def training(self) -> bool:
@@ -81,11 +107,8 @@ class Settings:
         return "postgres" if self.is_postgres else "sqlite"
 
     def http_port(self, service: str) -> int:
-        env = os.environ.get(f"CONSULT_{service.upper()}_PORT") or (
-            os.environ.get("CONSULT_HTTP_PORT") if os.environ.get("CONSULT_SERVICE") == service else None
-        )
-        if env:
-            return int(env)
+        if service in self.port_overrides:
+            return self.port_overrides[service]
         return HTTP_PORTS[service] + self.port_offset
 
     def postgres_params(self) -> dict:
@@ -121,7 +144,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         db=db,
         data_dir=data_dir,
         prefix=env.get("CONSULT_PREFIX") or "consult",  # names every exchange, queue and schema
-        test_mode=_flag(env, "CONSULT_TEST_MODE"),
+        test_mode=test_mode(env),
         clock_file=env.get("CONSULT_CLOCK_FILE") or None,
         relay_interval=float(env.get("CONSULT_RELAY_INTERVAL", "0.2")),
         catchup_interval=float(env.get("CONSULT_CATCHUP_INTERVAL", "5")),
@@ -132,7 +155,29 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         evidence_max_bytes=evidence_max_bytes(env.get("CONSULT_EVIDENCE_MAX_BYTES")),
         transient_backoff_max=float(env.get("CONSULT_TRANSIENT_BACKOFF_MAX", "10")),
         consumer_rpc_timeout=float(env.get("CONSULT_CONSUMER_RPC_TIMEOUT", "30")),
+        bind=env.get("CONSULT_BIND", "127.0.0.1"),
+        max_workers=int(env.get("CONSULT_MAX_WORKERS", "10")),
+        log_level=env.get("CONSULT_LOG_LEVEL", "INFO"),
+        web_api_url=(env.get("CONSULT_WEB_API_URL") or "").strip().rstrip("/") or None,
+        web_secure_cookies=_flag(env, "CONSULT_WEB_SECURE_COOKIES"),
+        web_trust_proxy=_flag(env, "CONSULT_WEB_TRUST_PROXY"),
+        audit_checkpoint_every=int(env.get("CONSULT_AUDIT_CHECKPOINT_EVERY", "1000")),
+        audit_checkpoint_seconds=float(env.get("CONSULT_AUDIT_CHECKPOINT_SECONDS", "60")),
+        audit_key_file=env.get("CONSULT_AUDIT_KEY_FILE") or None,
+        audit_training_key_file=env.get("CONSULT_AUDIT_TRAINING_KEY_FILE") or None,
+        decisions_key=env.get("CONSULT_DECISIONS_KEY"),
+        port_overrides=_port_overrides(env),
     )
+
+
+def _port_overrides(env: Mapping[str, str]) -> dict:
+    ports = {}
+    own = env.get("CONSULT_SERVICE")
+    for service in HTTP_PORTS:
+        value = env.get(f"CONSULT_{service.upper()}_PORT") or (env.get("CONSULT_HTTP_PORT") if own == service else None)
+        if value:
+            ports[service] = int(value)
+    return ports
 
 
 def evidence_max_bytes(value: str | None) -> int:

@@ -15,7 +15,9 @@ class InjectedFault(RuntimeError):
 
 
 def check(consumer: str, env: dict) -> None:
-    if os.environ.get("CONSULT_TEST_MODE", "0").lower() not in ("1", "true", "yes"):
+    from .config import test_mode
+
+    if not test_mode():
         return
     path = os.environ.get("CONSULT_FAULTS_FILE")
     if not path or not os.path.exists(path):

@@ -20,8 +20,8 @@ from .bus import BrokerUnavailable, check_broker  # noqa: E402
 def nameko_config(settings: config.Settings, service: str) -> dict:
     return rpc.nameko_config(
         settings,
-        WEB_SERVER_ADDRESS=f"{os.environ.get('CONSULT_BIND', '127.0.0.1')}:{settings.http_port(service)}",
-        max_workers=int(os.environ.get("CONSULT_MAX_WORKERS", "10")),
+        WEB_SERVER_ADDRESS=f"{settings.bind}:{settings.http_port(service)}",
+        max_workers=settings.max_workers,
         parent_calls_tracked=10,
     )
 
@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     service = argv[0]
     os.environ["CONSULT_SERVICE"] = service
+    settings = config.load()
     logging.basicConfig(
-        level=os.environ.get("CONSULT_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kombu").setLevel(logging.WARNING)
     logging.getLogger("amqp").setLevel(logging.ERROR)
-    settings = config.load()
     try:
         check_broker(settings)
     except BrokerUnavailable as exc:

@@ -63,13 +63,14 @@ class SealingKey:
 
     FILE = "decisions-ballot.key"
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, configured: str | None = None):
         self.path = data_dir / self.FILE
+        self.configured = configured  # the settings' decisions_key (CONSULT_DECISIONS_KEY), if set
         self._key: bytes | None = None
 
     def key(self) -> bytes:
         if self._key is None:
-            configured = os.environ.get("CONSULT_DECISIONS_KEY")
+            configured = self.configured
             if configured is not None:
                 if len(configured) < 32:
                     raise RuntimeError("CONSULT_DECISIONS_KEY must have at least 32 characters")
@@ -120,7 +121,7 @@ class DecisionsApp(ServiceApplication):
         self.engine = engine
         self.content = ContentStore(engine)
         self.projection = SqlSink(PROJECTION, engine, project_envelope)
-        self.sealing = SealingKey(settings.data_dir)
+        self.sealing = SealingKey(settings.data_dir, settings.decisions_key)
 
     # ---- loading with tenancy ---------------------------------------------------------------
     def _load(self, agg_id: uuid.UUID, copy: bool = True):

@@ -25,9 +25,7 @@ def public_url(environ: Mapping[str, str] | None = None) -> str:
     configured = (env.get("CONSULT_PUBLIC_URL") or "").strip()
     if configured:
         return configured.rstrip("/")
-    settings = config.load(env)
-    port = env.get("CONSULT_GATEWAY_PORT") or config.HTTP_PORTS["gateway"] + settings.port_offset
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{config.load(env).http_port('gateway')}"
 
 
 def link(base: str, community: str, kind: str, ident: str) -> str:

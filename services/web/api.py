@@ -4,7 +4,6 @@ tenancy and role rules stay where the data lives (the services, then the gateway
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,10 +18,9 @@ TIMEOUT_S = 30
 def base_url(settings: config.Settings | None = None) -> str:
     """The gateway's address: CONSULT_WEB_API_URL (a container's peer, e.g. http://gateway:8080), else
     the gateway's port on this host from the same settings the gateway reads."""
-    explicit = os.environ.get("CONSULT_WEB_API_URL")
-    if explicit:
-        return explicit.rstrip("/")
     settings = settings or config.load()
+    if settings.web_api_url:
+        return settings.web_api_url
     return f"http://127.0.0.1:{settings.http_port('gateway')}"
 
 
@@ -86,7 +84,8 @@ class Api:
         except requests.RequestException:
             raise ApiError(503, {"type": "about:blank", "title": "Service unavailable",
                                  "code": "ServiceUnavailable", "status": 503}) from None
-        self.calls.append(Call(method, path, resp.status_code, time.perf_counter() - started))
+        # the path with its query as sent (the API's base URL has no path of its own): what bench.web replays
+        self.calls.append(Call(method, resp.request.path_url, resp.status_code, time.perf_counter() - started))
         if resp.status_code >= 400:
             try:
                 problem = resp.json()

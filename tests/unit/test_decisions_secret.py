@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import rules
 from rules.record import replay_ballot, tally_record
 from services.audit.replay import replay
-from services.common import clock
+from services.common import clock, config
 from services.common.aggregate import derived_id
 from services.common.envelope import canonical
 from services.decisions import tables
@@ -184,7 +184,9 @@ def test_the_key_is_made_once_kept_private_and_shared_by_instances(app, tmp_path
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert SealingKey(tmp_path).vote_id("b", "v") == first  # another instance, the same key
     monkeypatch.setenv("CONSULT_DECISIONS_KEY", "k" * 32)
-    assert SealingKey(tmp_path).vote_id("b", "v") != first
+    configured = config.load()
+    assert "k" * 32 not in repr(configured)  # a secret never printed with the settings
+    assert SealingKey(tmp_path, configured.decisions_key).vote_id("b", "v") != first
     monkeypatch.setenv("CONSULT_DECISIONS_KEY", "short")
     with pytest.raises(RuntimeError, match="at least 32"):
-        SealingKey(tmp_path).vote_id("b", "v")
+        SealingKey(tmp_path, config.load().decisions_key).vote_id("b", "v")
