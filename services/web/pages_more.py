@@ -55,12 +55,14 @@ def audit_entry(ctx: Ctx, community: str, index: int):
     if not entries:
         raise Refused(404, "This page or item does not exist in your community.")
     proof = None
+    size = ctx.request.args.get("size", "")  # prove against an earlier checkpoint (the "as of" page's)
+    query = {"index": index, **({"size": int(size)} if size.isdigit() and len(size) <= 12 else {})}
     try:
-        proof = ctx.api.get(ctx.c("/audit/proofs/inclusion"), index=index)
+        proof = ctx.api.get(ctx.c("/audit/proofs/inclusion"), **query)
     except ApiError:
         pass
     entry = entries[0]
-    return ctx.render("audit_entry.html", e=entry, proof=proof,
+    return ctx.render("audit_entry.html", e=entry, proof=proof, proof_size=query.get("size"),
                       envelope=json.dumps(entry.get("envelope"), ensure_ascii=False, indent=2))
 
 
