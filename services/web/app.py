@@ -170,7 +170,8 @@ class WebApp:
         self.trust_proxy = os.environ.get("CONSULT_WEB_TRUST_PROXY", "0") == "1"
         self.translations = {lang: i18n.Translations(lang) for lang in i18n.LANGS}
         self.envs = {lang: self._env(lang) for lang in i18n.LANGS}
-        from . import pages, pages_audit, pages_case, pages_directory, pages_more  # noqa: F401 - register the pages
+        from . import (pages, pages_audit, pages_case, pages_decisions, pages_directory,  # noqa: F401
+                       pages_more)  # register the page handlers
 
     def _env(self, lang: str) -> Environment:
         env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
