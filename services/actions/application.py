@@ -15,7 +15,6 @@ import hashlib
 import os
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +25,7 @@ from eventsourcing.persistence import IntegrityError
 from rules.endings import OUTCOMES, Ending, closed_by_lead, completed, ending_of
 from services.common import clock, metrics
 from services.common.aggregate import SELF, command_context
+from services.common.caller import Caller
 from services.common.consumer import EventSourcedSink, SinkChain, SqlSink, catch_up_projection
 from services.common.content import ContentStore, gather_texts, validate_text
 from services.common.erasure import with_erasure
@@ -62,17 +62,6 @@ STAGES = ("proposal", "deliberation", "decision", "action")
 LEADS = frozenset({"party_lead"})
 # Who carries plans out, and so is asked to run the open ones on their home page ("what needs me").
 RUNNERS = frozenset({"community_worker", "party_lead"})
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who acts, with the roles the gateway authenticated for them in the community."""
-
-    person: str
-    roles: frozenset = field(default_factory=frozenset)
-
-    def holds(self, roles) -> bool:
-        return "platform_admin" in self.roles or bool(self.roles & set(roles))
 
 
 def _when(value, what: str):
@@ -311,7 +300,7 @@ class ActionsApp(ServiceApplication):
                   scope_id: str | None, category: str | None, place_exists: bool = True) -> str:
         """A community worker opens a plan on a decision taken outside the platform's ballot (e.g.
         an emergency repair), writing its basis down. Without a case the plan opens its own."""
-        if not caller.holds(MANAGERS):
+        if not caller.holds(*MANAGERS):
             raise Forbidden.coded("actions.community_worker_party_committee")
         title = validate_text(title, "title", max_len=TITLE_MAX)
         basis = validate_text(basis, "basis", max_len=TEXT_MAX)
@@ -428,7 +417,7 @@ class ActionsApp(ServiceApplication):
         matter was settled outside the platform). Only a case this community knows of and that has
         not ended; the other stages are not stopped by it, but nothing they record afterwards
         opens a plan or closes the case again."""
-        if not caller.holds(LEADS):
+        if not caller.holds(*LEADS):
             raise Forbidden.coded("actions.party_committee_lead_closes")
         case = str(_id(case, "case"))
         reason = validate_text(reason, "reason", max_len=TEXT_MAX)
@@ -463,7 +452,7 @@ class ActionsApp(ServiceApplication):
     def assign_task(self, caller: Caller, community: str, plan: str, title: str, responsible_party: dict,
                     due_at: str, budget=None, funding_source: str | None = None,
                     person_exists: bool = True) -> str:
-        if not caller.holds(MANAGERS):
+        if not caller.holds(*MANAGERS):
             raise Forbidden.coded("actions.community_worker_party_committee_lead")
         p = self.plan(community, plan)
         title = validate_text(title, "title", max_len=TITLE_MAX)
@@ -516,9 +505,9 @@ class ActionsApp(ServiceApplication):
 
     @staticmethod
     def _may_report(caller: Caller, party: dict) -> bool:
-        if caller.holds(MANAGERS) or caller.person == party.get("person"):
+        if caller.holds(*MANAGERS) or caller.person == party.get("person"):
             return True
-        return party.get("person") is None and caller.holds(REPORTING_ROLES[party["kind"]])
+        return party.get("person") is None and caller.holds(*REPORTING_ROLES[party["kind"]])
 
     def upload_evidence(self, caller: Caller, community: str, content_base64: str, media_type: str | None) -> dict:
         return self.evidence.put(community, caller.person, content_base64, media_type)
@@ -599,7 +588,7 @@ class ActionsApp(ServiceApplication):
         """The implementation result is disclosed (实施结果公开) and the evaluation opens for the
         adult residents living in the plan's scope now; the window and the threshold are the
         community's rules as they stand now, frozen into EvaluationOpened."""
-        if not caller.holds(MANAGERS):
+        if not caller.holds(*MANAGERS):
             raise Forbidden.coded("actions.community_worker_party_committee_lead_reports")
         p = self.plan(community, plan)
         summary = validate_text(summary, "summary", max_len=TEXT_MAX)

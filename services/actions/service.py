@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 
 from services.common import errors
+from services.common.caller import Caller
 from services.common.consumer import SinkChain
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
-from .application import MANAGERS, ActionsApp, Caller
+from .application import MANAGERS, ActionsApp
 
 AUDIT_PAGE = 1000
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class ActionsService(ServiceBase):
         "1", who run every case), or a member of the body of a consultation held on the case."""
         if actor is None:
             return False
-        if Caller(actor, frozenset(roles or ())).holds(MANAGERS):
+        if Caller(actor, frozenset(roles or ())).holds(*MANAGERS):
             return True
         for c in self.platform.rpc_or_none("deliberation", "list_consultations", community) or []:
             if c.get("case") != case:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from rules.presets import PRESET_FUNCTIONS
 from services.common import clock, metrics
 from services.common.aggregate import SELF, command_context, derived_id
+from services.common.caller import Caller
 from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -35,23 +35,6 @@ from .domain import (
 STAFF_ROLES = frozenset({"community_worker", "party_lead", "moderator"})
 # The party committee's side: who raises a topic directly, and who may be designated convener.
 CONVENER_ROLES = frozenset({"party_lead", "community_worker"})
-
-
-def _nowhere(scope: str, scope_id: str | None) -> bool:
-    return False
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who acts: a person, the roles the directory gives them in the community, and whether they
-    live in a given scope (asked of the directory only when it matters)."""
-
-    person: str
-    roles: frozenset = field(default_factory=frozenset)
-    lives_in: Callable[[str, str | None], bool] = _nowhere
-
-    def holds(self, *roles: str) -> bool:
-        return "platform_admin" in self.roles or bool(self.roles & set(roles))
 
 
 def _when(value, what: str):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 
 from services.common import errors
+from services.common.caller import Caller
 from services.common.consumer import EventSourcedSink
 from services.common.erasure import with_erasure
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
-from .application import Caller, DeliberationApp
+from .application import DeliberationApp
 
 
 class Directory:

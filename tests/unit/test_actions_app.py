@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from services.actions import tables
-from services.actions.application import ActionsApp, Caller, in_time_order
+from services.actions.application import ActionsApp, in_time_order
+from services.common.caller import Caller
 from services.actions.domain import TALLY_GRACE, plan_id
 from services.common import clock, config, metrics
 from services.common import consumer as projections

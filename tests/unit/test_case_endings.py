@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from rules.endings import OUTCOMES, closed_by_lead, ending_of
-from services.actions.application import Caller, closed_case_filter, closing_last
+from services.actions.application import closed_case_filter, closing_last
+from services.common.caller import Caller
 from services.audit.replay import replay
 from services.common import clock
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound

@@ -16,7 +16,8 @@ from services.common.store import state_engine
 from services.common.tables import create_all, texts
 from services.communities.domain import DEFAULT_RULES
 from services.deliberation import tables
-from services.deliberation.application import Caller, DeliberationApp
+from services.common.caller import Caller
+from services.deliberation.application import DeliberationApp
 from services.deliberation.domain import MinutesAlreadyConfirmed, NoticeTooShort, QuorumNotMet, RequiredRolesAbsent
 
 from .test_deliberation_domain import B2, COMPOUND, DIRECTORY, HE, LEAD, LI, QIAN, T0, WANG, ZHANG

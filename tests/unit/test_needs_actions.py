@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.actions.application import Caller
+from services.common.caller import Caller
 from services.actions.domain import TALLY_GRACE
 from services.common import clock
 
