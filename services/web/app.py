@@ -6,7 +6,6 @@ unit tests drive it without a platform. Page handlers live in pages.py and regis
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -166,12 +165,12 @@ class WebApp:
         self.settings = settings
         self.api_url = api_url or base_url(settings)
         self.sealer = Sealer(load_key(settings.data_dir))
-        self.secure_cookies = os.environ.get("CONSULT_WEB_SECURE_COOKIES", "0") == "1"
-        self.trust_proxy = os.environ.get("CONSULT_WEB_TRUST_PROXY", "0") == "1"
+        self.secure_cookies = settings.web_secure_cookies
+        self.trust_proxy = settings.web_trust_proxy
         self.translations = {lang: i18n.Translations(lang) for lang in i18n.LANGS}
         self.envs = {lang: self._env(lang) for lang in i18n.LANGS}
-        from . import (pages, pages_audit, pages_case, pages_decisions, pages_directory,  # noqa: F401
-                       pages_more)  # register the page handlers
+        from . import (pages, pages_audit, pages_case, pages_decisions, pages_deliberation,  # noqa: F401
+                       pages_directory, pages_more)  # register the page handlers
 
     def _env(self, lang: str) -> Environment:
         env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
@@ -212,11 +211,12 @@ class WebApp:
         if "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         response.headers["Vary"] = "Cookie, Accept-Language"
-        # How much of the page was the API (count and time): bench/web.py checks its mirror of each
-        # page's calls against the count, and a browser's devtools show it.
+        # How much of the page was the API (count and time), as a browser's devtools show it.
         calls = ctx.api.calls
         response.headers["Server-Timing"] = (f'api;dur={sum(c.seconds for c in calls) * 1000:.1f};'
                                              f'desc="{len(calls)} calls"')
+        if self.settings.test_mode:  # which calls, for bench.web to make the same ones (never in production)
+            response.headers["X-Api-Calls"] = " ".join(f"{c.method}:{c.path}" for c in calls)
         return response
 
     def dispatch(self, ctx: Ctx) -> Response:

@@ -47,7 +47,7 @@ CODES = {
     "on_site": "On site", "online": "Online", "reopened": "Reopened", "accepted": "Accepted",
     "community_committee": "Residents' committee", "volunteer_team": "Volunteer team", "contractor": "Contractor",
     "maintenance_fund": "Maintenance fund", "public_service_fund": "Public service fund", "government": "Government",
-    "owners": "Owners", "donation": "Donation", "paper": "On paper", "block": "Block", "vote_needed": "A vote is needed",
+    "owners": "Owners", "donation": "Donation", "paper": "On paper", "convener": "Convener", "proxy": "By a proxy", "emergency": "Emergency repair (no vote)", "block": "Block", "vote_needed": "A vote is needed",
     "agreed": "Agreed without a vote",
 }
 

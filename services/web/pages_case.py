@@ -124,7 +124,14 @@ def proposal_new(ctx: Ctx, community: str):
 @page("/communities/<community>/proposals/<proposal>")
 def proposal_view(ctx: Ctx, community: str, proposal: str):
     p = ctx.api.get(ctx.c(f"/proposals/{proposal}"))
-    return ctx.render("proposal.html", p=p, people=names(ctx), me=ctx.who(), worker=ctx.has(*WORKERS))
+    merged_into = None
+    if p.get("merged_into"):  # the proposal it joined, by its title
+        try:
+            merged_into = ctx.api.get(ctx.c(f"/proposals/{p['merged_into']}"))
+        except ApiError:
+            merged_into = None
+    return ctx.render("proposal.html", p=p, people=names(ctx), me=ctx.who(), worker=ctx.has(*WORKERS),
+                      merged_into=merged_into)
 
 
 @page("/communities/<community>/proposals/<proposal>/<action>", methods=("POST",))
@@ -155,6 +162,15 @@ def proposal_screen(ctx: Ctx, community: str, proposal: str):
 
 
 # ---- the case and its file -----------------------------------------------------------------------
+def follow_ups_of(file: dict) -> list[dict]:
+    """The follow-up proposals a reopened plan opened, each with its title: a case's file holds its
+    follow-ups' events too (one track), so each follow-up's own first event names it."""
+    words = texts(file)
+    titles = {item.get("case"): words.get(item["data"].get("title_commitment"))
+              for item in file.get("items", []) if item["type"] == "ProposalDrafted"}
+    return [{"case": f, "title": titles.get(f)} for f in file.get("follow_ups") or []]
+
+
 @page("/communities/<community>/cases/<case>")
 def case_view(ctx: Ctx, community: str, case: str):
     file = case_file(ctx, case)
@@ -166,7 +182,7 @@ def case_view(ctx: Ctx, community: str, case: str):
             title = words.get(item["data"].get("title_commitment"))
             break
     return ctx.render("case.html", file=file, parts=found, words=words, title=title, stage=stage_of(file),
-                      people=names(ctx))
+                      people=names(ctx), follow_ups=follow_ups_of(file))
 
 
 # ---- deliberation ----------------------------------------------------------------------------------
@@ -235,7 +251,10 @@ def consultation_manage_act(ctx: Ctx, community: str, consultation: str, action:
 def meeting_view(ctx: Ctx, community: str, meeting: str):
     m = ctx.api.get(ctx.c(f"/meetings/{meeting}"))
     minutes = [ctx.api.get(ctx.c(f"/minutes/{x['id']}")) for x in m.get("minutes", [])]
-    return ctx.render("meeting.html", m=m, minutes=minutes, people=names(ctx), me=ctx.who())
+    convener = None  # who may cancel the meeting and correct its minutes
+    if m.get("consultation"):
+        convener = ctx.api.get(ctx.c(f"/consultations/{m['consultation']}")).get("convener")
+    return ctx.render("meeting.html", m=m, minutes=minutes, people=names(ctx), me=ctx.who(), convener=convener)
 
 
 @page("/communities/<community>/meetings/<meeting>/<action>", methods=("POST",))
@@ -347,9 +366,7 @@ def ballot_act(ctx: Ctx, community: str, ballot: str, action: str):
         method = (config.get("rule") or {}).get("method", "majority")
         options = config.get("options") or [o["id"] for o in b.get("options", [])]
         ctx.api.post(path + "/votes", {"choice": choice_from(ctx, method, options)})
-    elif action == "objection":
-        ctx.api.post(path + "/objections", {"text": field(ctx, "text", 2000)})
-    else:
+    else:  # objections: pages_decisions.py
         raise Refused(404, "This page does not exist.")
     return back(ctx, f"/ballots/{ballot}")
 
@@ -376,6 +393,11 @@ def ballot_configure(ctx: Ctx, community: str, ballot: str):
 
 
 # ---- action ----------------------------------------------------------------------------------------
+# A task's responsible party -> the role that reports its progress (workers report on every task; the
+# API decides: services/actions REPORTING_ROLES).
+REPORTED_BY = {"property_company": "property_company", "grid_leader": "grid_leader"}
+
+
 @page("/communities/<community>/plans/<plan>")
 def plan_view(ctx: Ctx, community: str, plan: str):
     p = ctx.api.get(ctx.c(f"/action-plans/{plan}"))
@@ -387,8 +409,9 @@ def plan_view(ctx: Ctx, community: str, plan: str):
             raise
     file = case_file(ctx, p["case"]) if p.get("case") else {"items": []}
     title = p.get("title") or texts(file).get(p.get("title_commitment"))
+    reports = {kind for kind, role in REPORTED_BY.items() if ctx.has(role)}
     return ctx.render("plan.html", p=p, title=title, mine=mine, ratings=RATINGS, people=names(ctx),
-                      worker=ctx.has(*WORKERS), reporter=ctx.has(*WORKERS, "property_company"))
+                      worker=ctx.has(*WORKERS), reports=reports, follow_ups=follow_ups_of(file))
 
 
 @page("/communities/<community>/plans/<plan>/<action>", methods=("POST",))

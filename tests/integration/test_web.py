@@ -5,33 +5,16 @@ One platform (SQLite) for the module keeps it fast."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from services.common import clock
 from tests.harness import ROOT, wait_for
-from tests.integration.web_world import CHROMIUM, CHROMIUM_ARGS, Shots, Visitor, web_platform
+from tests.integration.web_world import PNG, Shots, Visitor, Walk, local
 
 # A walk-through takes a few minutes on a quiet machine and far longer when CI shares two cores
 # with a platform per worker: every step is a page load, a full-page screenshot and an axe run.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-
-
-@pytest.fixture(scope="module")
-def world():
-    with web_platform("sqlite") as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
@@ -57,42 +40,6 @@ def test_sign_in_home_and_sign_out(world, browser, lang):
 
 
 # ---- the drainage case, in the browser -------------------------------------------------------------
-class Walk:
-    """The people of the walk, each signed in once in their own browser, and the platform's clock."""
-
-    def __init__(self, world, browser, lang: str):
-        self.world, self.browser, self.lang = world, browser, lang
-        self.shots = Shots(lang)
-        self.people: dict[str, Visitor] = {}
-        self.now = clock.parse(world.p.api("GET", "/api/v1/deployment", expect=200).json()["now"])
-
-    def __getitem__(self, who: str) -> Visitor:
-        if who not in self.people:
-            self.people[who] = Visitor(self.browser, self.world, who, self.lang, self.shots).sign_in()
-        return self.people[who]
-
-    def later(self, **delta) -> datetime:
-        self.now = self.now + timedelta(**delta)
-        self.world.p.set_clock(self.now)
-        return self.now
-
-    def api(self, path: str, who: str = "worker"):
-        return self.world.p.api("GET", f"/api/v1/communities/{self.world.community}{path}", self.world.tokens[who],
-                                expect=200).json()
-
-    def close(self):
-        for v in self.people.values():
-            v.close()
-
-
-def local(instant: datetime) -> str:
-    """A datetime-local field's value (the forms read it as UTC)."""
-    return instant.strftime("%Y-%m-%dT%H:%M")
-
-
-# A 1×1 PNG: the evidence photo of the drains.
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 TITLES = {"zh-CN": "疏通2栋排水管", "en": "Clear the drains of building 2"}
 
 
@@ -230,7 +177,7 @@ def test_the_drainage_case_from_a_proposal_to_a_closed_case_in_the_browser(world
         w.close()
     # The guide (docs/guide/<lang>.md) shows these very screenshots: every picture it names was just taken.
     guide = (ROOT / "docs" / "guide" / f"{lang}.md").read_text(encoding="utf-8")
-    named = re.findall(r"\(\.\./\.\./(artefacts/screenshots/[^)]+\.png)\)", guide)
+    named = re.findall(rf"\(\.\./\.\./(artefacts/screenshots/{re.escape(lang)}/[^)]+\.png)\)", guide)
     assert len(named) >= 25 and [n for n in named if not (ROOT / n).exists()] == []
 
 

@@ -14,27 +14,11 @@ import pytest
 
 from services.common import clock
 from tests.harness import wait_for
-from tests.integration.web_world import CHROMIUM, CHROMIUM_ARGS, Shots, Visitor, web_platform
+from tests.integration.web_world import Shots, Visitor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RECEIPT = re.compile(r"[0-9a-f]{64}")
-
-
-@pytest.fixture(scope="module")
-def world():
-    with web_platform("sqlite") as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Scene:

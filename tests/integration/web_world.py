@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from services.common import clock
 from tests.harness import ROOT, Platform, frozen_now
 
 CHROMIUM = "/usr/bin/chromium"
@@ -23,7 +25,8 @@ WIDTH = 360
 SERIOUS = ("serious", "critical")
 # Demo people (services/cli/demo.py) who act in the walk-through, by a short name.
 PEOPLE = {"Zhang": "张伟 Zhang", "Wang": "王芳 Wang", "Li": "李强 Li", "Liu": "刘洋 Liu", "Chen": "陈静 Chen",
-          "Zhao": "赵磊 Zhao", "Sun": "孙丽 Sun", "Zhou": "周杰 Zhou", "Wu": "吴婷 Wu (tenant)"}
+          "Zhao": "赵磊 Zhao", "Sun": "孙丽 Sun", "Zhou": "周杰 Zhou", "Wu": "吴婷 Wu (tenant)",
+          "He": "何敏 He"}  # He: building 1's co-owner, its building leader (the green-space walk)
 ROLES = {"worker": "community_worker", "lead": "party_lead", "property": "property_company", "auditor": "auditor"}
 
 
@@ -145,3 +148,42 @@ class Shots:
                if v["impact"] in SERIOUS]
         assert bad == [], f"{step}: axe violations at {page.url}: {bad}"
         self.pages.append(page.url)
+
+
+class Walk:
+    """The people of a walk-through, each signed in once in their own browser, and the platform's
+    clock. Screenshots go to artefacts/screenshots/<shots or lang>/ (a new Walk empties that folder)."""
+
+    def __init__(self, world, browser, lang: str, shots: str | None = None):
+        self.world, self.browser, self.lang = world, browser, lang
+        self.shots = Shots(shots or lang)
+        self.people: dict[str, Visitor] = {}
+        self.now = clock.parse(world.p.api("GET", "/api/v1/deployment", expect=200).json()["now"])
+
+    def __getitem__(self, who: str) -> Visitor:
+        if who not in self.people:
+            self.people[who] = Visitor(self.browser, self.world, who, self.lang, self.shots).sign_in()
+        return self.people[who]
+
+    def later(self, **delta) -> datetime:
+        self.now = self.now + timedelta(**delta)
+        self.world.p.set_clock(self.now)
+        return self.now
+
+    def api(self, path: str, who: str = "worker"):
+        return self.world.p.api("GET", f"/api/v1/communities/{self.world.community}{path}", self.world.tokens[who],
+                                expect=200).json()
+
+    def close(self):
+        for v in self.people.values():
+            v.close()
+
+
+def local(instant: datetime) -> str:
+    """A datetime-local field's value (the forms read it as UTC)."""
+    return instant.strftime("%Y-%m-%dT%H:%M")
+
+
+# A 1x1 PNG: an evidence photo.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
