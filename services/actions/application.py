@@ -263,10 +263,7 @@ class ActionsApp(ServiceApplication):
         return found
 
     def _save(self, *aggregates) -> None:
-        try:
-            self.save(*aggregates)
-        except IntegrityError:
-            raise Conflict.coded("common.someone_else_changed_same") from None
+        self.save_or_conflict(*aggregates)
         self.project()
 
     @contextmanager

@@ -157,6 +157,20 @@ class ServiceApplication(Application):
                 raise RecordedButHeld(self.name, held)
         return recordings
 
+    def save_or_conflict(self, *aggregates: Any, conflict: str | None = "common.someone_else_changed_same"):
+        """Save, where another writer may have taken one of these aggregates' next version first
+        (the store's unique version check): that is a Conflict worded by message `conflict` (a key
+        of services/common/problem_texts), or, with conflict=None, None is returned (a timer racing
+        another instance of the service: the work is done). The one mapping every stage uses."""
+        try:
+            return self.save(*aggregates)
+        except IntegrityError:
+            if conflict is None:
+                return None
+            from .errors import Conflict
+
+            raise Conflict.coded(conflict) from None
+
     def _record(self, processing_event: ProcessingEvent):
         """Every save goes through here (commands, and consumers' `save_tracked`). With a read
         model, the new events are first rehearsed on it, brought up to the log head: a command

@@ -531,10 +531,7 @@ class DirectoryApp(ServiceApplication):
                 "proposed_by": pending["proposed_by"], "confirmed_by": str(actor), "rules": merged}
 
     def _save_rules(self, c: Community) -> None:
-        try:
-            self.save(c)
-        except IntegrityError:
-            raise Conflict.coded("communities.community_rules_changed_same") from None
+        self.save_or_conflict(c, conflict="communities.community_rules_changed_same")
 
     def withdraw_rule_change(self, actor: str, community: str, change: str) -> dict:
         c = self.community(community)

@@ -15,7 +15,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 import rules
@@ -159,15 +158,9 @@ class DecisionsApp(ServiceApplication):
         return derived_id("proxy-holder", ballot.id, holder)
 
     def _save(self, *aggregates, conflict: str | None = None):
-        """Save; a concurrent change of the same aggregate (its version taken) is a Conflict in the
-        words of message `conflict` (a key of services/common/problem_texts), or, without one,
-        returns None (the timers: another instance did it first)."""
-        try:
-            return self.save(*aggregates)
-        except IntegrityError:
-            if conflict is None:
-                return None
-            raise Conflict.coded(conflict) from None
+        """Save; without a `conflict` message a concurrent change returns None (the timers: another
+        instance did it first)."""
+        return self.save_or_conflict(*aggregates, conflict=conflict)
 
     @staticmethod
     def _context(ballot: Ballot, actor: str):

@@ -75,10 +75,7 @@ class DeliberationApp(ServiceApplication):
         return command_context(community=on.community, actor=caller.person, case=on.case)
 
     def _save(self, *aggregates) -> None:
-        try:
-            self.save(*aggregates)
-        except IntegrityError:
-            raise Conflict.coded("common.someone_else_changed_same") from None
+        self.save_or_conflict(*aggregates)
         self.project()
 
     def project(self) -> int:

@@ -83,10 +83,7 @@ class ProposalsApp(ServiceApplication):
         return self.locks.hold(*(str(parse_id(p)) for p in proposals))
 
     def _save(self, *aggregates) -> None:
-        try:
-            self.save(*aggregates)
-        except IntegrityError:
-            raise Conflict.coded("proposals.changed_same_time_nothing") from None
+        self.save_or_conflict(*aggregates, conflict="proposals.changed_same_time_nothing")
 
     @staticmethod
     def _transition(p: Proposal) -> None:
