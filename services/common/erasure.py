@@ -18,6 +18,7 @@ import uuid
 from . import clock
 from .aggregate import Aggregate, command_context, derived_id
 from .content import ContentStore
+from .ids import as_uuid
 from .registry import SOURCES
 
 
@@ -61,10 +62,10 @@ def completion(app, service: str, request: str) -> dict | None:
     """This service's record of having erased for `request`, or None if it has not (yet). The
     request's id is unique (the directory checks it belongs to the caller's community before it
     asks), so the record's id alone finds it."""
-    try:
-        rid = erasure_id(service, str(uuid.UUID(str(request))))
-    except ValueError:
+    parsed = as_uuid(request)
+    if parsed is None:
         return None
+    rid = erasure_id(service, str(parsed))
     try:
         found = app.repository.get(rid)
     except Exception:  # noqa: BLE001 - AggregateNotFoundError: not done here

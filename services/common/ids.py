@@ -7,9 +7,18 @@ import uuid
 from .errors import NotFound
 
 
-def parse_id(value, what: str) -> uuid.UUID:
-    """`value` as a UUID; NotFound ("<what> <value> does not exist") when it is not one."""
+def as_uuid(value) -> uuid.UUID | None:
+    """`value` as a UUID, or None when it is not one: for a predicate ("is this a person's id or an
+    operator's name?") and a lookup that answers "no such thing" in its own words."""
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
-        raise NotFound.coded("common.does_exist", what=what, value=repr(value)) from None
+        return None
+
+
+def parse_id(value, what: str) -> uuid.UUID:
+    """`value` as a UUID; NotFound ("<what> <value> does not exist") when it is not one."""
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise NotFound.coded("common.does_exist", what=what, value=repr(value))
+    return parsed

@@ -14,7 +14,7 @@ from services.common import clock
 from services.common.aggregate import command_context, derived_id
 from services.common.content import ContentStore, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from services.common.ids import parse_id
+from services.common.ids import as_uuid, parse_id
 from services.common.consumer import SqlSink, catch_up_projection
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
@@ -484,11 +484,7 @@ class DirectoryApp(ServiceApplication):
             if live is None:
                 raise Forbidden.coded("communities.platform_administrator")
             return "admin"
-        try:
-            uuid.UUID(actor)
-        except ValueError:
-            return "operator"
-        return "person"
+        return "operator" if as_uuid(actor) is None else "person"
 
     def _holds(self, community: str, person: str, *roles: str) -> bool:
         self.project()
@@ -842,10 +838,9 @@ class DirectoryApp(ServiceApplication):
         name off every read at once."""
         wanted = []
         for pid in list(dict.fromkeys(people or ()))[:MAX_DISPLAY_NAMES]:
-            try:
-                wanted.append(str(uuid.UUID(str(pid))))
-            except ValueError:
-                continue
+            parsed = as_uuid(pid)
+            if parsed is not None:
+                wanted.append(str(parsed))
         if not wanted:
             return {}
         self.project()

@@ -30,6 +30,7 @@ from services.common.consumer import SqlSink, catch_up_projection
 from services.common.content import ContentStore
 from services.common.erasure import ERASING, record_erasure
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.ids import as_uuid
 from services.common.locks import KeyedLocks
 from services.common.store import ServiceApplication
 
@@ -598,10 +599,13 @@ class NotificationsApp(ServiceApplication):
         return {"retried": retried, "count": len(retried)}
 
     def delivery(self, delivery: str) -> Delivery:
+        found = as_uuid(delivery)
         try:
-            return self.repository.get(uuid.UUID(str(delivery)))
-        except (AggregateNotFoundError, ValueError):
-            raise NotFound.coded("notifications.delivery_does_exist", delivery=delivery) from None
+            if found is not None:
+                return self.repository.get(found)
+        except AggregateNotFoundError:
+            pass
+        raise NotFound.coded("notifications.delivery_does_exist", delivery=delivery)
 
     def refresh_pending_gauge(self) -> None:
         with self.engine.connect() as conn:

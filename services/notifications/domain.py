@@ -22,6 +22,7 @@ from eventsourcing.domain import event
 from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, InvalidInput
+from services.common.ids import as_uuid
 from services.contracts.notifications import (  # noqa: F401 - the contract owns what the gateway shares
     CHANNELS, DAILY, DIGESTS, EMAIL, IMMEDIATE, INBOX, LANGS, WEBHOOK,
 )
@@ -260,14 +261,6 @@ class Memory:
     cancelled_of: list[tuple[str, str]] = field(default_factory=list)  # (notice type, topic): all pending
 
 
-def _uuid_like(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-        return True
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
 def remember(env: dict) -> Memory:
     """The facts one event adds to the memory of its case. Pure: the application records them."""
     kind, d, agg = env["type"], env.get("data") or {}, env["aggregate"]["id"]
@@ -291,7 +284,7 @@ def remember(env: dict) -> Memory:
         m.topics.append({"id": agg, "kind": "ballot", "case": case, "title_commitment": d.get("title_commitment")})
     elif kind == "BallotOpened":
         if d.get("voting_unit") != "household":  # households are expanded to people by the application
-            m.joined += [(e["voter"], "voter", agg) for e in d.get("roll", []) if _uuid_like(e.get("voter"))]
+            m.joined += [(e["voter"], "voter", agg) for e in d.get("roll", []) if as_uuid(e.get("voter")) is not None]
         opens, closes = d.get("opens_at") or env["occurred_at"], d.get("closes_at")
         if closes:
             due = clock.parse(closes) - timedelta(hours=24)
@@ -310,7 +303,7 @@ def remember(env: dict) -> Memory:
         m.topics.append({"id": agg, "kind": "plan", "case": case, "title_commitment": d.get("title_commitment")})
     elif kind in ("EvaluationOpened", "EvaluationExtended"):
         if kind == "EvaluationOpened":
-            m.joined += [(p, IN_SCOPE, agg) for p in d.get("residents", []) if _uuid_like(p)]
+            m.joined += [(p, IN_SCOPE, agg) for p in d.get("residents", []) if as_uuid(p) is not None]
         opens = d.get("opens_at") if kind == "EvaluationOpened" else env["occurred_at"]
         closes = d.get("closes_at")
         if closes and clock.parse(closes) - EVALUATION_REMINDER_BEFORE > clock.parse(opens or env["occurred_at"]):
@@ -325,7 +318,7 @@ def remember(env: dict) -> Memory:
         task, party = topic_of(env, "task"), d.get("responsible_party") or {}
         m.topics.append({"id": task, "kind": "task", "case": case, "title_commitment": d.get("title_commitment"),
                          "party": party.get("kind"), "plan": agg})
-        if _uuid_like(party.get("person")):  # a party without a person: see the application's expansion
+        if as_uuid(party.get("person")) is not None:  # a party without a person: see the application's expansion
             m.joined.append((party["person"], "responsible", task))
     if kind in CANCELS_REMINDER:
         reminder = CANCELS_REMINDER[kind]

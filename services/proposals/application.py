@@ -25,6 +25,7 @@ from services.common.content import ContentStore, validate_text
 from services.common.erasure import record_erasure
 from services.common import ids
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.ids import as_uuid
 from services.common.locks import KeyedLocks
 from services.common.store import ServiceApplication
 from services.common.tables import texts
@@ -313,9 +314,12 @@ class ProposalsApp(ServiceApplication):
 
     def _original_proposal(self, community: str, case: str) -> Proposal | None:
         """The proposal that opened the original case, if the case began here."""
+        found = as_uuid(case)
+        if found is None:
+            return None
         try:
-            p = self.repository.get(uuid.UUID(case))
-        except (AggregateNotFoundError, ValueError):
+            p = self.repository.get(found)
+        except AggregateNotFoundError:
             return None
         return p if isinstance(p, Proposal) and p.community == community else None
 

@@ -36,7 +36,7 @@ MIN_STATEMENTS = 8
 # cluster -> the one place it is defined (relative path:qualified name)
 ONE = {
     "reply-unwrap": {"services/common/errors.py:unwrap"},
-    "id-parser": {"services/common/ids.py:parse_id"},
+    "id-parser": {"services/common/ids.py:as_uuid"},  # parse_id answers NotFound through it
     "canonical-json": {"rules/canonical.py:<module>"},
     "advisory-lock": {"services/common/locks.py:KeyedLocks"},
     "caller": {"services/common/caller.py:Caller"},
@@ -48,19 +48,6 @@ ONE = {
 # cluster -> {location: why it is (still) a copy}. Real copies of the clusters issue 16 names,
 # present in main today and not this file's to fix.
 KNOWN = {
-    "id-parser": {
-        "services/notifications/domain.py:_uuid_like":
-            "same try uuid.UUID(str(v)) except (TypeError, ValueError, AttributeError) as ids.parse_id, as a bool",
-        "services/notifications/application.py:NotificationsApp.delivery":
-            "inline parse, bad id -> NotFound: ids.parse_id's job under its own message key",
-        "services/proposals/application.py:ProposalsApp._original_proposal":
-            "inline uuid.UUID(case), a bad id read as 'no such proposal' (None)",
-        "services/common/erasure.py:completion": "inline uuid.UUID(str(request)), a bad id read as 'not done' (None)",
-        "services/communities/application.py:DirectoryApp._authority":
-            "inline 'is it a UUID' test (not one: an operator), the predicate _uuid_like is too",
-        "services/communities/application.py:DirectoryApp.display_names":
-            "inline 'is it a UUID' filter (not one: left out), the predicate _uuid_like is too",
-    },
     "canonical-json": {
         "services/common/idempotency.py:request_key":
             "json.dumps(sort_keys=True, default=str) of the RPC arguments, hashed into the request key",
