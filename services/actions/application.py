@@ -26,12 +26,12 @@ from rules.endings import OUTCOMES, Ending, closed_by_lead, completed, ending_of
 from services.common import clock, metrics
 from services.common.aggregate import SELF, command_context
 from services.common.caller import Caller
-from services.common.consumer import EventSourcedSink, SinkChain, SqlSink, catch_up_projection
-from services.common.content import ContentStore, gather_texts, validate_text
+from services.common.consumer import EventSourcedSink, SinkChain, SqlSink
+from services.common.content import gather_texts, validate_text
 from services.common.erasure import with_erasure
 from services.common.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from services.common.ids import parse_id as _id
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 
 from . import tables as t
 from .domain import (
@@ -238,15 +238,12 @@ class EvidenceStore:
         return dict(meta, content_base64=base64.b64encode(data).decode("ascii"))
 
 
-class ActionsApp(ServiceApplication):
+class ActionsApp(StageApplication):
     name = "actions"
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, "actions", env={"AGGREGATE_CACHE_MAXSIZE": "5000"})
-        self.engine = engine
-        self.content = ContentStore(engine)
+        super().__init__(settings, "actions", engine, project_envelope, cache_size=5000)
         self.evidence = EvidenceStore(Path(settings.data_dir) / "evidence", engine, settings.evidence_max_bytes)
-        self.projection = SqlSink("projection", engine, project_envelope)
 
     # ---- plumbing ------------------------------------------------------------------------------
     def _find(self, agg_id: uuid.UUID):
@@ -288,9 +285,6 @@ class ActionsApp(ServiceApplication):
         texts = self.content.get_many(r.comment_commitment for r in rows)
         return {"evaluations": [{"plan": r.plan, "round": r.round, "rating": r.rating,
                                  "comment": texts.get(r.comment_commitment), "given_at": r.given_at} for r in rows]}
-
-    def project(self) -> int:
-        return catch_up_projection(self, "actions", self.projection)
 
     # ---- opening a plan ------------------------------------------------------------------------
     def open_plan(self, caller: Caller, community: str, case: str | None, title: str, basis: str, scope: str,

@@ -212,3 +212,23 @@ class ServiceApplication(Application):
             super().close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
+
+
+class StageApplication(ServiceApplication):
+    """A stage service's application: its event store, its state database (`engine`) holding the
+    free texts (ContentStore: salted commitments, erasable) and the read model kept from its own
+    log. Built here once; each stage adds what is its own (locks, keys, evidence files)."""
+
+    def __init__(self, settings: Settings, service: str, engine: sa.Engine, project_envelope,
+                 cache_size: int | None = None, projection: str = "projection"):
+        from .consumer import SqlSink
+        from .content import ContentStore
+
+        super().__init__(settings, service, env={"AGGREGATE_CACHE_MAXSIZE": str(cache_size)} if cache_size else None)
+        self.engine = engine
+        self.content = ContentStore(engine)
+        self.projection = SqlSink(projection, engine, project_envelope)
+
+    def project(self) -> int:
+        """Bring the read model up to this service's log head."""
+        return catch_up_projection(self, self.service, self.projection)

@@ -12,13 +12,12 @@ from eventsourcing.persistence import IntegrityError
 
 from services.common import clock
 from services.common.aggregate import command_context, derived_id
-from services.common.content import ContentStore, validate_text
+from services.common.content import validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from services.common.ids import as_uuid, parse_id
-from services.common.consumer import SqlSink, catch_up_projection
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 
 from . import csv_import
 from . import tables as t
@@ -70,14 +69,11 @@ def token_expiry(stored: str) -> str | None:
 
 MAX_DISPLAY_NAMES = 2000  # ids named in one call (a roll of a large compound)
 
-class DirectoryApp(ServiceApplication):
+class DirectoryApp(StageApplication):
     name = "communities"
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, "communities", env={"AGGREGATE_CACHE_MAXSIZE": "5000"})
-        self.engine = engine
-        self.content = ContentStore(engine)
-        self.projection = SqlSink("projection", engine, project_envelope)
+        super().__init__(settings, "communities", engine, project_envelope, cache_size=5000)
 
     # ---- loading with tenancy ---------------------------------------------------------
     def _load(self, cls, agg_id, field: str):
@@ -740,9 +736,6 @@ class DirectoryApp(ServiceApplication):
         return max(r.notification.id for r in recordings)
 
     # ---- projection (own log -> read tables) -------------------------------------------------------
-    def project(self) -> int:
-        return catch_up_projection(self, "communities", self.projection)
-
     # ---- queries ----------------------------------------------------------------------------
     def roles_of(self, community: str, person: str, at: str) -> list[dict]:
         with self.engine.connect() as conn:

@@ -21,11 +21,11 @@ import rules
 from rules.record import differences, replay_ballot, tally_record
 from services.common import clock, envelope
 from services.common.aggregate import command_context, derived_id
-from services.common.consumer import SqlSink, catch_up_projection
-from services.common.content import ContentStore, gather_texts, validate_text
+from services.common.consumer import catch_up_projection
+from services.common.content import gather_texts, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import parse_id
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 from services.common.tables import consumer_tracking
 
 from . import tables as t
@@ -111,15 +111,12 @@ class AlreadyProjected(Exception):
     """Another instance applied this event to the shared read model first."""
 
 
-class DecisionsApp(ServiceApplication):
+class DecisionsApp(StageApplication):
     name = "decisions"
 
     def __init__(self, settings, engine: sa.Engine):
         # Cached ballots are fast-forwarded on every read, so a vote does not replay the roll.
-        super().__init__(settings, "decisions", env={"AGGREGATE_CACHE_MAXSIZE": "1000"})
-        self.engine = engine
-        self.content = ContentStore(engine)
-        self.projection = SqlSink(PROJECTION, engine, project_envelope)
+        super().__init__(settings, "decisions", engine, project_envelope, cache_size=1000, projection=PROJECTION)
         self.sealing = SealingKey(settings.data_dir, settings.decisions_key)
 
     # ---- loading with tenancy ---------------------------------------------------------------

@@ -19,11 +19,10 @@ from rules.presets import PRESET_FUNCTIONS
 from services.common import clock, metrics
 from services.common.aggregate import SELF, command_context, derived_id
 from services.common.caller import Caller
-from services.common.consumer import SqlSink, catch_up_projection
-from services.common.content import ContentStore, validate_text
+from services.common.content import validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import parse_id as _id
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 
 from . import tables as t
 from .domain import (
@@ -46,14 +45,11 @@ def _when(value, what: str):
         raise InvalidInput.coded("common.iso_time_zone", what=what, value=repr(value)) from None
 
 
-class DeliberationApp(ServiceApplication):
+class DeliberationApp(StageApplication):
     name = "deliberation"
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, "deliberation", env={"AGGREGATE_CACHE_MAXSIZE": "5000"})
-        self.engine = engine
-        self.content = ContentStore(engine)
-        self.projection = SqlSink("projection", engine, project_envelope)
+        super().__init__(settings, "deliberation", engine, project_envelope, cache_size=5000)
 
     # ---- plumbing ------------------------------------------------------------------------------
     def _find(self, agg_id: uuid.UUID):
@@ -77,9 +73,6 @@ class DeliberationApp(ServiceApplication):
     def _save(self, *aggregates) -> None:
         self.save_or_conflict(*aggregates)
         self.project()
-
-    def project(self) -> int:
-        return catch_up_projection(self, "deliberation", self.projection)
 
     def personal_data(self, community: str, person: str) -> dict:
         """What this stage holds about the person (PIPL art. 45): their comments, with their texts

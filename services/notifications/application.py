@@ -26,13 +26,12 @@ from prometheus_client import Counter, Gauge
 
 from services.common import clock
 from services.common.aggregate import command_context
-from services.common.consumer import SqlSink, catch_up_projection
-from services.common.content import ContentStore
+from services.common.consumer import catch_up_projection
 from services.common.erasure import ERASING, record_erasure
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.ids import as_uuid
 from services.common.locks import KeyedLocks
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 
 from . import tables as t
 from .channels import EndpointHealth, TargetRefused, WebhookTargets
@@ -90,14 +89,11 @@ def _insert_ignore(dialect: str, table: sa.Table):
     return insert(table).on_conflict_do_nothing()
 
 
-class NotificationsApp(ServiceApplication):
+class NotificationsApp(StageApplication):
     name = SOURCE
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, SOURCE)
-        self.engine = engine
-        self.content = ContentStore(engine)
-        self.projection = SqlSink("projection", engine, project_envelope)
+        super().__init__(settings, SOURCE, engine, project_envelope)
         # Two instances (or the timer and a request in one) catching the read model up at once would
         # apply an event twice.
         self.projection_lock = KeyedLocks(settings, engine, "notifications-projection")

@@ -20,14 +20,14 @@ from eventsourcing.persistence import IntegrityError
 
 from services.common import clock, envelope, metrics
 from services.common.aggregate import SELF, command_context
-from services.common.consumer import SqlSink, catch_up_projection
-from services.common.content import ContentStore, validate_text
+from services.common.consumer import catch_up_projection
+from services.common.content import validate_text
 from services.common.erasure import record_erasure
 from services.common import ids
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import as_uuid
 from services.common.locks import KeyedLocks
-from services.common.store import ServiceApplication
+from services.common.store import StageApplication
 from services.common.tables import texts
 
 from . import tables as t
@@ -44,14 +44,11 @@ def parse_id(value, field: str = "proposal") -> uuid.UUID:
     return ids.parse_id(value, field)
 
 
-class ProposalsApp(ServiceApplication):
+class ProposalsApp(StageApplication):
     name = SOURCE
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, SOURCE, env={"AGGREGATE_CACHE_MAXSIZE": "10000"})
-        self.engine = engine
-        self.content = ContentStore(engine)
-        self.projection = SqlSink("projection", engine, project_envelope)
+        super().__init__(settings, SOURCE, engine, project_envelope, cache_size=10000)
         self.locks = KeyedLocks(settings, engine, "proposals")
         # Inner lock: two instances catching the read model up at once would apply an event twice.
         self.projection_lock = KeyedLocks(settings, engine, "proposals-projection")

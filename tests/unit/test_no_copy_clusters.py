@@ -41,7 +41,7 @@ ONE = {
     "advisory-lock": {"services/common/locks.py:KeyedLocks"},
     "caller": {"services/common/caller.py:Caller"},
     "save-conflict": {"services/common/store.py:ServiceApplication.save_or_conflict"},
-    "app-init": set(),  # ServiceApplication.__init__ (services/common/store.py) builds none of them
+    "app-init": {"services/common/store.py:StageApplication.__init__"},
     "directory-client": set(),  # no shared client of the directory yet
 }
 
@@ -57,14 +57,6 @@ KNOWN = {
             "own pg_try_advisory_lock session lock + flock file, key crc32('consult-relay:…') & 0x7FFFFFFF",
         "services/common/store.py:creation_lock":
             "own blocking pg_advisory_lock over a raw psycopg connection, key crc32('consult-create:…')",
-    },
-    "app-init": {
-        "services/actions/application.py:ActionsApp.__init__": "engine, ContentStore, SqlSink projection",
-        "services/communities/application.py:DirectoryApp.__init__": "engine, ContentStore, SqlSink projection",
-        "services/proposals/application.py:ProposalsApp.__init__": "engine, ContentStore, SqlSink projection",
-        "services/deliberation/application.py:DeliberationApp.__init__": "engine, ContentStore, SqlSink projection",
-        "services/decisions/application.py:DecisionsApp.__init__": "engine, ContentStore, SqlSink projection",
-        "services/notifications/application.py:NotificationsApp.__init__": "engine, ContentStore, SqlSink projection",
     },
     "directory-client": {
         "services/actions/service.py": "RpcProxy('communities') + errors.unwrap at each of its calls",
