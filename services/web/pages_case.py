@@ -316,33 +316,41 @@ def ballot_view(ctx: Ctx, community: str, ballot: str):
     options = [dict(o, title=o.get("title") or words.get(o.get("title_commitment")),
                     description=o.get("description") or words.get(o.get("description_commitment")))
                for o in b.get("options", [])]
-    configured = [o for o in options if o["id"] in set((b.get("configuration") or {}).get("options") or [])]
+    chosen = {o["id"] if isinstance(o, dict) else o for o in (b.get("configuration") or {}).get("options") or []}
+    configured = [o for o in options if o["id"] in chosen]
     motion = (b.get("configuration") or {}).get("motion")
     return ctx.render("ballot.html", b=b, rule=rule, options=configured or options, motion=motion, mine=mine,
                       title=b.get("title") or words.get(b.get("title_commitment")), bars=bars(b.get("result")),
                       shown=shown, worker=ctx.has(*WORKERS), parts=parts(file))
 
 
-def choice_from(ctx: Ctx, method: str, options: list[str]):
+def choice_from(ctx: Ctx, method: str, options: list[str], params: dict | None = None):
+    """The vote a ballot form stands for, in the API's form; refused (422, with what to do) when it
+    cannot be a vote under the method: ranks tied or out of range, a score outside the rule's range."""
     f = ctx.form()
     if f.get("abstain") == "1" or f.get("choice") == "abstain":
         return "abstain"
     if method == "approval":
         chosen = [o for o in f.getlist("approve") if o in options]
+        if not chosen:  # "Vote" with nothing ticked: a slip (the Abstain button abstains)
+            raise Refused(422, "Please choose before you vote.")
         return chosen
     if method in ("schulze", "irv"):
         ranks = {}
         for o in options:
             r = f.get(f"rank_{o}", "").strip()
             if r:
-                if not r.isdigit():
+                if not r.isdigit() or not 1 <= int(r) <= len(options):
                     raise Refused(422, "Some of what you entered is not valid.")
                 ranks[o] = int(r)
         if len(set(ranks.values())) != len(ranks):
             raise Refused(422, "Give each option a different rank (no ties).")
+        if not ranks:
+            raise Refused(422, "Please choose before you vote.")
         return [o for o, _ in sorted(ranks.items(), key=lambda x: x[1])]
     if method == "score":
         scores = {}
+        low, high = (params or {}).get("min_score", 0), (params or {}).get("max_score", 5)
         for o in options:
             s = f.get(f"score_{o}", "").strip()
             if s:
@@ -350,6 +358,10 @@ def choice_from(ctx: Ctx, method: str, options: list[str]):
                     scores[o] = int(s)
                 except ValueError:
                     raise Refused(422, "Some of what you entered is not valid.") from None
+                if not low <= scores[o] <= high:
+                    raise Refused(422, "Give each score within the range shown.")
+        if not scores:
+            raise Refused(422, "Please choose before you vote.")
         return scores
     choice = f.get("choice", "")
     if not choice:
@@ -363,9 +375,10 @@ def ballot_act(ctx: Ctx, community: str, ballot: str, action: str):
     if action == "vote":
         b = ctx.api.get(path)
         config = b.get("configuration") or {}
-        method = (config.get("rule") or {}).get("method", "majority")
-        options = config.get("options") or [o["id"] for o in b.get("options", [])]
-        ctx.api.post(path + "/votes", {"choice": choice_from(ctx, method, options)})
+        rule = config.get("rule") or {}
+        options = [o["id"] if isinstance(o, dict) else o for o in config.get("options") or []]
+        ctx.api.post(path + "/votes", {"choice": choice_from(ctx, rule.get("method", "majority"), options,
+                                                             rule.get("params"))})
     else:  # objections: pages_decisions.py
         raise Refused(404, "This page does not exist.")
     return back(ctx, f"/ballots/{ballot}")
@@ -379,7 +392,17 @@ def ballot_configure(ctx: Ctx, community: str, ballot: str):
         file = case_file(ctx, b["case"]) if b.get("case") else {"items": []}
         words = texts(file)
         options = [dict(o, title=o.get("title") or words.get(o.get("title_commitment"))) for o in b.get("options", [])]
-        return ctx.render("ballot_configure.html", b=b, options=options, presets=PRESETS, methods=METHODS, units=UNITS)
+        from .pages_decisions import directory, number, roll_preview, roll_problems, roll_rows  # (imports this)
+
+        unit = ctx.request.args.get("voting_unit") or (b.get("configuration") or {}).get("voting_unit")
+        if unit not in UNITS:
+            unit = "owner" if (b.get("suggested_rule") or "owners_ordinary").startswith("owners") else "resident"
+        found = directory(ctx)
+        rows, totals = roll_rows(found, roll_preview(found, b.get("scope") or "community", b.get("scope_id"), unit),
+                                 unit)
+        return ctx.render("ballot_configure.html", b=b, options=options, presets=PRESETS, methods=METHODS, units=UNITS,
+                          unit=unit, preview=rows, totals=totals, number=number,
+                          problems=roll_problems(found, b.get("scope") or "community", b.get("scope_id"), unit))
     body = {"preset": field(ctx, "preset", 40), "voting_unit": field(ctx, "voting_unit", 20),
             "opens_at": moment(field(ctx, "opens_at", 40)), "closes_at": moment(field(ctx, "closes_at", 40)),
             "secret": ctx.form().get("secret") == "1", "changeable": ctx.form().get("changeable") == "1"}

@@ -7,6 +7,7 @@ sent; what it lets through, the API still decides (it answers 403 too, and nothi
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from .api import ApiError
 from .app import Ctx, Refused, page
@@ -33,6 +34,11 @@ def choosing(b: dict) -> tuple[str, list[dict]]:
     """The ballot's method and the options a choice is made among (none for a motion)."""
     config = b.get("configuration") or {}
     return (config.get("rule") or {}).get("method", "majority"), list(config.get("options") or [])
+
+
+def params_of(b: dict) -> dict:
+    """The rule's parameters (a score ballot's range)."""
+    return ((b.get("configuration") or {}).get("rule") or {}).get("params") or {}
 
 
 def directory(ctx: Ctx) -> dict:
@@ -110,7 +116,7 @@ def paper(ctx: Ctx, community: str, ballot: str):
     if ctx.request.method == "POST":
         method, options = choosing(b)
         body = {"voter": field(ctx, "voter", 64), "paper_serial": serial(ctx),
-                "choice": choice_from(ctx, method, [o["id"] for o in options])}
+                "choice": choice_from(ctx, method, [o["id"] for o in options], params_of(b))}
         if field(ctx, "correction_reason", 5000):
             body["correction_reason"] = field(ctx, "correction_reason", 5000)
         if not body["voter"]:
@@ -177,7 +183,8 @@ def proxy_act(ctx: Ctx, community: str, ballot: str, action: str):
         if not voter:
             raise Refused(422, "Please choose the voter whose proxy you are.")
         made = ctx.api.post(path + "/votes", {"voter": voter,
-                                              "choice": choice_from(ctx, method, [o["id"] for o in options])})
+                                              "choice": choice_from(ctx, method, [o["id"] for o in options],
+                                                                 params_of(b))})
         return to_ballot(ctx, ballot, "/proxy", f"voted={made['receipt']}")
     else:
         raise Refused(404, "This page does not exist.")
@@ -302,3 +309,104 @@ def receipt_check(ctx: Ctx, community: str, ballot: str):
     titles = {o["id"]: o.get("title") for o in options}
     return ctx.render("decision_receipt.html", b=b, title=title_of(b), given=given, entry=entry, malformed=malformed,
                       index=index, titles=titles, checked=bool(given))
+
+
+# ---- the voter roll: frozen at the opening, and a preview before it -------------------------------------
+def in_scope(found: dict, scope: str, scope_id: str | None) -> set[str]:
+    """The households of the ballot's scope (the whole community, one compound or one building)."""
+    if scope == "building":
+        return {h["id"] for h in found.get("households", []) if h.get("building") == scope_id}
+    if scope == "compound":
+        buildings = {b["id"] for b in found.get("buildings", []) if b.get("compound") == scope_id}
+        return {h["id"] for h in found.get("households", []) if h.get("building") in buildings}
+    return {h["id"] for h in found.get("households", [])}
+
+
+def roll_preview(found: dict, scope: str, scope_id: str | None, voting_unit: str) -> list[dict]:
+    """Who would stand on the roll if it were frozen now, from the directory, as the decisions service
+    builds it (services/decisions/domain.py build_roll, rules/roll.py): owners - one entry per owner with
+    the areas of their units added (a co-owned unit counts for its designated co-owner; the developer's
+    unsold units together as one); residents - each adult resident; households - each household with an
+    adult resident; council - each council member. Minors are never on it. Entries: voter, weight,
+    headcount, units (ids), like the frozen roll's."""
+    households = in_scope(found, scope, scope_id)
+    if voting_unit == "owner":
+        held: dict[str, list[dict]] = {}
+        for h in found.get("households", []):
+            if h["id"] not in households:
+                continue
+            owners = sorted(set(h.get("owners") or []))
+            if not owners:
+                if not h.get("developer_unsold"):
+                    continue  # no owner: no roll can be built (the service says so when it opens)
+                voter = "developer"
+            elif len(owners) == 1:
+                voter = owners[0]
+            else:
+                voter = h.get("representative") or owners[0]
+            held.setdefault(voter, []).append(h)
+        return [{"voter": v, "weight": str(sum((Fraction(str(h.get("area") or 0)) for h in held[v]), Fraction(0))),
+                 "headcount": 1, "units": [h["id"] for h in held[v]]} for v in sorted(held)]
+    people = found.get("people", [])
+    if voting_unit == "resident":
+        return [{"voter": p["id"], "weight": "1", "headcount": 1, "units": [p["household"]]}
+                for p in sorted(people, key=lambda p: p["id"]) if p.get("adult") and p.get("household") in households]
+    if voting_unit == "household":
+        with_adults = sorted({p["household"] for p in people if p.get("adult") and p.get("household") in households})
+        return [{"voter": h, "weight": "1", "headcount": 1, "units": []} for h in with_adults]
+    if voting_unit == "council":
+        members = sorted({p["id"] for p in people
+                          if any(r.get("role") == "council_member" for r in p.get("roles") or [])})
+        return [{"voter": m, "weight": "1", "headcount": 1, "units": []} for m in members]
+    return []
+
+
+def roll_problems(found: dict, scope: str, scope_id: str | None, voting_unit: str) -> list[str]:
+    """The units (building and number) that would stop an owners' roll from being frozen now: a co-owned
+    unit without a designated co-owner, a unit with no owner that is not the developer's unsold one."""
+    if voting_unit != "owner":
+        return []
+    households, units = in_scope(found, scope, scope_id), labels({"buildings": found.get("buildings", []),
+                                                                 "households": found.get("households", [])})
+    return [units.get(h["id"]) or h["id"][:8] for h in found.get("households", []) if h["id"] in households and (
+        (len(set(h.get("owners") or [])) > 1 and h.get("representative") not in (h.get("owners") or []))
+        or (not h.get("owners") and not h.get("developer_unsold")))]
+
+
+def roll_rows(found: dict, roll: list[dict], voting_unit: str | None) -> tuple[list[dict], dict]:
+    """The roll as a person reads it (names, units by building and number, weight) and its totals."""
+    named = labels(found)
+    units = labels({"buildings": found.get("buildings", []), "households": found.get("households", [])})
+    rows = []
+    for e in roll:
+        rows.append({"voter": e["voter"], "name": named.get(e["voter"]) or e["voter"][:8],
+                     "developer": e["voter"] == "developer",
+                     "units": [units.get(u) or u[:8] for u in e.get("units") or []],
+                     "weight": e.get("weight"), "headcount": e.get("headcount")})
+    rows.sort(key=lambda r: (r["developer"], r["name"] or "", r["voter"]))
+    area = sum((Fraction(str(e.get("weight") or 0)) for e in roll), Fraction(0))
+    return rows, {"voters": len(roll), "heads": sum(int(e.get("headcount") or 0) for e in roll),
+                  "area": area if voting_unit == "owner" else None}
+
+
+def number(value) -> str:
+    """An exact area as a person reads it ("301/2" -> 150.5)."""
+    f = Fraction(str(value))
+    return str(f.numerator) if f.denominator == 1 else f"{float(f):.2f}".rstrip("0").rstrip(".")
+
+
+@page("/communities/<community>/ballots/<ballot>/roll", endpoint="decisions_roll")
+def roll(ctx: Ctx, community: str, ballot: str):
+    b = ballot_of(ctx, ballot)
+    frozen = None
+    if b.get("roll_hash"):
+        try:
+            frozen = ctx.api.get(ctx.c(f"/ballots/{ballot}/roll"))
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+    found = directory(ctx)
+    unit = (b.get("configuration") or {}).get("voting_unit")
+    rows, totals = roll_rows(found, frozen.get("roll", []) if frozen else [], unit)
+    return ctx.render("decision_roll.html", b=b, title=title_of(b), frozen=frozen, rows=rows, totals=totals,
+                      unit=unit, number=number)
