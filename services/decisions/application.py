@@ -825,6 +825,17 @@ class DecisionsApp(StageApplication):
                  "voted": None if r.secret and r.outcome is None else r.voted, "outcome": r.outcome,
                  "publicity_until": r.publicity_until} for r in rows]
 
+    def roll_preview(self, community: str, ballot_id, voting_unit: str, facts: list) -> dict:
+        """Who would stand on the ballot's roll if it were frozen now: the opening's own rule
+        (build_roll) over the directory as it stands now, for the worker preparing the ballot. The
+        roll itself is frozen at the opening, from the directory as it stands then. A roll that
+        cannot be built (a co-owned unit without its designated co-owner, nobody in scope) is
+        refused with the reason, as configuring and opening would be."""
+        ballot = self.ballot(community, ballot_id, copy=False)
+        roll = self._roll(voting_unit, facts, clock.now())
+        return {"ballot": str(ballot.id), "voting_unit": voting_unit, "roll": [e.to_dict() for e in roll],
+                "roll_hash": rules.roll_hash(roll), "preview": True}
+
     def roll(self, community: str, ballot_id) -> dict:
         ballot = self.ballot(community, ballot_id, copy=False)
         if ballot.opened is None:

@@ -228,6 +228,13 @@ class DecisionsService(ServiceBase):
 
     @rpc
     @command
+    def roll_preview(self, community, ballot, voting_unit):
+        b = self.app.ballot(community, ballot, copy=False)
+        facts = self._facts(community, voting_unit, b.scope, b.scope_id, None)
+        return self.app.roll_preview(community, ballot, voting_unit, facts)
+
+    @rpc
+    @command
     def board(self, community, ballot, receipt=None, after=None, limit=1000):
         return self.app.board(community, ballot, receipt, after, limit, self._read_texts)
 

@@ -72,6 +72,14 @@ def roll(c: Call):
     return c.call("decisions", "roll", c.community, c.params["ballot"])
 
 
+@route("GET", B + "/roll-preview", summary="Who would stand on the roll if it were frozen now (it is frozen at the "
+                                           "opening): the opening's own rule over today's directory",
+       tag=TAG, roles=ORGANISERS,
+       query={"voting_unit": {"type": "string", "enum": ["owner", "resident", "household", "council"]}})
+def roll_preview(c: Call):
+    return c.call("decisions", "roll_preview", c.community, c.params["ballot"], c.query.get("voting_unit") or "owner")
+
+
 @route("POST", B + "/votes", summary="Vote (again, if the ballot allows changes), or with `voter` vote as that "
                                      "voter's proxy on an authorisation they gave (see /proxies); returns the receipt",
        tag=TAG, status=201, body=S.obj(["choice"], choice=CHOICE, voter=PERSON))

@@ -392,17 +392,23 @@ def ballot_configure(ctx: Ctx, community: str, ballot: str):
         file = case_file(ctx, b["case"]) if b.get("case") else {"items": []}
         words = texts(file)
         options = [dict(o, title=o.get("title") or words.get(o.get("title_commitment"))) for o in b.get("options", [])]
-        from .pages_decisions import directory, number, roll_preview, roll_problems, roll_rows  # (imports this)
+        from .pages_decisions import directory, number, roll_rows  # (pages_decisions imports this module)
 
         unit = ctx.request.args.get("voting_unit") or (b.get("configuration") or {}).get("voting_unit")
         if unit not in UNITS:
             unit = "owner" if (b.get("suggested_rule") or "owners_ordinary").startswith("owners") else "resident"
-        found = directory(ctx)
-        rows, totals = roll_rows(found, roll_preview(found, b.get("scope") or "community", b.get("scope_id"), unit),
-                                 unit)
+        # The preview is the decisions service's own roll rule over today's directory (GET …/roll-preview);
+        # a roll it cannot build is refused with the reason, shown here as the problem to fix.
+        problem, preview = None, []
+        try:
+            preview = ctx.api.get(ctx.c(f"/ballots/{ballot}/roll-preview"), voting_unit=unit)["roll"]
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+            problem = exc.problem.get("detail")
+        rows, totals = roll_rows(directory(ctx), preview, unit)
         return ctx.render("ballot_configure.html", b=b, options=options, presets=PRESETS, methods=METHODS, units=UNITS,
-                          unit=unit, preview=rows, totals=totals, number=number,
-                          problems=roll_problems(found, b.get("scope") or "community", b.get("scope_id"), unit))
+                          unit=unit, preview=rows, totals=totals, number=number, problem=problem)
     body = {"preset": field(ctx, "preset", 40), "voting_unit": field(ctx, "voting_unit", 20),
             "opens_at": moment(field(ctx, "opens_at", 40)), "closes_at": moment(field(ctx, "closes_at", 40)),
             "secret": ctx.form().get("secret") == "1", "changeable": ctx.form().get("changeable") == "1"}

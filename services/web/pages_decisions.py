@@ -311,68 +311,7 @@ def receipt_check(ctx: Ctx, community: str, ballot: str):
                       index=index, titles=titles, checked=bool(given))
 
 
-# ---- the voter roll: frozen at the opening, and a preview before it -------------------------------------
-def in_scope(found: dict, scope: str, scope_id: str | None) -> set[str]:
-    """The households of the ballot's scope (the whole community, one compound or one building)."""
-    if scope == "building":
-        return {h["id"] for h in found.get("households", []) if h.get("building") == scope_id}
-    if scope == "compound":
-        buildings = {b["id"] for b in found.get("buildings", []) if b.get("compound") == scope_id}
-        return {h["id"] for h in found.get("households", []) if h.get("building") in buildings}
-    return {h["id"] for h in found.get("households", [])}
-
-
-def roll_preview(found: dict, scope: str, scope_id: str | None, voting_unit: str) -> list[dict]:
-    """Who would stand on the roll if it were frozen now, from the directory, as the decisions service
-    builds it (services/decisions/domain.py build_roll, rules/roll.py): owners - one entry per owner with
-    the areas of their units added (a co-owned unit counts for its designated co-owner; the developer's
-    unsold units together as one); residents - each adult resident; households - each household with an
-    adult resident; council - each council member. Minors are never on it. Entries: voter, weight,
-    headcount, units (ids), like the frozen roll's."""
-    households = in_scope(found, scope, scope_id)
-    if voting_unit == "owner":
-        held: dict[str, list[dict]] = {}
-        for h in found.get("households", []):
-            if h["id"] not in households:
-                continue
-            owners = sorted(set(h.get("owners") or []))
-            if not owners:
-                if not h.get("developer_unsold"):
-                    continue  # no owner: no roll can be built (the service says so when it opens)
-                voter = "developer"
-            elif len(owners) == 1:
-                voter = owners[0]
-            else:
-                voter = h.get("representative") or owners[0]
-            held.setdefault(voter, []).append(h)
-        return [{"voter": v, "weight": str(sum((Fraction(str(h.get("area") or 0)) for h in held[v]), Fraction(0))),
-                 "headcount": 1, "units": [h["id"] for h in held[v]]} for v in sorted(held)]
-    people = found.get("people", [])
-    if voting_unit == "resident":
-        return [{"voter": p["id"], "weight": "1", "headcount": 1, "units": [p["household"]]}
-                for p in sorted(people, key=lambda p: p["id"]) if p.get("adult") and p.get("household") in households]
-    if voting_unit == "household":
-        with_adults = sorted({p["household"] for p in people if p.get("adult") and p.get("household") in households})
-        return [{"voter": h, "weight": "1", "headcount": 1, "units": []} for h in with_adults]
-    if voting_unit == "council":
-        members = sorted({p["id"] for p in people
-                          if any(r.get("role") == "council_member" for r in p.get("roles") or [])})
-        return [{"voter": m, "weight": "1", "headcount": 1, "units": []} for m in members]
-    return []
-
-
-def roll_problems(found: dict, scope: str, scope_id: str | None, voting_unit: str) -> list[str]:
-    """The units (building and number) that would stop an owners' roll from being frozen now: a co-owned
-    unit without a designated co-owner, a unit with no owner that is not the developer's unsold one."""
-    if voting_unit != "owner":
-        return []
-    households, units = in_scope(found, scope, scope_id), labels({"buildings": found.get("buildings", []),
-                                                                 "households": found.get("households", [])})
-    return [units.get(h["id"]) or h["id"][:8] for h in found.get("households", []) if h["id"] in households and (
-        (len(set(h.get("owners") or [])) > 1 and h.get("representative") not in (h.get("owners") or []))
-        or (not h.get("owners") and not h.get("developer_unsold")))]
-
-
+# ---- the voter roll: frozen at the opening, and a preview before it (both built by the decisions service) ---
 def roll_rows(found: dict, roll: list[dict], voting_unit: str | None) -> tuple[list[dict], dict]:
     """The roll as a person reads it (names, units by building and number, weight) and its totals."""
     named = labels(found)
