@@ -224,8 +224,9 @@ def audit_notice(ctx: Ctx, community: str):
         if exc.status not in (404, 409, 422):
             raise
     link = f"{public_url(ctx)}/communities/{community}/audit/notice"
+    name = ctx.api.get(ctx.c()).get("name")  # residents read the community's name, not its id, on the board
     return ctx.render("audit_notice.html", notice=notice, checkpoint=(notice or {}).get("checkpoint"),
-                      qr=qr_svg(link), link=link)
+                      qr=qr_svg(link), link=link, name=name)
 
 
 @page("/communities/<community>/audit/entries/<int:index>/proof.json")
