@@ -239,10 +239,13 @@ def _metric(p, service: str, name: str, **labels) -> float:
                if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()))
 
 
+OUTAGE_S = 30.0
+
+
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_a_consumer_whose_upstream_is_down_waits_and_catches_up_by_itself(worlds, backend):
     """Issue 16, failures classified: notifications plans a proposal's opening by asking
-    communities who lives in its scope. With communities killed, that call times out -- a transient
+    communities who lives in its scope. With communities killed for 30 s, that call times out -- a transient
     failure: the stream waits (back-off, a metric, a log line) instead of being parked after four
     tries. Once communities is back, notifications catches up by itself: every resident is told of
     each proposal once, exactly as of a proposal opened with everything up, and nothing is parked."""
@@ -253,12 +256,17 @@ def test_a_consumer_whose_upstream_is_down_waits_and_catches_up_by_itself(worlds
     p.stop("notifications")
     during = [world.open_proposal(c, c.residents[2 + i], f"opened during the outage {i}") for i in range(2)]
     p.kill("communities")
+    down_since = time.monotonic()
     try:
         p.start("notifications")  # catches up from the log; planning asks communities, which is down
         wait_for(lambda: _metric(p, "notifications", "consult_handler_transient_failures_total",
                                  consumer="notifications") >= 2, timeout=60,
                  message="notifications waiting on communities")
         assert not faults._parked(p), "a transient failure parks nothing"
+        # The issue's outage: the upstream stays down 30 s in all, far past the four tries (about
+        # four seconds) after which a permanent failure would park the stream.
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
+        assert not faults._parked(p), f"still nothing parked after {OUTAGE_S:.0f} s of outage"
         assert all(not _planned(p, c.id, pid) for pid in during)
     finally:
         p.start("communities")
