@@ -67,7 +67,13 @@ class Api:
         resp = self._send("GET", path, None, None, accept="*/*")
         return resp.content, resp.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
 
-    def _send(self, method: str, path: str, body, query: dict | None, accept: str = "application/json"):
+    def post_raw(self, path: str, data: bytes, content_type: str, timeout: float = TIMEOUT_S):
+        """POST a body that is not JSON (the directory's CSV import takes text/csv)."""
+        resp = self._send("POST", path, None, None, raw=(data, content_type), timeout=timeout)
+        return resp.json() if resp.content else None
+
+    def _send(self, method: str, path: str, body, query: dict | None, accept: str = "application/json",
+              raw: tuple[bytes, str] | None = None, timeout: float = TIMEOUT_S):
         headers = {"Accept": accept}
         if self.lang:
             headers["Accept-Language"] = self.lang
@@ -77,10 +83,12 @@ class Api:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        elif raw is not None:
+            data, headers["Content-Type"] = raw
         started = time.perf_counter()
         try:
             resp = self._session().request(method, self.url + path, data=data, headers=headers,
-                                           params=query, timeout=TIMEOUT_S)
+                                           params=query, timeout=timeout)
         except requests.RequestException:
             raise ApiError(503, {"type": "about:blank", "title": "Service unavailable",
                                  "code": "ServiceUnavailable", "status": 503}) from None

@@ -51,12 +51,18 @@ def moment(value: str) -> str:
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def directory(ctx: Ctx) -> dict:
+    """The community's directory as the person may read it; empty if the API refuses (a page then
+    shows ids instead of names rather than failing)."""
+    try:
+        return ctx.api.get(ctx.c("/directory"))
+    except ApiError:
+        return {"people": [], "households": [], "buildings": [], "compounds": []}
+
+
 def names(ctx: Ctx) -> dict:
     """Person id -> name, from the community's directory (shown instead of ids)."""
-    try:
-        return {p["id"]: p["name"] for p in ctx.api.get(ctx.c("/directory")).get("people", [])}
-    except ApiError:
-        return {}
+    return {p["id"]: p["name"] for p in directory(ctx).get("people", [])}
 
 
 def case_file(ctx: Ctx, case: str) -> dict:
@@ -392,7 +398,7 @@ def ballot_configure(ctx: Ctx, community: str, ballot: str):
         file = case_file(ctx, b["case"]) if b.get("case") else {"items": []}
         words = texts(file)
         options = [dict(o, title=o.get("title") or words.get(o.get("title_commitment"))) for o in b.get("options", [])]
-        from .pages_decisions import directory, number, roll_rows  # (pages_decisions imports this module)
+        from .pages_decisions import roll_rows  # (pages_decisions imports this module)
 
         unit = ctx.request.args.get("voting_unit") or (b.get("configuration") or {}).get("voting_unit")
         if unit not in UNITS:
@@ -408,7 +414,7 @@ def ballot_configure(ctx: Ctx, community: str, ballot: str):
             problem = exc.problem.get("detail")
         rows, totals = roll_rows(directory(ctx), preview, unit)
         return ctx.render("ballot_configure.html", b=b, options=options, presets=PRESETS, methods=METHODS, units=UNITS,
-                          unit=unit, preview=rows, totals=totals, number=number, problem=problem)
+                          unit=unit, preview=rows, totals=totals, number=shown, problem=problem)
     body = {"preset": field(ctx, "preset", 40), "voting_unit": field(ctx, "voting_unit", 20),
             "opens_at": moment(field(ctx, "opens_at", 40)), "closes_at": moment(field(ctx, "closes_at", 40)),
             "secret": ctx.form().get("secret") == "1", "changeable": ctx.form().get("changeable") == "1"}

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from .api import ApiError
 from .app import Ctx, Refused, page
-from .pages_case import case_file, choice_from, field, needs
+from .pages_case import case_file, choice_from, directory, field, needs, shown
 
 PAPER = ("community_worker",)  # paper ballots, paper proxies and annulment: the API lets only the worker
 ORGANISERS = ("community_worker", "party_lead")  # emergencies, re-runs, closing without a re-run
@@ -39,13 +39,6 @@ def choosing(b: dict) -> tuple[str, list[dict]]:
 def params_of(b: dict) -> dict:
     """The rule's parameters (a score ballot's range)."""
     return ((b.get("configuration") or {}).get("rule") or {}).get("params") or {}
-
-
-def directory(ctx: Ctx) -> dict:
-    try:
-        return ctx.api.get(ctx.c("/directory"))
-    except ApiError:
-        return {"people": [], "households": [], "buildings": [], "compounds": []}
 
 
 def labels(found: dict) -> dict:
@@ -328,12 +321,6 @@ def roll_rows(found: dict, roll: list[dict], voting_unit: str | None) -> tuple[l
                   "area": area if voting_unit == "owner" else None}
 
 
-def number(value) -> str:
-    """An exact area as a person reads it ("301/2" -> 150.5)."""
-    f = Fraction(str(value))
-    return str(f.numerator) if f.denominator == 1 else f"{float(f):.2f}".rstrip("0").rstrip(".")
-
-
 @page("/communities/<community>/ballots/<ballot>/roll", endpoint="decisions_roll")
 def roll(ctx: Ctx, community: str, ballot: str):
     b = ballot_of(ctx, ballot)
@@ -348,4 +335,4 @@ def roll(ctx: Ctx, community: str, ballot: str):
     unit = (b.get("configuration") or {}).get("voting_unit")
     rows, totals = roll_rows(found, frozen.get("roll", []) if frozen else [], unit)
     return ctx.render("decision_roll.html", b=b, title=title_of(b), frozen=frozen, rows=rows, totals=totals,
-                      unit=unit, number=number)
+                      unit=unit, number=shown)

@@ -8,11 +8,8 @@ asked of the API (app.Refused), and the API decides again for what a worker may 
 from __future__ import annotations
 
 import re
-import time
 
-import requests
-
-from .api import ApiError, Call
+from .api import ApiError
 from .app import Ctx, Refused, page
 from .pages_case import WORKERS, field, needs
 from .pages_more import public_url, qr_svg
@@ -319,29 +316,6 @@ def record_sale(ctx: Ctx, community: str, unit: str):
 
 
 # ---- CSV import -----------------------------------------------------------------------------------
-def post_csv(ctx: Ctx, path: str, text: str):
-    """POST a CSV body (the API's import takes text/csv, which Api.post does not send)."""
-    api = ctx.api
-    headers = {"Accept": "application/json", "Content-Type": "text/csv; charset=utf-8"}
-    if api.lang:
-        headers["Accept-Language"] = api.lang
-    if api.token:
-        headers["Authorization"] = f"Bearer {api.token}"
-    started = time.perf_counter()
-    try:
-        resp = requests.post(api.url + path, data=text.encode("utf-8"), headers=headers, timeout=120)
-    except requests.RequestException:
-        raise ApiError(503, {"title": "Service unavailable", "code": "ServiceUnavailable", "status": 503}) from None
-    api.calls.append(Call("POST", path, resp.status_code, time.perf_counter() - started))
-    try:
-        answer = resp.json() if resp.content else None
-    except ValueError:
-        answer = None
-    if resp.status_code >= 400:
-        raise ApiError(resp.status_code, answer if isinstance(answer, dict) else {"status": resp.status_code})
-    return answer
-
-
 def uploaded_text(ctx: Ctx) -> str:
     """The CSV from the file field (UTF-8, with or without BOM, or GB18030 as spreadsheets in China save
     it), else from the text area."""
@@ -371,7 +345,9 @@ def import_page(ctx: Ctx, community: str):
         values["problem"] = ctx.t("Choose a CSV file or paste its text.")
         return ctx.render("directory_import.html", status=422, **values)
     try:
-        values["result"] = post_csv(ctx, ctx.c("/directory/import"), text)
+        # a large file can take longer than a page's usual API call
+        values["result"] = ctx.api.post_raw(ctx.c("/directory/import"), text.encode("utf-8"),
+                                            "text/csv; charset=utf-8", timeout=120)
     except ApiError as exc:
         if exc.status not in (400, 409, 413, 415, 422):
             raise

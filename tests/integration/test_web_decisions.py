@@ -7,38 +7,25 @@ forms and nothing is recorded. Every effect is checked through the API. One plat
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from fractions import Fraction
 
 import pytest
 
 from services.common import clock
 from tests.harness import wait_for
-from tests.integration.web_world import Shots, Visitor
+from tests.integration.web_world import Visitor, Walk
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RECEIPT = re.compile(r"[0-9a-f]{64}")
 
 
-class Scene:
-    """People signed in once each in their own browser, the platform's clock, and API reads."""
+class Scene(Walk):
+    """A walk (people signed in once each, the platform's clock) with the decision stage's API steps."""
 
     def __init__(self, world, browser, lang: str, shots: str):
-        self.world, self.browser, self.lang = world, browser, lang
-        self.shots = Shots(f"decisions-{shots}-{lang}")
-        self.people: dict[str, Visitor] = {}
-        self.now = clock.parse(world.p.api("GET", "/api/v1/deployment", expect=200).json()["now"])
-
-    def __getitem__(self, who: str) -> Visitor:
-        if who not in self.people:
-            self.people[who] = Visitor(self.browser, self.world, who, self.lang, self.shots).sign_in()
-        return self.people[who]
-
-    def later(self, **delta) -> datetime:
-        self.now = self.now + timedelta(**delta)
-        self.world.p.set_clock(self.now)
-        return self.now
+        super().__init__(world, browser, lang, shots=f"decisions-{shots}-{lang}")
 
     def path(self, path: str) -> str:
         return f"/api/v1/communities/{self.world.community}{path}"
@@ -76,10 +63,6 @@ class Scene:
     def close_voting(self, ballot: str) -> dict:
         self.later(days=7, minutes=2)
         return self.status(ballot, "adopted", "rejected")
-
-    def close(self):
-        for v in self.people.values():
-            v.close()
 
 
 def heading(v: Visitor, selector: str = "#answer-h") -> str:
