@@ -18,6 +18,11 @@ next to the databases, taken with flock. Both are tried without blocking, with a
 between tries: psycopg waits in C under eventlet and a blocking flock blocks the OS thread, so a
 blocking wait would stall every green thread of the process, the holder included (and two
 processes waiting so on each other's holders would deadlock until the timeout).
+
+`SessionLock` is the other kind: one right held until released, not for a transaction -- the
+relay's lease on a source (exactly one instance publishes it), an instance creating its tables.
+Both kinds name a lock by `advisory_id` (one key hash for the whole platform) and are tried
+without blocking, for the same reason.
 """
 from __future__ import annotations
 
@@ -45,6 +50,32 @@ class LockTimeout(DomainError):
     title = "Busy"
 
 
+def advisory_id(settings: Settings, namespace: str, key) -> int:
+    """The one lock id of (namespace, key) in this deployment: a signed 64-bit number, as
+    PostgreSQL's advisory locks take, from an 8-byte BLAKE2b of the deployment's prefix, the
+    namespace and the key. The prefix keeps deployments (and test platforms) sharing a database
+    apart; the namespace keeps a proposal's lock from a ballot's of the same id."""
+    digest = hashlib.blake2b(f"{settings.prefix}/{namespace}/{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _wait(deadline: float, try_once, namespace: str) -> None:
+    """Try until it works or the deadline passes (LockTimeout), sleeping a few milliseconds in
+    between: green under eventlet, where a blocking wait would stall the whole process."""
+    while not try_once():
+        if time.monotonic() > deadline:
+            raise LockTimeout.coded("common.busy_try_again", namespace=namespace)
+        time.sleep(0.001 + random.random() * 0.004)
+
+
 class KeyedLocks:
     def __init__(self, settings: Settings, engine: sa.Engine, namespace: str, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.settings, self.namespace, self.timeout_s = settings, namespace, timeout_s
@@ -60,12 +91,8 @@ class KeyedLocks:
         self._local: dict[int, list] = {}  # lock id -> [threading.Lock, users]
         self._local_guard = threading.Lock()
 
-    def _digest(self, key: str) -> bytes:
-        # The prefix keeps deployments (and test platforms) that share a database apart.
-        return hashlib.blake2b(f"{self.settings.prefix}/{self.namespace}/{key}".encode(), digest_size=8).digest()
-
     def _id(self, key: str) -> int:
-        return int.from_bytes(self._digest(str(key)), "big", signed=True)
+        return advisory_id(self.settings, self.namespace, key)
 
     @contextmanager
     def hold(self, *keys: str):
@@ -106,25 +133,14 @@ class KeyedLocks:
                         del self._local[lock_id]
 
     def _wait(self, deadline: float, try_once) -> None:
-        while not try_once():
-            if time.monotonic() > deadline:
-                raise LockTimeout.coded("common.busy_try_again", namespace=self.namespace)
-            time.sleep(0.001 + random.random() * 0.004)  # green under eventlet
+        _wait(deadline, try_once, self.namespace)
 
     @contextmanager
     def _flock(self, path, deadline: float):
         # A fresh open file description per holder: flock excludes holders in the same process too.
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-
-        def try_once() -> bool:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                return False
-
         try:
-            self._wait(deadline, try_once)
+            self._wait(deadline, lambda: _try_flock(fd))
             try:
                 yield
             finally:
@@ -135,3 +151,89 @@ class KeyedLocks:
     def close(self) -> None:
         if self._pg is not None:
             self._pg.dispose()
+
+
+class SessionLock:
+    """An exclusive right across the instances of a deployment, held from `try_acquire` until
+    `release` (or until the holder dies): PostgreSQL's session advisory lock on a connection of its
+    own, kept open while held; on SQLite, flock on a file in the data folder. `still_held` tells a
+    long holder (the relay) whether a dead database session took the right away."""
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, settings: Settings, namespace: str, key: str, engine: sa.Engine | None = None):
+        self.settings, self.namespace, self.key = settings, namespace, key
+        self.id = advisory_id(settings, namespace, key)
+        self._engine, self._own_engine = engine, None
+        self._conn = None
+        self._fd = None
+        self._checked = 0.0
+
+    def _pg(self) -> sa.Engine:
+        if self._engine is None:
+            from .store import pg_url  # store takes its creation lock from here
+
+            self._own_engine = self._engine = sa.create_engine(pg_url(self.settings), poolclass=sa.pool.NullPool)
+        return self._engine
+
+    def try_acquire(self) -> bool:
+        if self.settings.is_postgres:
+            conn = self._pg().connect()
+            try:
+                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.id}).scalar()
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return False
+            self._conn, self._checked = conn, time.monotonic()
+            return True
+        folder = self.settings.data_dir / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{self.namespace}-{self.id & 0xFFFFFFFFFFFFFFFF:016x}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_flock(fd):
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def still_held(self) -> bool:
+        if self._fd is not None:
+            return True
+        if self._conn is None:
+            return False
+        if time.monotonic() - self._checked < self.CHECK_EVERY_S:
+            return True
+        try:
+            self._conn.execute(sa.text("SELECT 1")).scalar()
+            self._conn.commit()
+            self._checked = time.monotonic()
+            return True
+        except Exception:  # noqa: BLE001 - a dead session has lost the advisory lock
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()  # ends the session, and with it the advisory lock
+            finally:
+                self._conn = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        if self._own_engine is not None:
+            self._own_engine.dispose()
+            self._own_engine = self._engine = None
+
+    @contextmanager
+    def held(self, timeout_s: float = DEFAULT_TIMEOUT_S):
+        """Hold the right for the block, waiting for it up to `timeout_s` (LockTimeout after)."""
+        _wait(time.monotonic() + timeout_s, self.try_acquire, self.namespace)
+        try:
+            yield
+        finally:
+            self.release()

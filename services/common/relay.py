@@ -7,81 +7,17 @@ time: a PostgreSQL advisory lock, or a file lock for SQLite.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import time
-import zlib
 
 import sqlalchemy as sa
 
 from . import bus, envelope, metrics
 from .config import Settings
+from .locks import SessionLock
 from .tables import relay_positions
 
 log = logging.getLogger(__name__)
-
-
-class Lease:
-    """Exclusive right to publish one source."""
-
-    def __init__(self, settings: Settings, engine: sa.Engine, source: str):
-        self.settings, self.engine, self.source = settings, engine, source
-        self._conn = None
-        self._fd = None
-        self._checked = 0.0
-
-    @property
-    def key(self) -> int:
-        return zlib.crc32(f"consult-relay:{self.settings.prefix}:{self.source}".encode()) & 0x7FFFFFFF
-
-    def acquire(self) -> bool:
-        if self.settings.is_postgres:
-            conn = self.engine.connect()
-            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
-            conn.commit()
-            if got:
-                self._conn = conn
-                self._checked = time.monotonic()
-                return True
-            conn.close()
-            return False
-        path = self.settings.data_dir / f"{self.source}.relay.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def still_held(self) -> bool:
-        if self._fd is not None:
-            return True
-        if self._conn is None:
-            return False
-        if time.monotonic() - self._checked < 1.0:
-            return True
-        try:
-            self._conn.execute(sa.text("SELECT 1")).scalar()
-            self._conn.commit()
-            self._checked = time.monotonic()
-            return True
-        except Exception:  # noqa: BLE001 - a dead session has lost the advisory lock
-            self.release()
-            return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
@@ -95,7 +31,8 @@ def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
 class OutboxRelay:
     def __init__(self, source: str, app, engine: sa.Engine, settings: Settings, batch: int = 200):
         self.source, self.app, self.engine, self.settings, self.batch = source, app, engine, settings, batch
-        self.lease = Lease(settings, engine, source)
+        # Exactly one instance publishes a source at a time: whoever holds this right.
+        self.lease = SessionLock(settings, "relay", source, engine)
         self._conn = None
         self._producer = None
         self.stopped = False
@@ -171,7 +108,7 @@ class OutboxRelay:
     def run(self) -> None:
         """Run until stop(): wait for the lease, then publish as events are saved."""
         while not self.stopped:
-            if not self.lease.acquire():
+            if not self.lease.try_acquire():
                 time.sleep(1.0)
                 continue
             log.info("relay %s: holding the lease", self.source)

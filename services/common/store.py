@@ -8,7 +8,6 @@ tracking of SQL consumers, projections, the erasable content store). The two nev
 from __future__ import annotations
 
 import threading
-import zlib
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,6 +35,9 @@ def ensure_schema(settings: Settings, schema: str) -> None:
             pass  # another instance created it at the same moment
 
 
+CREATION_WAIT_S = 120.0  # an instance waits this long for another one creating the same tables
+
+
 @contextmanager
 def creation_lock(settings: Settings, name: str):
     """Serialise table creation across instances starting at once (CREATE TABLE IF NOT EXISTS
@@ -43,17 +45,17 @@ def creation_lock(settings: Settings, name: str):
     if not settings.is_postgres:
         yield
         return
-    import psycopg
+    from .locks import SessionLock
 
+    with SessionLock(settings, "create", name).held(CREATION_WAIT_S):
+        yield
+
+
+def pg_url(settings: Settings) -> sa.URL:
+    """The deployment's PostgreSQL database as a SQLAlchemy URL (psycopg 3)."""
     p = settings.postgres_params()
-    key = zlib.crc32(f"consult-create:{settings.prefix}:{name}".encode()) & 0x7FFFFFFF
-    with psycopg.connect(host=p["host"], port=p["port"], user=p["user"], password=p["password"],
-                         dbname=p["dbname"], autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    return sa.URL.create("postgresql+psycopg", username=p["user"], password=p["password"] or None,
+                         host=p["host"], port=int(p["port"]), database=p["dbname"])
 
 
 def event_store_env(service: str, settings: Settings) -> dict[str, str]:
@@ -88,17 +90,8 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
     if settings.is_postgres:
         schema = settings.schema(service, "state")
         ensure_schema(settings, schema)
-        p = settings.postgres_params()
-        url = sa.URL.create(
-            "postgresql+psycopg",
-            username=p["user"],
-            password=p["password"] or None,
-            host=p["host"],
-            port=int(p["port"]),
-            database=p["dbname"],
-        )
         engine = sa.create_engine(
-            url,
+            pg_url(settings),
             pool_size=4,
             max_overflow=4,
             pool_pre_ping=True,

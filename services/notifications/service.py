@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from services.common import registry
-from services.common.relay import Lease
+from services.common.locks import SessionLock
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
 from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command
@@ -79,15 +79,15 @@ class Sender:
     run; the sender lease (an advisory lock, or a file lock on SQLite) lets one of them send."""
 
     def __init__(self):
-        self.lease: Lease | None = None
+        self.lease: SessionLock | None = None
         self.dispatcher: Dispatcher | None = None
 
     def __call__(self, rt: Runtime) -> None:
         if self.dispatcher is None:
-            self.lease = Lease(rt.settings, rt.engine, "notifications-sender")
+            self.lease = SessionLock(rt.settings, "relay", "notifications-sender", rt.engine)
             self.dispatcher = Dispatcher(rt.app, RemoteTexts(rt), email_sender_from_env(), WebhookSender(),
                                          SenderSettings.from_env())
-        if not (self.lease.still_held() or self.lease.acquire()):
+        if not (self.lease.still_held() or self.lease.try_acquire()):
             return
         rt.app.fire_reminders(DirectoryClient(rt))
         self.dispatcher.run(budget_s=2.0)

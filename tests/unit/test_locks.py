@@ -7,6 +7,7 @@ import time
 import uuid
 
 import psycopg
+import sqlalchemy as sa
 import pytest
 
 from services.common import config
@@ -116,3 +117,74 @@ def test_a_taken_lock_times_out_as_busy(locks):
     t.join()
     with lk.hold("k"):  # free again
         pass
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def session_settings(request, tmp_path, monkeypatch):
+    if request.param == "postgres" and not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable")
+    monkeypatch.setenv("CONSULT_DB", PG_URL if request.param == "postgres" else "sqlite")
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_PREFIX", f"lk{uuid.uuid4().hex[:8]}")
+    return config.load()
+
+
+def test_a_session_lock_has_one_holder_until_released(session_settings):
+    """The relay's lease: one instance holds the right to publish a source until it lets go."""
+    from services.common.locks import SessionLock
+
+    first, second = (SessionLock(session_settings, "relay", "proposals") for _ in range(2))
+    other_source = SessionLock(session_settings, "relay", "decisions")
+    try:
+        assert first.try_acquire() and first.still_held()
+        assert not second.try_acquire() and not second.still_held()
+        assert other_source.try_acquire(), "another source's lease is another lock"
+        first.release()
+        assert not first.still_held()
+        assert second.try_acquire() and second.still_held()
+    finally:
+        for lock in (first, second, other_source):
+            lock.release()
+
+
+def test_a_session_lock_waited_for_times_out_as_busy(session_settings):
+    from services.common.locks import SessionLock
+
+    holder = SessionLock(session_settings, "create", "proposals-state")
+    assert holder.try_acquire()
+    try:
+        started = time.monotonic()
+        with pytest.raises(LockTimeout) as exc:
+            with SessionLock(session_settings, "create", "proposals-state").held(0.3):
+                pass
+        assert exc.value.status == 503 and 0.25 < time.monotonic() - started < 3
+    finally:
+        holder.release()
+    with SessionLock(session_settings, "create", "proposals-state").held(0.3):  # free again
+        pass
+
+
+def test_a_postgres_session_lock_lost_with_its_session_is_known_lost(tmp_path, monkeypatch):
+    """A holder whose database session died (a restart, a killed backend) has lost the right: it
+    must stop publishing, and another instance may take over. (On SQLite the right is a file lock
+    of the process itself: it is lost only with the process.)"""
+    from services.common.locks import SessionLock
+
+    monkeypatch.setenv("CONSULT_DB", PG_URL)
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_PREFIX", f"lk{uuid.uuid4().hex[:8]}")
+    session_settings = config.load()
+
+    lease = SessionLock(session_settings, "relay", "audit")
+    assert lease.try_acquire()
+    pid = lease._conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    lease._conn.commit()
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    lease._checked = 0.0  # as if a second had passed since the last look
+    assert not lease.still_held()
+    other = SessionLock(session_settings, "relay", "audit")
+    try:
+        assert other.try_acquire()
+    finally:
+        other.release()

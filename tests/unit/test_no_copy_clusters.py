@@ -38,7 +38,10 @@ ONE = {
     "reply-unwrap": {"services/common/errors.py:unwrap"},
     "id-parser": {"services/common/ids.py:as_uuid"},  # parse_id answers NotFound through it
     "canonical-json": {"rules/canonical.py:<module>"},
-    "advisory-lock": {"services/common/locks.py:KeyedLocks"},
+    # one module: KeyedLocks (per key, for a transaction), SessionLock (held until released: the
+    # relay's and the sender's lease, table creation) and the flock try they share, one key hash
+    "advisory-lock": {"services/common/locks.py:KeyedLocks", "services/common/locks.py:SessionLock",
+                      "services/common/locks.py:_try_flock"},
     "caller": {"services/common/caller.py:Caller"},
     "save-conflict": {"services/common/store.py:ServiceApplication.save_or_conflict"},
     "app-init": {"services/common/store.py:StageApplication.__init__"},
@@ -51,12 +54,6 @@ KNOWN = {
     "canonical-json": {
         "services/common/idempotency.py:request_key":
             "json.dumps(sort_keys=True, default=str) of the RPC arguments, hashed into the request key",
-    },
-    "advisory-lock": {
-        "services/common/relay.py:Lease":
-            "own pg_try_advisory_lock session lock + flock file, key crc32('consult-relay:…') & 0x7FFFFFFF",
-        "services/common/store.py:creation_lock":
-            "own blocking pg_advisory_lock over a raw psycopg connection, key crc32('consult-create:…')",
     },
     "directory-client": {
         "services/actions/service.py": "RpcProxy('communities') + errors.unwrap at each of its calls",
