@@ -345,10 +345,6 @@ class TrackedConsumer:
             for env in batch:
                 self.apply(source, env)
                 applied += 1
-                # psycopg waits in C, so applying a batch never lets eventlet switch: give the
-                # service's RPC workers a turn after each event, or a long catch-up (a restart
-                # after a backlog) leaves callers unanswered for as long as it takes.
-                time.sleep(0)
 
     def apply(self, source: str, env: dict) -> None:
         """Apply one event. A transient failure (is_transient: the handler's upstream timed out or is
@@ -578,7 +574,6 @@ def catch_up_projection(app, source: str, sink: SqlSink, per_transaction: int = 
                         sink.handle(source, chunk[0]))
                 except Exception:  # noqa: BLE001 - find the event that fails, retry it, park it
                     applied += sum(_apply_or_park(app.settings, sink, source, env) for env in chunk)
-                time.sleep(0)  # let the service's other green threads run between transactions (see pull)
             if len(batch) < 500:
                 return applied
     except Held:

@@ -90,20 +90,6 @@ def test_catch_up_reads_a_lost_last_message():
     assert sink.applied == [1, 2, 3]
 
 
-def test_a_catch_up_lets_the_service_answer_between_events(monkeypatch):
-    """A restarted service works off its backlog while serving: psycopg waits in C, so without a
-    yield per event a catch-up of hundreds of events would keep every RPC of the process waiting."""
-    import services.common.consumer as consumer_module
-
-    turns = []
-    sink = FakeSink()
-    monkeypatch.setattr(consumer_module.time, "sleep", lambda s: turns.append((s, list(sink.applied))))
-    c, _ = make([1, 2, 3], sink)
-    c.catch_up("s")
-    assert sink.applied == [1, 2, 3]
-    assert turns == [(0, [1]), (0, [1, 2]), (0, [1, 2, 3])], "a turn for others after each applied event"
-
-
 def test_a_failing_handler_is_retried_then_parked_and_the_stream_held():
     sink = FakeSink(fail_on={2})
     c, _ = make([1, 2, 3], sink)
