@@ -2,7 +2,8 @@
 other stages' events, and the timer that flags overdue tasks and closes evaluations.
 
 Every command takes the acting person and the roles the gateway authenticated for them. Directory
-facts come from the communities service, the case file's entries from the audit service.
+facts come from the communities service (through services.common.directory), the case file's entries
+from the audit service.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 from services.common import errors
 from services.common.caller import Caller
 from services.common.consumer import SinkChain
+from services.common.directory import Directory
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
@@ -35,7 +37,7 @@ class ActionsService(ServiceBase):
     name = "actions"
     platform = Platform("actions", app_factory=ActionsApp, tables=(tables.metadata,), consumer_sink=_consumer,
                         timers=((1.0, tick),))
-    communities = RpcProxy("communities")
+    communities = Directory.rpc_proxy()
     audit = RpcProxy("audit")
 
     @property
@@ -43,17 +45,16 @@ class ActionsService(ServiceBase):
         return self.platform.app
 
     # ---- directory facts ----------------------------------------------------------------------
-    def _place_exists(self, community: str, scope: str, scope_id: str | None) -> bool:
-        if scope == "community":
-            return True
-        directory = errors.unwrap(self.communities.directory(community, None))
-        return any(x["id"] == scope_id for x in directory.get(f"{scope}s", []))
+    @property
+    def directory(self) -> Directory:
+        """The directory over this worker's proxy: each reply unwrapped once, a refusal raised."""
+        return Directory.of_proxy(self.communities)
 
     def _person_exists(self, community: str, person: str | None) -> bool:
         if person is None:
             return True
         try:
-            errors.unwrap(self.communities.get_person(community, person))
+            self.directory.get_person(community, person)
         except errors.NotFound:
             return False
         return True
@@ -62,7 +63,7 @@ class ActionsService(ServiceBase):
     @rpc
     @command
     def open_plan(self, actor, roles, community, title, basis, scope, scope_id=None, category=None, case=None):
-        place = self._place_exists(community, scope, scope_id) if scope in ("compound", "building") else True
+        place = self.directory.has_place(community, scope, scope_id) if scope in ("compound", "building") else True
         pid = self.app.open_plan(Caller(actor, frozenset(roles)), community, case, title, basis, scope, scope_id,
                                  category, place)
         return self.app.plan_view(community, pid)
@@ -102,8 +103,8 @@ class ActionsService(ServiceBase):
     @command
     def report_done(self, actor, roles, community, plan, summary):
         p = self.app.plan(community, plan)
-        residents = errors.unwrap(self.communities.residents_in_scope(community, p.scope, p.scope_id, None))
-        rules = errors.unwrap(self.communities.get_community(community))["rules"]
+        residents = self.directory.residents_in_scope(community, p.scope, p.scope_id)
+        rules = self.directory.rules(community)
         return self.app.report_done(Caller(actor, frozenset(roles)), community, plan, summary, residents, rules)
 
     @rpc

@@ -1,8 +1,9 @@
 """The decisions service: thin nameko entrypoints over the DecisionsApp, and its deadlines.
 
-Directory facts come from the communities service over RPC and are handed to the application as
-plain data. A one-second timer opens, closes, resolves and finalises ballots on the one clock;
-with several instances each runs it, and optimistic concurrency lets exactly one of them act.
+Directory facts come from the communities service over RPC (through services.common.directory) and
+are handed to the application as plain data. A one-second timer opens, closes, resolves and
+finalises ballots on the one clock; with several instances each runs it, and optimistic concurrency
+lets exactly one of them act.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from nameko.timer import timer
 
 from services.common import clock
 from services.common.consumer import EventSourcedSink
-from services.common.errors import Forbidden, InvalidInput, NotFound, unwrap
+from services.common.directory import Directory
+from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.common.erasure import with_erasure
-from services.common.rpc import RpcProxy, rpc
+from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
 
 from . import tables
@@ -31,7 +33,7 @@ class DecisionsService(ServiceBase):
         consumer_sink=lambda rt: EventSourcedSink(rt.app, with_erasure(
             "decisions", rt.app, rt.app.on_deliberation_event, None, sources=("deliberation",))),
     )
-    communities = RpcProxy("communities")
+    communities = Directory.rpc_proxy()
 
     @property
     def app(self) -> DecisionsApp:
@@ -43,31 +45,32 @@ class DecisionsService(ServiceBase):
         return self.platform.rpc_or_none(source, "read_texts", commitments) or {}
 
     # ---- the directory -----------------------------------------------------------------------
-    def _directory(self, method: str, *args):
-        return unwrap(getattr(self.communities, method)(*args))
+    @property
+    def directory(self) -> Directory:
+        """The directory over this worker's proxy: each reply unwrapped once, a refusal raised."""
+        return Directory.of_proxy(self.communities)
 
     def _facts(self, community: str, voting_unit: str, scope: str, scope_id: str | None, at: str | None) -> list:
         """What the roll of `voting_unit` is built from, as the directory stood at `at` (None: now)."""
         if voting_unit == "owner":
-            return self._directory("units_in_scope", community, scope, scope_id, at)
+            return self.directory.units_in_scope(community, scope, scope_id, at)
         if voting_unit in ("resident", "household"):
-            return self._directory("residents_in_scope", community, scope, scope_id, at)
+            return self.directory.residents_in_scope(community, scope, scope_id, at)
         if voting_unit == "council":
-            return self._directory("role_holders", community, "council_member", None, at)
+            return self.directory.role_holders(community, "council_member", None, at)
         raise InvalidInput.coded("decisions.voting_unit_one", voting_units=", ".join(VOTING_UNITS))
 
     def _check_place(self, community: str, scope: str, scope_id: str | None) -> None:
         """A ballot's compound or building must be one of the community's own: the directory says."""
         if scope not in ("compound", "building") or scope_id is None:
             return
-        places = self._directory("directory", community, None).get(f"{scope}s", [])
-        if not any(place["id"] == str(scope_id) for place in places):
+        if not self.directory.has_place(community, scope, str(scope_id)):
             raise NotFound.coded("common.does_exist_community", what=scope, value=scope_id)
 
     def _check_person(self, community: str, person: str, what: str) -> None:
         """A person a command names (a proxy holder) must be one of the community's people."""
         try:
-            self._directory("get_person", community, person, None)
+            self.directory.get_person(community, person)
         except (NotFound, InvalidInput):
             raise NotFound.coded("common.does_exist_community", what=what, value=person) from None
 
@@ -78,9 +81,10 @@ class DecisionsService(ServiceBase):
         ballot = self.app.ballot(community, ballot_id, copy=False)
         if voter in ballot.roll:
             return
-        for method in ("get_person", "get_household"):
+        directory = self.directory
+        for ask in (directory.get_person, directory.get_household):
             try:
-                self._directory(method, community, voter, None)
+                ask(community, voter)
                 return
             except (NotFound, InvalidInput):
                 continue
@@ -88,7 +92,7 @@ class DecisionsService(ServiceBase):
 
     def _check_worker(self, community: str, actor: str, doing: str) -> None:
         """Paper enters the record through a community worker only: the directory's roles say who."""
-        if actor not in self._directory("role_holders", community, "community_worker", None, None):
+        if actor not in self.directory.role_holders(community, "community_worker"):
             raise Forbidden.coded("decisions.community_worker_may", doing=doing)
 
     def _voter(self, community: str, ballot_id, person: str) -> str:
@@ -98,7 +102,7 @@ class DecisionsService(ServiceBase):
         if not ballot.config or ballot.config["voting_unit"] != "household":
             return person
         try:
-            found = self._directory("get_person", community, person, ballot.config["opens_at"])
+            found = self.directory.get_person(community, person, ballot.config["opens_at"])
         except NotFound:
             return person  # not in the directory, so not on the roll: the application refuses
         return found["household"] if found["adult"] and found["household"] else person
@@ -127,7 +131,7 @@ class DecisionsService(ServiceBase):
     @command
     def configure_ballot(self, actor, community, ballot, configuration):
         b = self.app.ballot(community, ballot, copy=False)
-        rules = self._directory("get_community", community)["rules"]
+        rules = self.directory.rules(community)
         facts = self._facts(community, configuration.get("voting_unit"), b.scope, b.scope_id, None)
         return self.app.configure_ballot(actor, community, ballot, community_rules=rules, facts_now=facts,
                                          **configuration)

@@ -1,5 +1,6 @@
-"""The deliberation service (议事): thin nameko entrypoints over the DeliberationApp, the consumer
-that opens a consultation when a proposal qualifies, and the directory facts both need.
+"""The deliberation service (议事): thin nameko entrypoints over the DeliberationApp, and the consumer
+that opens a consultation when a proposal qualifies; both ask the directory through
+services.common.directory.
 
 Every command takes the acting person and the roles the gateway authenticated for them.
 """
@@ -7,44 +8,19 @@ from __future__ import annotations
 
 import functools
 
-from services.common import errors
 from services.common.caller import Caller
 from services.common.consumer import EventSourcedSink
+from services.common.directory import Directory
 from services.common.erasure import with_erasure
-from services.common.rpc import RpcProxy, rpc
+from services.common.rpc import rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
 
 from . import tables
 from .application import DeliberationApp
 
 
-class Directory:
-    """Directory facts from the communities service, as plain data for the application. `call`
-    (method, *args) -> result is whatever RPC is at hand: a worker's RpcProxy, or the runtime's
-    proxy in the consumer thread."""
-
-    def __init__(self, call):
-        self._result = call
-
-    def rules(self, community: str, at: str | None = None) -> dict:
-        """The community's rules now, or as they were in force at `at`."""
-        return self._result("get_community", community, at)["rules"]
-
-    def directory(self, community: str, at: str | None = None) -> dict:
-        return self._result("directory", community, at)
-
-    def roles_of(self, community: str, person: str) -> list[str]:
-        """A person's current roles; NotFound if they are not in the community."""
-        return [r["role"] for r in self._result("get_person", community, person)["roles"]]
-
-    def lives_in(self, community: str, person: str, scope: str, scope_id: str | None) -> bool:
-        if scope == "community":
-            return self._result("get_person", community, person)["household"] is not None
-        return any(r["person"] == person for r in self._result("residents_in_scope", community, scope, scope_id))
-
-
 def _consumer(rt: Runtime) -> EventSourcedSink:
-    directory = Directory(functools.partial(rt.rpc, "communities"))  # unwraps replies itself
+    directory = Directory.of_runtime(rt)  # no worker in the consumer thread: the runtime's RPC
 
     def on_proposal_event(env: dict) -> list:
         if env["type"] != "ProposalQualified":
@@ -63,7 +39,7 @@ class DeliberationService(ServiceBase):
     name = "deliberation"
     platform = Platform("deliberation", app_factory=DeliberationApp, tables=(tables.metadata,),
                         consumer_sink=_consumer)
-    communities = RpcProxy("communities")
+    communities = Directory.rpc_proxy()
 
     @property
     def app(self) -> DeliberationApp:
@@ -71,8 +47,9 @@ class DeliberationService(ServiceBase):
 
     @property
     def directory(self) -> Directory:
-        # a refusal from the directory (say, an unknown person) is raised as the caller's refusal too
-        return Directory(lambda method, *args: errors.unwrap(getattr(self.communities, method)(*args)))
+        """The directory over this worker's proxy: each reply unwrapped once, and a refusal from
+        the directory (say, an unknown person) raised as the caller's refusal too."""
+        return Directory.of_proxy(self.communities)
 
     def _caller(self, actor: str, roles, community: str) -> Caller:
         lives_in = functools.partial(self.directory.lives_in, community, actor)

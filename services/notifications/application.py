@@ -67,7 +67,7 @@ _CAPACITY_ORDER = ("author", "convener", "grid_leader", "building_leader", "vote
 
 
 class Directory(Protocol):
-    """The directory facts planning needs (the communities service, or a fake in tests)."""
+    """The directory facts planning needs: services.common.directory.Directory, or a fake in tests."""
 
     def residents_in_scope(self, community: str, scope: str, scope_id: str | None, at: str) -> list[dict]: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from services.common import registry
+from services.common.directory import Directory
 from services.common.locks import SessionLock
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
@@ -17,19 +18,6 @@ from .channels import WebhookSender
 from .dispatch import Dispatcher, SenderSettings, email_sender_from_env
 
 log = logging.getLogger(__name__)
-
-
-class DirectoryClient:
-    """The directory facts planning needs, asked of the communities service."""
-
-    def __init__(self, rt: Runtime):
-        self.rt = rt
-
-    def residents_in_scope(self, community, scope, scope_id, at):
-        return self.rt.rpc("communities", "residents_in_scope", community, scope, scope_id, at)
-
-    def role_holders(self, community, role, scope, at):
-        return self.rt.rpc("communities", "role_holders", community, role, scope, at)
 
 
 class TextsUnavailable(RuntimeError):
@@ -89,13 +77,13 @@ class Sender:
                                          SenderSettings.from_env())
         if not (self.lease.still_held() or self.lease.try_acquire()):
             return
-        rt.app.fire_reminders(DirectoryClient(rt))
+        rt.app.fire_reminders(Directory.of_runtime(rt))
         self.dispatcher.run(budget_s=2.0)
         rt.app.refresh_pending_gauge()
 
 
 def _planner(rt: Runtime) -> EventSourcedSink:
-    directory = DirectoryClient(rt)
+    directory = Directory.of_runtime(rt)  # the planner runs in the consumer thread: the runtime's RPC
     app = rt.app
     return EventSourcedSink(app, with_erasure("notifications", app, lambda env: app.plan(env, directory),
                                               lambda community, person: app.erase_texts(
@@ -141,7 +129,7 @@ class NotificationsService(ServiceBase):
     @rpc
     @command
     def erase_person(self, actor, community, person):
-        self.platform.rpc("communities", "get_person", community, person)  # NotFound for another community's
+        Directory.of_runtime(self.platform).get_person(community, person)  # NotFound for another community's
         return self.app.erase_person(community, person, actor=actor)
 
     # ---- webhook endpoints (community workers) ----------------------------------------------------------

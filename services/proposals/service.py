@@ -1,7 +1,8 @@
 """The proposals service: thin nameko entrypoints over the ProposalsApp.
 
 Directory facts (the community's rules, who lives where now, which households a scope holds) are
-asked of the communities service here and passed into the application as plain data.
+asked of the communities service here (through services.common.directory) and passed into the
+application as plain data.
 
 Follow-up: the consumer of the `actions` source (see the registry) takes `FollowUpRequested`
 (residents found an action unsatisfactory; contract in docs/events/actions.md) and opens a new
@@ -12,9 +13,9 @@ store does not hold the case's title, the consumer asks the actions service for 
 from __future__ import annotations
 
 from services.common.consumer import EventSourcedSink
+from services.common.directory import Directory
 from services.common.erasure import with_erasure
-from services.common.errors import NotFound, unwrap
-from services.common.rpc import RpcProxy, rpc
+from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
 
 from . import tables
@@ -44,39 +45,33 @@ class ProposalsService(ServiceBase):
     name = "proposals"
     platform = Platform("proposals", app_factory=ProposalsApp, tables=(tables.metadata,),
                         timers=((1.0, expire_due),), consumer_sink=follow_up_sink)
-    communities = RpcProxy("communities")
+    communities = Directory.rpc_proxy()
 
     @property
     def app(self) -> ProposalsApp:
         return self.platform.app
 
     # ---- directory facts -------------------------------------------------------------------------
-    def _rules(self, community: str) -> dict:
-        return unwrap(self.communities.get_community(community))["rules"]
+    @property
+    def directory(self) -> Directory:
+        """The directory over this worker's proxy: each reply unwrapped once, a refusal raised."""
+        return Directory.of_proxy(self.communities)
 
     def _known_scopes(self, community: str, scope: str) -> dict[str, set]:
         if scope not in ("compound", "building"):
             return {}
-        directory = unwrap(self.communities.directory(community))
+        directory = self.directory.directory(community)
         return {"compound": {c["id"] for c in directory["compounds"]},
                 "building": {b["id"] for b in directory["buildings"]}}
 
-    def _household_of(self, community: str, person: str, reply=None) -> str | None:
-        """Where the person lives now; None for someone the directory has as no resident."""
-        reply = reply if reply is not None else self.communities.get_person(community, person)
-        try:
-            return unwrap(reply)["household"]
-        except NotFound:
-            return None
-
     def _households(self, community: str, scope: str, scope_id: str) -> set[str]:
-        return set(unwrap(self.communities.households_in_scope(community, scope, scope_id)))
+        return set(self.directory.households_in_scope(community, scope, scope_id))
 
     # ---- commands ---------------------------------------------------------------------------------
     @rpc
     @command
     def draft(self, actor, community, title, body, category, scope, scope_id=None):
-        rules = self._rules(community)
+        rules = self.directory.rules(community)
         pid = self.app.draft(actor, community, title, body, category, scope, scope_id,
                              categories=rules["categories"], known_scopes=self._known_scopes(community, scope))
         return self.app.view(community, pid, actor)
@@ -91,15 +86,14 @@ class ProposalsService(ServiceBase):
     @command
     def screen(self, actor, community, proposal, admissible, reason=None, category=None):
         facts = self.app.facts(community, proposal, actor)
-        rules = self._rules(community)
+        rules = self.directory.rules(community)
         in_scope = 0
         if admissible is True:
             # The denominator, in the threshold's unit, as the directory stands now.
             if threshold_rule(rules, facts["scope"])["unit"] == "households":
                 in_scope = len(self._households(community, facts["scope"], facts["scope_id"]))
             else:
-                in_scope = len(unwrap(self.communities.residents_in_scope(
-                    community, facts["scope"], facts["scope_id"])))
+                in_scope = len(self.directory.residents_in_scope(community, facts["scope"], facts["scope_id"]))
         self.app.screen(actor, community, proposal, admissible, reason, category, rules=rules, in_scope=in_scope)
         return self.app.view(community, proposal, actor)
 
@@ -108,18 +102,19 @@ class ProposalsService(ServiceBase):
     def support(self, actor, community, proposal):
         facts = self.app.facts(community, proposal, actor)
         # Both directory questions at once: where the caller lives now, and what the scope holds.
-        person = self.communities.get_person.call_async(community, actor)
-        scope = None if facts["scope"] == "community" else self.communities.households_in_scope.call_async(
+        directory = self.directory
+        home = directory.household_of_async(community, actor)
+        scope = None if facts["scope"] == "community" else directory.households_in_scope_async(
             community, facts["scope"], facts["scope_id"])
-        household = self._household_of(community, actor, person.result())
-        in_scope = None if scope is None else set(unwrap(scope.result()))
+        household = home.result()
+        in_scope = None if scope is None else set(scope.result())
         return self.app.give_support(actor, community, proposal, household, in_scope)
 
     @rpc
     @command
     def withdraw_support(self, actor, community, proposal):
         self.app.facts(community, proposal, actor)  # a proposal the caller may see, before asking the directory
-        return self.app.withdraw_support(actor, community, proposal, self._household_of(community, actor))
+        return self.app.withdraw_support(actor, community, proposal, self.directory.household_of(community, actor))
 
     @rpc
     @command
@@ -139,7 +134,7 @@ class ProposalsService(ServiceBase):
     @rpc
     @command
     def erase_person(self, actor, community, person):
-        unwrap(self.communities.get_person(community, person))  # someone of another community does not exist here
+        self.directory.get_person(community, person)  # someone of another community does not exist here
         return self.app.erase_person(community, person, actor=actor)
 
     # ---- queries ----------------------------------------------------------------------------------
@@ -164,10 +159,11 @@ class ProposalsService(ServiceBase):
         scopes = [s for s in candidates if s[0] != "community"]  # the whole community needs no question
         household, in_scope = None, {}
         if candidates:
-            asked = self.communities.get_person.call_async(community, person)
-            pending = {s: self.communities.households_in_scope.call_async(community, *s) for s in scopes}
-            household = self._household_of(community, person, asked.result())
-            in_scope = {s: set(unwrap(reply.result())) for s, reply in pending.items()}
+            directory = self.directory
+            asked = directory.household_of_async(community, person)
+            pending = {s: directory.households_in_scope_async(community, *s) for s in scopes}
+            household = asked.result()
+            in_scope = {s: set(reply.result()) for s, reply in pending.items()}
         return self.app.needs_of(community, person, roles or [], household, in_scope)
 
 

@@ -130,14 +130,14 @@ class _Directory:
                 directory.asked.append((self.name, *args[1:]))
                 return _Reply(self.answer(*args))
 
-        def person(community, who):
+        def person(community, who, at):
             if who in homes:
                 return {"ok": True, "result": {"id": who, "household": homes[who]}}
             return {"ok": False, "problem": NotFound.coded("common.does_exist_community", what="person",
                                                            value=who).to_problem()}
 
         self.get_person = Method("get_person", person)
-        def households(community, scope, scope_id):
+        def households(community, scope, scope_id, at):
             return {"ok": True, "result": sorted(scopes[scope, scope_id])}
 
         self.households_in_scope = Method("households_in_scope", households)
@@ -158,7 +158,8 @@ def test_the_service_asks_the_directory_once_per_scope_and_not_at_all_for_nothin
     c = town.collecting("丙", scope_id="b2")
     d = town.collecting("丁", scope="community", scope_id=None)
     assert [n["id"] for n in needs_of(service, town.community, "r", [])] == [a, b, d]
-    assert sorted(service.communities.asked) == [("get_person", "r"), ("households_in_scope", "building", "b1"),
-                                                 ("households_in_scope", "building", "b2")]
+    assert sorted(service.communities.asked) == [("get_person", "r", None),  # None: the directory as it is now
+                                                 ("households_in_scope", "building", "b1", None),
+                                                 ("households_in_scope", "building", "b2", None)]
     assert [n["id"] for n in needs_of(service, town.community, "far", None)] == [c, d]
     assert needs_of(service, town.community, "stranger", WORKER) == []  # the directory has them as no resident

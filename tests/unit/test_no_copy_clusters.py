@@ -45,7 +45,7 @@ ONE = {
     "caller": {"services/common/caller.py:Caller"},
     "save-conflict": {"services/common/store.py:ServiceApplication.save_or_conflict"},
     "app-init": {"services/common/store.py:StageApplication.__init__"},
-    "directory-client": set(),  # no shared client of the directory yet
+    "directory-client": {"services/common/directory.py:Directory"},
 }
 
 # cluster -> {location: why it is (still) a copy}. Real copies of the clusters issue 16 names,
@@ -54,13 +54,6 @@ KNOWN = {
     "canonical-json": {
         "services/common/idempotency.py:request_key":
             "json.dumps(sort_keys=True, default=str) of the RPC arguments, hashed into the request key",
-    },
-    "directory-client": {
-        "services/actions/service.py": "RpcProxy('communities') + errors.unwrap at each of its calls",
-        "services/proposals/service.py": "RpcProxy('communities') + unwrap at each call (call_async too)",
-        "services/deliberation/service.py": "its own Directory class over RpcProxy or rt.rpc('communities')",
-        "services/decisions/service.py": "RpcProxy('communities') + its _directory(method, *args) helper",
-        "services/notifications/service.py": "its own DirectoryClient over rt.rpc('communities', …)",
     },
 }
 
@@ -259,15 +252,20 @@ STAGE_SKIP = {"services/communities", "services/gateway", "services/cli", "servi
 
 
 def directory_clients(path, tree):
-    """A module of a service (not the directory itself, nor the gateway or CLI, which call every
-    service through their one client) that names the communities service as an RPC target."""
-    if package(path) in STAGE_SKIP:
+    """A module of a stage service (not the directory itself, nor the gateway or CLI, which call every
+    service through their one client) that names the communities service as an RPC target; in
+    services/common, the top-level definition that does (the one shared client)."""
+    common = package(path) == "services/common"
+    if package(path) in STAGE_SKIP and not common:
         return
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and _call_name(n).split(".")[-1] in ("RpcProxy", "rpc", "rpc_or_none", "partial"):
-            if any(_const(a, "communities") for a in n.args):
-                yield path
-                return
+    for name, node in ([(d.name, d) for d in tree.body if isinstance(d, (ast.ClassDef, ast.FunctionDef))]
+                       if common else [(None, tree)]):
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call) and _call_name(n).split(".")[-1] in ("RpcProxy", "rpc", "rpc_or_none",
+                                                                             "partial"):
+                if any(_const(a, "communities") for a in n.args):
+                    yield f"{path}:{name}" if common else path
+                    break
 
 
 DETECTORS = {
