@@ -64,14 +64,6 @@ LEADS = frozenset({"party_lead"})
 RUNNERS = frozenset({"community_worker", "party_lead"})
 
 
-def _when(value, what: str):
-    if not isinstance(value, str):
-        raise InvalidInput.coded("actions.iso_time_zone_like", what=what)
-    try:
-        return clock.parse(value)
-    except ValueError:
-        raise InvalidInput.coded("common.iso_time_zone", what=what, value=repr(value)) from None
-
 
 def in_time_order(entries: list[dict]) -> list[dict]:
     """Audit entries in the order things happened: by time, then by audit index; and an effect
@@ -112,8 +104,8 @@ def closed_case_filter(outcome: str | None, closed_from: str | None, closed_to: 
     zone, from (inclusive) before to (exclusive)."""
     if outcome is not None and outcome not in OUTCOMES:
         raise InvalidInput.coded("common.outcome_one", outcomes=", ".join(OUTCOMES))
-    start = clock.format(_when(closed_from, "closed_from")) if closed_from is not None else None
-    end = clock.format(_when(closed_to, "closed_to")) if closed_to is not None else None
+    start = clock.format(clock.parse_input(closed_from, "closed_from")) if closed_from is not None else None
+    end = clock.format(clock.parse_input(closed_to, "closed_to")) if closed_to is not None else None
     if start is not None and end is not None and start >= end:
         raise InvalidInput.coded("actions.closed_from_before_closed")
     return lambda c: ((outcome is None or c.outcome == outcome) and (start is None or c.closed_at >= start)
@@ -448,7 +440,7 @@ class ActionsApp(StageApplication):
         p = self.plan(community, plan)
         title = validate_text(title, "title", max_len=TITLE_MAX)
         party = self._party(responsible_party, person_exists)
-        due = _when(due_at, "due_at")
+        due = clock.parse_input(due_at, "due_at")
         task = str(uuid.uuid4())
         with self._texts(caller.person, title=title, name=party.pop("name", None)) as texts:
             if texts["name"]:

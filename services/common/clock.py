@@ -96,6 +96,20 @@ def parse(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def parse_input(value, what: str) -> datetime:
+    """A time a command was given (a task's due date, a meeting's start, a ballot's opening), in
+    UTC. Anything but an ISO-8601 text with its zone is the caller's mistake, told with the
+    field's name (InvalidInput, 422): one rule for every stage, not one parser per service."""
+    from .errors import InvalidInput
+
+    if not isinstance(value, str):
+        raise InvalidInput.coded("common.iso_time_zone_like", what=what)
+    try:
+        return parse(value)
+    except ValueError:
+        raise InvalidInput.coded("common.iso_time_zone", what=what, value=repr(value)) from None
+
+
 # --- the training clock ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -42,14 +42,6 @@ OPTION_ID = r"[A-Za-z0-9_-]{1,40}"
 MAX_OPTIONS = 30
 
 
-def parse_time(value, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidInput.coded("decisions.iso_time_zone_like", field=field)
-    try:
-        return clock.parse(value)
-    except ValueError:
-        raise InvalidInput.coded("decisions.iso_time_zone_like", field=field) from None
-
 
 class SealingKey:
     """The HMAC key behind a secret ballot's vote ids. Only this service holds it: without it the
@@ -248,7 +240,7 @@ class DecisionsApp(StageApplication):
             rule = rules.make_rule(preset, method, params)
         except rules.RulesError as exc:
             raise InvalidInput.coded("decisions.rules_refused", reason=str(exc)) from None
-        opens, closes = parse_time(opens_at, "opens_at"), parse_time(closes_at, "closes_at")
+        opens, closes = clock.parse_input(opens_at, "opens_at"), clock.parse_input(closes_at, "closes_at")
         new_options = None if options is None else self._options(actor, options)
         with self._context(ballot, actor):
             ballot.configure(rule=rule, voting_unit=voting_unit, options=new_options, opens_at=opens, closes_at=closes,

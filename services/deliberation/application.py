@@ -36,14 +36,6 @@ STAFF_ROLES = frozenset({"community_worker", "party_lead", "moderator"})
 CONVENER_ROLES = frozenset({"party_lead", "community_worker"})
 
 
-def _when(value, what: str):
-    if not isinstance(value, str):
-        raise InvalidInput.coded("deliberation.iso_time_zone_like", what=what)
-    try:
-        return clock.parse(value)
-    except ValueError:
-        raise InvalidInput.coded("common.iso_time_zone", what=what, value=repr(value)) from None
-
 
 class DeliberationApp(StageApplication):
     name = "deliberation"
@@ -268,7 +260,7 @@ class DeliberationApp(StageApplication):
     # ---- meetings -------------------------------------------------------------------------------
     def schedule_meeting(self, caller: Caller, community: str, consultation: str, starts_at: str, mode: str,
                          place: str, agenda: list[str], secretary: str) -> str:
-        starts = _when(starts_at, "starts_at")
+        starts = clock.parse_input(starts_at, "starts_at")
         place = validate_text(place, "place", max_len=500)
         if not isinstance(agenda, list):
             raise InvalidInput.coded("deliberation.agenda_list_items")

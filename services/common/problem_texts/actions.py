@@ -4,10 +4,6 @@ Part of the one catalogue: see the package docstring."""
 from .languages import EN, ZH
 
 MESSAGES: dict[str, dict[str, str]] = {
-    "actions.iso_time_zone_like": {EN: "{what} must be an ISO-8601 time with a zone, like "
-                                       "2026-07-01T18:00:00+08:00",
-                                   ZH: "{what} 必须是带时区的 ISO-8601 时间，"
-                                       "例如 2026-07-01T18:00:00+08:00"},
     "actions.closed_from_before_closed": {EN: "closed_from must be before closed_to",
                                           ZH: "closed_from 必须早于 closed_to"},
     "actions.evidence_file_may_most": {EN: "an evidence file may be at most {max_bytes} bytes; this one "

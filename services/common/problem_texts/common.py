@@ -11,6 +11,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "text.too_short": {EN: "{field} needs at least {min} characters", ZH: "{field} 至少需要 {min} 个字符"},
     "text.too_long": {EN: "{field} is too long ({length} characters, at most {max})",
                       ZH: "{field} 太长（{length} 个字符，最多 {max} 个）"},
+    "common.iso_time_zone_like": {EN: "{what} must be an ISO-8601 time with a zone, like 2026-05-01T14:00:00+08:00",
+                                  ZH: "{what} 必须是带时区的 ISO-8601 时间，例如 2026-05-01T14:00:00+08:00"},
     "common.iso_time_zone": {EN: "{what} is not an ISO-8601 time with a zone: {value}",
                              ZH: "{what} 不是带时区的 ISO-8601 时间：{value}"},
     "common.outcome_one": {EN: "outcome must be one of: {outcomes}", ZH: "outcome 必须是以下之一：{outcomes}"},

@@ -6,10 +6,6 @@ from .languages import EN, ZH
 MESSAGES: dict[str, dict[str, str]] = {
     "vote.invalid_choice": {EN: "invalid choice: {reason}. The options are: {options}",
                             ZH: "选择无效：{reason}。可选的方案：{options}"},
-    "decisions.iso_time_zone_like": {EN: "{field} must be an ISO-8601 time with a zone, like "
-                                         "2026-05-01T09:00:00+08:00",
-                                     ZH: "{field} 必须是带时区的 ISO-8601 时间，"
-                                         "例如 2026-05-01T09:00:00+08:00"},
     "decisions.ballot_does_exist": {EN: "ballot {ballot_id} does not exist", ZH: "表决 {ballot_id} 不存在"},
     "decisions.options_list_most_options": {EN: "options must be a list of at most {max_options} options",
                                             ZH: "options 必须是最多 {max_options} 个选项的列表"},

@@ -7,10 +7,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "meeting.quorum": {EN: "the meeting cannot be held: {present} of the body's {size} members are present; "
                            "the quorum of {quorum} needs {needed}",
                        ZH: "会议不能召开：议事成员 {size} 人中到场 {present} 人；法定人数 {quorum} 需要 {needed} 人"},
-    "deliberation.iso_time_zone_like": {EN: "{what} must be an ISO-8601 time with a zone, like "
-                                            "2026-05-01T14:00:00+08:00",
-                                        ZH: "{what} 必须是带时区的 ISO-8601 时间，"
-                                            "例如 2026-05-01T14:00:00+08:00"},
     "deliberation.party_committee_lead_community": {EN: "only the party-committee lead or a community "
                                                         "worker opens a consultation directly",
                                                     ZH: "只有党组织负责人或社区工作者可以直接开启协商"},
