@@ -147,6 +147,8 @@ def run(backend: str, runs: int) -> None:
         os.environ.update({k: v for k, v in p.env.items() if k.startswith("CONSULT_")})
         os.environ.pop("CONSULT_SERVICE", None)
         os.environ.pop("CONSULT_CLOCK_FILE", None)  # the real clock: webhook signatures are checked with it
+        # The bench's own receiver listens on 127.0.0.1, which webhooks may not reach unless allowed.
+        os.environ["CONSULT_WEBHOOK_ALLOWLIST"] = "127.0.0.1"
         b = Bench(config.load(), "notifications")
         rows = []
 
