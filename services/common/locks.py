@@ -103,8 +103,8 @@ class KeyedLocks:
             if self._pg is not None:
                 with self._pg.connect() as conn, conn.begin():
                     for lock_id in ids:
-                        self._wait(deadline, lambda: conn.execute(
-                            sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar())
+                        _wait(deadline, lambda: conn.execute(
+                            sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar(), self.namespace)
                     yield  # the transaction, and with it every lock, ends with the block
                 return
             with ExitStack() as stack:
@@ -132,15 +132,12 @@ class KeyedLocks:
                     if not entry[1]:
                         del self._local[lock_id]
 
-    def _wait(self, deadline: float, try_once) -> None:
-        _wait(deadline, try_once, self.namespace)
-
     @contextmanager
     def _flock(self, path, deadline: float):
         # A fresh open file description per holder: flock excludes holders in the same process too.
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            self._wait(deadline, lambda: _try_flock(fd))
+            _wait(deadline, lambda: _try_flock(fd), self.namespace)
             try:
                 yield
             finally:
