@@ -16,6 +16,9 @@ REJECTED = Counter("consult_rejected_messages", "Messages that are no event of t
                    "not what the log records at their position): set aside, the stream goes on", ["consumer", "source"])
 TRANSIENT_WAITS = Counter("consult_handler_transient_failures", "Handler failures classified transient: retried "
                           "with back-off, never parked", ["consumer", "source"])
+PROJECTED_AHEAD = Counter("consult_projected_with_save", "Saves whose events were applied to the service's own read "
+                          "model in the save (applied) or, another writer having moved the log, by the catch-up "
+                          "after it (caught_up)", ["source", "outcome"])
 HANDLER_SECONDS = Histogram("consult_handler_seconds", "Time to apply one event", ["consumer", "source"])
 HANDLER_FAILURES = Counter("consult_handler_failures", "Handler exceptions (before retry)", ["consumer", "source"])
 HTTP_REQUESTS = Counter("consult_http_requests", "HTTP requests", ["service", "route", "method", "status"])

@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from . import idempotency
 from .config import Settings
-from .consumer import RecordedButHeld, catch_up_projection, rehearse_projection
+from .consumer import RecordedButHeld, catch_up_projection, record_with_projection
 
 LOCK_TIMEOUT_S = "5"
 
@@ -136,6 +136,7 @@ class ServiceApplication(Application):
         with creation_lock(settings, f"{service}-events"):
             super().__init__(env=full_env)
         self.saved = threading.Event()  # set after each save so the relay wakes up at once
+        self._turn = threading.RLock()  # green under eventlet: see projection_turn
 
     def construct_recorder(self):
         return self.factory.process_recorder()
@@ -144,7 +145,8 @@ class ServiceApplication(Application):
         recordings = super().save(*objs, **kwargs)
         self.saved.set()
         if self.projection is not None and recordings:
-            self.project()  # reads right after a command see it; a failure to apply it is told, not hidden
+            if self.projection.applied < max(r.notification.id for r in recordings):
+                self.project()  # reads right after a command see it; a failure to apply it is told, not hidden
             held = self.projection.held
             if held is not None and held["position"] <= max(r.notification.id for r in recordings):
                 raise RecordedButHeld(self.name, held)
@@ -166,22 +168,43 @@ class ServiceApplication(Application):
 
     def _record(self, processing_event: ProcessingEvent):
         """Every save goes through here (commands, and consumers' `save_tracked`). With a read
-        model, the new events are first rehearsed on it, brought up to the log head: a command
-        whose projection would fail is refused and nothing is recorded."""
+        model, the new events are applied to it in the same step (`record_with_projection`): a
+        command whose projection would fail is refused and nothing is recorded."""
         marker = idempotency.marker_for_save() if processing_event.tracking is None and processing_event.events \
             else None
         if marker is not None:  # a command's first save: its request's marker goes in the same transaction
             processing_event.tracking = Tracking(marker, 1)
         if self.projection is not None and processing_event.events:
-            self.project()
-            rehearse_projection(self, self.name, self.projection, processing_event.events)
-        recordings = super()._record(processing_event)
+            with self.projection_turn():
+                recordings = record_with_projection(self, self.name, self.projection, processing_event.events,
+                                                    lambda: super(ServiceApplication, self)._record(processing_event))
+        else:
+            recordings = super()._record(processing_event)
         if marker is not None:
             idempotency.saved()
         return recordings
 
-    def project(self) -> int:
+    def projection_turn(self):
+        """This process's turn to write the read model, held around a save and a catch-up. Within a
+        process green threads queue here (the lock is green under eventlet) rather than on the
+        read model's tracking row, whose wait is in C and would stall the whole process, its holder
+        included. A service whose instances must also take turns overrides it with a shared lock."""
+        return self._turn
+
+    def catch_up(self) -> int:
+        """Bring the read model up to the log head; the caller holds the projection turn."""
         return catch_up_projection(self, self.name, self.projection) if self.projection is not None else 0
+
+    def project(self) -> int:
+        """Bring the read model up to the log head (reads right after a command see it). When it is
+        there already, the usual case right after a save, that costs two small queries (its tracked
+        position and the head), without waiting for the turn."""
+        if self.projection is None:
+            return 0
+        if self.projection.held is None and self.projection.position(self.name) >= self.head():
+            return 0
+        with self.projection_turn():
+            return self.catch_up()
 
     def save_tracked(self, tracking: Tracking, *objs: Any) -> bool:
         """Save new events with a tracking record in one transaction; False if a duplicate."""
@@ -221,7 +244,3 @@ class StageApplication(ServiceApplication):
         self.engine = engine
         self.content = ContentStore(engine)
         self.projection = SqlSink(projection, engine, project_envelope)
-
-    def project(self) -> int:
-        """Bring the read model up to this service's log head."""
-        return catch_up_projection(self, self.service, self.projection)

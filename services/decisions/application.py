@@ -727,7 +727,7 @@ class DecisionsApp(StageApplication):
         return dict(report, match=not diffs, differences=diffs, replayed=replayed)
 
     # ---- projection ----------------------------------------------------------------------------
-    def project(self) -> int:
+    def catch_up(self) -> int:
         """Bring the read model up to the log head. Several instances share it: whichever applies an
         event first wins, the others see AlreadyProjected (or a key clash) and carry on after it."""
         for _attempt in range(100):

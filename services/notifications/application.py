@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import uuid
+from contextlib import contextmanager
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -104,11 +105,16 @@ class NotificationsApp(StageApplication):
         self.projection_lock.close()
         super().close()
 
-    def project(self) -> int:
+    @contextmanager
+    def projection_turn(self):
+        """One green thread of this process, and one instance, at a time on the read model."""
         with self._local, self.projection_lock.hold("projection"):
-            # Each delivery is two events of this log: applying them a batch per transaction keeps
-            # the read model from costing more than the deliveries.
-            return catch_up_projection(self, SOURCE, self.projection, per_transaction=500)
+            yield
+
+    def catch_up(self) -> int:
+        # Each delivery is two events of this log: applying them a batch per transaction keeps
+        # the read model from costing more than the deliveries.
+        return catch_up_projection(self, SOURCE, self.projection, per_transaction=500)
 
     # ---- planning -------------------------------------------------------------------------------
     def plan(self, env: dict, directory: Directory) -> list[Delivery]:

@@ -360,9 +360,12 @@ class ProposalsApp(StageApplication):
         return {"proposals": [self.view(community, pid, person) for pid in mine], "supports": supports}
 
     # ---- read model -----------------------------------------------------------------------------
-    def project(self) -> int:
-        with self.projection_lock.hold("read-model"):
-            return catch_up_projection(self, SOURCE, self.projection)
+    def projection_turn(self):
+        """Instances take turns on the read model through a shared lock (green-friendly waits)."""
+        return self.projection_lock.hold("read-model")
+
+    def catch_up(self) -> int:
+        return catch_up_projection(self, SOURCE, self.projection)
 
     def _row(self, pid) -> sa.Row | None:
         with self.engine.connect() as conn:

@@ -19,6 +19,7 @@ from services.actions.application import ActionsApp, in_time_order
 from services.common.caller import Caller
 from services.actions.domain import TALLY_GRACE, plan_id
 from services.common import clock, config, metrics
+from services.common.aggregate import Aggregate, command_context
 from services.common import consumer as projections
 from services.common.consumer import NotRecorded, ProjectionHeld, RecordedButHeld
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -447,6 +448,54 @@ def test_an_event_its_read_model_cannot_apply_is_parked_and_holds_it_until_an_op
     assert app.projection.held is None and parked_gauge() == 0
     assert [t["task"] for t in app.plan_view(C, plan)["tasks"]] == [task["data"]["task"]]
     direct_plan(app)
+
+
+def ahead(outcome: str) -> float:
+    return metrics.PROJECTED_AHEAD.labels("actions", outcome)._value.get()
+
+
+def test_a_save_applies_its_events_to_the_read_model_in_the_same_step(app, monkeypatch):
+    """The common case (services/common/consumer.py record_with_projection): no rehearsal; one
+    read-model transaction commits right after the events are recorded, so the save needs no
+    catch-up after it either (the sink knows it applied up to the head)."""
+    def no_rehearsal(*args):
+        raise AssertionError("rehearsed")
+
+    monkeypatch.setattr(projections, "rehearse_projection", no_rehearsal)
+    applied, caught_up = ahead("applied"), ahead("caught_up")
+    plan = direct_plan(app)
+    assign_dredging(app, plan)
+    assert (ahead("applied"), ahead("caught_up")) == (applied + 2, caught_up)
+    assert app.projection.position("actions") == app.head() == app.projection.applied
+    assert [t["title"] for t in app.plan_view(C, plan)["tasks"]] == ["清淤"]
+
+
+class Stray(Aggregate):
+    """Another writer's event, which the actions read model ignores."""
+
+
+def test_another_writer_taking_the_next_position_leaves_the_save_to_the_catch_up(app, monkeypatch):
+    """The read model applied the command's events at head + 1, but another write took that
+    position in between: its transaction is rolled back and the catch-up after the save applies
+    both, in the log's order."""
+    plan = direct_plan(app)
+    with command_context(community=C, actor="someone else"):
+        stray = Stray()
+    foreign = [app.mapper.to_stored_event(e) for e in stray.collect_events()]
+    insert = app.recorder.insert_events
+
+    def first_someone_else(stored_events, **kwargs):
+        if foreign:
+            insert([foreign.pop()])
+        return insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(app.recorder, "insert_events", first_someone_else)
+    applied, caught_up = ahead("applied"), ahead("caught_up")
+    assign_dredging(app, plan)
+    assert (ahead("applied"), ahead("caught_up")) == (applied, caught_up + 1)
+    assert [e["type"] for e in read_envelopes(app, "actions", 1, 100)][-2:] == ["StrayCreated", "TaskAssigned"]
+    assert app.projection.position("actions") == app.head()
+    assert [t["title"] for t in app.plan_view(C, plan)["tasks"]] == ["清淤"]
 
 
 def test_too_few_answers_extend_the_evaluation_once_then_the_respondents_decide(app):
