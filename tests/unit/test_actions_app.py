@@ -350,7 +350,7 @@ def test_after_a_crash_between_the_two_sinks_the_stream_resumes_where_the_slower
 
 # ---- the read model and the log never part ways (services/common: store.py, consumer.py) -----------------
 # A command whose events the read model would not apply is refused and nothing is recorded (the events
-# are rehearsed on the read model, in a transaction rolled back, before they are saved). An event that is
+# are applied to the read model in a transaction that commits only after the store recorded them). An event that is
 # recorded and then cannot be applied (here: a fault injected into the projection only) is retried,
 # parked and holds the read model: reads answer from where it holds, commands are refused, the caller of
 # the command that recorded it is told; once an operator has emptied the parked queue it is applied again.
