@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -287,7 +288,47 @@ class Platform:
         resp = requests.request(method, self.url + path, data=data, headers=h, timeout=60)
         if expect is not None:
             assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text[:2000]}"
+        problems = self.response_problems(method, path, resp)
+        assert not problems, f"{method} {path} answered {resp.status_code} outside its published schema: {problems}"
         return resp
+
+    def response_problems(self, method: str, path: str, resp) -> list[str]:
+        """Where a success answer breaks the response schema `/api/openapi.json` publishes for its
+        route (every test's API call is checked, so a published schema cannot drift from what the
+        services really answer). Problems and files are not checked here."""
+        if not 200 <= resp.status_code < 300 or resp.status_code == 204:
+            return []
+        if not resp.headers.get("Content-Type", "").startswith("application/json"):
+            return []
+        route = self._published_route(method, path.split("?", 1)[0])
+        if route is None:
+            return []
+        answer = route["responses"].get(str(resp.status_code))
+        if answer is None:
+            return [f"status {resp.status_code} is not published (only {sorted(route['responses'])})"]
+        schema = answer.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            return []
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(schema)
+        return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:300]}"
+                for e in list(validator.iter_errors(resp.json()))[:5]]
+
+    def _published_route(self, method: str, path: str) -> dict | None:
+        """The OpenAPI operation of (method, path), read once per platform from the gateway."""
+        if getattr(self, "_operations", None) is None:
+            doc = requests.get(self.url + "/api/openapi.json", timeout=60).json()
+            ops = []
+            for template, item in doc["paths"].items():
+                pattern = re.compile("^" + re.sub(r"\\{\w+\\}", "[^/]+", re.escape(template)) + "$")
+                for verb, op in item.items():
+                    ops.append((template.count("{"), verb.upper(), pattern, op))
+            self._operations = sorted(ops, key=lambda o: o[0])  # a literal segment wins over a parameter
+        for _n, verb, pattern, op in self._operations:
+            if verb == method.upper() and pattern.match(path):
+                return op
+        return None
 
     def set_clock(self, instant: datetime | None) -> None:
         from services.common import clock

@@ -13,15 +13,135 @@ MANAGERS = ("community_worker", "party_lead")
 AT = {"at": S.when(nullable=False)}
 C = "/api/v1/communities/{community}"
 
+# ---- response shapes ------------------------------------------------------------------------------------
+# What the directory answers (services/communities/application.py). The gateway adds display names
+# beside person ids (`person_name`, `owners_names`, …: services/gateway/names.py), so objects stay open.
+ID = {"type": "string", "format": "uuid"}
+ID_OR_NULL = {"type": ["string", "null"], "format": "uuid"}
+TIME = {"type": "string", "format": "date-time"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+NAME_OR_NULL = {"type": ["string", "null"], "description": "null once the person's texts are erased"}
+IDS = {"type": "array", "items": {"type": "string"}}
+AREA = {"type": "string", "format": "decimal", "description": "square metres, a decimal number written as a string"}
+CREATED = {"type": "object", "required": ["id"], "properties": {"id": ID}}
+REVOKED = {"type": "object", "required": ["id", "revoked"], "properties": {"id": ID, "revoked": {"const": True}}}
+DAYS = {"type": "integer", "minimum": 0}
+FRACTION = {"type": "string", "description": "a fraction written as a string, like '2/3'"}
+THRESHOLD = {"type": "object", "properties": {"unit": {"type": "string", "enum": ["residents", "households"]},
+                                              "count": {"type": "integer"}, "share": FRACTION}}
+RULES = {"type": "object", "description": "rule settings (services/communities/domain.py DEFAULT_RULES)",
+         "properties": {
+             "categories": {"type": "array", "items": {"type": "string"}},
+             "support_per": {"type": "string", "enum": ["resident", "household"]},
+             "support_window_days": DAYS,
+             "support_threshold": {"type": "object", "properties": {
+                 "community": THRESHOLD, "compound": THRESHOLD, "building": THRESHOLD}},
+             "meeting_notice_days": DAYS, "meeting_quorum": FRACTION,
+             "meeting_required_roles": IDS, "conclusion_required_roles": IDS, "minutes_signers": IDS,
+             "flags_to_hide": DAYS, "ballot_notice_days": DAYS, "publicity_days": DAYS, "proxy_limit": DAYS,
+             "evaluation_window_days": DAYS, "unsatisfied_reopen_share": FRACTION,
+             "evaluation_min_response_share": FRACTION}}
+PENDING_RULE_CHANGE = {"type": "object", "required": ["id", "settings", "proposed_by", "proposed_at"], "properties": {
+    "id": ID, "settings": dict(RULES, description="the settings changed"), "proposed_by": {"type": "string"},
+    "proposed_at": TIME}}
+RULE_CHANGE = {"type": "object", "required": ["id", "status", "settings", "proposed_by"], "properties": {
+    **PENDING_RULE_CHANGE["properties"], "status": {"type": "string", "enum": ["proposed", "confirmed", "withdrawn"]},
+    "confirmed_by": {"type": "string"},
+    "rules": dict(RULES, description="the whole rule set: in force (confirmed), or as it stands (proposed)")}}
+LISTED_COMMUNITY = {"type": "object", "required": ["id", "name"], "properties": {
+    "id": ID, "name": {"type": "string"}, "created_at": TIME_OR_NULL}}
+COMMUNITY = {"type": "object", "required": ["id", "name"], "properties": {
+    "id": ID, "name": {"type": "string"}, "rules": RULES, "at": TIME,
+    "pending_rule_changes": {"type": "array", "items": PENDING_RULE_CHANGE}}}
+ROLE = {"type": "object", "required": ["role", "scope"], "properties": {
+    "role": {"type": "string"}, "scope": ID_OR_NULL}}
+PERIOD = {"from": TIME, "to": TIME_OR_NULL}  # a period of a history: from, until (null: still)
+OWNERSHIP = {"owners": {"type": "array", "items": ID}, "representative": ID_OR_NULL,
+             "developer_unsold": {"type": "boolean"}}
+UNIT = {"type": "object", "required": ["id", "building", "unit", "area", "owners"], "properties": {
+    "id": ID, "building": ID, "unit": {"type": "string"}, "area": AREA, **OWNERSHIP}}
+HOUSEHOLD_VIEW = {"type": "object", "required": ["id", "building", "unit", "at", "area", "owners"], "properties": {
+    "id": ID, "building": ID, "unit": {"type": "string"}, "at": TIME,
+    "area": dict(AREA, type=["string", "null"], description="null before the unit existed"),
+    **OWNERSHIP,
+    "area_history": {"type": "array", "items": {"type": "object", "required": ["from", "area"], "properties": {
+        "from": TIME, "area": AREA, "reason": {"type": ["string", "null"]}}}},
+    "ownership_history": {"type": "array", "items": {"type": "object", "required": ["from", "owners"],
+                                                     "properties": {**PERIOD, **OWNERSHIP}}},
+    "residents": {"type": "array", "items": ID}}}
+PERSON_VIEW = {"type": "object", "required": ["id", "name", "adult", "at", "household", "roles"], "properties": {
+    "id": ID, "name": NAME_OR_NULL, "adult": {"type": "boolean"}, "at": TIME, "household": ID_OR_NULL,
+    "roles": {"type": "array", "items": ROLE},
+    "residence_history": {"type": "array", "items": {"type": "object", "required": ["from", "household"],
+                                                     "properties": {**PERIOD, "household": ID}}},
+    "role_history": {"type": "array", "items": {"type": "object", "required": ["role", "from"],
+                                                "properties": {**ROLE["properties"], **PERIOD}}}}}
+COMPOUND = {"type": "object", "required": ["id", "name"], "properties": {
+    "id": ID, "community": ID, "name": {"type": "string"}}}
+BUILDING = {"type": "object", "required": ["id", "compound", "name"], "properties": {
+    "id": ID, "community": ID, "compound": ID, "name": {"type": "string"}}}
+PERSON_LISTED = {"type": "object", "required": ["id", "name", "adult"], "properties": {
+    "id": ID, "name": NAME_OR_NULL, "adult": {"type": "boolean"}, "household": ID_OR_NULL,
+    "roles": {"type": "array", "items": ROLE}}}
+DIRECTORY = {"type": "object", "required": ["community", "at", "compounds", "buildings", "households", "people"],
+             "properties": {
+                 "community": {"type": "object", "properties": {"id": ID, "name": {"type": "string"}}}, "at": TIME,
+                 "compounds": {"type": "array", "items": COMPOUND}, "buildings": {"type": "array", "items": BUILDING},
+                 "households": {"type": "array", "items": UNIT}, "people": {"type": "array", "items": PERSON_LISTED}}}
+PRINCIPAL = {"type": "object", "required": ["person", "community", "platform_admin", "roles"], "properties": {
+    "person": {"type": "string", "description": "a person's id (admin-<uuid> for a platform administrator)"},
+    "community": ID_OR_NULL, "platform_admin": {"type": "boolean"},
+    "token": {"type": "string", "description": "the id of the token presented (not its secret)"},
+    "expires_at": TIME_OR_NULL, "roles": {"type": "array", "items": ROLE}}}
+ISSUED = {"type": "object", "required": ["id", "token", "person", "expires_at"], "properties": {
+    "id": ID, "token": {"type": "string", "description": "the secret: shown this once"},
+    "person": {"type": "string"}, "expires_at": dict(TIME_OR_NULL, description="null: as long as the deployment"),
+    "community": ID}}
+TOKEN = {"type": "object", "required": ["id", "created_at", "expires_at", "revoked_at"], "properties": {
+    "id": ID, "label": {"type": ["string", "null"]}, "created_at": TIME, "expires_at": TIME_OR_NULL,
+    "revoked_at": TIME_OR_NULL}}
+ERASURE_REQUEST = {"type": "object", "required": ["id", "person", "requested_at"], "properties": {
+    "id": ID, "person": ID, "requested_at": TIME, "requested_by": {"type": "string"},
+    "reason": {"type": ["string", "null"]},
+    "services": {"type": "object", "description": "service -> its record of having erased",
+                 "additionalProperties": {"type": "object", "required": ["done"], "properties": {
+                     "done": {"type": "boolean"}, "erasure": ID, "texts": {"type": "integer"}, "at": TIME}}},
+    "complete": {"type": "boolean"}}}
+ERASURE_STATUS = {"type": "object", "required": ["person", "services", "requests"], "properties": {
+    "person": ID, "services": {"type": "array", "items": {"type": "string"}},
+    "requests": {"type": "array", "items": ERASURE_REQUEST}}}
+OBJECTS = {"type": "array", "items": {"type": "object"}}
+MY_DATA = {"type": "object", "required": ["community", "person"], "properties": {
+    "community": ID, "person": ID,
+    "communities": {"type": "object", "properties": {
+        "person": PERSON_VIEW, "tokens": {"type": "array", "items": TOKEN},
+        "erasure_requests": {"type": "array", "items": ERASURE_REQUEST}}},
+    "proposals": {"type": "object", "properties": {"proposals": OBJECTS, "supports": OBJECTS}},
+    "deliberation": {"type": "object", "properties": {"comments": OBJECTS}},
+    "decisions": {"type": "object", "properties": {"votes": OBJECTS, "objections": OBJECTS}},
+    "actions": {"type": "object", "properties": {"evaluations": OBJECTS}},
+    "notifications": {"type": "object", "properties": {"preferences": {"type": "object"}, "messages": OBJECTS}}}}
+INVITATION = {"type": "object", "required": ["id", "code", "expires_at", "household", "roles"], "properties": {
+    "id": ID, "code": {"type": "string", "description": "the code to redeem: shown this once"},
+    "expires_at": TIME, "household": ID_OR_NULL, "roles": {"type": "array", "items": {"type": "string"}}}}
+LISTED = {"id": {"type": "string"}, "name": {"type": "string"},
+          "lines": {"type": "array", "items": {"type": "integer"}}}
+IMPORTED = {"type": "object", "required": ["households", "households_unchanged", "people", "events"], "properties": {
+    "households": {"type": "integer"}, "households_unchanged": {"type": "integer"}, "events": {"type": "integer"},
+    "people": {"type": "object", "required": ["created", "matched"], "properties": {
+        "created": {"type": "array", "items": {"type": "object", "properties": LISTED}},
+        "matched": {"type": "array", "items": {"type": "object", "properties": {
+            **LISTED, "renamed": {"type": "boolean"}}}}}}}}
+
 
 @route("POST", "/api/v1/sign-in", summary="Redeem an invitation: register and receive a token", tag="sign-in",
        roles=PUBLIC, status=201, body=S.obj(["code", "name"], code=S.text(100), name=S.text(100),
-                                            adult={"type": "boolean"}))
+                                            adult={"type": "boolean"}), response=ISSUED)
 def sign_in(c: Call):
     return c.call("communities", "redeem_invitation", c.body["code"], c.body["name"], c.body.get("adult", True))
 
 
-@route("GET", "/api/v1/me", summary="Who the token belongs to, with roles", tag="sign-in")
+@route("GET", "/api/v1/me", summary="Who the token belongs to, with roles", tag="sign-in", response=PRINCIPAL)
 def me(c: Call):
     return c.principal
 
@@ -33,7 +153,8 @@ def sign_out(c: Call):
     CACHE.forget(token_id=c.principal["token"])
 
 
-@route("GET", "/api/v1/communities", summary="Communities visible to the caller", tag=TAG)
+@route("GET", "/api/v1/communities", summary="Communities visible to the caller", tag=TAG,
+       response={"type": "array", "items": LISTED_COMMUNITY})
 def list_communities(c: Call):
     all_ = c.call("communities", "list_communities")
     if c.principal.get("platform_admin"):
@@ -42,49 +163,51 @@ def list_communities(c: Call):
 
 
 @route("POST", "/api/v1/communities", summary="Create a community (tenant)", tag=TAG, roles=("platform_admin",),
-       status=201, body=S.obj(["name"], name=S.text(200), rules={"type": "object"}))
+       status=201, body=S.obj(["name"], name=S.text(200), rules={"type": "object"}), response=CREATED)
 def create_community(c: Call):
     if not c.principal.get("platform_admin"):
         raise Forbidden.coded("gateway.platform_administrator_creates_communities")
     return c.call("communities", "create_community", c.actor, c.body["name"], c.body.get("rules"))
 
 
-@route("GET", C, summary="A community with its rules", tag=TAG)
+@route("GET", C, summary="A community with its rules", tag=TAG, response=COMMUNITY)
 def get_community(c: Call):
     return c.call("communities", "get_community", c.community)
 
 
 @route("PATCH", C + "/rules", summary="Propose a change of some rule settings (a second person, a party-committee "
-       "lead, confirms it)", tag=TAG, roles=MANAGERS, status=202, body={"type": "object", "minProperties": 1})
+       "lead, confirms it)", tag=TAG, roles=MANAGERS, status=202, body={"type": "object", "minProperties": 1},
+       response=RULE_CHANGE)
 def change_rules(c: Call):
     return c.call("communities", "propose_rule_change", c.actor, c.community, c.body)
 
 
 @route("POST", C + "/rule-changes/{change}/confirmation", summary="Confirm a proposed rule change: it takes effect "
-       "now (for stages opened from now on)", tag=TAG, roles=("party_lead",), status=200)
+       "now (for stages opened from now on)", tag=TAG, roles=("party_lead",), status=200, response=RULE_CHANGE)
 def confirm_rule_change(c: Call):
     return c.call("communities", "confirm_rule_change", c.actor, c.community, c.params["change"])
 
 
 @route("DELETE", C + "/rule-changes/{change}", summary="Withdraw a proposed rule change (its proposer or a lead)",
-       tag=TAG, roles=MANAGERS, status=200)
+       tag=TAG, roles=MANAGERS, status=200, response=RULE_CHANGE)
 def withdraw_rule_change(c: Call):
     return c.call("communities", "withdraw_rule_change", c.actor, c.community, c.params["change"])
 
 
-@route("GET", C + "/directory", summary="The directory as it stood at a time (default now)", tag=TAG, query=AT)
+@route("GET", C + "/directory", summary="The directory as it stood at a time (default now)", tag=TAG, query=AT,
+       response=DIRECTORY)
 def directory(c: Call):
     return c.call("communities", "directory", c.community, c.query.get("at"))
 
 
 @route("POST", C + "/compounds", summary="Add a compound (院坝/小区)", tag=TAG, roles=MANAGERS, status=201,
-       body=S.obj(["name"], name=S.text(200)))
+       body=S.obj(["name"], name=S.text(200)), response=CREATED)
 def add_compound(c: Call):
     return c.call("communities", "add_compound", c.actor, c.community, c.body["name"])
 
 
 @route("POST", C + "/buildings", summary="Add a building to a compound", tag=TAG, roles=MANAGERS, status=201,
-       body=S.obj(["compound", "name"], compound=S.uuid_str(), name=S.text(200)))
+       body=S.obj(["compound", "name"], compound=S.uuid_str(), name=S.text(200)), response=CREATED)
 def add_building(c: Call):
     return c.call("communities", "add_building", c.actor, c.community, c.body["compound"], c.body["name"])
 
@@ -98,7 +221,7 @@ HOUSEHOLD = S.obj(
 
 
 @route("POST", C + "/households", summary="Register a unit with its exclusive area and owners", tag=TAG,
-       roles=MANAGERS, status=201, body=HOUSEHOLD)
+       roles=MANAGERS, status=201, body=HOUSEHOLD, response=CREATED)
 def register_household(c: Call):
     b = c.body
     return c.call("communities", "register_household", c.actor, c.community, b["building"], b["unit"], b["area"],
@@ -106,14 +229,15 @@ def register_household(c: Call):
 
 
 @route("GET", C + "/households/{household}", summary="A unit as it stood at a time, with its history", tag=TAG,
-       query=AT)
+       query=AT, response=HOUSEHOLD_VIEW)
 def get_household(c: Call):
     return c.call("communities", "get_household", c.community, c.params["household"], c.query.get("at"))
 
 
 @route("POST", C + "/households/{household}/area-corrections", summary="Correct the exclusive area, with a reason",
        tag=TAG, roles=MANAGERS, status=201,
-       body=S.obj(["area", "reason"], area=S.decimal(), reason=S.text(1000), effective=S.when()))
+       body=S.obj(["area", "reason"], area=S.decimal(), reason=S.text(1000), effective=S.when()),
+       response=HOUSEHOLD_VIEW)
 def correct_area(c: Call):
     b = c.body
     return c.call("communities", "correct_area", c.actor, c.community, c.params["household"], b["area"], b["reason"],
@@ -124,7 +248,7 @@ def correct_area(c: Call):
        tag=TAG, roles=MANAGERS, status=201,
        body=S.obj(["owners"], owners={"type": "array", "items": S.uuid_str(), "maxItems": 20},
                   representative=S.uuid_str(nullable=True), developer_unsold={"type": "boolean"},
-                  effective=S.when()))
+                  effective=S.when()), response=HOUSEHOLD_VIEW)
 def transfer(c: Call):
     b = c.body
     return c.call("communities", "transfer_household", c.actor, c.community, c.params["household"], b["owners"],
@@ -133,20 +257,22 @@ def transfer(c: Call):
 
 @route("POST", C + "/people", summary="Register a resident or owner", tag=TAG, roles=MANAGERS, status=201,
        body=S.obj(["name"], name=S.text(100), adult={"type": "boolean"}, household=S.uuid_str(nullable=True),
-                  effective=S.when()))
+                  effective=S.when()), response=CREATED)
 def register_person(c: Call):
     b = c.body
     return c.call("communities", "register_person", c.actor, c.community, b["name"], b.get("adult", True),
                   b.get("household"), b.get("effective"))
 
 
-@route("GET", C + "/people/{person}", summary="A person with residence and roles at a time", tag=TAG, query=AT)
+@route("GET", C + "/people/{person}", summary="A person with residence and roles at a time", tag=TAG, query=AT,
+       response=PERSON_VIEW)
 def get_person(c: Call):
     return c.call("communities", "get_person", c.community, c.params["person"], c.query.get("at"))
 
 
 @route("POST", C + "/people/{person}/moves", summary="Record a move in, out or between units", tag=TAG,
-       roles=MANAGERS, status=201, body=S.obj(["household"], household=S.uuid_str(nullable=True), effective=S.when()))
+       roles=MANAGERS, status=201, body=S.obj(["household"], household=S.uuid_str(nullable=True), effective=S.when()),
+       response=PERSON_VIEW)
 def move(c: Call):
     return c.call("communities", "move_person", c.actor, c.community, c.params["person"], c.body["household"],
                   c.body.get("effective"))
@@ -154,7 +280,7 @@ def move(c: Call):
 
 @route("POST", C + "/people/{person}/roles", summary="Grant a role (1+2+X and others)", tag=TAG,
        roles=MANAGERS, status=201,
-       body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
+       body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()), response=PERSON_VIEW)
 def grant_role(c: Call):
     if c.body["role"] == "party_lead" and not c.has_role("party_lead"):
         raise Forbidden.coded("gateway.party_committee_lead_role")
@@ -163,7 +289,8 @@ def grant_role(c: Call):
 
 
 @route("POST", C + "/people/{person}/role-revocations", summary="Revoke a role", tag=TAG, roles=MANAGERS,
-       status=201, body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()))
+       status=201, body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()),
+       response=PERSON_VIEW)
 def revoke_role(c: Call):
     person = c.call("communities", "revoke_role", c.actor, c.community, c.params["person"], c.body["role"],
                     c.body.get("scope"), c.body.get("effective"))
@@ -173,7 +300,7 @@ def revoke_role(c: Call):
 
 @route("POST", C + "/people/{person}/tokens", summary="Issue a further API token to yourself (e.g. another "
        "device); others get access by invitation", tag=TAG, status=201,
-       body=S.obj([], days={"type": "integer", "minimum": 1, "maximum": 366}, label=S.text(100)))
+       body=S.obj([], days={"type": "integer", "minimum": 1, "maximum": 366}, label=S.text(100)), response=ISSUED)
 def issue_token(c: Call):
     # The directory decides who may (the holder, or an administrator) after finding the person in
     # this community, so another community's person is "not found" like every other object.
@@ -182,7 +309,7 @@ def issue_token(c: Call):
 
 
 @route("GET", C + "/people/{person}/tokens", summary="A person's tokens (ids, labels, expiry; never the secret)",
-       tag=TAG)
+       tag=TAG, response={"type": "array", "items": TOKEN})
 def list_tokens(c: Call):
     return c.call("communities", "list_tokens", c.actor, c.community, c.params["person"])
 
@@ -197,19 +324,20 @@ def revoke_token(c: Call):
 @route("POST", C + "/people/{person}/erasure", summary="Erase a person's texts and contact data in every service "
        "(PIPL art. 47), with a reason: recorded in the directory, carried out by each service; hashes and counts "
        "stay. Answers the request with what is done so far", tag=TAG, roles=MANAGERS, status=202,
-       body=S.obj(["reason"], reason=S.text(1000), confirm={"type": "boolean"}))
+       body=S.obj(["reason"], reason=S.text(1000), confirm={"type": "boolean"}), response=ERASURE_REQUEST)
 def erase(c: Call):
     return c.call("communities", "request_erasure", c.actor, c.community, c.params["person"], c.body["reason"])
 
 
 @route("GET", C + "/people/{person}/erasure", summary="The person's erasure requests and which services have "
-       "completed each", tag=TAG)
+       "completed each", tag=TAG, response=ERASURE_STATUS)
 def erasure_status(c: Call):
     return c.call("communities", "erasure_status", c.actor, c.community, c.params["person"])
 
 
 @route("GET", C + "/me/data", summary="A copy of what the platform holds about me (PIPL art. 45): directory "
-       "record, proposals, supports, comments, votes as I may see them, evaluations, messages and settings", tag=TAG)
+       "record, proposals, supports, comments, votes as I may see them, evaluations, messages and settings", tag=TAG,
+       response=MY_DATA)
 def my_data(c: Call):
     out = {"community": c.community, "person": c.actor}
     for service in ERASING:  # the services that hold a person's texts or contact data
@@ -219,7 +347,7 @@ def my_data(c: Call):
 
 @route("POST", C + "/invitations", summary="Invite a resident to sign in", tag=TAG, roles=MANAGERS, status=201,
        body=S.obj([], household=S.uuid_str(nullable=True), roles={"type": "array", "items": S.text(40)},
-                  days={"type": "integer", "minimum": 1, "maximum": 90}))
+                  days={"type": "integer", "minimum": 1, "maximum": 90}), response=INVITATION)
 def invite(c: Call):
     b = c.body
     if "party_lead" in b.get("roles", []) and not c.has_role("party_lead"):
@@ -229,13 +357,13 @@ def invite(c: Call):
 
 
 @route("DELETE", C + "/invitations/{invitation}", summary="Revoke an invitation not yet redeemed", tag=TAG,
-       roles=MANAGERS, status=200)
+       roles=MANAGERS, status=200, response=REVOKED)
 def revoke_invitation(c: Call):
     return c.call("communities", "revoke_invitation", c.actor, c.community, c.params["invitation"])
 
 
 @route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing)",
-       tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000)
+       tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000, response=IMPORTED)
 def import_csv(c: Call):
     return c.call("communities", "import_csv", c.actor, c.community, c.body)
 

@@ -60,3 +60,33 @@ def test_the_published_request_schemas_are_the_ones_checked():
             except Exception as exc:  # noqa: BLE001
                 outcomes.append(str(exc))
         assert outcomes[0] == outcomes[1], body
+
+
+def _names_its_shape(schema: dict) -> bool:
+    """A response schema that says more than "some object": its fields, its items, or each of
+    its alternatives does."""
+    if "$ref" in schema or "enum" in schema or "const" in schema:
+        return True
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return all(_names_its_shape(s) for s in schema[key])
+    types = schema.get("type")
+    types = {types} if isinstance(types, str) else set(types or ())
+    if not types:
+        return False
+    if "object" in types and not (schema.get("properties") or schema.get("additionalProperties")):
+        return False
+    if "array" in types and not isinstance(schema.get("items"), dict):
+        return False
+    return True
+
+
+def test_every_json_success_publishes_the_shape_of_its_answer():
+    """Every route answering JSON with a success publishes the fields of what it answers (the
+    integration harness checks each real answer against it: tests/harness.py response_problems)."""
+    from services.gateway import router
+
+    routes_load.load_all()
+    vague = [f"{r.method} {r.path}" for r in router.ROUTES
+             if r.status != 204 and not r.produces and not (r.response and _names_its_shape(r.response))]
+    assert vague == []
