@@ -37,6 +37,10 @@ class Rpc:
     def __exit__(self, *exc):
         self._cluster.stop()
 
+    def send(self, request):
+        """Send a declared call (services/contracts/calls.py RpcCall) by its arguments' names."""
+        return self.call(request.SERVICE, request.METHOD, **request.arguments())
+
     def call(self, service: str, method: str, *args, **kwargs):
         from nameko.exceptions import UnknownService
 

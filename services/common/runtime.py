@@ -5,6 +5,7 @@ relay, its tracked consumers and its local projection, and a base class gives ev
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import threading
@@ -220,6 +221,8 @@ def command(fn):
     request, or a client's retry with the same Idempotency-Key, is answered the first reply.
     """
 
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
         def execute() -> dict:
@@ -242,11 +245,24 @@ def command(fn):
                 return {"ok": False, "problem": busy.to_problem()}
 
         worker = getattr(self, WORKER_ATTRIBUTE, None)
-        key = idempotency.request_key(worker.data if worker is not None else None, self.name, fn.__name__, args,
-                                      kwargs)
+        positional, named = _as_positional(signature, self, args, kwargs)
+        key = idempotency.request_key(worker.data if worker is not None else None, self.name, fn.__name__,
+                                      positional, named)
         return idempotency.once(self.platform, key, execute)
 
     return wrapper
+
+
+def _as_positional(signature: inspect.Signature, instance, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """A request's arguments as the method would bind them positionally: a call by name
+    (services/contracts/calls.py) is keyed for idempotency as the same call made positionally was,
+    so a client's retry with the same Idempotency-Key across the change runs once. Arguments that do
+    not bind are keyed as they came (the method then refuses them itself)."""
+    try:
+        bound = signature.bind(instance, *args, **kwargs)
+    except TypeError:
+        return args, kwargs
+    return bound.args[1:], bound.kwargs
 
 
 WORKER_ATTRIBUTE = "_consult_worker"  # the nameko worker context, set on each worker's service instance

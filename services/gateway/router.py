@@ -22,6 +22,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.routing import BaseConverter, Map, RequestRedirect, Rule
 
 from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized, unwrap
+from services.contracts.calls import RpcCall
 
 from . import names, schema as S
 
@@ -123,6 +124,11 @@ class Call:
     def call(self, service: str, method: str, *args, **kwargs):
         """Call a stage service; its refusal is raised (errors.unwrap) and answered as it came."""
         return unwrap(self.rpc(service, method, *args, **kwargs))
+
+    def send(self, request: RpcCall):
+        """Send a declared call (services/contracts/calls.py): its service, method and arguments
+        by name; answered as `call` answers."""
+        return self.call(request.SERVICE, request.METHOD, **request.arguments())
 
 
 def has_role(principal: dict | None, names, community: str | None = None) -> bool:
