@@ -4,8 +4,9 @@ Prose: `services/contracts/prose/proposals.md`; the generated page: `docs/events
 """
 from __future__ import annotations
 
-from .schema import event, f
+from .calls import RpcCall, rpc_call
 from .communities import SCOPES  # noqa: F401 - the gateway reads them here
+from .schema import event, f
 from .erasure import PERSON_TEXTS_ERASED
 
 # What the gateway validates and lists (services/proposals/domain.py re-exports them).
@@ -50,3 +51,87 @@ EVENTS = (
           f("household", "str?")),
     PERSON_TEXTS_ERASED,
 )
+
+
+# ---- calls: the proposals service's RPC methods, by their arguments' names (calls.py) -------------------
+@rpc_call(SOURCE, "draft")
+class Draft(RpcCall):
+    actor: str
+    community: str
+    title: str
+    body: str
+    category: str
+    scope: str
+    scope_id: str | None = None
+
+
+@rpc_call(SOURCE, "submit")
+class Submit(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+
+
+@rpc_call(SOURCE, "screen")
+class Screen(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+    admissible: bool
+    reason: str | None = None
+    category: str | None = None
+
+
+@rpc_call(SOURCE, "support")
+class Support(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+
+
+@rpc_call(SOURCE, "withdraw_support")
+class WithdrawSupport(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+
+
+@rpc_call(SOURCE, "withdraw")
+class Withdraw(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+
+
+@rpc_call(SOURCE, "merge")
+class Merge(RpcCall):
+    actor: str
+    community: str
+    proposal: str
+    into: str
+
+
+@rpc_call(SOURCE, "erase_person")
+class ErasePerson(RpcCall):
+    actor: str
+    community: str
+    person: str
+
+
+@rpc_call(SOURCE, "get_proposal")
+class GetProposal(RpcCall):
+    viewer: str
+    community: str
+    proposal: str
+
+
+@rpc_call(SOURCE, "list_proposals")
+class ListProposals(RpcCall):
+    viewer: str
+    community: str
+    status: str | None = None
+    category: str | None = None
+    scope: str | None = None
+    q: str | None = None
+    limit: int = 50
+    offset: int = 0
