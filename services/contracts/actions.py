@@ -4,6 +4,7 @@ Prose: `services/contracts/prose/actions.md`; the generated page: `docs/events/a
 """
 from __future__ import annotations
 
+from .calls import RpcCall, rpc_call
 from .communities import SCOPES  # noqa: F401 - the gateway reads them here
 from .erasure import PERSON_TEXTS_ERASED
 from .schema import event, f
@@ -72,3 +73,134 @@ EVENTS = (
           f("merged_into", "str?", required=False)),
     PERSON_TEXTS_ERASED,  # its part of an erasure request (services/common/erasure.py)
 )
+
+
+# ---- calls: the actions service's RPC methods, by their arguments' names (calls.py) ---------------------
+@rpc_call(SOURCE, "open_plan")
+class OpenPlan(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    title: str
+    basis: str
+    scope: str
+    scope_id: str | None = None
+    category: str | None = None
+    case: str | None = None
+
+
+@rpc_call(SOURCE, "assign_task")
+class AssignTask(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    plan: str
+    title: str
+    responsible_party: dict
+    due_at: str
+    budget: str | None = None
+    funding_source: str | None = None
+
+
+@rpc_call(SOURCE, "report_progress")
+class ReportProgress(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    plan: str
+    task: str
+    percent: int
+    note: str | None = None
+    evidence: list[str] | None = None
+
+
+@rpc_call(SOURCE, "upload_evidence")
+class UploadEvidence(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    content_base64: str
+    media_type: str | None = None
+
+
+@rpc_call(SOURCE, "get_evidence")
+class GetEvidence(RpcCall):
+    community: str
+    sha256: str
+
+
+@rpc_call(SOURCE, "evidence_info")
+class EvidenceInfo(RpcCall):
+    community: str
+    sha256: str
+
+
+@rpc_call(SOURCE, "report_done")
+class ReportDone(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    plan: str
+    summary: str
+
+
+@rpc_call(SOURCE, "evaluate")
+class Evaluate(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    plan: str
+    rating: str
+    comment: str | None = None
+
+
+@rpc_call(SOURCE, "get_plan")
+class GetPlan(RpcCall):
+    community: str
+    plan: str
+
+
+@rpc_call(SOURCE, "list_plans")
+class ListPlans(RpcCall):
+    community: str
+    status: str | None = None
+
+
+@rpc_call(SOURCE, "my_evaluation")
+class MyEvaluation(RpcCall):
+    community: str
+    plan: str
+    person: str
+
+
+@rpc_call(SOURCE, "board")
+class Board(RpcCall):
+    community: str
+    outcome: str | None = None
+    closed_from: str | None = None
+    closed_to: str | None = None
+
+
+@rpc_call(SOURCE, "close_case")
+class CloseCase(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    case: str
+    reason: str
+
+
+@rpc_call(SOURCE, "ratings")
+class Ratings(RpcCall):
+    community: str
+    plan: str
+    actor: str | None = None
+    roles: list[str] | None = None
+
+
+@rpc_call(SOURCE, "case_file")
+class CaseFile(RpcCall):
+    community: str
+    case: str
+    actor: str | None = None
+    roles: list[str] | None = None

@@ -4,6 +4,7 @@ Prose: `services/contracts/prose/decisions.md`; the generated page: `docs/events
 """
 from __future__ import annotations
 
+from .calls import RpcCall, rpc_call
 from .erasure import PERSON_TEXTS_ERASED
 from .schema import event, f, older
 
@@ -77,3 +78,181 @@ EVENTS += (
           without=("sealed_choice", "cast_by", "cast_by_seal", "correction_reason_commitment")),
     older(_BY_KEY["VoteRefused", 2], 1, without=("entered_by",)),
 )
+
+
+# ---- calls: the decisions service's RPC methods, by their arguments' names (calls.py) -------------------
+@rpc_call(SOURCE, "prepare_ballot")
+class PrepareBallot(RpcCall):
+    actor: str
+    community: str
+    title: str
+    scope: str
+    scope_id: str | None = None
+    description: str | None = None
+    options: list[dict] | None = None
+    category: str | None = None
+
+
+@rpc_call(SOURCE, "configure_ballot")
+class ConfigureBallot(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    configuration: dict
+
+
+@rpc_call(SOURCE, "cast_vote")
+class CastVote(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    choice: str | list | dict
+    voter: str | None = None
+
+
+@rpc_call(SOURCE, "enter_paper_ballot")
+class EnterPaperBallot(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    voter: str
+    choice: str | list | dict
+    paper_serial: str
+    correction_reason: str | None = None
+
+
+@rpc_call(SOURCE, "authorise_proxy")
+class AuthoriseProxy(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    holder: str
+
+
+@rpc_call(SOURCE, "record_paper_proxy")
+class RecordPaperProxy(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    principal: str
+    holder: str
+    paper_serial: str
+
+
+@rpc_call(SOURCE, "revoke_proxy")
+class RevokeProxy(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "lodge_objection")
+class LodgeObjection(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    text: str
+
+
+@rpc_call(SOURCE, "rule_on_objection")
+class RuleOnObjection(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    ballot: str
+    objection: str
+    upheld: bool
+    reason: str
+
+
+@rpc_call(SOURCE, "annul_ballot")
+class AnnulBallot(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+    reason: str
+
+
+@rpc_call(SOURCE, "abandon_ballot")
+class AbandonBallot(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    ballot: str
+    reason: str
+
+
+@rpc_call(SOURCE, "rerun_ballot")
+class RerunBallot(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "declare_emergency")
+class DeclareEmergency(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    justification: str
+    title: str | None = None
+    scope: str = "community"
+    scope_id: str | None = None
+    category: str | None = None
+    ballot: str | None = None
+
+
+@rpc_call(SOURCE, "confirm_emergency")
+class ConfirmEmergency(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "get_ballot")
+class GetBallot(RpcCall):
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "list_ballots")
+class ListBallots(RpcCall):
+    community: str
+    status: str | None = None
+
+
+@rpc_call(SOURCE, "roll")
+class Roll(RpcCall):
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "roll_preview")
+class RollPreview(RpcCall):
+    community: str
+    ballot: str
+    voting_unit: str
+
+
+@rpc_call(SOURCE, "board")
+class Board(RpcCall):
+    community: str
+    ballot: str
+    receipt: str | None = None
+    after: str | None = None
+    limit: int = 1000
+
+
+@rpc_call(SOURCE, "my_vote")
+class MyVote(RpcCall):
+    actor: str
+    community: str
+    ballot: str
+
+
+@rpc_call(SOURCE, "my_proxy")
+class MyProxy(RpcCall):
+    actor: str
+    community: str
+    ballot: str
