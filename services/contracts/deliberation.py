@@ -4,6 +4,7 @@ Prose: `services/contracts/prose/deliberation.md`; the generated page: `docs/eve
 """
 from __future__ import annotations
 
+from .calls import RpcCall, rpc_call
 from .erasure import PERSON_TEXTS_ERASED
 from .schema import event, f
 
@@ -57,3 +58,271 @@ EVENTS = (
     event("MinutesConfirmed", "Minutes", 1, f("signers", "array")),
     PERSON_TEXTS_ERASED,  # its part of an erasure request (services/common/erasure.py)
 )
+
+
+# ---- calls: the deliberation service's RPC methods, by their arguments' names (calls.py) ----------------
+# A command names who acts (`actor`), the roles the directory gives them here (`roles`: the service
+# decides from them and the consultation's body who may act) and the community; a query names the
+# community only.
+@rpc_call(SOURCE, "open_consultation")
+class OpenConsultation(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    title: str
+    description: str
+    scope: str
+    scope_id: str | None
+    category: str
+
+
+@rpc_call(SOURCE, "designate_convener")
+class DesignateConvener(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    person: str
+
+
+@rpc_call(SOURCE, "invite")
+class Invite(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    person: str
+    role: str
+
+
+@rpc_call(SOURCE, "answer_invitation")
+class AnswerInvitation(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    role: str
+    accept: bool
+    reason: str | None = None
+
+
+@rpc_call(SOURCE, "post_comment")
+class PostComment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    text: str
+    stance: str
+    venue: str = "public"
+    reply_to: str | None = None
+
+
+@rpc_call(SOURCE, "edit_comment")
+class EditComment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    comment: str
+    text: str
+
+
+@rpc_call(SOURCE, "flag_comment")
+class FlagComment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    comment: str
+
+
+@rpc_call(SOURCE, "hide_comment")
+class HideComment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    comment: str
+    reason: str
+
+
+@rpc_call(SOURCE, "restore_comment")
+class RestoreComment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    comment: str
+    reason: str
+
+
+@rpc_call(SOURCE, "propose_option")
+class ProposeOption(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    title: str
+    description: str
+
+
+@rpc_call(SOURCE, "propose_amendment")
+class ProposeAmendment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    option: str
+    description: str
+    title: str | None = None
+
+
+@rpc_call(SOURCE, "rule_on_amendment")
+class RuleOnAmendment(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    amendment: str
+    accept: bool
+    reason: str
+
+
+@rpc_call(SOURCE, "finalise_options")
+class FinaliseOptions(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    options: list[str]
+
+
+@rpc_call(SOURCE, "schedule_meeting")
+class ScheduleMeeting(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    starts_at: str
+    mode: str
+    place: str
+    agenda: list[str]
+    secretary: str
+
+
+@rpc_call(SOURCE, "sign_in")
+class SignIn(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    meeting: str
+    person: str | None = None
+
+
+@rpc_call(SOURCE, "open_meeting")
+class OpenMeeting(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    meeting: str
+    concluding: bool = False
+
+
+@rpc_call(SOURCE, "close_meeting")
+class CloseMeeting(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    meeting: str
+
+
+@rpc_call(SOURCE, "cancel_meeting")
+class CancelMeeting(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    meeting: str
+    reason: str
+
+
+@rpc_call(SOURCE, "record_minutes")
+class RecordMinutes(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    meeting: str
+    text: str
+
+
+@rpc_call(SOURCE, "revise_minutes")
+class ReviseMinutes(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    minutes: str
+    text: str
+
+
+@rpc_call(SOURCE, "sign_minutes")
+class SignMinutes(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    minutes: str
+
+
+@rpc_call(SOURCE, "correct_minutes")
+class CorrectMinutes(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    minutes: str
+    text: str
+
+
+@rpc_call(SOURCE, "conclude")
+class Conclude(RpcCall):
+    actor: str
+    roles: list[str]
+    community: str
+    consultation: str
+    outcome: str
+    summary: str
+    meeting: str
+    reason: str | None = None
+    suggested_rule: str | None = None
+
+
+@rpc_call(SOURCE, "list_consultations")
+class ListConsultations(RpcCall):
+    community: str
+    status: str | None = None
+
+
+@rpc_call(SOURCE, "get_consultation")
+class GetConsultation(RpcCall):
+    community: str
+    consultation: str
+
+
+@rpc_call(SOURCE, "comments")
+class Comments(RpcCall):
+    community: str
+    consultation: str
+    after: int = 0
+    limit: int = 100
+
+
+@rpc_call(SOURCE, "get_comment")
+class GetComment(RpcCall):
+    community: str
+    comment: str
+
+
+@rpc_call(SOURCE, "get_meeting")
+class GetMeeting(RpcCall):
+    community: str
+    meeting: str
+
+
+@rpc_call(SOURCE, "get_minutes")
+class GetMinutes(RpcCall):
+    community: str
+    minutes: str

@@ -9,6 +9,7 @@ view detectable.
 from __future__ import annotations
 
 from services.common.errors import InvalidInput
+from services.contracts import audit
 
 from . import schema as S
 from .router import PUBLIC, Call, route
@@ -33,6 +34,20 @@ ROTATION = {"type": "object", "description": "a key rotation statement, signed b
                            "new_key_id": {"type": "string"}, "new_public_key": {"type": "string"},
                            "time": {"type": "string"}, "signature": {"type": "string"},
                            "mode": {"type": "string", "enum": ["training"]}}}
+ENTRIES = {
+    "type": "object", "description": "a page of the log: entries from `from` on, oldest first",
+    "properties": {
+        "community": {"type": "string"}, "size": {**SIZE, "description": "entries in the whole log"},
+        "entries": {"type": "array", "items": {"type": "object", "properties": {
+            "index": SIZE, "source": {"type": "string", "description": "the stage service that recorded it"},
+            "position": SIZE, "event_id": {"type": "string"}, "type": {"type": "string"},
+            "case": {"type": ["string", "null"]}, "occurred_at": {"type": "string"},
+            "envelope": {"type": "object", "description": "the event envelope as recorded"},
+            "canonical": {"type": "string", "description": "the canonical envelope as hashed"}},
+            "required": ["index", "source", "position", "event_id", "type", "occurred_at", "envelope",
+                         "canonical"]}}},
+    "required": ["community", "size", "entries"],
+}
 PROOF = {"type": "array", "items": HEX, "description": "RFC 6962 / RFC 9162 audit path, hex"}
 BUNDLE = {
     "type": "object", "description": "entries with inclusion proofs against one checkpoint "
@@ -50,30 +65,31 @@ BUNDLE = {
 
 @route("GET", C + "/entries", summary="Entries of the community's audit log, in order", tag=TAG,
        query={"from": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-              "case": S.uuid_str()})
+              "case": S.uuid_str()}, response=ENTRIES)
 def audit_entries(c: Call):
-    return c.call("audit", "entries", c.community, c.query.get("from", 0), c.query.get("limit", 100),
-                  c.query.get("case"))
+    return c.send(audit.Entries(community=c.community, start=c.query.get("from", 0), limit=c.query.get("limit", 100),
+                                case=c.query.get("case")))
 
 
 @route("GET", C + "/checkpoint", summary="The latest signed checkpoint of the community's log", tag=TAG,
        response=CHECKPOINT)
 def latest_checkpoint(c: Call):
-    return c.call("audit", "checkpoint", c.community)
+    return c.send(audit.Checkpoint(community=c.community))
 
 
 @route("GET", C + "/checkpoints", summary="Signed checkpoints of the community's log, oldest first", tag=TAG,
        query={"from": SIZE, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
        response={"type": "array", "items": CHECKPOINT})
 def checkpoint_history(c: Call):
-    return c.call("audit", "checkpoints", c.community, c.query.get("from", 0), c.query.get("limit", 100))
+    return c.send(audit.Checkpoints(community=c.community, start=c.query.get("from", 0),
+                                    limit=c.query.get("limit", 100)))
 
 
 @route("GET", C + "/notice", summary="The latest checkpoint as a printable notice for the notice board", tag=TAG,
        query={"lang": {"type": "string", "enum": ["zh-CN", "en"]}},
        response={"type": "object", "properties": {"text": {"type": "string"}, "checkpoint": CHECKPOINT}})
 def checkpoint_notice(c: Call):
-    return c.call("audit", "notice", c.community, c.query.get("lang", "zh-CN"))
+    return c.send(audit.Notice(community=c.community, lang=c.query.get("lang", "zh-CN")))
 
 
 @route("GET", C + "/proofs/inclusion",
@@ -83,8 +99,8 @@ def checkpoint_notice(c: Call):
        query={"index": SIZE, "event": S.uuid_str(), "size": SIZE, "since": SIZE}, response=BUNDLE)
 def inclusion_proof(c: Call):
     q = c.query
-    return c.call("audit", "inclusion_proof", c.community, q.get("index"), q.get("event"), q.get("size"),
-                  q.get("since"), c.has_role(AUDITOR))
+    return c.send(audit.InclusionProof(community=c.community, index=q.get("index"), event=q.get("event"),
+                                       size=q.get("size"), since=q.get("since"), texts=c.has_role(AUDITOR)))
 
 
 @route("GET", C + "/proofs/consistency",
@@ -96,7 +112,7 @@ def inclusion_proof(c: Call):
 def consistency_proof(c: Call):
     if "from" not in c.query:
         raise InvalidInput.coded("gateway.from_size_older_checkpoint")
-    return c.call("audit", "consistency_proof", c.community, c.query["from"], c.query.get("to"))
+    return c.send(audit.ConsistencyProof(community=c.community, old_size=c.query["from"], new_size=c.query.get("to")))
 
 
 @route("GET", C + "/proofs/platform",
@@ -106,7 +122,7 @@ def consistency_proof(c: Call):
            "kind": {"type": "string", "enum": ["platform_inclusion"]}, "checkpoint": CHECKPOINT, "index": SIZE,
            "platform_checkpoint": CHECKPOINT, "proof": PROOF}})
 def platform_proof(c: Call):
-    return c.call("audit", "platform_proof", c.community, c.query.get("size"))
+    return c.send(audit.PlatformProof(community=c.community, size=c.query.get("size")))
 
 
 @route("GET", "/api/v1/audit/public-keys", summary="The audit signing keys (current and retired) and every "
@@ -115,18 +131,18 @@ def platform_proof(c: Call):
            "current": {"type": "string"}, "keys": {"type": "array", "items": {"type": "object"}},
            "key_rotations": {"type": "array", "items": ROTATION}}})
 def public_keys(c: Call):
-    return c.call("audit", "public_keys")
+    return c.send(audit.PublicKeys())
 
 
 @route("GET", "/api/v1/audit/platform-checkpoint", summary="The latest platform checkpoint: the signed head of "
                                                            "the log of every community's checkpoints", tag=TAG,
        roles=PUBLIC, response=CHECKPOINT)
 def platform_checkpoint(c: Call):
-    return c.call("audit", "platform_checkpoint")
+    return c.send(audit.PlatformCheckpoint())
 
 
 @route("GET", "/api/v1/audit/platform-checkpoints", summary="Platform checkpoints, oldest first", tag=TAG,
        roles=PUBLIC, query={"from": SIZE, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
        response={"type": "array", "items": CHECKPOINT})
 def platform_checkpoints(c: Call):
-    return c.call("audit", "platform_checkpoints", c.query.get("from", 0), c.query.get("limit", 100))
+    return c.send(audit.PlatformCheckpoints(start=c.query.get("from", 0), limit=c.query.get("limit", 100)))
