@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from services.contracts import communities
+
 from .rpc import Rpc
 
 # Building 2 of compound 3 exactly as DOMAIN.md's worked example.
@@ -17,38 +19,49 @@ WORKED_EXAMPLE = [
 def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
     """Create the demo community through the directory service; returns ids and tokens."""
     marker = data_dir / "demo.json"
-    c = rpc.call("communities", "create_community", "demo", "S社区 (S community)")["id"]
     actor = "demo"
-    compound = rpc.call("communities", "add_compound", actor, c, "3号院坝 (compound 3)")["id"]
-    b2 = rpc.call("communities", "add_building", actor, c, compound, "2栋 (building 2)")["id"]
-    b1 = rpc.call("communities", "add_building", actor, c, compound, "1栋 (building 1)")["id"]
+    c = rpc.send(communities.CreateCommunity(actor=actor, name="S社区 (S community)"))["id"]
+    compound = rpc.send(communities.AddCompound(actor=actor, community=c, name="3号院坝 (compound 3)"))["id"]
+    b2 = rpc.send(communities.AddBuilding(actor=actor, community=c, compound=compound, name="2栋 (building 2)"))["id"]
+    b1 = rpc.send(communities.AddBuilding(actor=actor, community=c, compound=compound, name="1栋 (building 1)"))["id"]
     people: dict[str, str] = {}
 
-    def person(name, household=None, adult=True):
-        pid = rpc.call("communities", "register_person", actor, c, name, adult, household, effective)["id"]
+    def person(name, *, household=None, adult=True):
+        pid = rpc.send(communities.RegisterPerson(actor=actor, community=c, name=name, adult=adult, household=household,
+                                                  effective=effective))["id"]
         people[name] = pid
         return pid
+
+    def register_unit(*, building, unit, area, owners, representative=None, developer_unsold=False):
+        return rpc.send(communities.RegisterHousehold(
+            actor=actor, community=c, building=building, unit=unit, area=area, owners=owners,
+            representative=representative, developer_unsold=developer_unsold, effective=effective))["id"]
+
+    def move(*, person, household):
+        rpc.send(communities.MovePerson(actor=actor, community=c, person=person, household=household,
+                                        effective=effective))
+
+    def grant(*, person, role, scope=None):
+        rpc.send(communities.GrantRole(actor=actor, community=c, person=person, role=role, scope=scope,
+                                       effective=effective))
 
     units = {}
     for unit, area, owner in WORKED_EXAMPLE:
         owners = []
         if owner:
             owners = [people.get(owner) or person(owner)]
-        units[unit] = rpc.call("communities", "register_household", actor, c, b2, unit, area, owners, None,
-                               owner is None, effective)["id"]
+        units[unit] = register_unit(building=b2, unit=unit, area=area, owners=owners, developer_unsold=owner is None)
         if owner and unit != "202":
-            rpc.call("communities", "move_person", actor, c, people[owner], units[unit], effective)
+            move(person=people[owner], household=units[unit])
     # Building 1: a co-owned unit, a tenant household and a minor.
     co1, co2 = person("何敏 He"), person("何军 He Jun")
-    u1 = rpc.call("communities", "register_household", actor, c, b1, "101", "88.5", [co1, co2], co1, False,
-                  effective)["id"]
+    u1 = register_unit(building=b1, unit="101", area="88.5", owners=[co1, co2], representative=co1)
     for p in (co1, co2):
-        rpc.call("communities", "move_person", actor, c, p, u1, effective)
+        move(person=p, household=u1)
     landlord = person("马超 Ma (landlord)")
-    u2 = rpc.call("communities", "register_household", actor, c, b1, "102", "64", [landlord], None, False,
-                  effective)["id"]
-    person("吴婷 Wu (tenant)", u2)
-    person("吴小宝 Wu Xiaobao (minor)", u2, adult=False)
+    u2 = register_unit(building=b1, unit="102", area="64", owners=[landlord])
+    person("吴婷 Wu (tenant)", household=u2)
+    person("吴小宝 Wu Xiaobao (minor)", household=u2, adult=False)
     # The 1+2+X body and the other roles.
     staff = {
         "party_lead": person("许书记 Secretary Xu"),
@@ -58,16 +71,16 @@ def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
         "auditor": person("审计 Auditor Fang"),
     }
     for role, pid in staff.items():
-        rpc.call("communities", "grant_role", actor, c, pid, role, None, effective)
-    rpc.call("communities", "grant_role", actor, c, staff["community_worker"], "moderator", None, effective)
-    rpc.call("communities", "grant_role", actor, c, people["王芳 Wang"], "grid_leader", compound, effective)
-    rpc.call("communities", "grant_role", actor, c, people["李强 Li"], "building_leader", b2, effective)
-    rpc.call("communities", "grant_role", actor, c, co1, "building_leader", b1, effective)
-    rpc.call("communities", "grant_role", actor, c, people["周杰 Zhou"], "owners_committee", None, effective)
+        grant(person=pid, role=role)
+    grant(person=staff["community_worker"], role="moderator")
+    grant(person=people["王芳 Wang"], role="grid_leader", scope=compound)
+    grant(person=people["李强 Li"], role="building_leader", scope=b2)
+    grant(person=co1, role="building_leader", scope=b1)
+    grant(person=people["周杰 Zhou"], role="owners_committee")
     for name in ("刘洋 Liu", "陈静 Chen", "赵磊 Zhao"):
-        rpc.call("communities", "grant_role", actor, c, people[name], "council_member", None, effective)
+        grant(person=people[name], role="council_member")
     for pid in list(people.values()):
-        rpc.call("communities", "grant_role", actor, c, pid, "resident", None, effective)
+        grant(person=pid, role="resident")
     # Tokens for every role, issued on the operator's path (the API issues a token only to its own
     # holder) and recorded like any other credential: TokenIssued with the actor "demo". They last as
     # long as the deployment (days None), so a demo or a training afternoon never runs out of them.
@@ -76,8 +89,10 @@ def load(rpc: Rpc, data_dir: Path, effective: str = "2020-01-01") -> dict:
                        ("grid_leader", people["王芳 Wang"]), ("building_leader", people["李强 Li"]),
                        ("property_company", staff["property_company"]), ("auditor", staff["auditor"]),
                        ("resident", people["张伟 Zhang"]), ("tenant", people["吴婷 Wu (tenant)"])]:
-        tokens[label] = rpc.call("communities", "issue_token", c, pid, None, f"demo {label}", actor)["token"]
-    tokens["platform_admin"] = rpc.call("communities", "bootstrap_admin", "demo platform admin", actor, None)["token"]
+        tokens[label] = rpc.send(communities.IssueToken(community=c, person=pid, days=None, label=f"demo {label}",
+                                                        actor=actor))["token"]
+    tokens["platform_admin"] = rpc.send(communities.BootstrapAdmin(label="demo platform admin", actor=actor,
+                                                                   days=None))["token"]
     result = {"community": c, "compound": compound, "buildings": {"1": b1, "2": b2}, "units": units,
               "people": people, "tokens": tokens}
     data_dir.mkdir(parents=True, exist_ok=True)

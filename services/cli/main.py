@@ -13,6 +13,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from services.common import config, registry  # noqa: E402
+from services.contracts import communities  # noqa: E402
 
 from . import dlq, up  # noqa: E402
 from .rpc import CliError, Rpc, operator  # noqa: E402
@@ -87,7 +88,7 @@ def cmd_demo(args) -> int:
 
 def cmd_admin_token(args) -> int:
     with Rpc() as rpc:  # recorded in the platform's log with the operator as actor
-        print(rpc.call("communities", "bootstrap_admin", args.label, operator())["token"])
+        print(rpc.send(communities.BootstrapAdmin(label=args.label, actor=operator()))["token"])
     return 0
 
 
@@ -135,14 +136,15 @@ def _print_erasure(request: dict) -> None:
 def cmd_directory_erase(args) -> int:
     """PIPL art. 47: one request erases the person's texts and contact data in every service."""
     with Rpc() as rpc:
-        _print_erasure(rpc.call("communities", "request_erasure", operator(), args.community, args.person, args.reason))
+        _print_erasure(rpc.send(communities.RequestErasure(actor=operator(), community=args.community,
+                                                           person=args.person, reason=args.reason)))
     return 0
 
 
 def cmd_directory_erasure(args) -> int:
     """Which services have completed each erasure request for the person."""
     with Rpc() as rpc:
-        status = rpc.call("communities", "erasure_status", operator(), args.community, args.person)
+        status = rpc.send(communities.ErasureStatus(actor=operator(), community=args.community, person=args.person))
     if args.json:
         _print(status)
         return 0
@@ -161,7 +163,7 @@ def cmd_directory_import(args) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{args.file} is not UTF-8 text") from None
     with Rpc() as rpc:
-        result = rpc.call("communities", "import_csv", operator(), args.community, text)
+        result = rpc.send(communities.ImportCsv(actor=operator(), community=args.community, text=text))
     people = result["people"]
     print(f"imported {result['households']} households from {args.file} "
           f"({result['households_unchanged']} already in the directory as the file says); "

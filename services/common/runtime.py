@@ -262,6 +262,7 @@ def _as_positional(signature: inspect.Signature, instance, args: tuple, kwargs: 
         bound = signature.bind(instance, *args, **kwargs)
     except TypeError:
         return args, kwargs
+    bound.apply_defaults()  # the gateway sent every argument by position; by name it leaves out defaults
     return bound.args[1:], bound.kwargs
 
 

@@ -18,6 +18,7 @@ from services.common.ids import as_uuid, parse_id
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
 from services.common.store import StageApplication
+from services.contracts.communities import MAX_TOKEN_DAYS
 
 from . import csv_import
 from . import tables as t
@@ -27,7 +28,6 @@ from .domain import (
     parse_area, validate_rules,
 )
 
-MAX_TOKEN_DAYS = 366
 # A token that lasts as long as the deployment (the demo's; every token of a training deployment,
 # whose fast clock would end a 30-day token within the hour) has no expiry: null in the record
 # and the API. The credential table keeps this instant for it, after every time the clock reaches.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import actions, audit, communities, decisions, deliberation, notifications, proposals  # noqa: F401
+from . import actions, audit, communities, decisions, deliberation, every_service, notifications, proposals  # noqa: F401
 from .schema import ContractViolation, Data, EventContract, Field, Registry
 
 SOURCES = (communities, proposals, deliberation, decisions, actions, notifications)

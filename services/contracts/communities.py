@@ -4,6 +4,7 @@ Prose: `services/contracts/prose/communities.md`; the generated page: `docs/even
 """
 from __future__ import annotations
 
+from .calls import RpcCall, rpc_call
 from .erasure import PERSON_TEXTS_ERASED
 from .schema import event, f
 
@@ -47,3 +48,242 @@ EVENTS = (
           f("reason_commitment", "commitment")),
     PERSON_TEXTS_ERASED,  # its part of an erasure request (services/common/erasure.py)
 )
+
+
+# ---- calls: the communities service's RPC methods, by their arguments' names (calls.py) -----------------
+MAX_TOKEN_DAYS = 366  # the longest a token lasts (services/communities/application.py checks it)
+
+
+@rpc_call(SOURCE, "create_community")
+class CreateCommunity(RpcCall):
+    actor: str
+    name: str
+    rules: dict | None = None
+
+
+@rpc_call(SOURCE, "propose_rule_change")
+class ProposeRuleChange(RpcCall):
+    actor: str
+    community: str
+    settings: dict
+
+
+@rpc_call(SOURCE, "confirm_rule_change")
+class ConfirmRuleChange(RpcCall):
+    actor: str
+    community: str
+    change: str
+
+
+@rpc_call(SOURCE, "withdraw_rule_change")
+class WithdrawRuleChange(RpcCall):
+    actor: str
+    community: str
+    change: str
+
+
+@rpc_call(SOURCE, "add_compound")
+class AddCompound(RpcCall):
+    actor: str
+    community: str
+    name: str
+
+
+@rpc_call(SOURCE, "add_building")
+class AddBuilding(RpcCall):
+    actor: str
+    community: str
+    compound: str
+    name: str
+
+
+@rpc_call(SOURCE, "register_household")
+class RegisterHousehold(RpcCall):
+    actor: str
+    community: str
+    building: str
+    unit: str
+    area: str  # a decimal number written as a string
+    owners: list[str] | tuple[str, ...] = ()
+    representative: str | None = None
+    developer_unsold: bool = False
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "correct_area")
+class CorrectArea(RpcCall):
+    actor: str
+    community: str
+    household: str
+    area: str
+    reason: str
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "transfer_household")
+class TransferHousehold(RpcCall):
+    actor: str
+    community: str
+    household: str
+    owners: list[str]
+    representative: str | None = None
+    developer_unsold: bool = False
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "register_person")
+class RegisterPerson(RpcCall):
+    actor: str
+    community: str
+    name: str
+    adult: bool = True
+    household: str | None = None
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "move_person")
+class MovePerson(RpcCall):
+    actor: str
+    community: str
+    person: str
+    household: str | None  # None: moved out
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "grant_role")
+class GrantRole(RpcCall):
+    actor: str
+    community: str
+    person: str
+    role: str
+    scope: str | None = None
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "revoke_role")
+class RevokeRole(RpcCall):
+    actor: str
+    community: str
+    person: str
+    role: str
+    scope: str | None = None
+    effective: str | None = None
+
+
+@rpc_call(SOURCE, "request_erasure")
+class RequestErasure(RpcCall):
+    actor: str
+    community: str
+    person: str
+    reason: str
+
+
+@rpc_call(SOURCE, "erasure_status")
+class ErasureStatus(RpcCall):
+    actor: str
+    community: str
+    person: str
+
+
+@rpc_call(SOURCE, "import_csv")
+class ImportCsv(RpcCall):
+    actor: str
+    community: str
+    text: str
+
+
+@rpc_call(SOURCE, "issue_token")
+class IssueToken(RpcCall):
+    community: str
+    person: str
+    days: int | None = 90  # None: as long as the deployment
+    label: str | None = None
+    actor: str = "operator"
+    presented: str | None = None  # the id of the token the request came with (the gateway's)
+
+
+@rpc_call(SOURCE, "bootstrap_admin")
+class BootstrapAdmin(RpcCall):
+    label: str = "platform admin"
+    actor: str = "operator"
+    days: int | None = MAX_TOKEN_DAYS
+
+
+@rpc_call(SOURCE, "list_tokens")
+class ListTokens(RpcCall):
+    actor: str
+    community: str
+    person: str
+
+
+@rpc_call(SOURCE, "revoke_token")
+class RevokeToken(RpcCall):
+    actor: str
+    community: str
+    token: str
+
+
+@rpc_call(SOURCE, "sign_out")
+class SignOut(RpcCall):
+    actor: str
+    token: str
+
+
+@rpc_call(SOURCE, "create_invitation")
+class CreateInvitation(RpcCall):
+    actor: str
+    community: str
+    household: str | None = None
+    roles: list[str] | tuple[str, ...] = ()
+    days: int = 14
+
+
+@rpc_call(SOURCE, "revoke_invitation")
+class RevokeInvitation(RpcCall):
+    actor: str
+    community: str
+    invitation: str
+
+
+@rpc_call(SOURCE, "redeem_invitation")
+class RedeemInvitation(RpcCall):
+    code: str
+    name: str
+    adult: bool = True
+
+
+@rpc_call(SOURCE, "list_communities")
+class ListCommunities(RpcCall):
+    pass
+
+
+@rpc_call(SOURCE, "get_community")
+class GetCommunity(RpcCall):
+    community: str
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "directory")
+class Directory(RpcCall):
+    community: str
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "get_household")
+class GetHousehold(RpcCall):
+    community: str
+    household: str
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "get_person")
+class GetPerson(RpcCall):
+    community: str
+    person: str
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "display_names")
+class DisplayNames(RpcCall):
+    community: str
+    people: list[str]

@@ -22,6 +22,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.routing import BaseConverter, Map, RequestRedirect, Rule
 
 from services.common.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized, unwrap
+from services.contracts import communities
 from services.contracts.calls import RpcCall
 
 from . import names, schema as S
@@ -380,8 +381,8 @@ def dispatch(method: str, path: str, args: list[tuple[str, str]], headers: dict,
         else:
             status = route_.status
         if principal is not None and call.community and route_.tag != "audit":
-            result = names.with_names(result, call.community, lambda c, ids: call.call("communities", "display_names",
-                                                                                      c, ids))
+            result = names.with_names(result, call.community, lambda c, ids: call.send(
+                communities.DisplayNames(community=c, people=ids)))
         return Reply(status, result, JSON, route_.path)
     except Problem as exc:
         return Reply(exc.problem.get("status", 400), exc.problem, PROBLEM, _template(route_), exc.headers)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from services.common.erasure import ERASING
 from services.common.errors import Forbidden, Unavailable
+from services.contracts import communities, every_service
 
 from . import schema as S
 from .auth_cache import CACHE
@@ -138,7 +139,8 @@ IMPORTED = {"type": "object", "required": ["households", "households_unchanged",
        roles=PUBLIC, status=201, body=S.obj(["code", "name"], code=S.text(100), name=S.text(100),
                                             adult={"type": "boolean"}), response=ISSUED)
 def sign_in(c: Call):
-    return c.call("communities", "redeem_invitation", c.body["code"], c.body["name"], c.body.get("adult", True))
+    return c.send(communities.RedeemInvitation(code=c.body["code"], name=c.body["name"],
+                                               adult=c.body.get("adult", True)))
 
 
 @route("GET", "/api/v1/me", summary="Who the token belongs to, with roles", tag="sign-in", response=PRINCIPAL)
@@ -149,14 +151,14 @@ def me(c: Call):
 @route("DELETE", "/api/v1/me/token", summary="Sign out: revoke the token this request presents", tag="sign-in",
        status=204)
 def sign_out(c: Call):
-    c.call("communities", "sign_out", c.actor, c.principal["token"])
+    c.send(communities.SignOut(actor=c.actor, token=c.principal["token"]))
     CACHE.forget(token_id=c.principal["token"])
 
 
 @route("GET", "/api/v1/communities", summary="Communities visible to the caller", tag=TAG,
        response={"type": "array", "items": LISTED_COMMUNITY})
 def list_communities(c: Call):
-    all_ = c.call("communities", "list_communities")
+    all_ = c.send(communities.ListCommunities())
     if c.principal.get("platform_admin"):
         return all_
     return [x for x in all_ if x["id"] == c.principal.get("community")]
@@ -167,49 +169,50 @@ def list_communities(c: Call):
 def create_community(c: Call):
     if not c.principal.get("platform_admin"):
         raise Forbidden.coded("gateway.platform_administrator_creates_communities")
-    return c.call("communities", "create_community", c.actor, c.body["name"], c.body.get("rules"))
+    return c.send(communities.CreateCommunity(actor=c.actor, name=c.body["name"], rules=c.body.get("rules")))
 
 
 @route("GET", C, summary="A community with its rules", tag=TAG, response=COMMUNITY)
 def get_community(c: Call):
-    return c.call("communities", "get_community", c.community)
+    return c.send(communities.GetCommunity(community=c.community))
 
 
 @route("PATCH", C + "/rules", summary="Propose a change of some rule settings (a second person, a party-committee "
        "lead, confirms it)", tag=TAG, roles=MANAGERS, status=202, body={"type": "object", "minProperties": 1},
        response=RULE_CHANGE)
 def change_rules(c: Call):
-    return c.call("communities", "propose_rule_change", c.actor, c.community, c.body)
+    return c.send(communities.ProposeRuleChange(actor=c.actor, community=c.community, settings=c.body))
 
 
 @route("POST", C + "/rule-changes/{change}/confirmation", summary="Confirm a proposed rule change: it takes effect "
        "now (for stages opened from now on)", tag=TAG, roles=("party_lead",), status=200, response=RULE_CHANGE)
 def confirm_rule_change(c: Call):
-    return c.call("communities", "confirm_rule_change", c.actor, c.community, c.params["change"])
+    return c.send(communities.ConfirmRuleChange(actor=c.actor, community=c.community, change=c.params["change"]))
 
 
 @route("DELETE", C + "/rule-changes/{change}", summary="Withdraw a proposed rule change (its proposer or a lead)",
        tag=TAG, roles=MANAGERS, status=200, response=RULE_CHANGE)
 def withdraw_rule_change(c: Call):
-    return c.call("communities", "withdraw_rule_change", c.actor, c.community, c.params["change"])
+    return c.send(communities.WithdrawRuleChange(actor=c.actor, community=c.community, change=c.params["change"]))
 
 
 @route("GET", C + "/directory", summary="The directory as it stood at a time (default now)", tag=TAG, query=AT,
        response=DIRECTORY)
 def directory(c: Call):
-    return c.call("communities", "directory", c.community, c.query.get("at"))
+    return c.send(communities.Directory(community=c.community, at=c.query.get("at")))
 
 
 @route("POST", C + "/compounds", summary="Add a compound (院坝/小区)", tag=TAG, roles=MANAGERS, status=201,
        body=S.obj(["name"], name=S.text(200)), response=CREATED)
 def add_compound(c: Call):
-    return c.call("communities", "add_compound", c.actor, c.community, c.body["name"])
+    return c.send(communities.AddCompound(actor=c.actor, community=c.community, name=c.body["name"]))
 
 
 @route("POST", C + "/buildings", summary="Add a building to a compound", tag=TAG, roles=MANAGERS, status=201,
        body=S.obj(["compound", "name"], compound=S.uuid_str(), name=S.text(200)), response=CREATED)
 def add_building(c: Call):
-    return c.call("communities", "add_building", c.actor, c.community, c.body["compound"], c.body["name"])
+    return c.send(communities.AddBuilding(actor=c.actor, community=c.community, compound=c.body["compound"],
+                                          name=c.body["name"]))
 
 
 HOUSEHOLD = S.obj(
@@ -224,14 +227,17 @@ HOUSEHOLD = S.obj(
        roles=MANAGERS, status=201, body=HOUSEHOLD, response=CREATED)
 def register_household(c: Call):
     b = c.body
-    return c.call("communities", "register_household", c.actor, c.community, b["building"], b["unit"], b["area"],
-                  b.get("owners", []), b.get("representative"), b.get("developer_unsold", False), b.get("effective"))
+    return c.send(communities.RegisterHousehold(
+        actor=c.actor, community=c.community, building=b["building"], unit=b["unit"], area=b["area"],
+        owners=b.get("owners", []), representative=b.get("representative"),
+        developer_unsold=b.get("developer_unsold", False), effective=b.get("effective")))
 
 
 @route("GET", C + "/households/{household}", summary="A unit as it stood at a time, with its history", tag=TAG,
        query=AT, response=HOUSEHOLD_VIEW)
 def get_household(c: Call):
-    return c.call("communities", "get_household", c.community, c.params["household"], c.query.get("at"))
+    return c.send(communities.GetHousehold(community=c.community, household=c.params["household"],
+                                           at=c.query.get("at")))
 
 
 @route("POST", C + "/households/{household}/area-corrections", summary="Correct the exclusive area, with a reason",
@@ -240,8 +246,8 @@ def get_household(c: Call):
        response=HOUSEHOLD_VIEW)
 def correct_area(c: Call):
     b = c.body
-    return c.call("communities", "correct_area", c.actor, c.community, c.params["household"], b["area"], b["reason"],
-                  b.get("effective"))
+    return c.send(communities.CorrectArea(actor=c.actor, community=c.community, household=c.params["household"],
+                                          area=b["area"], reason=b["reason"], effective=b.get("effective")))
 
 
 @route("POST", C + "/households/{household}/transfers", summary="Record a sale: the new owners from a date",
@@ -251,8 +257,10 @@ def correct_area(c: Call):
                   effective=S.when()), response=HOUSEHOLD_VIEW)
 def transfer(c: Call):
     b = c.body
-    return c.call("communities", "transfer_household", c.actor, c.community, c.params["household"], b["owners"],
-                  b.get("representative"), b.get("developer_unsold", False), b.get("effective"))
+    return c.send(communities.TransferHousehold(
+        actor=c.actor, community=c.community, household=c.params["household"], owners=b["owners"],
+        representative=b.get("representative"), developer_unsold=b.get("developer_unsold", False),
+        effective=b.get("effective")))
 
 
 @route("POST", C + "/people", summary="Register a resident or owner", tag=TAG, roles=MANAGERS, status=201,
@@ -260,22 +268,23 @@ def transfer(c: Call):
                   effective=S.when()), response=CREATED)
 def register_person(c: Call):
     b = c.body
-    return c.call("communities", "register_person", c.actor, c.community, b["name"], b.get("adult", True),
-                  b.get("household"), b.get("effective"))
+    return c.send(communities.RegisterPerson(actor=c.actor, community=c.community, name=b["name"],
+                                             adult=b.get("adult", True), household=b.get("household"),
+                                             effective=b.get("effective")))
 
 
 @route("GET", C + "/people/{person}", summary="A person with residence and roles at a time", tag=TAG, query=AT,
        response=PERSON_VIEW)
 def get_person(c: Call):
-    return c.call("communities", "get_person", c.community, c.params["person"], c.query.get("at"))
+    return c.send(communities.GetPerson(community=c.community, person=c.params["person"], at=c.query.get("at")))
 
 
 @route("POST", C + "/people/{person}/moves", summary="Record a move in, out or between units", tag=TAG,
        roles=MANAGERS, status=201, body=S.obj(["household"], household=S.uuid_str(nullable=True), effective=S.when()),
        response=PERSON_VIEW)
 def move(c: Call):
-    return c.call("communities", "move_person", c.actor, c.community, c.params["person"], c.body["household"],
-                  c.body.get("effective"))
+    return c.send(communities.MovePerson(actor=c.actor, community=c.community, person=c.params["person"],
+                                         household=c.body["household"], effective=c.body.get("effective")))
 
 
 @route("POST", C + "/people/{person}/roles", summary="Grant a role (1+2+X and others)", tag=TAG,
@@ -284,16 +293,18 @@ def move(c: Call):
 def grant_role(c: Call):
     if c.body["role"] == "party_lead" and not c.has_role("party_lead"):
         raise Forbidden.coded("gateway.party_committee_lead_role")
-    return c.call("communities", "grant_role", c.actor, c.community, c.params["person"], c.body["role"],
-                  c.body.get("scope"), c.body.get("effective"))
+    return c.send(communities.GrantRole(actor=c.actor, community=c.community, person=c.params["person"],
+                                        role=c.body["role"], scope=c.body.get("scope"),
+                                        effective=c.body.get("effective")))
 
 
 @route("POST", C + "/people/{person}/role-revocations", summary="Revoke a role", tag=TAG, roles=MANAGERS,
        status=201, body=S.obj(["role"], role=S.text(40), scope=S.uuid_str(nullable=True), effective=S.when()),
        response=PERSON_VIEW)
 def revoke_role(c: Call):
-    person = c.call("communities", "revoke_role", c.actor, c.community, c.params["person"], c.body["role"],
-                    c.body.get("scope"), c.body.get("effective"))
+    person = c.send(communities.RevokeRole(actor=c.actor, community=c.community, person=c.params["person"],
+                                           role=c.body["role"], scope=c.body.get("scope"),
+                                           effective=c.body.get("effective")))
     CACHE.forget(person=person["id"])  # this instance at once; the others when the event reaches them
     return person
 
@@ -304,20 +315,21 @@ def revoke_role(c: Call):
 def issue_token(c: Call):
     # The directory decides who may (the holder, or an administrator) after finding the person in
     # this community, so another community's person is "not found" like every other object.
-    return c.call("communities", "issue_token", c.community, c.params["person"], (c.body or {}).get("days", 90),
-                  (c.body or {}).get("label"), actor=c.actor, presented=c.principal.get("token"))
+    body = c.body or {}
+    return c.send(communities.IssueToken(community=c.community, person=c.params["person"], days=body.get("days", 90),
+                                         label=body.get("label"), actor=c.actor, presented=c.principal.get("token")))
 
 
 @route("GET", C + "/people/{person}/tokens", summary="A person's tokens (ids, labels, expiry; never the secret)",
        tag=TAG, response={"type": "array", "items": TOKEN})
 def list_tokens(c: Call):
-    return c.call("communities", "list_tokens", c.actor, c.community, c.params["person"])
+    return c.send(communities.ListTokens(actor=c.actor, community=c.community, person=c.params["person"]))
 
 
 @route("DELETE", C + "/tokens/{token}", summary="Revoke a token at once (its holder; a worker for a resident's "
        "token; the party-committee lead for anyone's)", tag=TAG, status=204)
 def revoke_token(c: Call):
-    c.call("communities", "revoke_token", c.actor, c.community, c.params["token"])
+    c.send(communities.RevokeToken(actor=c.actor, community=c.community, token=c.params["token"]))
     CACHE.forget(token_id=c.params["token"])  # this instance at once; the others when the event reaches them
 
 
@@ -326,13 +338,14 @@ def revoke_token(c: Call):
        "stay. Answers the request with what is done so far", tag=TAG, roles=MANAGERS, status=202,
        body=S.obj(["reason"], reason=S.text(1000), confirm={"type": "boolean"}), response=ERASURE_REQUEST)
 def erase(c: Call):
-    return c.call("communities", "request_erasure", c.actor, c.community, c.params["person"], c.body["reason"])
+    return c.send(communities.RequestErasure(actor=c.actor, community=c.community, person=c.params["person"],
+                                             reason=c.body["reason"]))
 
 
 @route("GET", C + "/people/{person}/erasure", summary="The person's erasure requests and which services have "
        "completed each", tag=TAG, response=ERASURE_STATUS)
 def erasure_status(c: Call):
-    return c.call("communities", "erasure_status", c.actor, c.community, c.params["person"])
+    return c.send(communities.ErasureStatus(actor=c.actor, community=c.community, person=c.params["person"]))
 
 
 @route("GET", C + "/me/data", summary="A copy of what the platform holds about me (PIPL art. 45): directory "
@@ -341,7 +354,7 @@ def erasure_status(c: Call):
 def my_data(c: Call):
     out = {"community": c.community, "person": c.actor}
     for service in ERASING:  # the services that hold a person's texts or contact data
-        out[service] = c.call(service, "personal_data", c.community, c.actor)
+        out[service] = c.send(every_service.PERSONAL_DATA[service](community=c.community, person=c.actor))
     return out
 
 
@@ -352,27 +365,28 @@ def invite(c: Call):
     b = c.body
     if "party_lead" in b.get("roles", []) and not c.has_role("party_lead"):
         raise Forbidden.coded("gateway.invitation_party_committee_lead")
-    return c.call("communities", "create_invitation", c.actor, c.community, b.get("household"),
-                  b.get("roles", ["resident"]), b.get("days", 14))
+    return c.send(communities.CreateInvitation(actor=c.actor, community=c.community, household=b.get("household"),
+                                               roles=b.get("roles", ["resident"]), days=b.get("days", 14)))
 
 
 @route("DELETE", C + "/invitations/{invitation}", summary="Revoke an invitation not yet redeemed", tag=TAG,
        roles=MANAGERS, status=200, response=REVOKED)
 def revoke_invitation(c: Call):
-    return c.call("communities", "revoke_invitation", c.actor, c.community, c.params["invitation"])
+    return c.send(communities.RevokeInvitation(actor=c.actor, community=c.community,
+                                               invitation=c.params["invitation"]))
 
 
 @route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing)",
        tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000, response=IMPORTED)
 def import_csv(c: Call):
-    return c.call("communities", "import_csv", c.actor, c.community, c.body)
+    return c.send(communities.ImportCsv(actor=c.actor, community=c.community, text=c.body))
 
 
 
 
 # The stages asked for "what needs me", in the order of the 1+4+N flow; each answers for its own
 # objects (services/<stage>/application.py `needs_of`), so a page never guesses from lists.
-NEEDS_FROM = ("proposals", "deliberation", "decisions", "actions")
+NEEDS_FROM = every_service.STAGES_WITH_NEEDS
 NEEDS_WAIT_S = 5.0  # one stage that is down costs the home page this, not the RPC timeout
 NEED = {"type": "object", "required": ["kind", "stage", "id", "path"], "properties": {
     "kind": {"type": "string", "enum": ["support", "screen", "discuss", "attend", "sign", "vote", "configure",
@@ -397,7 +411,7 @@ def my_needs(c: Call):
     for stage in NEEDS_FROM:
         try:
             with eventlet.Timeout(NEEDS_WAIT_S):
-                items += c.call(stage, "needs_of", c.community, c.actor, roles)
+                items += c.send(every_service.NEEDS_OF[stage](community=c.community, person=c.actor, roles=roles))
         except (Unavailable, eventlet.Timeout):  # the stage's own 503, or the gateway's: not running, too slow
             unavailable.append(stage)
     return {"items": items, "unavailable": unavailable}

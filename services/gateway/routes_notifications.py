@@ -2,6 +2,7 @@
 the delivery record (who was told what, when, through which channel)."""
 from __future__ import annotations
 
+from services.contracts import notifications
 from services.contracts.notifications import CHANNELS, DIGESTS, LANGS
 
 from . import schema as S
@@ -57,13 +58,13 @@ DELIVERY = {"type": "object", "required": ["id", "notice", "type", "recipient", 
 @route("GET", C + "/me/preferences", summary="How I am notified: channels, e-mail, digest, language", tag=TAG,
        response=PREFERENCES_VIEW)
 def get_my_preferences(c: Call):
-    return c.call("notifications", "get_preferences", c.community, c.actor)
+    return c.send(notifications.GetPreferences(community=c.community, person=c.actor))
 
 
 @route("PUT", C + "/me/preferences", summary="Choose how I am notified (replaces the settings)", tag=TAG,
        body=PREFERENCES, response=PREFERENCES_VIEW)
 def put_my_preferences(c: Call):
-    return c.call("notifications", "set_preferences", c.community, c.actor, c.body)
+    return c.send(notifications.SetPreferences(community=c.community, person=c.actor, preferences=c.body))
 
 
 @route("GET", C + "/me/inbox", summary="My messages, newest first, with the unread count", tag=TAG,
@@ -71,15 +72,15 @@ def put_my_preferences(c: Call):
        response=INBOX)
 def my_inbox(c: Call):
     q = c.query
-    return c.call("notifications", "inbox", c.community, c.actor, q.get("unread") == "true", q.get("limit", 50),
-                  q.get("offset", 0))
+    return c.send(notifications.Inbox(community=c.community, person=c.actor, unread_only=q.get("unread") == "true",
+                                      limit=q.get("limit", 50), offset=q.get("offset", 0)))
 
 
 @route("POST", C + "/me/inbox/{message}/read", summary="Mark one of my messages read", tag=TAG,
        response={"type": "object", "required": ["id", "unread"], "properties": {
            "id": ID, "unread": {"type": "integer", "description": "how many of my messages are unread now"}}})
 def read_inbox_message(c: Call):
-    return c.call("notifications", "mark_read", c.community, c.actor, c.params["message"])
+    return c.send(notifications.MarkRead(community=c.community, person=c.actor, delivery=c.params["message"]))
 
 
 @route("POST", C + "/webhooks", summary="Register a webhook endpoint (chat group, SMS gateway); its signing "
@@ -90,27 +91,27 @@ def read_inbox_message(c: Call):
        response=WEBHOOK)
 def register_webhook(c: Call):
     b = c.body
-    return c.call("notifications", "add_webhook", c.actor, c.community, b["url"], b.get("secret"),
-                  b.get("include_personal_data", False))
+    return c.send(notifications.AddWebhook(actor=c.actor, community=c.community, url=b["url"], secret=b.get("secret"),
+                                           include_personal_data=b.get("include_personal_data", False)))
 
 
 @route("GET", C + "/webhooks", summary="The community's webhook endpoints and their health (paused or not)",
        tag=TAG, roles=MANAGERS, response={"type": "array", "items": WEBHOOK})
 def list_webhooks(c: Call):
-    return c.call("notifications", "list_webhooks", c.community)
+    return c.send(notifications.ListWebhooks(community=c.community))
 
 
 @route("POST", C + "/webhooks/{webhook}/resume", summary="Resume a paused webhook endpoint", tag=TAG,
        roles=MANAGERS, response=WEBHOOK)
 def resume_webhook(c: Call):
-    return c.call("notifications", "resume_webhook", c.actor, c.community, c.params["webhook"])
+    return c.send(notifications.ResumeWebhook(actor=c.actor, community=c.community, webhook=c.params["webhook"]))
 
 
 @route("DELETE", C + "/webhooks/{webhook}", summary="Remove a webhook endpoint; what waited for it is given up",
        tag=TAG, roles=MANAGERS, response={"type": "object", "required": ["id", "removed"], "properties": {
            "id": ID, "removed": {"const": True}}})
 def remove_webhook(c: Call):
-    return c.call("notifications", "remove_webhook", c.actor, c.community, c.params["webhook"])
+    return c.send(notifications.RemoveWebhook(actor=c.actor, community=c.community, webhook=c.params["webhook"]))
 
 
 @route("GET", C + "/notifications/deliveries", summary="The delivery record: who was told what, when and how "
@@ -121,8 +122,9 @@ def remove_webhook(c: Call):
        response={"type": "array", "items": DELIVERY})
 def notification_deliveries(c: Call):
     q = c.query
-    return c.call("notifications", "deliveries", c.community, q.get("status"), q.get("case"), q.get("about_event"),
-                  q.get("recipient"), q.get("limit", 100), q.get("offset", 0))
+    return c.send(notifications.Deliveries(community=c.community, status=q.get("status"), case=q.get("case"),
+                                           about_event=q.get("about_event"), recipient=q.get("recipient"),
+                                           limit=q.get("limit", 100), offset=q.get("offset", 0)))
 
 
 @route("POST", C + "/notifications/retries", summary="Send failed deliveries again (the named ones, or every failed "
@@ -135,7 +137,8 @@ def notification_deliveries(c: Call):
            "count": {"type": "integer"}}})
 def retry_failed_deliveries(c: Call):
     b = c.body
-    return c.call("notifications", "retry_failed", c.actor, c.community, b.get("deliveries"), b.get("channel"))
+    return c.send(notifications.RetryFailed(actor=c.actor, community=c.community, deliveries=b.get("deliveries"),
+                                            channel=b.get("channel")))
 
 
 @route("POST", C + "/notifications/erasures", summary="Erase a person's messages and e-mail address (PIPL); the "
@@ -145,4 +148,4 @@ def retry_failed_deliveries(c: Call):
        response={"type": "object", "required": ["erased_texts", "erasure"], "properties": {
            "erased_texts": {"type": "integer"}, "erasure": ID}})
 def erase_notifications_of(c: Call):
-    return c.call("notifications", "erase_person", c.actor, c.community, c.body["person"])
+    return c.send(notifications.ErasePerson(actor=c.actor, community=c.community, person=c.body["person"]))

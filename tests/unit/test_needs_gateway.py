@@ -19,9 +19,10 @@ class FakeCall:
     def __init__(self, answers):
         self.answers = answers
 
-    def call(self, service, method, *args):
-        assert method == "needs_of"
-        answer = self.answers[service]
+    def send(self, request):
+        assert request.METHOD == "needs_of" and request.arguments() == {"community": "c", "person": "p",
+                                                                        "roles": ["owner"]}
+        answer = self.answers[request.SERVICE]
         if isinstance(answer, BaseException):
             raise answer
         if answer == "slow":

@@ -1,0 +1,40 @@
+"""Calls every service (or every stage) answers alike, declared once per service.
+
+A person's copy of what the platform holds about them (PIPL art. 45) is gathered from each service
+(`personal_data`, services/common/runtime.py: the same method in every one), and the home page's
+"what needs me" from each stage (`needs_of`: the same parameters in each). One shape per method,
+declared for each service, so each declaration is still held to its own service's method
+(calls.py, tests/unit/test_contract_calls.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .calls import RpcCall, rpc_call
+
+SERVICES_WITH_PERSONAL_DATA = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
+STAGES_WITH_NEEDS = ("proposals", "deliberation", "decisions", "actions")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PersonalData(RpcCall):
+    community: str
+    person: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _NeedsOf(RpcCall):
+    community: str
+    person: str
+    roles: list[str]
+
+
+def _declared_for(services: tuple[str, ...], method: str, shape: type[RpcCall]) -> dict[str, type[RpcCall]]:
+    """`shape` declared as the call of `method` of each of `services`: service -> its call."""
+    name = shape.__name__.lstrip("_")
+    return {s: rpc_call(s, method)(type(name, (shape,), {"__module__": __name__, "__qualname__": name}))
+            for s in services}
+
+
+PERSONAL_DATA = _declared_for(SERVICES_WITH_PERSONAL_DATA, "personal_data", _PersonalData)
+NEEDS_OF = _declared_for(STAGES_WITH_NEEDS, "needs_of", _NeedsOf)
