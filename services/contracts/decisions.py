@@ -10,6 +10,16 @@ from .schema import event, f, older
 
 SOURCE = "decisions"
 
+# What the gateway validates and lists (services/decisions/domain.py re-exports them).
+VOTING_UNITS = ("owner", "resident", "household", "council")
+CHANNELS = ("online", "proxy", "paper")
+PROXY_SOURCES = ("platform", "paper")
+# Ballot statuses, in the order a ballot normally passes through them.
+PREPARED, CONFIGURED, OPEN, CLOSED = "prepared", "configured", "open", "closed"
+ADOPTED, REJECTED, FINAL, ANNULLED = "adopted", "rejected", "final", "annulled"
+EMERGENCY_DECLARED = "emergency_declared"
+STATUSES = (PREPARED, CONFIGURED, OPEN, CLOSED, ADOPTED, REJECTED, FINAL, ANNULLED, EMERGENCY_DECLARED)
+
 EVENTS = (
     # suggested_rule: the preset name the deliberation suggested, or for a rerun the annulled
     # ballot's whole rule (the domain's annotation says dict; both are recorded).

@@ -34,10 +34,14 @@ from services.common import clock
 from services.common.aggregate import Aggregate
 from services.common.envelope import canonical
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.contracts.communities import SCOPES  # noqa: F401 - re-exported for the application
+from services.contracts.decisions import (  # noqa: F401 - the ballot's statuses and units live in the contract
+    ADOPTED, ANNULLED, CHANNELS, CLOSED, CONFIGURED, EMERGENCY_DECLARED, FINAL, OPEN, PREPARED, REJECTED,
+    VOTING_UNITS,
+)
 
 # Who votes. Owners' matters use the area-and-headcount rule; tenants vote only under the
 # residents' presets; a council ballot is for the council's members.
-VOTING_UNITS = ("owner", "resident", "household", "council")
 UNITS_BY_PRESET = {
     "owners_ordinary": ("owner",),
     "owners_major": ("owner",),
@@ -47,22 +51,15 @@ UNITS_BY_PRESET = {
 }
 OWNERS_PRESETS = ("owners_ordinary", "owners_major")
 OWNERS_NOTICE_DAYS = 15  # owners' assemblies: 15 days' notice by national regulation
-SCOPES = ("community", "compound", "building")
-CHANNELS = ("online", "proxy", "paper")
 # Methods that decide a motion: under them a single option is a yes/no motion on that option.
 MOTION_METHODS = ("majority", "supermajority", "consent")
 
-# Ballot statuses, in the order a ballot normally passes through them.
-PREPARED, CONFIGURED, OPEN, CLOSED = "prepared", "configured", "open", "closed"
-ADOPTED, REJECTED, FINAL, ANNULLED = "adopted", "rejected", "final", "annulled"
-EMERGENCY_DECLARED = "emergency_declared"
 RESOLVED = (ADOPTED, REJECTED)
 SETTLED = (FINAL, ANNULLED)  # nothing more happens to the ballot (a re-run is a new ballot)
 
 ROLE_WORKER, ROLE_LEAD = "community_worker", "party_lead"
 DEFAULT_PROXY_LIMIT = 3  # authorisations one person may hold on one ballot, unless the community says otherwise
 REVEALS_PER_EVENT = 500  # a count of 10,000 votes is revealed in 20 events, not one of megabytes
-PROXY_SOURCES = ("platform", "paper")
 
 
 def required_notice_days(preset: str, community_rules: dict) -> int:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from rules import ART_278
+from rules.model import METHODS, PRESETS
 from services.contracts import decisions
+from services.contracts.communities import SCOPES
 
 from . import schema as S
 from .router import Call, route
@@ -15,9 +17,9 @@ ORGANISERS = ("community_worker", "party_lead")
 OPTION = S.obj(["title"], id={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}, title=S.text(200),
                description=S.text(5000))
 OPTIONS = {"type": "array", "items": OPTION, "maxItems": 30}
-SCOPE = {"type": "string", "enum": ["community", "compound", "building"]}
-PRESET = {"type": "string", "enum": ["owners_ordinary", "owners_major", "residents_meeting", "council", "generic"]}
-METHOD = {"type": "string", "enum": ["majority", "supermajority", "consent", "approval", "schulze", "irv", "score"]}
+SCOPE = {"type": "string", "enum": list(SCOPES)}
+PRESET = {"type": "string", "enum": list(PRESETS)}
+METHOD = {"type": "string", "enum": list(METHODS)}
 TIME = {"type": "string", "format": "date-time", "maxLength": 40,
         "description": "an ISO-8601 time with its zone, e.g. 2026-05-01T09:00:00+08:00"}
 CATEGORY = dict(S.text(40), description=(
@@ -37,8 +39,7 @@ MAYBE = {"type": ["string", "null"]}
 MAYBE_INT = {"type": ["integer", "null"]}
 FLAG = {"type": "boolean"}
 ID = {"type": "object", "required": ["id"], "properties": {"id": STRING}, "description": "the ballot's id"}
-STATUS = {"type": "string", "enum": ["prepared", "configured", "open", "closed", "adopted", "rejected", "final",
-                                     "annulled", "emergency_declared"]}
+STATUS = {"type": "string", "enum": list(decisions.STATUSES)}
 WEIGHT = {"type": "string", "description": "a voter's weight (an owner's area), a decimal"}
 CHOSEN = {"type": ["string", "array", "object", "null"], "description": "a choice as recorded (see `choice` of a vote)"}
 BALLOT_OPTION = {"type": "object", "required": ["id"], "description": "an option, its texts joined in (null if erased)",
@@ -111,7 +112,7 @@ ROLL = {"type": "object", "required": ["ballot", "roll_hash", "roll"], "properti
     "voting_unit": STRING, "preview": FLAG}}
 RECEIPT = {"type": "object", "required": ["ballot", "receipt", "version", "channel"], "properties": {
     "ballot": STRING, "receipt": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "version": {"type": "integer"},
-    "channel": {"type": "string", "enum": ["online", "proxy", "paper"]}, "choice": CHOSEN}}
+    "channel": {"type": "string", "enum": list(decisions.CHANNELS)}, "choice": CHOSEN}}
 MY_VOTE = {"type": "object", "required": [*RECEIPT["required"], "choice"], "properties": dict(
     RECEIPT["properties"], paper_serial=MAYBE, cast_by=dict(MAYBE, description="the proxy who cast it"),
     cast_by_name=MAYBE, seals={"type": "object", "description": "a secret ballot's seals with their salts",
@@ -119,7 +120,7 @@ MY_VOTE = {"type": "object", "required": [*RECEIPT["required"], "choice"], "prop
                                               "cast_by_salt": MAYBE}})}
 PROXY = {"type": "object", "required": ["ballot", "source", "active", "used"], "properties": {
     "ballot": STRING, "holder": MAYBE, "holder_name": MAYBE,
-    "source": {"type": "string", "enum": ["platform", "paper"]},
+    "source": {"type": "string", "enum": list(decisions.PROXY_SOURCES)},
     "paper_serial": MAYBE, "active": FLAG, "used": dict(FLAG, description="the holder has voted on it")}}
 BOARD = {"type": "object", "required": ["ballot", "status", "revealed", "listed", "options", "entries"],
          "properties": {
@@ -163,7 +164,7 @@ def get_ballot(c: Call):
        tag=TAG, roles=ORGANISERS,
        body=S.obj(["preset", "voting_unit", "opens_at", "closes_at"], preset=PRESET, method=METHOD,
                   params={"type": "object", "description": "rule parameters, e.g. {\"quorum_heads\": \"1/2\"}"},
-                  voting_unit={"type": "string", "enum": ["owner", "resident", "household", "council"]},
+                  voting_unit={"type": "string", "enum": list(decisions.VOTING_UNITS)},
                   opens_at=TIME, closes_at=TIME, secret={"type": "boolean"}, changeable={"type": "boolean"},
                   options=OPTIONS), response=BALLOT)
 def configure_ballot(c: Call):
@@ -179,7 +180,7 @@ def roll(c: Call):
 @route("GET", B + "/roll-preview", summary="Who would stand on the roll if it were frozen now (it is frozen at the "
                                            "opening): the opening's own rule over today's directory",
        tag=TAG, roles=ORGANISERS,
-       query={"voting_unit": {"type": "string", "enum": ["owner", "resident", "household", "council"]}}, response=ROLL)
+       query={"voting_unit": {"type": "string", "enum": list(decisions.VOTING_UNITS)}}, response=ROLL)
 def roll_preview(c: Call):
     return c.send(decisions.RollPreview(community=c.community, ballot=c.params["ballot"],
                                         voting_unit=c.query.get("voting_unit") or "owner"))
