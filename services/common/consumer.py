@@ -657,13 +657,18 @@ def rehearse_projection(app, source: str, sink: SqlSink, events: list) -> None:
     except DomainError:
         raise
     except Exception:  # noqa: BLE001 - the reason is for the operator's log, not the caller
-        if _lost_the_race(app, events):
-            # Another instance saved these versions between our catch-up and the rehearsal, so
-            # its rows are in the read model: the store's own unique (originator, version) key
-            # refuses our save next, and the caller gets the usual concurrency conflict.
-            return
-        log.exception("%s: refused %s: its read model would not apply it", source, [e["type"] for e in envs])
-        raise NotRecorded.coded("common.nothing_was_recorded_change") from None
+        _refuse_unless_lost(app, source, events, envs)
+
+
+def _refuse_unless_lost(app, source: str, events: list, envs: list[dict]) -> None:
+    """The read model would not apply a save's events (called from an `except`): refuse the save
+    (NotRecorded, the reason only in the operator's log), unless another instance saved these
+    versions first. Then its rows are in the read model, the store's own unique (originator,
+    version) key refuses our save next, and the caller gets the usual concurrency conflict: return."""
+    if _lost_the_race(app, events):
+        return
+    log.exception("%s: refused %s: its read model would not apply it", source, [e["type"] for e in envs])
+    raise NotRecorded.coded("common.nothing_was_recorded_change") from None
 
 
 AHEAD_ATTEMPTS = 3
@@ -712,11 +717,8 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
                     raise
                 except Exception:  # noqa: BLE001 - the reason is for the operator's log, not the caller
                     transaction.rollback()
-                    if _lost_the_race(app, events):
-                        return record()  # the store's unique (originator, version) refuses it: a conflict
-                    log.exception("%s: refused %s: its read model would not apply it", source,
-                                  [e["type"] for e in envs])
-                    raise NotRecorded.coded("common.nothing_was_recorded_change") from None
+                    _refuse_unless_lost(app, source, events, envs)
+                    return record()  # lost the race: the store's unique (originator, version) refuses it
                 recordings = record()
                 recorded = [envelope.from_domain_event(source, r.notification.id,
                                                        app.mapper.to_domain_event(r.notification))

@@ -145,10 +145,11 @@ class ServiceApplication(Application):
         recordings = super().save(*objs, **kwargs)
         self.saved.set()
         if self.projection is not None and recordings:
-            if self.projection.applied < max(r.notification.id for r in recordings):
+            last = max(r.notification.id for r in recordings)
+            if self.projection.applied < last:
                 self.project()  # reads right after a command see it; a failure to apply it is told, not hidden
             held = self.projection.held
-            if held is not None and held["position"] <= max(r.notification.id for r in recordings):
+            if held is not None and held["position"] <= last:
                 raise RecordedButHeld(self.name, held)
         return recordings
 
