@@ -35,14 +35,27 @@ FetchLog = Callable[[str, int, int], list]  # (source, start, limit) -> envelope
 LogHead = Callable[[str], int]
 
 
+# The most messages a consumer takes from the bus at once (its prefetch) and applies as one batch.
+# A consumer that keeps up sees batches of one; one that falls behind pays a transaction per batch
+# instead of per event, and so catches up instead of falling further behind.
+BATCH = 100
+
+
 class Held(Exception):
     """The stream of one source is held: a message is parked."""
+
+
+class Overtaken(Exception):
+    """Another instance tracked an event of a batch first: the batch is offered again one event at
+    a time, each sink skipping what is tracked already."""
 
 
 class Sink(Protocol):
     def position(self, source: str) -> int: ...
 
     def handle(self, source: str, env: dict) -> bool: ...
+
+    def handle_many(self, source: str, envs: list[dict]) -> int: ...
 
 
 class SqlSink:
@@ -150,9 +163,37 @@ class EventSourcedSink:
         if env["position"] <= self.position(source):
             return False
         faults.check(self.app.name, env)
+        return self.app.save_tracked(Tracking(source, env["position"]), *self._effects(env))
+
+    def handle_many(self, source: str, envs: list[dict]) -> int:
+        """Apply envelopes in order. An event with effects is saved with its tracking record, as
+        `handle` saves it, before the next event's handler runs (which may read what it saved); the
+        events without effects in between take no save of their own: the next save's tracking
+        record covers them, or one tracking record after the last. Until then they are not
+        tracked, so after a crash they are handled again -- as if this consumer had come to them
+        later, which is all anyone could have seen, since handling them changed nothing."""
+        tracked = self.position(source)
+        applied, untracked = 0, None
+        for env in envs:
+            if env["position"] <= tracked:
+                continue
+            faults.check(self.app.name, env)
+            aggregates = self._effects(env)
+            if aggregates:
+                if not self.app.save_tracked(Tracking(source, env["position"]), *aggregates):
+                    raise Overtaken(source)
+                untracked = None
+            else:
+                untracked = env["position"]
+            tracked = env["position"]
+            applied += 1
+        if untracked is not None and not self.app.save_tracked(Tracking(source, untracked)):
+            raise Overtaken(source)
+        return applied
+
+    def _effects(self, env: dict) -> list:
         with command_context(community=env["community"], actor="system", case=env.get("case"), causation=env["id"]):
-            aggregates = self.handler(env) or []
-        return self.app.save_tracked(Tracking(source, env["position"]), *aggregates)
+            return self.handler(env) or []
 
 
 class SinkChain:
@@ -177,6 +218,9 @@ class SinkChain:
         for sink in self.sinks:
             applied = sink.handle(source, env) or applied
         return applied
+
+    def handle_many(self, source: str, envs: list[dict]) -> int:
+        return max(sink.handle_many(source, envs) for sink in self.sinks)
 
 
 def park_message(settings: Settings, consumer: str, source: str, env: dict, error: BaseException | None) -> str:
@@ -281,6 +325,7 @@ class TrackedConsumer:
         self.held: set[str] = set()
         self.rejected: dict[str, int] = {}  # per source, since start: messages set aside (reject_message)
         self._ahead: dict[str, dict[int, dict]] = {}  # per source, the log read ahead (positions -> envelopes)
+        self._inbox: dict[str, list[tuple[dict, object]]] = {}  # per source, delivered and not yet applied
         self.stopped = False
         self._consumers: dict[str, Consumer] = {}
         self._channel = None
@@ -288,7 +333,13 @@ class TrackedConsumer:
 
     # -- processing -------------------------------------------------------------------------
     def process(self, source: str, env: dict, body: bytes | str | None = None) -> None:
-        """Apply env, first filling any gap before it from the source's log.
+        """Apply one message's event (see `process_many`)."""
+        self.process_many(source, [(env, body)])
+
+    def process_many(self, source: str, messages: list[tuple[dict, bytes | str | None]]) -> None:
+        """Apply the events of messages that arrived together, in order, first filling any gap
+        before each from the source's log; what is new goes to the sink in one batch
+        (`apply_many`: one transaction where the sink allows).
 
         A message from the bus is checked against the source's own log: what is applied is the
         envelope the log records at that position, and only if the message is that envelope byte
@@ -296,26 +347,33 @@ class TrackedConsumer:
         set aside (reject_message) and the stream goes on: the event really at that position, if
         there is one yet, is applied from the log."""
         tracked = self.sink.position(source)
-        position = env["position"]
-        if position <= tracked:
-            metrics.DUPLICATES.labels(self.name, source).inc()
-            return
-        if position > tracked + 1:
-            metrics.GAPS_FILLED.labels(self.name, source).inc()
-            self.pull(source, upto=position - 1)
-            if position <= self.sink.position(source):
+        batch: list[dict] = []
+        for env, body in messages:
+            position = env["position"]
+            if position <= tracked:
                 metrics.DUPLICATES.labels(self.name, source).inc()
-                return
-        recorded = self._recorded(source, position)
-        if recorded is None or not _same(recorded, env):
-            reason = (f"not an event of the {source} log: position {position} holds "
-                      f"{recorded['type']} {recorded['id']}" if recorded is not None else
-                      f"not an event of the {source} log: it holds nothing at position {position}")
-            self.reject(source, body if body is not None else json.dumps(env, default=str), reason, position,
-                        str(env.get("id")))
-            if recorded is None:
-                return
-        self.apply(source, recorded)
+                continue
+            if position > tracked + 1:
+                self.apply_many(source, batch)
+                batch = []
+                metrics.GAPS_FILLED.labels(self.name, source).inc()
+                self.pull(source, upto=position - 1)
+                tracked = self.sink.position(source)
+                if position <= tracked:
+                    metrics.DUPLICATES.labels(self.name, source).inc()
+                    continue
+            recorded = self._recorded(source, position)
+            if recorded is None or not _same(recorded, env):
+                reason = (f"not an event of the {source} log: position {position} holds "
+                          f"{recorded['type']} {recorded['id']}" if recorded is not None else
+                          f"not an event of the {source} log: it holds nothing at position {position}")
+                self.reject(source, body if body is not None else json.dumps(env, default=str), reason, position,
+                            str(env.get("id")))
+                if recorded is None:
+                    continue
+            batch.append(recorded)
+            tracked = position
+        self.apply_many(source, batch)
 
     def _recorded(self, source: str, position: int) -> dict | None:
         """The envelope the source's log records at `position` (read ahead up to 100 at a time)."""
@@ -348,9 +406,37 @@ class TrackedConsumer:
                 self._ahead[source] = {e["position"]: e for e in fetched if e["position"] > upto}
             if not batch:
                 return applied
-            for env in batch:
-                self.apply(source, env)
-                applied += 1
+            self.apply_many(source, batch)
+            applied += len(batch)
+
+    def apply_many(self, source: str, envs: list[dict]) -> None:
+        """Apply events in order, as one batch where the sink can (`handle_many`: a SQL sink in one
+        transaction with one tracking record) -- a consumer behind its source then pays one
+        transaction per batch, not per event. If the batch fails, nothing of it is kept that is not
+        tracked, and its events are applied one at a time (`apply`), so a failure is classified,
+        waited out or parked for the very event that causes it."""
+        if len(envs) > 1 and hasattr(self.sink, "handle_many"):
+            started = time.perf_counter()
+            try:
+                applied = self.sink.handle_many(source, envs)
+            except ProjectionHeld:
+                raise
+            except Exception as exc:  # noqa: BLE001 - found and classified one event at a time below
+                if self.stopped:
+                    raise
+                if not isinstance(exc, Overtaken):
+                    log.info("%s: a batch of %d from %s failed (%r); applying it one event at a time",
+                             self.name, len(envs), source, exc)
+            else:
+                metrics.HANDLER_SECONDS.labels(self.name, source).observe(time.perf_counter() - started)
+                metrics.BATCH_EVENTS.labels(self.name, source).observe(len(envs))
+                for env in envs:
+                    metrics.EVENTS_CONSUMED.labels(self.name, source, env["type"]).inc()
+                if applied < len(envs):
+                    metrics.DUPLICATES.labels(self.name, source).inc(len(envs) - applied)
+                return
+        for env in envs:
+            self.apply(source, env)
 
     def apply(self, source: str, env: dict) -> None:
         """Apply one event. A transient failure (is_transient: the handler's upstream timed out or is
@@ -460,18 +546,46 @@ class TrackedConsumer:
             if source in self.held:
                 message.requeue()
                 return
+            self._inbox.setdefault(source, []).append((env, message))
+
+        return on_message
+
+    def _work_inbox(self) -> None:
+        """Apply what the bus delivered since the last turn, per source in order and in one batch
+        (`process_many`), then acknowledge it. A stream that is held, or an event parked on the
+        way, is acknowledged too: the parked copy and the source's log keep it, and the catch-up
+        after the hold ends reads on from there. Any other failure (the source log unreachable, say)
+        hands the messages back to the broker to be tried again."""
+        while self._inbox:
+            source, arrived = self._inbox.popitem()
+            if source in self.held:
+                for _env, message in arrived:
+                    message.requeue()
+                continue
             try:
-                self.process(source, env, message.body)
+                self.process_many(source, [(env, message.body) for env, message in arrived])
             except Held:
                 pass
             except Exception as exc:  # noqa: BLE001 - e.g. the source log is unreachable: try later
-                log.warning("%s: could not process %s@%s yet: %r", self.name, source, env["position"], exc)
+                log.warning("%s: could not process %d message(s) from %s (from %s) yet: %r", self.name,
+                            len(arrived), source, arrived[0][0]["position"], exc)
                 time.sleep(1.0)
-                message.requeue()
-                return
-            message.ack()
+                for _env, message in arrived:
+                    message.requeue()
+                continue
+            for _env, message in arrived:
+                message.ack()
 
-        return on_message
+    def _drain(self, conn) -> None:
+        """Wait up to half a second for a message, then take whatever else has already arrived
+        (up to BATCH in all) without waiting, and apply it."""
+        try:
+            conn.drain_events(timeout=0.5)
+            while sum(map(len, self._inbox.values())) < BATCH:
+                conn.drain_events(timeout=0)
+        except socket.timeout:
+            pass
+        self._work_inbox()
 
     def run(self) -> None:
         while not self.stopped:
@@ -480,6 +594,7 @@ class TrackedConsumer:
             except Exception:  # noqa: BLE001 - reconnect after a broker failure
                 log.exception("%s: consumer connection failed; reconnecting", self.name)
                 self._consumers.clear()
+                self._inbox.clear()  # unacknowledged on a dead channel: the broker delivers them again
                 time.sleep(1.0)
 
     def _run_connected(self) -> None:
@@ -492,7 +607,7 @@ class TrackedConsumer:
                     self._channel,
                     queues=[bus.consumer_queue(self.settings, self.name, source)],
                     on_message=self._on_message(source),
-                    prefetch_count=1,
+                    prefetch_count=BATCH,
                     accept=["json"],
                     auto_declare=False,
                 )
@@ -508,10 +623,7 @@ class TrackedConsumer:
                 self.catch_up(source)
             next_tick = time.monotonic() + self.settings.catchup_interval
             while not self.stopped:
-                try:
-                    conn.drain_events(timeout=0.5)
-                except socket.timeout:
-                    pass
+                self._drain(conn)
                 if time.monotonic() >= next_tick:
                     self.check_holds()
                     for source in self.sources:

@@ -19,7 +19,11 @@ TRANSIENT_WAITS = Counter("consult_handler_transient_failures", "Handler failure
 PROJECTED_AHEAD = Counter("consult_projected_with_save", "Saves whose events were applied to the service's own read "
                           "model in the save (applied) or, another writer having moved the log, by the catch-up "
                           "after it (caught_up)", ["source", "outcome"])
-HANDLER_SECONDS = Histogram("consult_handler_seconds", "Time to apply one event", ["consumer", "source"])
+HANDLER_SECONDS = Histogram("consult_handler_seconds", "Time to apply one event, or one batch of events in one "
+                            "transaction (consult_consumer_batch_events)", ["consumer", "source"])
+BATCH_EVENTS = Histogram("consult_consumer_batch_events", "Events a consumer applied as one batch (messages that "
+                         "arrived together, or a catch-up from the log)", ["consumer", "source"],
+                         buckets=(2, 5, 10, 20, 50, 100))
 HANDLER_FAILURES = Counter("consult_handler_failures", "Handler exceptions (before retry)", ["consumer", "source"])
 HTTP_REQUESTS = Counter("consult_http_requests", "HTTP requests", ["service", "route", "method", "status"])
 HTTP_SECONDS = Histogram("consult_http_request_seconds", "HTTP request latency", ["service", "route"])

@@ -348,6 +348,29 @@ def test_after_a_crash_between_the_two_sinks_the_stream_resumes_where_the_slower
     assert [e["type"] for e in log(app)] == ["ActionPlanOpened"]
 
 
+def test_a_batch_through_the_sink_chain_does_what_one_event_at_a_time_does_with_fewer_saves(app, consumer,
+                                                                                             monkeypatch):
+    """`handle_many` (a consumer behind its source): the SQL sinks take the batch in one transaction
+    each; the event-sourced sink saves each event that has effects with its tracking record before
+    the next event's handler runs, and the events without effects ride along with the next save."""
+    adopted, voted = str(uuid.uuid4()), str(uuid.uuid4())
+    final = {"scope": "community", "scope_id": None, "ballot": adopted, "outcome": "adopted"}
+    batch = [envelope("decisions", "VoteCast", n, voted, {"voter": f"h{n}"}) for n in (1, 2, 3)] + [
+        envelope("decisions", "ResolutionFinal", 4, adopted, final)] + [
+        envelope("decisions", "VoteCast", n, voted, {"voter": f"h{n}"}) for n in (5, 6)]
+    saves = []
+    real = app.save_tracked
+    monkeypatch.setattr(app, "save_tracked", lambda tracking, *objs: saves.append(
+        (tracking.notification_id, len(objs))) or real(tracking, *objs))
+    assert consumer.handle_many("decisions", batch) == 6
+    assert saves == [(4, 1), (6, 0)], "the plan with its event's tracking, then one tracking record for the rest"
+    assert [s.position("decisions") for s in consumer.sinks] == [6, 6, 6]
+    assert consumer.handle_many("decisions", batch) == 0 and len(saves) == 2, "a redelivered batch changes nothing"
+    app.project()
+    assert [e["type"] for e in log(app)] == ["ActionPlanOpened"]
+    assert [c["case"] for c in app.board(C)["open_cases"]["action"]] == [adopted]
+
+
 # ---- the read model and the log never part ways (services/common: store.py, consumer.py) -----------------
 # A command whose events the read model would not apply is refused and nothing is recorded (the events
 # are applied to the read model in a transaction that commits only after the store recorded them). An event that is

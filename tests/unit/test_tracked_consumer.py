@@ -225,3 +225,106 @@ def test_a_transient_failure_while_stopping_is_left_for_redelivery():
     with pytest.raises(RpcTimeout):
         c.process("s", env(1))
     assert c.parked == []
+
+
+# ---- batches: a consumer behind its source pays one transaction per batch, not per event -------------
+
+class BatchSink(FakeSink):
+    """A sink that takes batches: each `handle_many` is one (counted) transaction, all or nothing."""
+
+    def __init__(self, fail_on=()):
+        super().__init__(fail_on)
+        self.transactions = 0
+
+    def handle(self, source, env):
+        self.transactions += 1
+        return super().handle(source, env)
+
+    def handle_many(self, source, envs):
+        self.transactions += 1
+        kept = list(self.applied)
+        try:
+            return sum(FakeSink.handle(self, source, e) for e in envs)
+        except Exception:
+            self.applied = kept  # rolled back
+            raise
+
+
+class Message:
+    def __init__(self, e):
+        self.body = json.dumps(e).encode()
+        self.acked = self.requeued = False
+
+    def ack(self):
+        self.acked = True
+
+    def requeue(self):
+        self.requeued = True
+
+
+def test_a_backlog_in_the_log_is_applied_a_batch_per_transaction():
+    sink = BatchSink()
+    c, reads = make(list(range(1, 251)), sink)
+    c.catch_up("s")
+    assert sink.applied == list(range(1, 251))
+    assert sink.transactions == 3 and reads == [1, 101, 201, 251], "100 per read of the log, one transaction each"
+
+
+def test_messages_that_arrived_together_are_applied_in_one_transaction_and_then_acknowledged():
+    sink = BatchSink()
+    c, reads = make([1, 2, 3, 4, 5], sink)
+    messages = [Message(env(p)) for p in (1, 2, 2, 3, 4, 5)]  # with a duplicate among them
+    for m in messages:
+        c._on_message("s")(m)
+    assert sink.applied == [] and not any(m.acked for m in messages), "nothing applied or acked on arrival"
+    c._work_inbox()
+    assert sink.applied == [1, 2, 3, 4, 5] and sink.transactions == 1 and reads == [1]
+    assert all(m.acked and not m.requeued for m in messages)
+
+
+def test_a_gap_inside_a_batch_is_filled_from_the_log_in_order():
+    sink = BatchSink()
+    c, _ = make([1, 2, 3, 4, 5, 6], sink)
+    for p in (1, 2, 5, 6):  # 3 and 4 were lost on the way
+        c._on_message("s")(Message(env(p)))
+    c._work_inbox()
+    assert sink.applied == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_event_failing_in_a_batch_is_found_retried_and_parked_with_what_came_before_it_kept():
+    sink = BatchSink(fail_on={3})
+    c, _ = make([1, 2, 3, 4, 5], sink)
+    messages = [Message(env(p)) for p in (1, 2, 3, 4, 5)]
+    for m in messages:
+        c._on_message("s")(m)
+    c._work_inbox()
+    assert sink.applied == [1, 2], "the batch rolled back, then 1 and 2 applied one at a time"
+    assert c.parked == [3] and "s" in c.held
+    assert all(m.acked for m in messages), "the parked copy and the log keep them; the hold stops the stream"
+    sink.fail_on.clear()
+    c.held.discard("s")
+    c.catch_up("s")
+    assert sink.applied == [1, 2, 3, 4, 5]
+
+
+def test_messages_of_a_held_stream_or_that_cannot_be_processed_yet_go_back_to_the_broker(monkeypatch):
+    monkeypatch.setattr("services.common.consumer.time.sleep", lambda s: None)
+    sink = BatchSink()
+    c, _ = make([1, 2], sink)
+    first = [Message(env(p)) for p in (1, 2)]
+    for m in first:
+        c._on_message("s")(m)
+    c.held.add("s")
+    c._work_inbox()
+    assert all(m.requeued and not m.acked for m in first) and sink.applied == []
+    c.held.clear()
+
+    def unreachable(source, start, limit):
+        raise ConnectionError("the source's log does not answer")
+
+    c.fetch_log = unreachable
+    again = [Message(env(p)) for p in (1, 2)]
+    for m in again:
+        c._on_message("s")(m)
+    c._work_inbox()
+    assert all(m.requeued and not m.acked for m in again) and sink.applied == []
