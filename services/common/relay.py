@@ -36,6 +36,9 @@ class OutboxRelay:
         self._conn = None
         self._producer = None
         self.stopped = False
+        # The published position as this relay last recorded it, while it holds the lease (no other
+        # instance writes it then), so a turn does not read it back; None: read it from the store.
+        self._published: int | None = None
 
     def published_position(self) -> int:
         with self.engine.connect() as conn:
@@ -77,9 +80,11 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Publish the next batch; returns how many were published."""
-        position = self.published_position()
+        position = self._published if self._published is not None else self.published_position()
         envelopes = read_envelopes(self.app, self.source, position + 1, self.batch)
-        head = self.app.head()
+        # A batch short of full is everything up to the head as it stood: the head need not be asked.
+        head = self.app.head() if len(envelopes) == self.batch else envelopes[-1]["position"] if envelopes \
+            else position
         metrics.OUTBOX_LAG.labels(self.source).set(max(head - position, 0))
         if not envelopes:
             return 0
@@ -102,6 +107,7 @@ class OutboxRelay:
             # Each publish was confirmed by the broker before returning; record what got out.
             if last > position:
                 self._record_position(last)
+                self._published = last
         metrics.OUTBOX_LAG.labels(self.source).set(max(head - last, 0))
         return len(envelopes)
 
@@ -112,12 +118,14 @@ class OutboxRelay:
                 time.sleep(1.0)
                 continue
             log.info("relay %s: holding the lease", self.source)
+            self._published = None  # another instance may have published while we did not hold it
             try:
                 while not self.stopped and self.lease.still_held():
                     try:
                         published = self.relay_once()
                     except Exception:  # noqa: BLE001 - log, reconnect, try again; nothing is skipped
                         log.exception("relay %s: publishing failed; retrying", self.source)
+                        self._published = None
                         self._reset_producer()
                         time.sleep(1.0)
                         continue

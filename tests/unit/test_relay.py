@@ -1,0 +1,87 @@
+"""The outbox relay's turns on fakes (no broker): what it publishes, in order, what it records, and
+what it asks the store each turn -- its own published position only when it cannot know it, the
+log's head only when a full batch says there may be more."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+import pytest
+
+from services.common import config, relay as relay_module
+from services.common.relay import OutboxRelay
+from services.common.tables import create_all, relay_positions
+
+
+class App:
+    def __init__(self):
+        self.log: list[int] = []
+        self.heads = 0
+
+    def head(self):
+        self.heads += 1
+        return self.log[-1] if self.log else 0
+
+
+class Producer:
+    def __init__(self, fail_at=None):
+        self.published, self.fail_at = [], fail_at
+
+    def publish(self, body, headers, **_):
+        if headers["position"] == self.fail_at:
+            self.fail_at = None
+            raise ConnectionError("the broker went away")
+        self.published.append(headers["position"])
+
+
+@pytest.fixture
+def relay(tmp_path, monkeypatch):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    create_all(engine)
+    settings = config.load({"CONSULT_DATA_DIR": str(tmp_path), "CONSULT_DB": "sqlite"})
+    app = App()
+    monkeypatch.setattr(relay_module, "read_envelopes", lambda app, source, start, limit: [
+        {"schema": "consult.event/1", "source": source, "position": p, "id": f"e{p}", "type": "T",
+         "aggregate": {"type": "A", "id": "a", "version": p}, "community": "c", "data": {}}
+        for p in app.log if p >= start][:limit])
+    r = OutboxRelay("proposals", app, engine, settings, batch=3)
+    r.producer = Producer()
+    monkeypatch.setattr(r, "_producer_ready", lambda: r.producer)
+    reads = []
+    real = r.published_position
+    monkeypatch.setattr(r, "published_position", lambda: reads.append(1) or real())
+    r.reads = reads
+    yield r
+    engine.dispose()
+
+
+def stored(r) -> int:
+    with r.engine.connect() as conn:
+        return conn.execute(sa.select(relay_positions.c.position)).scalar() or 0
+
+
+def test_each_turn_publishes_what_was_saved_since_in_order_and_records_it(relay):
+    relay.app.log = [1, 2]
+    assert relay.relay_once() == 2
+    relay.app.log += [3, 5]  # 4: a hole (a rolled-back insert)
+    assert relay.relay_once() == 2
+    assert relay.relay_once() == 0
+    assert relay.producer.published == [1, 2, 3, 5] and stored(relay) == 5
+    assert len(relay.reads) == 1, "the published position is read once, then known"
+    assert relay.app.heads == 0, "a batch short of full reached the head: it need not be asked"
+
+
+def test_a_full_batch_asks_the_head_for_the_lag(relay):
+    relay.app.log = [1, 2, 3, 4]
+    assert relay.relay_once() == 3 and relay.app.heads == 1
+    assert relay.relay_once() == 1 and relay.app.heads == 1
+    assert relay.producer.published == [1, 2, 3, 4]
+
+
+def test_after_a_failed_publish_what_got_out_is_recorded_and_the_position_read_again(relay):
+    relay.app.log = [1, 2, 3]
+    relay.producer.fail_at = 2
+    with pytest.raises(ConnectionError):
+        relay.relay_once()
+    assert stored(relay) == 1
+    relay._published = None  # as run() does after a failure (and after taking the lease)
+    assert relay.relay_once() == 2
+    assert relay.producer.published == [1, 2, 3] and stored(relay) == 3 and len(relay.reads) == 2
