@@ -32,6 +32,18 @@ def validate_text(text, field: str, *, min_len: int = 1, max_len: int = 5000, re
     return text
 
 
+class TextBatch:
+    """Texts collected for `ContentStore.batch`: `put` answers the commitment at once."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def put(self, text: str, subject: str | None = None) -> str:
+        commitment, salt = commit_text(text)
+        self.rows.append({"commitment": commitment, "salt": salt, "body": text, "subject": subject})
+        return commitment
+
+
 class ContentStore:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
@@ -43,16 +55,26 @@ class ContentStore:
             conn.execute(sa.insert(texts).values(commitment=commitment, salt=salt, body=text, subject=subject))
         return commitment
 
+    @contextmanager
+    def batch(self):
+        """Texts of one large command (a directory import: a name per new owner), stored together in
+        one transaction when the block ends -- before the events that hold them are saved, as `put`
+        is -- instead of a transaction each. If the block raises, none of them is stored."""
+        batch = TextBatch()
+        yield batch
+        self._insert(batch.rows)
+
     def put_many(self, items) -> list[str]:
         """Store (text, subject) pairs in one transaction; their commitments, in order."""
-        rows = []
-        for text, subject in items:
-            commitment, salt = commit_text(text)
-            rows.append({"commitment": commitment, "salt": salt, "body": text, "subject": subject})
+        batch = TextBatch()
+        commitments = [batch.put(text, subject) for text, subject in items]
+        self._insert(batch.rows)
+        return commitments
+
+    def _insert(self, rows: list[dict]) -> None:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(texts), rows)
-        return [r["commitment"] for r in rows]
 
     @contextmanager
     def for_command(self, subject: str | None, **named: str | None):

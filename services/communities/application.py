@@ -375,14 +375,14 @@ class DirectoryApp(StageApplication):
             csv_import.fail(errors)
         aggregates, created, renamed = [], [], set()
         names = self._names([e["person"].name_commitment for e in keyed.values() if e["person"] is not None])
-        with command_context(community=community, actor=actor):
+        with command_context(community=community, actor=actor), self.content.batch() as new_texts:
             for pid, entry in keyed.items():
                 person = entry["person"]
                 if person is None:
                     continue
                 current = names.get(person.name_commitment)
                 if current is not None and current != entry["name"]:  # a corrected name; an erased one stays erased
-                    person.rename(self.content.put(entry["name"], subject=pid))
+                    person.rename(new_texts.put(entry["name"], subject=pid))
                     aggregates.append(person)
                     renamed.add(pid)
             for row in rows:
@@ -403,12 +403,13 @@ class DirectoryApp(StageApplication):
                         pid = self._owner_id(community, secret, owner.key)
                         entry = keyed[pid]
                         if entry["person"] is None:
-                            entry["person"] = self._new_person(community, pid, owner.name, row.effective)
+                            entry["person"] = self._new_person(community, pid, owner.name, row.effective, new_texts)
                             aggregates.append(entry["person"])
                             created.append(pid)
                     else:
                         pid = str(uuid.uuid4())
-                        keyed[pid] = {"person": self._new_person(community, pid, owner.name, row.effective),
+                        keyed[pid] = {"person": self._new_person(community, pid, owner.name, row.effective,
+                                                                  new_texts),
                                       "name": owner.name, "lines": [row.line]}
                         aggregates.append(keyed[pid]["person"])
                         created.append(pid)
@@ -431,8 +432,9 @@ class DirectoryApp(StageApplication):
                 "people": {"created": [listed(pid, keyed[pid]) for pid in created], "matched": matched},
                 "events": len(aggregates)}
 
-    def _new_person(self, community: str, pid: str, name: str, effective: str) -> Person:
-        commitment = self.content.put(name, subject=pid)
+    @staticmethod
+    def _new_person(community: str, pid: str, name: str, effective: str, new_texts) -> Person:
+        commitment = new_texts.put(name, subject=pid)
         return Person._create(Person.Registered, id=uuid.UUID(pid), community=community, name_commitment=commitment,
                               adult=True, household=None, effective=effective)
 
