@@ -15,6 +15,9 @@ from services.common.consumer import SinkChain
 from services.common.directory import Directory
 from services.common.rpc import RpcProxy, rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
+from services.contracts.audit import Entries
+from services.contracts.deliberation import GetConsultation, ListConsultations
+from services.contracts.every_service import READ_TEXTS
 
 from . import tables
 from .application import MANAGERS, ActionsApp
@@ -152,10 +155,10 @@ class ActionsService(ServiceBase):
             return False
         if Caller(actor, frozenset(roles or ())).holds(*MANAGERS):
             return True
-        for c in self.platform.rpc_or_none("deliberation", "list_consultations", community) or []:
+        for c in self.platform.send_or_none(ListConsultations(community=community)) or []:
             if c.get("case") != case:
                 continue
-            view = self.platform.rpc_or_none("deliberation", "get_consultation", community, c["id"]) or {}
+            view = self.platform.send_or_none(GetConsultation(community=community, consultation=c["id"])) or {}
             if any(m.get("person") == actor and m.get("status") == "active" for m in view.get("body", [])):
                 return True
         return False
@@ -173,7 +176,8 @@ class ActionsService(ServiceBase):
         for one in self.app.track(community, str(case)):  # the case, and its follow-ups: one track
             start = 0
             while True:
-                page = errors.unwrap(self.audit.entries(community, start, AUDIT_PAGE, one))["entries"]
+                asked = Entries(community=community, start=start, limit=AUDIT_PAGE, case=one)
+                page = errors.unwrap(asked.through(self.audit))["entries"]
                 entries += page
                 if len(page) < AUDIT_PAGE:
                     break
@@ -183,7 +187,7 @@ class ActionsService(ServiceBase):
 
     def _read_texts(self, source: str, commitments: list[str]) -> dict:
         """Another stage's texts; a stage that is down leaves its texts as commitments for now."""
-        return self.platform.rpc_or_none(source, "read_texts", commitments) or {}
+        return self.platform.send_or_none(READ_TEXTS[source](commitments=commitments)) or {}
 
 
 SERVICE = ActionsService

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from services.cli.rpc import CliError, Rpc
+from services.contracts import audit
 
 OK, FAILED, UNREADABLE = 0, 1, 2
 
@@ -332,7 +333,8 @@ def cmd_bundle(args) -> int:
     from .verify import entries_text
 
     with Rpc() as rpc:
-        bundle = rpc.call("audit", "case_bundle", args.case, args.community, args.since, args.unsigned, args.cut)
+        bundle = rpc.send(audit.CaseBundle(case=args.case, community=args.community, since=args.since,
+                                           unsigned=args.unsigned, cut=args.cut))
     Path(args.out).write_text(json.dumps(bundle, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"bundle of case {args.case}: {len(bundle['entries'])} entries, {len(bundle['texts'])} texts, against "
           f"checkpoint size {bundle['checkpoint']['size']} root {bundle['checkpoint']['root']} -> {args.out}")
@@ -350,7 +352,7 @@ def cmd_reconcile(args) -> int:
 
     with Rpc() as rpc:
         if args.cut:
-            rpc.call("audit", "cut_checkpoints", args.community)
+            rpc.send(audit.CutCheckpoints(community=args.community))
         entries, stop = log_envelopes(rpc.call, args.community, args.allow_unsigned_tail)
         report = reconcile(rpc.call, args.community, entries, registry.SOURCES)
     report["log"] = stop
@@ -373,20 +375,20 @@ def cmd_reconcile(args) -> int:
 
 def cmd_checkpoint(args) -> int:
     with Rpc() as rpc:
-        _print(rpc.call("audit", "checkpoint", args.community) if args.community
-               else rpc.call("audit", "platform_checkpoint"))
+        _print(rpc.send(audit.Checkpoint(community=args.community) if args.community
+                        else audit.PlatformCheckpoint()))
     return OK
 
 
 def cmd_notice(args) -> int:
     with Rpc() as rpc:
-        print(rpc.call("audit", "notice", args.community, args.lang)["text"], end="")
+        print(rpc.send(audit.Notice(community=args.community, lang=args.lang))["text"], end="")
     return OK
 
 
 def cmd_public_key(args) -> int:
     with Rpc() as rpc:
-        keys = rpc.call("audit", "public_keys")
+        keys = rpc.send(audit.PublicKeys())
     if args.pem:
         print(next(k["pem"] for k in keys["keys"] if k["key_id"] == keys["current"]), end="")
     else:
@@ -396,7 +398,7 @@ def cmd_public_key(args) -> int:
 
 def cmd_cut(args) -> int:
     with Rpc() as rpc:
-        made = rpc.call("audit", "cut_checkpoints", args.community)
+        made = rpc.send(audit.CutCheckpoints(community=args.community))
     for c in made:
         print(f"{c['community']}: size {c['size']} root {c['root']}")
     if not made:
@@ -416,7 +418,7 @@ def cmd_rotate_key(args) -> int:
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read the new key {path}: {exc}", UNREADABLE) from None
     with Rpc() as rpc:
-        statement = rpc.call("audit", "rotate_key", str(path))
+        statement = rpc.send(audit.RotateKey(new_key_file=str(path)))
     print(f"rotated the signing key from {statement['old_key_id']} to {new_id}; announcement signed by the old key:")
     _print(statement)
     return OK

@@ -13,17 +13,20 @@ It is built over whichever RPC the caller has:
 - a nameko worker's proxy (`Directory.of_proxy(self.communities)`, the proxy declared with
   `communities = Directory.rpc_proxy()`): its replies are our raw `{"ok", "result"|"problem"}`
   envelopes, unwrapped here with `errors.unwrap`;
-- a consumer's or a timer's runtime (`Directory.of_runtime(rt)`), whose `rt.rpc` unwraps already,
+- a consumer's or a timer's runtime (`Directory.of_runtime(rt)`), whose `rt.send` unwraps already,
   so nothing is unwrapped here a second time.
 
-Every call carries all the positional arguments of the RPC method (None where the caller gives no
-`at` or `scope_id`, as the communities service defaults them), so one question is one message
-whoever asks it.
+Every question is the communities contract's declared call (services/contracts/communities.py),
+sent by its arguments' names; an argument left at its default is not sent (calls.py), so one
+question is one message whoever asks it, and an argument cannot land in another's place.
 """
 from __future__ import annotations
 
 import functools
 from typing import Callable
+
+from services.contracts import communities
+from services.contracts.calls import RpcCall
 
 from .errors import NotFound, unwrap
 from .rpc import RpcProxy
@@ -43,12 +46,12 @@ class Pending:
 
 class Directory:
     """Directory facts, as plain data for a stage's application. Build it with `of_proxy` (a
-    worker) or `of_runtime` (a consumer or a timer); `call(method, *args)` gives the unwrapped
-    result of one RPC, `call_async(method, *args)` a Pending of it."""
+    worker) or `of_runtime` (a consumer or a timer); `send(request)` gives the unwrapped result of
+    one declared call, `send_async(request)` a Pending of it."""
 
-    def __init__(self, call: Callable[..., object], call_async: Callable[..., Pending]):
-        self._call = call
-        self._call_async = call_async
+    def __init__(self, send: Callable[[RpcCall], object], send_async: Callable[[RpcCall], Pending]):
+        self._send = send
+        self._send_async = send_async
 
     # ---- building it -------------------------------------------------------------------------------
     @staticmethod
@@ -64,65 +67,65 @@ class Directory:
         each is unwrapped here, once. The `…_async` methods use the proxy's `call_async`, so a
         worker can ask several questions at once and wait for them together."""
 
-        def call(method: str, *args):
-            return unwrap(getattr(proxy, method)(*args))
+        def send(request: RpcCall):
+            return unwrap(request.through(proxy))
 
-        def call_async(method: str, *args) -> Pending:
-            reply = getattr(proxy, method).call_async(*args)
+        def send_async(request: RpcCall) -> Pending:
+            reply = request.through_async(proxy)
             return Pending(lambda: unwrap(reply.result()))
 
-        return cls(call, call_async)
+        return cls(send, send_async)
 
     @classmethod
     def of_runtime(cls, rt) -> Directory:
-        """Over a runtime's `rpc` (a consumer handler or a timer: no nameko worker there), which
+        """Over a runtime's `send` (a consumer handler or a timer: no nameko worker there), which
         unwraps our replies itself: nothing is unwrapped here again (a result that happened to look
         like an envelope must not be taken for one). A runtime has no asynchronous call, and its
         calls share one connection: an `…_async` question is asked when its result is wanted."""
-        call = functools.partial(rt.rpc, "communities")
 
-        def call_async(method: str, *args) -> Pending:
-            return Pending(functools.partial(call, method, *args))
+        def send_async(request: RpcCall) -> Pending:
+            return Pending(functools.partial(rt.send, request))
 
-        return cls(call, call_async)
+        return cls(rt.send, send_async)
 
     # ---- the communities service's queries, one method each ---------------------------------------
     def get_community(self, community: str, at: str | None = None) -> dict:
         """The community (its name, its rules), now or as it stood at `at`."""
-        return self._call("get_community", community, at)
+        return self._send(communities.GetCommunity(community=community, at=at))
 
     def directory(self, community: str, at: str | None = None) -> dict:
         """The community's compounds, buildings, units and people, now or as they stood at `at`."""
-        return self._call("directory", community, at)
+        return self._send(communities.Directory(community=community, at=at))
 
     def get_household(self, community: str, household: str, at: str | None = None) -> dict:
-        return self._call("get_household", community, household, at)
+        return self._send(communities.GetHousehold(community=community, household=household, at=at))
 
     def get_person(self, community: str, person: str, at: str | None = None) -> dict:
         """A person of the community (household, adult, roles); NotFound for anyone else."""
-        return self._call("get_person", community, person, at)
+        return self._send(communities.GetPerson(community=community, person=person, at=at))
 
     def get_person_async(self, community: str, person: str, at: str | None = None) -> Pending:
-        return self._call_async("get_person", community, person, at)
+        return self._send_async(communities.GetPerson(community=community, person=person, at=at))
 
     def residents_in_scope(self, community: str, scope: str, scope_id: str | None = None,
                            at: str | None = None) -> list[dict]:
-        return self._call("residents_in_scope", community, scope, scope_id, at)
+        return self._send(communities.ResidentsInScope(community=community, scope=scope, scope_id=scope_id, at=at))
 
     def households_in_scope(self, community: str, scope: str, scope_id: str | None = None,
                             at: str | None = None) -> list[str]:
-        return self._call("households_in_scope", community, scope, scope_id, at)
+        return self._send(communities.HouseholdsInScope(community=community, scope=scope, scope_id=scope_id, at=at))
 
     def households_in_scope_async(self, community: str, scope: str, scope_id: str | None = None,
                                   at: str | None = None) -> Pending:
-        return self._call_async("households_in_scope", community, scope, scope_id, at)
+        return self._send_async(communities.HouseholdsInScope(community=community, scope=scope, scope_id=scope_id,
+                                                              at=at))
 
     def units_in_scope(self, community: str, scope: str, scope_id: str | None = None,
                        at: str | None = None) -> list[dict]:
-        return self._call("units_in_scope", community, scope, scope_id, at)
+        return self._send(communities.UnitsInScope(community=community, scope=scope, scope_id=scope_id, at=at))
 
     def role_holders(self, community: str, role: str, scope: str | None = None, at: str | None = None) -> list[str]:
-        return self._call("role_holders", community, role, scope, at)
+        return self._send(communities.RoleHolders(community=community, role=role, scope=scope, at=at))
 
     # ---- questions answered from those -------------------------------------------------------------
     def rules(self, community: str, at: str | None = None) -> dict:

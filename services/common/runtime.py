@@ -53,18 +53,33 @@ class Runtime:
             raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
         return unwrap(self._call(service, method, *args, **kwargs))
 
-    def rpc_or_none(self, service: str, method: str, *args, timeout: float = 3.0):
+    def send(self, request):
+        """Send a declared call (services/contracts/calls.py: `rt.send(every_service.READ_TEXTS[s](
+        commitments=…))`) by its arguments' names, unwrapped as `rpc` unwraps. Services call each
+        other so, never by position (tests/unit/test_contract_calls.py holds them to it)."""
+        return self.rpc(request.SERVICE, request.METHOD, **request.arguments())
+
+    def send_or_none(self, request, timeout: float = 3.0):
         """Ask another service for what a view can do without (another stage's texts): None when
         it refuses or does not answer within `timeout` seconds. A stage that is down then costs a
         reader three seconds and bare commitments, not the full RPC timeout and a 503, and the
         shared RPC connection is not held for long."""
+        return self._or_none(functools.partial(self.send, request), f"{request.SERVICE}.{request.METHOD}", timeout)
+
+    def rpc_or_none(self, service: str, method: str, *args, timeout: float = 3.0):
+        """`send_or_none` of a call given by position. No service calls another so any more (a
+        declared call is sent by name); kept for the callers outside services/ that still do."""
+        return self._or_none(functools.partial(self.rpc, service, method, *args), f"{service}.{method}", timeout)
+
+    @staticmethod
+    def _or_none(ask: Callable[[], object], what: str, timeout: float):
         import eventlet
 
         try:
             with eventlet.Timeout(timeout):
-                return self.rpc(service, method, *args)
+                return ask()
         except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001
-            log.warning("%s.%s gave nothing in time: %r", service, method, exc)
+            log.warning("%s gave nothing in time: %r", what, exc)
             return None
 
     def ready(self) -> bool:

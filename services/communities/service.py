@@ -6,6 +6,7 @@ import time
 from services.common.erasure import ERASING, completion
 from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
+from services.contracts.every_service import ERASURE_DONE
 
 from . import tables
 from .application import MAX_TOKEN_DAYS, DirectoryApp
@@ -139,7 +140,7 @@ class CommunitiesService(ServiceBase):
                 if service == self.name:
                     done = completion(self.app, service, r["id"])
                 else:  # a service that does not answer in time is shown as not (yet) known to be done
-                    done = self.platform.rpc_or_none(service, "erasure_done", r["id"])
+                    done = self.platform.send_or_none(ERASURE_DONE[service](request=r["id"]))
                 services[service] = done or {"done": False}
             r["services"] = services
             r["complete"] = all(v["done"] for v in services.values())

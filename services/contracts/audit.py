@@ -71,3 +71,23 @@ class ConsistencyProof(RpcCall):
 class PlatformProof(RpcCall):
     community: str
     size: int | None = None
+
+
+# ---- calls the operator's CLI makes (`consult audit …`, services/audit/cli.py) ------------------------
+@rpc_call(SERVICE, "case_bundle")
+class CaseBundle(RpcCall):
+    case: str
+    community: str | None = None  # found from the case when not given
+    since: int | None = None
+    unsigned: bool = False
+    cut: bool = False
+
+
+@rpc_call(SERVICE, "cut_checkpoints")
+class CutCheckpoints(RpcCall):
+    community: str | None = None  # None: every community with entries not yet covered
+
+
+@rpc_call(SERVICE, "rotate_key")
+class RotateKey(RpcCall):
+    new_key_file: str  # a path the audit service can read

@@ -7,6 +7,10 @@ forgotten without Python saying so where the call is written. `tests/unit/test_c
 holds every declared call to its service's RPC method: the same parameter names, the same required
 ones, the same defaults.
 
+A service sends one to another the same way: `rt.send(request)` from a consumer or a timer (the
+runtime, services/common/runtime.py), `request.through(proxy)` over a nameko worker's proxy of the
+service (`services.common.directory.Directory` asks the directory so), never by position.
+
 Each service's calls are declared in its contract module (`services/contracts/<service>.py`) with
 `@rpc_call(SOURCE, "method")` on a class deriving from RpcCall with annotated fields:
 
@@ -44,6 +48,24 @@ class RpcCall:
                 continue
             sent[f.name] = value
         return sent
+
+    def through(self, proxy) -> Any:
+        """This call made over a nameko proxy of its service (a worker's RpcProxy, or a standalone
+        proxy's `proxy.<service>`), by its arguments' names: the raw reply, as the proxy gives it."""
+        return getattr(self._checked(proxy), self.METHOD)(**self.arguments())
+
+    def through_async(self, proxy) -> Any:
+        """The same, with the proxy's `call_async`: the reply on its way (its `result()` waits)."""
+        return getattr(self._checked(proxy), self.METHOD).call_async(**self.arguments())
+
+    def _checked(self, proxy):
+        """A proxy of another service would answer a method of the same name (`read_texts` is every
+        service's) as if it were this call's: refused. nameko's proxy names its service in
+        `service_name`; a stand-in without one is taken as it is."""
+        named = getattr(proxy, "__dict__", {}).get("service_name")
+        if named is not None and named != self.SERVICE:
+            raise ValueError(f"{type(self).__name__} is a call of {self.SERVICE}, not of {named}")
+        return proxy
 
 
 def rpc_call(service: str, method: str):

@@ -209,6 +209,11 @@ class BootstrapAdmin(RpcCall):
     days: int | None = MAX_TOKEN_DAYS
 
 
+@rpc_call(SOURCE, "authenticate")
+class Authenticate(RpcCall):
+    token: str  # the bearer token as presented (the gateway's sign-in)
+
+
 @rpc_call(SOURCE, "list_tokens")
 class ListTokens(RpcCall):
     actor: str
@@ -280,6 +285,39 @@ class GetHousehold(RpcCall):
 class GetPerson(RpcCall):
     community: str
     person: str
+    at: str | None = None
+
+
+# The directory's questions the stages ask (services/common/directory.py, the one client that asks them).
+@rpc_call(SOURCE, "residents_in_scope")
+class ResidentsInScope(RpcCall):
+    community: str
+    scope: str  # one of SCOPES
+    scope_id: str | None = None
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "households_in_scope")
+class HouseholdsInScope(RpcCall):
+    community: str
+    scope: str
+    scope_id: str | None = None
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "units_in_scope")
+class UnitsInScope(RpcCall):
+    community: str
+    scope: str
+    scope_id: str | None = None
+    at: str | None = None
+
+
+@rpc_call(SOURCE, "role_holders")
+class RoleHolders(RpcCall):
+    community: str
+    role: str
+    scope: str | None = None  # only holders of the role with this scope; None: with any scope
     at: str | None = None
 
 

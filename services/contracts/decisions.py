@@ -266,3 +266,8 @@ class MyProxy(RpcCall):
     actor: str
     community: str
     ballot: str
+
+
+@rpc_call(SOURCE, "retally")
+class Retally(RpcCall):
+    ballot: str

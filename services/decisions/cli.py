@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from services.cli.rpc import CliError, Rpc
+from services.contracts import decisions
 
 # Exit statuses of `consult decisions retally`.
 MATCH, MISMATCH, CANNOT_COMPARE = 0, 1, 2
@@ -32,7 +33,7 @@ def _numbers(result: dict) -> str:
 def cmd_retally(args) -> int:
     with Rpc() as rpc:
         try:
-            report = rpc.call("decisions", "retally", args.ballot)
+            report = rpc.send(decisions.Retally(ballot=args.ballot))
         except CliError as exc:
             raise CliError(str(exc), CANNOT_COMPARE) from None
     if args.json:

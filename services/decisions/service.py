@@ -18,6 +18,7 @@ from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
+from services.contracts.every_service import READ_TEXTS
 
 from . import tables
 from .application import DecisionsApp
@@ -42,7 +43,7 @@ class DecisionsService(ServiceBase):
     def _read_texts(self, source: str, commitments: list[str]) -> dict:
         """Another stage's texts (a ballot prepared from a deliberation shows the consultation's
         title and options); a stage that is down leaves them null for now."""
-        return self.platform.rpc_or_none(source, "read_texts", commitments) or {}
+        return self.platform.send_or_none(READ_TEXTS[source](commitments=commitments)) or {}
 
     # ---- the directory -----------------------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ from services.common.directory import Directory
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
+from services.contracts.every_service import READ_TEXTS
 
 from . import tables
 from .application import DeliberationApp
@@ -70,7 +71,7 @@ class DeliberationService(ServiceBase):
         wanted = {v[c] for v in views if v.get("proposal") for f, c in shown if f in v and v[f] is None and v.get(c)}
         if not wanted:
             return
-        texts = self.platform.rpc_or_none("proposals", "read_texts", sorted(wanted))
+        texts = self.platform.send_or_none(READ_TEXTS["proposals"](commitments=sorted(wanted)))
         if not texts:
             return
         for v in views:
@@ -273,7 +274,8 @@ class DeliberationService(ServiceBase):
         """A resident's home page: what in this stage waits on them. A title opened from a proposal
         is read from the proposals service's store, as the consultation's view reads it."""
         return self.app.needs_of(community, person, roles,
-                                 functools.partial(self.platform.rpc_or_none, "proposals", "read_texts"))
+                                 lambda commitments: self.platform.send_or_none(
+                                     READ_TEXTS["proposals"](commitments=commitments)))
 
 
 SERVICE = DeliberationService

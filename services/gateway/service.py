@@ -11,6 +11,7 @@ from services.common.errors import DomainError, Unauthorized, Unavailable, from_
 from services.common.rpc import RpcProxy
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
+from services.contracts.communities import Authenticate
 
 from . import edge, openapi, router, routes_load
 from .auth_cache import RevocationListener
@@ -72,7 +73,8 @@ class GatewayService(ServiceBase):
             return principal
         asked_at = self.auth_cache.generation
         try:
-            principal = unwrap(self._rpc("communities", "authenticate", token))
+            request = Authenticate(token=token)
+            principal = unwrap(self._rpc(request.SERVICE, request.METHOD, **request.arguments()))
         except Unavailable:
             raise  # the directory is busy or starting: 503, the client may retry; not a bad token
         except DomainError as exc:

@@ -11,6 +11,7 @@ from services.common.locks import SessionLock
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
 from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command
+from services.contracts import every_service
 
 from . import tables
 from .application import NotificationsApp
@@ -40,7 +41,7 @@ class RemoteTexts:
         found: dict[str, str] = {}
         wanted = sorted(commitments)
         for i in range(0, len(wanted), 1000):
-            found.update(self.rt.rpc(source, "read_texts", wanted[i:i + 1000]))
+            found.update(self.rt.send(every_service.READ_TEXTS[source](commitments=wanted[i:i + 1000])))
         return found
 
     def read(self, wanted: dict[str, set[str]]) -> dict[str, str]:
@@ -93,7 +94,8 @@ def _planner(rt: Runtime) -> EventSourcedSink:
 def _quoted(rt: Runtime, person: str):
     """Which commitments a service holds as the person's texts (asked over RPC; a service that
     does not answer fails the erasure, which is then retried, never half done)."""
-    return lambda source, commitments: rt.rpc(source, "commitments_of", person, commitments)
+    return lambda source, commitments: rt.send(every_service.COMMITMENTS_OF[source](person=person,
+                                                                                  commitments=commitments))
 
 
 class NotificationsService(ServiceBase):

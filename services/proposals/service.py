@@ -17,6 +17,7 @@ from services.common.directory import Directory
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
 from services.common.runtime import Platform, ServiceBase, command
+from services.contracts import actions, every_service
 
 from . import tables
 from .application import ProposalsApp
@@ -29,10 +30,10 @@ def expire_due(runtime) -> None:
 
 def follow_up_sink(runtime) -> EventSourcedSink:
     def plan_title(community: str, plan: str) -> dict:
-        return runtime.rpc("actions", "get_plan", community, plan)
+        return runtime.send(actions.GetPlan(community=community, plan=plan))
 
     def comment_texts(commitments: list[str]) -> dict:
-        return runtime.rpc("actions", "read_texts", commitments) if commitments else {}
+        return runtime.send(every_service.READ_TEXTS["actions"](commitments=commitments)) if commitments else {}
 
     app = runtime.app
     return EventSourcedSink(app, with_erasure(

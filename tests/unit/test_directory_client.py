@@ -1,7 +1,7 @@
-"""The one directory client (services.common.directory.Directory): every reply is unwrapped exactly
-once, whether it comes from a nameko worker's proxy (raw envelopes) or from a runtime's `rpc`
-(which unwraps already), and a refusal of the directory is raised as its DomainError with the
-directory's own problem."""
+"""The one directory client (services.common.directory.Directory): every question is the communities
+contract's declared call sent by name, every reply is unwrapped exactly once, whether it comes from a
+nameko worker's proxy (raw envelopes) or from a runtime's `send` (which unwraps already), and a
+refusal of the directory is raised as its DomainError with the directory's own problem."""
 from __future__ import annotations
 
 import pytest
@@ -26,8 +26,9 @@ def refused(problem: dict) -> dict:
 
 
 class FakeProxy:
-    """A worker's RpcProxy to the communities service: `proxy.method(*args)` and
-    `proxy.method.call_async(*args).result()` give the raw replies in `replies`, keyed by method."""
+    """A worker's RpcProxy to the communities service: `proxy.method(**kwargs)` and
+    `proxy.method.call_async(**kwargs).result()` give the raw replies in `replies`, keyed by method.
+    Called by position, it refuses (TypeError), as a declared call sent by name never is."""
 
     def __init__(self, replies: dict):
         self.replies, self.asked, self.waited = replies, [], []
@@ -36,13 +37,13 @@ class FakeProxy:
         proxy = self
 
         class Method:
-            def __call__(self, *args):
-                proxy.asked.append((method, *args))
-                return proxy.replies[method](*args)
+            def __call__(self, **kwargs):
+                proxy.asked.append((method, kwargs))
+                return proxy.replies[method](**kwargs)
 
-            def call_async(self, *args):
-                proxy.asked.append(("async", method, *args))
-                reply = proxy.replies[method](*args)
+            def call_async(self, **kwargs):
+                proxy.asked.append(("async", method, kwargs))
+                reply = proxy.replies[method](**kwargs)
 
                 class Reply:
                     def result(self):
@@ -54,24 +55,27 @@ class FakeProxy:
         return Method()
 
 
-def person(community, who, at=None):
-    if who == P:
+def person(community, person, at=None):
+    if person == P:
         return ok({"id": P, "household": "h1", "adult": True, "roles": [{"role": "resident"}, {"role": "grid_leader"}]})
     return refused(MISSING)
 
 
 def test_a_proxy_reply_is_unwrapped_once_with_the_rpc_arguments():
-    proxy = FakeProxy({"get_person": person, "get_community": lambda c, at: ok({"rules": {"quorum": 0.5}}),
-                       "role_holders": lambda c, role, scope, at: ok(LOOKS_LIKE_A_REPLY)})
+    proxy = FakeProxy({"get_person": person,
+                       "get_community": lambda community, at=None: ok({"rules": {"quorum": 0.5}}),
+                       "role_holders": lambda community, role, scope=None, at=None: ok(LOOKS_LIKE_A_REPLY)})
     d = Directory.of_proxy(proxy)
     assert d.get_person(C, P)["household"] == "h1"
     assert d.rules(C, "2025-01-01T00:00:00Z") == {"quorum": 0.5}
     assert d.roles_of(C, P) == ["resident", "grid_leader"]
     # Unwrapped once: the directory's answer is what the stage gets, even one shaped like an envelope.
     assert d.role_holders(C, "council_member") == LOOKS_LIKE_A_REPLY
-    # Each call carries every positional argument of the communities service's RPC method.
-    assert proxy.asked == [("get_person", C, P, None), ("get_community", C, "2025-01-01T00:00:00Z"),
-                           ("get_person", C, P, None), ("role_holders", C, "council_member", None, None)]
+    # Each question is the contract's declared call, by name: what is given, nothing left at its default.
+    assert proxy.asked == [("get_person", {"community": C, "person": P}),
+                           ("get_community", {"community": C, "at": "2025-01-01T00:00:00Z"}),
+                           ("get_person", {"community": C, "person": P}),
+                           ("role_holders", {"community": C, "role": "council_member"})]
 
 
 def test_a_refusal_is_the_directory_s_not_found_with_its_status_and_problem():
@@ -88,12 +92,13 @@ def test_a_refusal_is_the_directory_s_not_found_with_its_status_and_problem():
 
 def test_async_questions_are_asked_at_once_and_unwrapped_when_waited_for():
     proxy = FakeProxy({"get_person": person,
-                       "households_in_scope": lambda c, scope, scope_id, at: ok(["h1", "h2"])})
+                       "households_in_scope": lambda community, scope, scope_id=None, at=None: ok(["h1", "h2"])})
     d = Directory.of_proxy(proxy)
     stranger = d.get_person_async(C, "person-9")  # no refusal yet: it is raised when waited for
     households = d.households_in_scope_async(C, "building", B)
-    assert proxy.asked == [("async", "get_person", C, "person-9", None),
-                           ("async", "households_in_scope", C, "building", B, None)] and proxy.waited == []
+    assert proxy.asked == [("async", "get_person", {"community": C, "person": "person-9"}),
+                           ("async", "households_in_scope", {"community": C, "scope": "building", "scope_id": B})]
+    assert proxy.waited == []
     assert households.result() == ["h1", "h2"]
     with pytest.raises(NotFound) as caught:
         stranger.result()
@@ -102,8 +107,8 @@ def test_async_questions_are_asked_at_once_and_unwrapped_when_waited_for():
 
 def test_household_of_is_none_for_someone_the_directory_does_not_know_but_other_refusals_stand():
     busy = {"status": 503, "title": "Service unavailable", "detail": "communities: not now"}
-    d = Directory.of_proxy(FakeProxy({"get_person": lambda c, who, at: refused(busy) if who == "busy"
-                                      else person(c, who, at)}))
+    d = Directory.of_proxy(FakeProxy({"get_person": lambda **asked: refused(busy) if asked["person"] == "busy"
+                                      else person(**asked)}))
     assert d.household_of(C, P) == "h1"
     assert d.household_of_async(C, "person-9").result() is None
     with pytest.raises(Unavailable):
@@ -112,8 +117,10 @@ def test_household_of_is_none_for_someone_the_directory_does_not_know_but_other_
 
 def test_lives_in_and_has_place():
     proxy = FakeProxy({"get_person": person,
-                       "residents_in_scope": lambda c, scope, scope_id, at: ok([{"person": P, "household": "h1"}]),
-                       "directory": lambda c, at: ok({"compounds": [{"id": "k1"}], "buildings": [{"id": B}]})})
+                       "residents_in_scope": lambda community, scope, scope_id=None, at=None: ok(
+                           [{"person": P, "household": "h1"}]),
+                       "directory": lambda community, at=None: ok({"compounds": [{"id": "k1"}],
+                                                                   "buildings": [{"id": B}]})})
     d = Directory.of_proxy(proxy)
     assert d.lives_in(C, P, "community", None) and d.lives_in(C, P, "building", B)
     assert not d.lives_in(C, "someone-else", "building", B)
@@ -125,14 +132,14 @@ def runtime(call) -> Runtime:
     return Runtime("notifications", settings=None, engine=sa.create_engine("sqlite://"), call=call)
 
 
-def test_over_a_runtime_the_reply_is_unwrapped_by_rt_rpc_and_not_again():
+def test_over_a_runtime_the_reply_is_unwrapped_by_rt_send_and_not_again():
     asked = []
 
-    def call(service, method, *args):
-        asked.append((service, method, *args))
+    def call(service, method, **kwargs):
+        asked.append((service, method, kwargs))
         if method == "get_person":
-            return person(*args)
-        return ok(LOOKS_LIKE_A_REPLY)  # rt.rpc takes off this envelope; the one inside is the answer
+            return person(**kwargs)
+        return ok(LOOKS_LIKE_A_REPLY)  # rt.send takes off this envelope; the one inside is the answer
 
     d = Directory.of_runtime(runtime(call))
     assert d.residents_in_scope(C, "building", B, "2025-01-01T00:00:00Z") == LOOKS_LIKE_A_REPLY
@@ -141,6 +148,6 @@ def test_over_a_runtime_the_reply_is_unwrapped_by_rt_rpc_and_not_again():
         d.get_person(C, "person-9")
     assert caught.value.status == 404 and caught.value.to_problem() == MISSING
     assert d.get_person_async(C, P).result()["household"] == "h1"  # asked when waited for
-    assert asked[0] == ("communities", "residents_in_scope", C, "building", B, "2025-01-01T00:00:00Z")
-    assert asked[1:] == [("communities", "get_person", C, P, None), ("communities", "get_person", C, "person-9", None),
-                         ("communities", "get_person", C, P, None)]
+    assert asked[0] == ("communities", "residents_in_scope",
+                        {"community": C, "scope": "building", "scope_id": B, "at": "2025-01-01T00:00:00Z"})
+    assert asked[1:] == [("communities", "get_person", {"community": C, "person": who}) for who in (P, "person-9", P)]

@@ -7,8 +7,9 @@ services cannot erode one convenient import at a time:
   (event contracts, the constants the gateway needs), `services.common` (plumbing) and `rules`
   (the pure counting rules). A service's CLI plugin (`<service>/cli.py`) may import the CLI's
   plugin interface (`services.cli`), which is the command line, not a service;
-- `services.common` imports no service (nor the contracts); `services.contracts` imports nothing
-  of `services` but itself, and no framework; `rules` imports nothing of `services`.
+- `services.common` imports no service (the contracts are none: the directory client sends the
+  communities contract's declared calls); `services.contracts` imports nothing of `services` but
+  itself, and no framework; `rules` imports nothing of `services`.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_domain_modules_import_no_framework_or_driver():
 
 def test_common_imports_no_service():
     found = [where(path, line, name) for path in modules("services", "common") for line, name in imports(path)
-             if services_part(name) not in (None, "common", "__init__")]
+             if services_part(name) not in (None, "common", "contracts", "__init__")]
     assert found == []
 
 

@@ -126,18 +126,18 @@ class _Directory:
             def __init__(self, name, answer):
                 self.name, self.answer = name, answer
 
-            def call_async(self, *args):
-                directory.asked.append((self.name, *args[1:]))
-                return _Reply(self.answer(*args))
+            def call_async(self, **asked):  # a declared call, sent by name
+                directory.asked.append((self.name, *[v for k, v in asked.items() if k != "community"]))
+                return _Reply(self.answer(**asked))
 
-        def person(community, who, at):
-            if who in homes:
-                return {"ok": True, "result": {"id": who, "household": homes[who]}}
+        def get_person(community, person, at=None):
+            if person in homes:
+                return {"ok": True, "result": {"id": person, "household": homes[person]}}
             return {"ok": False, "problem": NotFound.coded("common.does_exist_community", what="person",
-                                                           value=who).to_problem()}
+                                                           value=person).to_problem()}
 
-        self.get_person = Method("get_person", person)
-        def households(community, scope, scope_id, at):
+        self.get_person = Method("get_person", get_person)
+        def households(community, scope, scope_id=None, at=None):
             return {"ok": True, "result": sorted(scopes[scope, scope_id])}
 
         self.households_in_scope = Method("households_in_scope", households)
@@ -158,8 +158,8 @@ def test_the_service_asks_the_directory_once_per_scope_and_not_at_all_for_nothin
     c = town.collecting("丙", scope_id="b2")
     d = town.collecting("丁", scope="community", scope_id=None)
     assert [n["id"] for n in needs_of(service, town.community, "r", [])] == [a, b, d]
-    assert sorted(service.communities.asked) == [("get_person", "r", None),  # None: the directory as it is now
-                                                 ("households_in_scope", "building", "b1", None),
-                                                 ("households_in_scope", "building", "b2", None)]
+    assert sorted(service.communities.asked) == [("get_person", "r"),  # no `at`: the directory as it is now
+                                                 ("households_in_scope", "building", "b1"),
+                                                 ("households_in_scope", "building", "b2")]
     assert [n["id"] for n in needs_of(service, town.community, "far", None)] == [c, d]
     assert needs_of(service, town.community, "stranger", WORKER) == []  # the directory has them as no resident
