@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from kombu import Consumer
 
-from . import bus, clock, envelope, faults, metrics
+from . import bus, clock, envelope, faults, locks, metrics
 from .aggregate import command_context
 from .config import Settings
 from .errors import Conflict, DomainError, Unavailable
@@ -70,6 +70,11 @@ class SqlSink:
         # The highest position this process has seen committed here (positions only move forward):
         # a save whose events are at or below it needs no catch-up afterwards.
         self.applied = 0
+        # On PostgreSQL, an advisory lock id every transaction that locks the tracking row takes
+        # first (`locks.take_transaction_turn`), so that instances of a service queue for the read
+        # model in green-friendly tries, never in a row-lock wait in C (StageApplication sets it).
+        self.turn: int | None = None
+        self.turn_timeout_s = locks.DEFAULT_TIMEOUT_S
 
     def position(self, source: str) -> int:
         with self.engine.connect() as conn:
@@ -86,6 +91,8 @@ class SqlSink:
         """The tracked position, with the tracking row locked for this transaction, so that two
         instances applying the same event take turns and the second sees it applied. (SQLite
         needs no row lock: its transactions begin IMMEDIATE, one writer at a time.)"""
+        if self.turn is not None:
+            locks.take_transaction_turn(conn, self.turn, self.consumer, self.turn_timeout_s)
         if self._position(conn, source, lock=True) == 0 and not self._row_exists(conn, source):
             try:
                 with conn.begin_nested():

@@ -59,6 +59,16 @@ def advisory_id(settings: Settings, namespace: str, key) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def take_transaction_turn(conn, lock_id: int, namespace: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Take a transaction-scoped advisory lock on `conn` itself (PostgreSQL), tried without
+    blocking as every lock here is; it ends with the transaction. For a turn whose whole work is
+    one transaction of one connection (a read model's, `SqlSink.turn`): one statement, instead of a
+    dedicated connection and its own transaction as `KeyedLocks.hold` takes."""
+    deadline = time.monotonic() + timeout_s
+    _wait(deadline, lambda: conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar(),
+          namespace)
+
+
 def _try_flock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,8 +113,7 @@ class KeyedLocks:
             if self._pg is not None:
                 with self._pg.connect() as conn, conn.begin():
                     for lock_id in ids:
-                        _wait(deadline, lambda: conn.execute(
-                            sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar(), self.namespace)
+                        take_transaction_turn(conn, lock_id, self.namespace, deadline - time.monotonic())
                     yield  # the transaction, and with it every lock, ends with the block
                 return
             with ExitStack() as stack:

@@ -237,11 +237,36 @@ class StageApplication(ServiceApplication):
     log. Built here once; each stage adds what is its own (locks, keys, evidence files)."""
 
     def __init__(self, settings: Settings, service: str, engine: sa.Engine, project_envelope,
-                 cache_size: int | None = None, projection: str = "projection"):
+                 cache_size: int | None = None, projection: str = "projection", shared_turn: str | None = None):
+        """`shared_turn`: a lock namespace, for a service whose instances must take turns on the
+        read model beyond what its tracking row gives (several instances of it run). On PostgreSQL
+        each read-model transaction takes that turn first, in the transaction itself (SqlSink.turn:
+        one statement); on SQLite the turn is a shared lock file around the whole turn."""
         from .consumer import SqlSink
         from .content import ContentStore
+        from .locks import KeyedLocks, advisory_id
 
         super().__init__(settings, service, env={"AGGREGATE_CACHE_MAXSIZE": str(cache_size)} if cache_size else None)
         self.engine = engine
         self.content = ContentStore(engine)
         self.projection = SqlSink(projection, engine, project_envelope)
+        self._shared_turn = None
+        if shared_turn is not None and engine.dialect.name == "postgresql":
+            self.projection.turn = advisory_id(settings, shared_turn, "read-model")
+        elif shared_turn is not None:
+            self._shared_turn = KeyedLocks(settings, engine, shared_turn)
+
+    @contextmanager
+    def projection_turn(self):
+        """This process's turn (the green lock), then, on SQLite with a shared turn, the instances'."""
+        with self._turn:
+            if self._shared_turn is None:
+                yield
+            else:
+                with self._shared_turn.hold("read-model"):
+                    yield
+
+    def close(self) -> None:
+        if self._shared_turn is not None:
+            self._shared_turn.close()
+        super().close()

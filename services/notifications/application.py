@@ -15,9 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-import threading
 import uuid
-from contextlib import contextmanager
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -31,7 +29,6 @@ from services.common.consumer import catch_up_projection
 from services.common.erasure import ERASING, record_erasure
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.ids import as_uuid
-from services.common.locks import KeyedLocks
 from services.common.store import StageApplication
 
 from . import tables as t
@@ -94,22 +91,9 @@ class NotificationsApp(StageApplication):
     name = SOURCE
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, SOURCE, engine, project_envelope)
-        # Two instances (or the timer and a request in one) catching the read model up at once would
-        # apply an event twice.
-        self.projection_lock = KeyedLocks(settings, engine, "notifications-projection")
-        self._local = threading.Lock()
+        # Instances (each with its sender and its timer) take turns on the read model.
+        super().__init__(settings, SOURCE, engine, project_envelope, shared_turn="notifications-projection")
         self.webhook_targets = WebhookTargets.from_env()
-
-    def close(self) -> None:
-        self.projection_lock.close()
-        super().close()
-
-    @contextmanager
-    def projection_turn(self):
-        """One green thread of this process, and one instance, at a time on the read model."""
-        with self._local, self.projection_lock.hold("projection"):
-            yield
 
     def catch_up(self) -> int:
         # Each delivery is two events of this log: applying them a batch per transaction keeps

@@ -48,14 +48,13 @@ class ProposalsApp(StageApplication):
     name = SOURCE
 
     def __init__(self, settings, engine: sa.Engine):
-        super().__init__(settings, SOURCE, engine, project_envelope, cache_size=10000)
+        # Instances take turns on the read model (the inner lock, inside a proposal's).
+        super().__init__(settings, SOURCE, engine, project_envelope, cache_size=10000,
+                         shared_turn="proposals-projection")
         self.locks = KeyedLocks(settings, engine, "proposals")
-        # Inner lock: two instances catching the read model up at once would apply an event twice.
-        self.projection_lock = KeyedLocks(settings, engine, "proposals-projection")
 
     def close(self) -> None:
         self.locks.close()
-        self.projection_lock.close()
         super().close()
 
     # ---- loading ------------------------------------------------------------------------------
@@ -360,10 +359,6 @@ class ProposalsApp(StageApplication):
         return {"proposals": [self.view(community, pid, person) for pid in mine], "supports": supports}
 
     # ---- read model -----------------------------------------------------------------------------
-    def projection_turn(self):
-        """Instances take turns on the read model through a shared lock (green-friendly waits)."""
-        return self.projection_lock.hold("read-model")
-
     def catch_up(self) -> int:
         return catch_up_projection(self, SOURCE, self.projection)
 

@@ -188,3 +188,41 @@ def test_a_postgres_session_lock_lost_with_its_session_is_known_lost(tmp_path, m
         assert other.try_acquire()
     finally:
         other.release()
+
+
+def test_a_read_models_turn_is_taken_in_its_own_transaction_and_waited_for_in_tries(tmp_path, monkeypatch):
+    """PostgreSQL: a read model shared by several instances (`StageApplication(shared_turn=…)`)
+    takes its turn as the first statement of each of its transactions (`SqlSink.turn`). Another
+    holder makes it wait in tries, green-friendly, and time out as busy (503) -- never in a row-lock
+    wait in C; once the holder's transaction ends it goes on."""
+    from services.common.consumer import SqlSink
+    from services.common.locks import advisory_id
+    from services.common.tables import create_all
+
+    monkeypatch.setenv("CONSULT_DB", PG_URL)
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_PREFIX", f"lk{uuid.uuid4().hex[:8]}")
+    settings = config.load()
+    engine = state_engine("locktest", settings)
+    try:
+        create_all(engine)
+        applied = []
+        sink = SqlSink("projection", engine, lambda conn, env: applied.append(env["position"]))
+        sink.turn, sink.turn_timeout_s = advisory_id(settings, "locktest-projection", "read-model"), 0.3
+        other = psycopg.connect(PG_URL)
+        try:
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (sink.turn,))  # another instance's turn
+            started = time.monotonic()
+            with pytest.raises(LockTimeout) as exc:
+                sink.handle("locktest", {"position": 1, "type": "T", "id": "e1"})
+            assert exc.value.status == 503 and 0.25 < time.monotonic() - started < 3 and applied == []
+            other.rollback()  # its transaction, and with it the turn, ends
+        finally:
+            other.close()
+        assert sink.handle("locktest", {"position": 1, "type": "T", "id": "e1"}) and applied == [1]
+        assert sink.position("locktest") == 1
+    finally:
+        engine.dispose()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("locktest", "state")}" CASCADE')
+

@@ -38,10 +38,11 @@ ONE = {
     "reply-unwrap": {"services/common/errors.py:unwrap"},
     "id-parser": {"services/common/ids.py:as_uuid"},  # parse_id answers NotFound through it
     "canonical-json": {"rules/canonical.py:<module>"},
-    # one module: KeyedLocks (per key, for a transaction), SessionLock (held until released: the
-    # relay's and the sender's lease, table creation) and the flock try they share, one key hash
-    "advisory-lock": {"services/common/locks.py:KeyedLocks", "services/common/locks.py:SessionLock",
-                      "services/common/locks.py:_try_flock"},
+    # one module: a transaction's advisory lock (KeyedLocks per key takes it on its own connection,
+    # a shared read model in its own transaction), SessionLock (held until released: the relay's
+    # and the sender's lease, table creation) and the flock try they share, one key hash
+    "advisory-lock": {"services/common/locks.py:take_transaction_turn", "services/common/locks.py:KeyedLocks",
+                      "services/common/locks.py:SessionLock", "services/common/locks.py:_try_flock"},
     "caller": {"services/common/caller.py:Caller"},
     "save-conflict": {"services/common/store.py:ServiceApplication.save_or_conflict"},
     "app-init": {"services/common/store.py:StageApplication.__init__"},
