@@ -1,23 +1,71 @@
 """RabbitMQ topology: one topic exchange, one durable queue per (consumer, source), parked queues.
 
 Every queue is declared with the same arguments by whoever touches it first (relay or consumer),
-from the registry. Queues use single-active-consumer, so with several instances of a consumer
-exactly one of them reads a source at a time and order per source holds.
+from the registry. Consumer queues use single-active-consumer, so with several instances of a
+consumer exactly one of them reads a source at a time and order per source holds.
+
+Queues are quorum queues (replicated over a cluster's nodes) unless CONSULT_QUEUE_TYPE=classic
+(`queue_arguments`). Queues of one process alone stay classic whatever the setting: a quorum queue
+can be neither exclusive nor auto-deleted, and these hold nothing that outlives their process --
+the gateway's revocation queue (services/gateway/auth_cache.py) and the RPC reply queues
+(services/common/rpc.py, which nameko deletes by x-expires).
 """
 from __future__ import annotations
 
+import re
 import socket
 
+from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
 from . import registry
-from .config import Settings
+from .config import CLASSIC, QUORUM, Settings
 
-QUEUE_ARGS = {"x-single-active-consumer": True}
+DELIVERY_LIMIT = 100_000
+"""How many times a quorum queue returns one message before the broker drops it (`x-delivery-limit`;
+RabbitMQ 3.x sets none when a queue names none, 4.x sets 20).
+
+A poison message never reaches it: our consumer takes a message once, retries a failing handler in
+its own process (CONSULT_RETRY_DELAYS), then parks the message and acks it
+(services/common/consumer.py). A message goes back to its queue, and the count rises, only when
+(a) the consumer's process or connection dies while it holds it (one return each), (b) the stream
+is held while it was being delivered (one return per hold), or (c) the consumer cannot read the
+source's log to check it (the source is down): then it requeues it after a second, for as long as
+the outage lasts -- at most one return a second. 100,000 is more than a day of (c), longer than any
+outage the consumer-lag alert would leave unattended; 20 (4.x's default) would be 20 seconds.
+Were it reached, nothing would be lost: the log, not the bus, is the truth, and the consumer's
+catch-up reads the dropped event from the source's log (and parks it, if it is poison).
+
+Parked and rejected queues get it too: `consult dlq list` reads their messages without taking
+them, one return per listing, and 4.x's 20 would drop a parked message at the 21st listing.
+
+It is part of every quorum queue's declaration, so it cannot change once queues exist (RabbitMQ
+refuses a redeclaration with another value): a new limit needs the queues deleted (docs/architecture.md).
+"""
 
 
 class BrokerUnavailable(RuntimeError):
     pass
+
+
+class QueueMismatch(BrokerUnavailable):
+    """A queue of this deployment exists on the broker with other arguments than this process
+    declares: classic queues of a deployment made before CONSULT_QUEUE_TYPE (or with
+    CONSULT_QUEUE_TYPE=classic) met by a process that declares quorum ones, or the other way round.
+    A BrokerUnavailable, so that the runner, `consult up` and the CLI stop with this one line as they
+    do for a broker they cannot reach, instead of every relay and consumer retrying for ever."""
+
+
+def queue_arguments(queue_type: str, single_active_consumer: bool = False) -> dict:
+    """The arguments a durable queue of the platform is declared with. Classic queues keep exactly
+    the arguments they were always declared with (none, or single-active-consumer), so a
+    deployment on CONSULT_QUEUE_TYPE=classic redeclares its existing queues unchanged."""
+    args = {"x-single-active-consumer": True} if single_active_consumer else {}
+    if queue_type == QUORUM:
+        return {"x-queue-type": QUORUM, **args, "x-delivery-limit": DELIVERY_LIMIT}
+    if queue_type != CLASSIC:
+        raise ValueError(f"no such queue type: {queue_type!r}")
+    return args
 
 
 def exchange(settings: Settings) -> Exchange:
@@ -42,39 +90,69 @@ def consumer_queue(settings: Settings, consumer: str, source: str) -> Queue:
         exchange=exchange(settings),
         routing_key=f"{source}.#",
         durable=True,
-        queue_arguments=QUEUE_ARGS,
+        queue_arguments=queue_arguments(settings.queue_type, single_active_consumer=True),
     )
 
 
 def parked_queue(settings: Settings, consumer: str, source: str) -> Queue:
-    return Queue(parked_name(settings, consumer, source), durable=True)
+    return Queue(parked_name(settings, consumer, source), durable=True,
+                 queue_arguments=queue_arguments(settings.queue_type))
 
 
 def rejected_queue(settings: Settings, consumer: str, source: str) -> Queue:
     """Messages a consumer received that are no event of the source's log (undecodable, forged):
     kept for an operator to look at (`consult dlq list`), never holding the stream."""
-    return Queue(rejected_name(settings, consumer, source), durable=True)
+    return Queue(rejected_name(settings, consumer, source), durable=True,
+                 queue_arguments=queue_arguments(settings.queue_type))
+
+
+def declare(channel, settings: Settings, queue: Queue) -> None:
+    """Declare one queue (and its binding); a queue that exists with other arguments is a
+    QueueMismatch that says what to do."""
+    try:
+        queue(channel).declare()
+    except PreconditionFailed as exc:
+        raise QueueMismatch(mismatch_message(settings, queue.name, str(exc))) from None
+
+
+def mismatch_message(settings: Settings, name: str, broker_says: str) -> str:
+    found = re.search(r"current is (?:none|the value '(\w+)')", broker_says)
+    if "'x-queue-type'" in broker_says and found:
+        existing = found.group(1) or CLASSIC
+        return (f"the queue {name} exists on RabbitMQ as a {existing} queue, but CONSULT_QUEUE_TYPE={settings.queue_type} "
+                f"declares it {settings.queue_type}. Set CONSULT_QUEUE_TYPE={existing} to run this deployment on "
+                f"its {existing} queues, or move it to {settings.queue_type} queues: stop the platform, put back "
+                "or drop what `consult dlq list` shows, delete the deployment's queues and start it again "
+                "(docs/architecture.md, \"Queues\").")
+    return (f"the queue {name} exists on RabbitMQ with other arguments than this version declares "
+            f"(CONSULT_QUEUE_TYPE={settings.queue_type}): {broker_says}. See docs/architecture.md, \"Queues\".")
 
 
 def declare_for_source(channel, settings: Settings, source: str) -> None:
     exchange(settings)(channel).declare()
     for consumer in registry.consumers_of(source):
-        consumer_queue(settings, consumer, source)(channel).declare()
-        parked_queue(settings, consumer, source)(channel).declare()
+        declare(channel, settings, consumer_queue(settings, consumer, source))
+        declare(channel, settings, parked_queue(settings, consumer, source))
 
 
 def declare_for_consumer(channel, settings: Settings, consumer: str) -> None:
     exchange(settings)(channel).declare()
     for source in registry.SUBSCRIPTIONS.get(consumer, ()):
-        consumer_queue(settings, consumer, source)(channel).declare()
-        parked_queue(settings, consumer, source)(channel).declare()
+        declare(channel, settings, consumer_queue(settings, consumer, source))
+        declare(channel, settings, parked_queue(settings, consumer, source))
 
 
 def declare_all(settings: Settings) -> None:
+    """Every queue of every (consumer, source) stream: its queue, parked and rejected queues. A
+    queue that exists with other arguments (classic where quorum is asked for) stops it with a
+    QueueMismatch."""
     with connect(settings) as conn:
         channel = conn.default_channel
-        for source in registry.SOURCES:
-            declare_for_source(channel, settings, source)
+        exchange(settings)(channel).declare()
+        for consumer, sources in registry.SUBSCRIPTIONS.items():
+            for source in sources:
+                for queue in (consumer_queue, parked_queue, rejected_queue):
+                    declare(channel, settings, queue(settings, consumer, source))
 
 
 def connect(settings: Settings, confirm: bool = False) -> Connection:
@@ -83,7 +161,11 @@ def connect(settings: Settings, confirm: bool = False) -> Connection:
 
 
 def check_broker(settings: Settings) -> None:
-    """One clear line if RabbitMQ cannot be reached."""
+    """One clear line if RabbitMQ cannot be reached, or if the deployment's queues on it are not of
+    the type this process declares (QueueMismatch). Every service process (runner), `consult up` and
+    the CLI call it first, so a deployment whose queues were declared classic stops at start with
+    the setting named, instead of its relays and consumers failing over and over. Declaring every
+    queue is what the relays do at start anyway; on existing queues it costs some 50 ms."""
     try:
         with connect(settings) as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
@@ -93,6 +175,7 @@ def check_broker(settings: Settings) -> None:
             "Start one with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`), "
             "or point CONSULT_AMQP_URI at yours."
         ) from None
+    declare_all(settings)
 
 
 def redact(uri: str) -> str:

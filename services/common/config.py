@@ -1,6 +1,7 @@
 """Configuration read once from the environment (12-factor); every service and the CLI use it."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,18 @@ PRODUCTION, TRAINING = "production", "training"  # what a deployment is: service
 def _deployment(value: str) -> str:
     if value not in (PRODUCTION, TRAINING):
         raise ValueError(f"CONSULT_DEPLOYMENT must be {PRODUCTION!r} or {TRAINING!r}, not {value!r}")
+    return value
+
+
+QUORUM, CLASSIC = "quorum", "classic"  # RabbitMQ queue types: services/common/bus.py
+
+
+def _queue_type(value: str) -> str:
+    """CONSULT_QUEUE_TYPE: quorum (replicated over a cluster's nodes; the default) or classic (a
+    single-node broker, or a deployment whose queues were declared classic: docs/architecture.md)."""
+    value = value.strip().lower() or QUORUM
+    if value not in (QUORUM, CLASSIC):
+        raise ValueError(f"CONSULT_QUEUE_TYPE must be {QUORUM!r} or {CLASSIC!r}, not {value!r}")
     return value
 
 
@@ -93,6 +106,14 @@ class Settings:
     # HTTP ports set one by one (CONSULT_<SERVICE>_PORT; CONSULT_HTTP_PORT for this process's own
     # service, CONSULT_SERVICE, which the runner sets), read with the rest, not at each lookup.
     port_overrides: dict = field(default_factory=dict)
+    queue_type: str = QUORUM  # CONSULT_QUEUE_TYPE: how every queue of the event bus is declared (bus.py)
+    # CONSULT_DB_<SERVICE>: the database of one service's stores, where it is not CONSULT_DB's
+    # (service -> (db, SQLite folder)); `for_service` gives the settings a service opens them with.
+    # Their URLs may carry passwords: kept out of the repr.
+    service_dbs: dict = field(default_factory=dict, repr=False)
+    # The folder of the SQLite files in one service's settings whose CONSULT_DB_<SERVICE> names a
+    # folder of its own; None: the data folder.
+    store_dir: Path | None = None
 
     @property
     def training(self) -> bool:
@@ -105,6 +126,22 @@ class Settings:
     @property
     def backend(self) -> str:
         return "postgres" if self.is_postgres else "sqlite"
+
+    @property
+    def sqlite_dir(self) -> Path:
+        """Where the SQLite files of the stores are (services/common/store.py)."""
+        return self.store_dir or self.data_dir
+
+    def for_service(self, service: str) -> "Settings":
+        """The settings a service opens its stores with (services/common/runtime.py): its own
+        database if CONSULT_DB_<SERVICE> names one, else CONSULT_DB's. Everything else stays the
+        deployment's: the data folder (keys, lock files, the training clock) does not move with
+        the service's SQLite files, and a database's locks (table creation, the relay's lease) are
+        taken in the database the service writes to."""
+        if service not in self.service_dbs:
+            return self
+        db, folder = self.service_dbs[service]
+        return dataclasses.replace(self, db=db, store_dir=folder)
 
     def http_port(self, service: str) -> int:
         if service in self.port_overrides:
@@ -131,13 +168,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     platform, which is not this process's)."""
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("CONSULT_DATA_DIR", "consult-data")).resolve()
-    db = env.get("CONSULT_DB", "sqlite")
-    if db.startswith("sqlite"):
-        # 'sqlite' or 'sqlite:///folder': SQLite files under the data folder.
-        folder = db.split("sqlite:///", 1)[1] if "sqlite:///" in db else ""
-        if folder:
-            data_dir = Path(folder).resolve()
-        db = "sqlite"
+    db, folder = _database(env.get("CONSULT_DB", "sqlite"))
+    data_dir = folder or data_dir  # 'sqlite:///folder' moves the whole data folder
     delays = env.get("CONSULT_RETRY_DELAYS", "0.2,1,3")
     return Settings(
         amqp_uri=env.get("CONSULT_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
@@ -167,7 +199,40 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         audit_training_key_file=env.get("CONSULT_AUDIT_TRAINING_KEY_FILE") or None,
         decisions_key=env.get("CONSULT_DECISIONS_KEY"),
         port_overrides=_port_overrides(env),
+        queue_type=_queue_type(env.get("CONSULT_QUEUE_TYPE", QUORUM)),
+        service_dbs=_service_dbs(env),
     )
+
+
+def _database(value: str) -> tuple[str, Path | None]:
+    """A database setting (CONSULT_DB, CONSULT_DB_<SERVICE>) as (db, SQLite folder): 'sqlite' (the
+    files in the data folder: no folder of its own), 'sqlite:///folder', or a PostgreSQL URL."""
+    if value.startswith("sqlite"):
+        folder = value.split("sqlite:///", 1)[1] if "sqlite:///" in value else ""
+        return "sqlite", Path(folder).resolve() if folder else None
+    return value, None
+
+
+DB_OVERRIDE = "CONSULT_DB_"
+
+
+def _service_dbs(env: Mapping[str, str]) -> dict:
+    """CONSULT_DB_<SERVICE> (CONSULT_DB_AUDIT=postgresql://audit-db/consult): one service's stores
+    on a database of their own. A name that is no service is refused rather than ignored: with a
+    typo the service's records would quietly go to the shared database."""
+    dbs = {}
+    for name, value in env.items():
+        if not name.startswith(DB_OVERRIDE) or not value.strip():
+            continue
+        service = name[len(DB_OVERRIDE):].lower()
+        if service not in HTTP_PORTS:
+            raise ValueError(f"{name} names no service: CONSULT_DB_<SERVICE> is one of "
+                             + ", ".join(f"{DB_OVERRIDE}{s.upper()}" for s in HTTP_PORTS))
+        value = value.strip()
+        if not value.startswith(("sqlite", "postgres")):
+            raise ValueError(f"{name} must be 'sqlite', 'sqlite:///FOLDER' or a postgresql:// URL")
+        dbs[service] = _database(value)
+    return dbs
 
 
 def _port_overrides(env: Mapping[str, str]) -> dict:

@@ -122,7 +122,7 @@ class Platform(DependencyProvider):
 
     def setup(self):
         check_container(self.container)
-        settings = config.load()
+        settings = config.load().for_service(self.service)  # its own database, if CONSULT_DB_<SERVICE> names one
         engine = state_engine(self.service, settings)
         with creation_lock(settings, f"{self.service}-state"):
             before = deployment.prepare(engine)

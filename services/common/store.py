@@ -77,10 +77,10 @@ def event_store_env(service: str, settings: Settings) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "4",
             "CREATE_TABLE": "y",
         }
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.sqlite_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(settings.data_dir / f"{service}-events.sqlite3"),
+        "SQLITE_DBNAME": str(settings.sqlite_dir / f"{service}-events.sqlite3"),
         "SQLITE_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "y",
     }
@@ -98,9 +98,9 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
             connect_args={"options": f"-c search_path={schema} -c lock_timeout=5000"},
         )
         return engine
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.sqlite_dir.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        f"sqlite:///{settings.data_dir / f'{service}-state.sqlite3'}",
+        f"sqlite:///{settings.sqlite_dir / f'{service}-state.sqlite3'}",
         connect_args={"timeout": 30, "check_same_thread": False},
     )
 

@@ -1,0 +1,151 @@
+"""Quorum queues on the real broker (CONSULT_QUEUE_TYPE, services/common/bus.py): a platform that
+declares every queue of its event bus quorum, keeps a single active consumer per stream and parks a
+poison message itself; and a deployment whose queues were declared classic, which a quorum process
+refuses at start with the setting named, and which runs on with CONSULT_QUEUE_TYPE=classic."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from services.common import bus, config, registry
+from tests.harness import ROOT, Platform, _rabbitmqctl, running, wait_for
+from tests.integration.proposals_world import Neighbourhood
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def quorum():
+    with running("sqlite", ["communities", "audit", "proposals", "gateway"], CONSULT_QUEUE_TYPE="quorum") as p:
+        yield p
+
+
+def queues(p: Platform) -> dict[str, dict]:
+    """Every queue of the platform's vhost: name -> {"type", "arguments", "exclusive"}."""
+    rows = json.loads(_rabbitmqctl("list_queues", "-p", p.vhost, "name", "type", "arguments", "exclusive",
+                                   "--formatter", "json"))
+    # arguments come as [name, type, value]; a quorum queue's "exclusive" as "" (never exclusive)
+    return {r["name"]: {"type": r["type"], "arguments": {a[0]: a[-1] for a in r["arguments"]},
+                        "exclusive": r["exclusive"] is True} for r in rows}
+
+
+def bus_queue_names(p: Platform) -> set[str]:
+    return {f"{p.prefix}.{consumer}.{source}{suffix}" for consumer, sources in registry.SUBSCRIPTIONS.items()
+            for source in sources for suffix in ("", ".parked", ".rejected")}
+
+
+def consumers_of(p: Platform, queue: str) -> list[dict]:
+    rows = json.loads(_rabbitmqctl("list_consumers", "-p", p.vhost, "queue_name", "active", "activity_status",
+                                   "--formatter", "json"))
+    return [r for r in rows if r["queue_name"] == queue]
+
+
+def test_a_proposal_travels_over_quorum_queues_each_stream_read_by_one_consumer(quorum):
+    n = Neighbourhood(quorum)
+    author = n.residents(n.buildings[0], 1)[0]
+    proposal = n.draft(author)
+    assert any(e["type"] == "ProposalDrafted" and e["aggregate"]["id"] == proposal for e in n.settled())
+
+    found = queues(quorum)
+    expected = bus_queue_names(quorum)
+    assert expected <= set(found)  # check_broker declared every stream's queues at start
+    for name in expected:
+        assert found[name]["type"] == "quorum", (name, found[name])
+        assert found[name]["arguments"]["x-delivery-limit"] == bus.DELIVERY_LIMIT, name
+        stream_queue = not name.endswith((".parked", ".rejected"))
+        assert found[name]["arguments"].get("x-single-active-consumer", False) is stream_queue, name
+    # A queue of one process alone stays classic: the gateway's exclusive revocation queue.
+    revocations = [q for name, q in found.items() if name.startswith(f"{quorum.prefix}.gateway.revocations.")]
+    assert revocations and all(q["type"] == "classic" and q["exclusive"] for q in revocations)
+
+    # Two audit instances: of each stream's two consumers, one reads and one waits.
+    stream = f"{quorum.prefix}.audit.proposals"
+    replica = quorum.start_replica("audit")
+    try:
+        wait_for(lambda: len(consumers_of(quorum, stream)) == 2, timeout=30, message="the replica's consumer")
+        statuses = sorted(c["activity_status"] for c in consumers_of(quorum, stream))
+        assert statuses == ["single_active", "waiting"], statuses
+        second = n.draft(author, title="修补围墙")
+        assert any(e["aggregate"]["id"] == second for e in n.settled())
+    finally:
+        quorum.stop(replica)
+
+
+def test_a_poison_message_is_parked_by_the_consumer_not_dropped_by_the_broker(quorum):
+    c = quorum.new_community("poison")
+    parked = f"{quorum.prefix}.audit.communities.parked"
+    quorum.set_faults([{"consumer": "audit", "community": c["id"]}])
+    try:
+        quorum.rpc("communities", "register_person", "tests", c["id"], "触发故障", True, None, None)
+        wait_for(lambda: 'consult_parked_messages{consumer="audit",source="communities"} 1.0'
+                 in quorum.metrics("audit"), timeout=30, message="the parked-message metric")
+        # Listing reads the parked messages without taking them: each listing is a return to a
+        # quorum queue, counted against its delivery limit, and the message stays.
+        for _ in range(3):
+            listed = json.loads(quorum.cli("dlq", "list", "--json").stdout)
+            assert [(m["consumer"], m["source"], m["community"]) for m in listed] == [("audit", "communities", c["id"])]
+            assert "injected fault" in listed[0]["error"]
+        assert queues(quorum)[parked]["type"] == "quorum"
+    finally:
+        quorum.set_faults([])
+    assert "put back" in quorum.cli("dlq", "resume", "audit", "communities").stdout
+    expected = [e["id"] for e in _community_events(quorum, c["id"])]
+    wait_for(lambda: [e["event_id"] for e in quorum.audit_entries(c["id"], c["token"])] == expected, timeout=30,
+             message="the audit log to take the event once the stream is resumed")
+    assert quorum.cli("dlq", "list").stdout.strip() == "nothing is parked"
+
+
+def _community_events(p: Platform, community: str) -> list[dict]:
+    out, start = [], 1
+    while True:
+        batch = p.rpc("communities", "read_log", start, 1000)
+        if not batch:
+            return [e for e in out if e["community"] == community]
+        out += batch
+        start = batch[-1]["position"] + 1
+
+
+def test_classic_queues_stop_a_quorum_service_at_start_run_on_with_the_classic_setting_and_migrate():
+    p = Platform("sqlite", services=["communities", "audit", "gateway"]).setup()
+    try:
+        # A deployment whose queues were declared classic (before CONSULT_QUEUE_TYPE, or with =classic).
+        bus.declare_all(config.load(dict(p.env, CONSULT_QUEUE_TYPE="classic")))
+        started = subprocess.run([sys.executable, "-m", "services.common.runner", "audit"], cwd=ROOT,
+                                 env=dict(p.env, CONSULT_QUEUE_TYPE="quorum"), capture_output=True, text=True,
+                                 timeout=120)
+        assert started.returncode == 3, started.stderr[-2000:]
+        assert "exists on RabbitMQ as a classic queue" in started.stderr
+        assert "Set CONSULT_QUEUE_TYPE=classic to run this deployment on its classic queues" in started.stderr
+        assert "Traceback" not in started.stderr
+
+        p.env["CONSULT_QUEUE_TYPE"] = "classic"
+        p.start()
+        c = p.new_community("classic")
+        _wait_audited(p, c)
+        found = queues(p)
+        assert all(found[name]["type"] == "classic" for name in bus_queue_names(p))
+        assert found[f"{p.prefix}.audit.communities"]["arguments"] == {"x-single-active-consumer": True}
+
+        # The migration docs/architecture.md describes: with the platform stopped, delete the bus's
+        # queues and start it on quorum. An event that waited in a deleted queue is not lost: the
+        # consumer reads it from its source's log.
+        p.stop("audit")
+        p.rpc("communities", "register_person", "tests", c["id"], "迁移前", True, None, None)
+        p.stop()
+        for name in bus_queue_names(p):
+            _rabbitmqctl("delete_queue", "-p", p.vhost, name)
+        p.env["CONSULT_QUEUE_TYPE"] = "quorum"
+        p.start()
+        _wait_audited(p, c)
+        assert all(queues(p)[name]["type"] == "quorum" for name in bus_queue_names(p))
+    finally:
+        p.teardown()
+
+
+def _wait_audited(p: Platform, c: dict) -> None:
+    wait_for(lambda: [e["event_id"] for e in p.audit_entries(c["id"], c["token"])]
+             == [e["id"] for e in _community_events(p, c["id"])], timeout=30,
+             message="the community's events in the audit log")
