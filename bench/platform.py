@@ -402,7 +402,7 @@ class PlatformBench:
             print("audit: replay of the set-up community's log …", flush=True)
             with Rpc(self.settings(), timeout=120) as rpc:
                 started = time.monotonic()
-                envelopes, _stopped = log_envelopes(rpc.call, self.b.id, allow_unsigned_tail=True)
+                envelopes, _stopped = log_envelopes(rpc.send, self.b.id, allow_unsigned_tail=True)
                 read = time.monotonic() - started
             started = time.perf_counter()
             state = replay(envelopes)

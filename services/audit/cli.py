@@ -275,7 +275,7 @@ def cmd_replay(args) -> int:
         if args.public_keys or args.trusted_checkpoint or args.training:
             raise CliError("--public-key, --trusted-checkpoint and --training go with --export", UNREADABLE)
         with Rpc() as rpc:
-            entries, stop = log_envelopes(rpc.call, args.community, args.allow_unsigned_tail)
+            entries, stop = log_envelopes(rpc.send, args.community, args.allow_unsigned_tail)
     try:
         result = replay(entries, args.at, args.case)
     except ValueError as exc:
@@ -289,16 +289,18 @@ def cmd_replay(args) -> int:
 
 # --- online ----------------------------------------------------------------------------------------
 
-def log_envelopes(call, community: str, allow_unsigned_tail: bool = False) -> tuple[list[dict], dict]:
+def log_envelopes(send, community: str, allow_unsigned_tail: bool = False) -> tuple[list[dict], dict]:
     """The entries of the community's log that its latest checkpoint covers (or, with
-    `allow_unsigned_tail`, every entry), as the audit service holds them, parsed; and where they stop."""
+    `allow_unsigned_tail`, every entry), as the audit service holds them, parsed; and where they stop.
+    `send` sends a declared call (the CLI's `Rpc.send`)."""
     from .export import PAGE
 
-    span = call("audit", "extent", community)
+    span = send(audit.Extent(community=community))
     end = span["size"] if allow_unsigned_tail else span["covered"]
     out: list[dict] = []
     for start in range(0, end, PAGE):
-        out += [json.loads(line) for line in call("audit", "export_lines", community, start, min(PAGE, end - start))]
+        lines = send(audit.ExportLines(community=community, start=start, limit=min(PAGE, end - start)))
+        out += [json.loads(line) for line in lines]
     return out, stopped(span["size"], span["covered"], end)
 
 
@@ -309,7 +311,7 @@ def cmd_export(args) -> int:
     from .export import write_export
 
     with Rpc() as rpc:
-        summary = write_export(rpc.call, args.community, args.out, registry.SOURCES, cut=args.cut,
+        summary = write_export(rpc.send, args.community, args.out, registry.SOURCES, cut=args.cut,
                                unsigned=args.unsigned)
     print(f"exported {summary['entries']} entries, {summary['texts']} texts ({summary['erased']} erased), "
           f"{summary['key_rotations']} key rotations and {summary['checkpoints']} checkpoints to {args.out}")
@@ -353,8 +355,8 @@ def cmd_reconcile(args) -> int:
     with Rpc() as rpc:
         if args.cut:
             rpc.send(audit.CutCheckpoints(community=args.community))
-        entries, stop = log_envelopes(rpc.call, args.community, args.allow_unsigned_tail)
-        report = reconcile(rpc.call, args.community, entries, registry.SOURCES)
+        entries, stop = log_envelopes(rpc.send, args.community, args.allow_unsigned_tail)
+        report = reconcile(rpc.send, args.community, entries, registry.SOURCES)
     report["log"] = stop
     if args.json:
         _print(report)

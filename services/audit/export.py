@@ -22,20 +22,26 @@ earlier one's commitments, e.g. a consultation opened from a proposal keeps the 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Callable, Iterable, Sequence
 
 from services.common.canonical import canonical_bytes
+from services.contracts import audit
+from services.contracts.calls import RpcCall
+from services.contracts.every_service import EXPORT_TEXTS
 
 from .verify import commitments_of
 
 PAGE = 1000  # what one RPC carries: entries per page, commitments per text request
 
-Call = Callable[..., object]  # call(service, method, *args) -> the unwrapped result
+# send(request) -> the unwrapped result of a declared call (services/contracts/calls.py), a refusal
+# raised: the CLI's `Rpc.send`, or the runtime's `send` in the audit service.
+Send = Callable[[RpcCall], object]
 
 
-def fetch_texts(call: Call, wanted: dict[str, Iterable[str]], sources: Sequence[str]) -> tuple[dict[str, dict], list[str]]:
+def fetch_texts(send: Send, wanted: dict[str, Iterable[str]], sources: Sequence[str]) -> tuple[dict[str, dict], list[str]]:
     """Text records by commitment, asked of the services that may hold them; and the services
     that did not answer (their texts are then missing, which the verifier reports)."""
     found: dict[str, dict] = {}
@@ -45,7 +51,7 @@ def fetch_texts(call: Call, wanted: dict[str, Iterable[str]], sources: Sequence[
         todo = sorted({c for c in commitments if c not in found})
         for i in range(0, len(todo), PAGE):
             try:
-                records = call(source, "export_texts", todo[i:i + PAGE])
+                records = send(EXPORT_TEXTS[source](commitments=todo[i:i + PAGE]))
             except Exception:  # noqa: BLE001 - a stage that is down: say so, ask the others
                 unreachable.append(source)
                 return
@@ -69,31 +75,32 @@ def text_line(record: dict) -> bytes:
     return canonical_bytes(record)
 
 
-def _pages(call: Call, method: str, *args) -> list:
+def _pages(send: Send, request: RpcCall) -> list:
+    """Every item of a paged query (a declared call with `start` and `limit`), PAGE at a time."""
     out, start = [], 0
     while True:
-        page = call("audit", method, *args, start, PAGE)
+        page = send(dataclasses.replace(request, start=start, limit=PAGE))
         out += page
         if len(page) < PAGE:
             return out
         start += PAGE
 
 
-def write_export(call: Call, community: str, path: str | os.PathLike, sources: Sequence[str], *,
+def write_export(send: Send, community: str, path: str | os.PathLike, sources: Sequence[str], *,
                  cut: bool = False, unsigned: bool = False) -> dict:
     """Write the export of `community` to `path` (atomically); returns what it holds."""
     if cut:
-        call("audit", "cut_checkpoints", community)
-    header = call("audit", "export_header", community, unsigned)
+        send(audit.CutCheckpoints(community=community))
+    header = send(audit.ExportHeader(community=community, unsigned=unsigned))
     size = header["size"]
-    checkpoints = [c for c in _pages(call, "checkpoints", community) if c["size"] <= size]
-    rotations = call("audit", "public_keys")["key_rotations"]
+    checkpoints = [c for c in _pages(send, audit.Checkpoints(community=community)) if c["size"] <= size]
+    rotations = send(audit.PublicKeys())["key_rotations"]
     tmp = f"{os.fspath(path)}.partial"
     wanted: dict[str, set[str]] = {}
     with open(tmp, "wb") as out:
         out.write(text_line(header) + b"\n")
         for start in range(0, size, PAGE):
-            lines = call("audit", "export_lines", community, start, min(PAGE, size - start))
+            lines = send(audit.ExportLines(community=community, start=start, limit=min(PAGE, size - start)))
             if len(lines) != min(PAGE, size - start):
                 raise RuntimeError(f"the audit service returned {len(lines)} entries from {start}; expected "
                                    f"{min(PAGE, size - start)}")
@@ -101,7 +108,7 @@ def write_export(call: Call, community: str, path: str | os.PathLike, sources: S
                 out.write(line.encode("utf-8") + b"\n")
                 env = json.loads(line)
                 wanted.setdefault(env["source"], set()).update(commitments_of(env["data"]))
-        texts, unreachable = fetch_texts(call, wanted, sources)
+        texts, unreachable = fetch_texts(send, wanted, sources)
         commitments = sorted(set().union(*wanted.values())) if wanted else []
         for c in commitments:
             if c in texts:

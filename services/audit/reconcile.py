@@ -10,10 +10,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from services.contracts import EVENTS, Registry
+from services.contracts.actions import GetPlan, ListPlans
+from services.contracts.calls import RpcCall
+from services.contracts.decisions import GetBallot, ListBallots
+from services.contracts.deliberation import GetConsultation, ListConsultations
+from services.contracts.proposals import GetProposal, ListProposals
 
 from .replay import replay
 
-Call = Callable[..., Any]  # call(service, method, *args) -> the unwrapped result; raises on a refusal
+# send(request) -> the unwrapped result of a declared call (services/contracts/calls.py); raises on a
+# refusal: the CLI's `Rpc.send`.
+Send = Callable[[RpcCall], Any]
 
 
 def _difference(stage: str, kind: str, oid: str, field: str, log_value: Any, service_value: Any) -> dict:
@@ -24,9 +31,9 @@ def _compare(stage: str, kind: str, oid: str, pairs: dict[str, tuple[Any, Any]])
     return [_difference(stage, kind, oid, f, a, b) for f, (a, b) in pairs.items() if a != b]
 
 
-def _fetch(call: Call, service: str, method: str, *args) -> tuple[Any, str | None]:
+def _fetch(send: Send, request: RpcCall) -> tuple[Any, str | None]:
     try:
-        return call(service, method, *args), None
+        return send(request), None
     except Exception as exc:  # noqa: BLE001 - a refusal (not found) or an unreachable service: a finding
         return None, str(exc) or exc.__class__.__name__
 
@@ -39,11 +46,11 @@ def _unknown(stage: str, kind: str, oid: str) -> dict:
     return _difference(stage, kind, oid, "(exists)", False, True)
 
 
-def proposals(call: Call, community: str, state: dict) -> list[dict]:
+def proposals(send: Send, community: str, state: dict) -> list[dict]:
     out = []
     for pid, p in state["proposals"].items():
         # A draft shows to its author only: ask as the author.
-        view, error = _fetch(call, "proposals", "get_proposal", p["author"], community, pid)
+        view, error = _fetch(send, GetProposal(viewer=p["author"], community=community, proposal=pid))
         if view is None:
             out.append(_missing("proposals", "proposal", pid, error))
             continue
@@ -56,8 +63,7 @@ def proposals(call: Call, community: str, state: dict) -> list[dict]:
             "merged_into": (p["merged_into"], view["merged_into"])})
     listed, offset = set(), 0
     while True:
-        page, error = _fetch(call, "proposals", "list_proposals", "audit", community, None, None, None, None, 100,
-                             offset)
+        page, error = _fetch(send, ListProposals(viewer="audit", community=community, limit=100, offset=offset))
         if page is None:
             break
         listed |= {item["id"] for item in page["items"]}
@@ -67,10 +73,10 @@ def proposals(call: Call, community: str, state: dict) -> list[dict]:
     return out + [_unknown("proposals", "proposal", pid) for pid in sorted(listed - set(state["proposals"]))]
 
 
-def consultations(call: Call, community: str, state: dict) -> list[dict]:
+def consultations(send: Send, community: str, state: dict) -> list[dict]:
     out = []
     for cid, c in state["consultations"].items():
-        view, error = _fetch(call, "deliberation", "get_consultation", community, cid)
+        view, error = _fetch(send, GetConsultation(community=community, consultation=cid))
         if view is None:
             out.append(_missing("deliberation", "consultation", cid, error))
             continue
@@ -85,17 +91,17 @@ def consultations(call: Call, community: str, state: dict) -> list[dict]:
             "conclusion.outcome": ((c["conclusion"] or {}).get("outcome"), conclusion.get("outcome")),
             "meetings": (c["meetings"], {m["id"]: m["status"] for m in view["meetings"]}),
             "comments": (c["comments"], view["comment_count"])})
-    listed, error = _fetch(call, "deliberation", "list_consultations", community, None)
+    listed, error = _fetch(send, ListConsultations(community=community))
     extra = sorted({x["id"] for x in listed or ()} - set(state["consultations"]))
     return out + [_unknown("deliberation", "consultation", cid) for cid in extra]
 
 
-def ballots(call: Call, community: str, state: dict) -> list[dict]:
+def ballots(send: Send, community: str, state: dict) -> list[dict]:
     out = []
-    listed, _error = _fetch(call, "decisions", "list_ballots", community, None)
+    listed, _error = _fetch(send, ListBallots(community=community))
     rows = {x["id"]: x for x in listed or ()}
     for bid, b in state["ballots"].items():
-        view, error = _fetch(call, "decisions", "get_ballot", community, bid)
+        view, error = _fetch(send, GetBallot(community=community, ballot=bid))
         if view is None:
             out.append(_missing("decisions", "ballot", bid, error))
             continue
@@ -114,10 +120,10 @@ def ballots(call: Call, community: str, state: dict) -> list[dict]:
     return out + [_unknown("decisions", "ballot", bid) for bid in sorted(set(rows) - set(state["ballots"]))]
 
 
-def plans(call: Call, community: str, state: dict) -> list[dict]:
+def plans(send: Send, community: str, state: dict) -> list[dict]:
     out = []
     for pid, p in state["action_plans"].items():
-        view, error = _fetch(call, "actions", "get_plan", community, pid)
+        view, error = _fetch(send, GetPlan(community=community, plan=pid))
         if view is None:
             out.append(_missing("actions", "action_plan", pid, error))
             continue
@@ -128,7 +134,7 @@ def plans(call: Call, community: str, state: dict) -> list[dict]:
                       [(t["task"], t["percent"], t["status"], t["overdue"]) for t in view["tasks"]]),
             "round": (p["round"], evaluation.get("round", 0)),
             "evaluation.counts": ((p["evaluation"] or {}).get("counts"), evaluation.get("counts"))})
-    listed, _error = _fetch(call, "actions", "list_plans", community, None)
+    listed, _error = _fetch(send, ListPlans(community=community))
     extra = sorted({x["plan"] for x in listed or ()} - set(state["action_plans"]))
     return out + [_unknown("actions", "action_plan", pid) for pid in extra]
 
@@ -136,7 +142,7 @@ def plans(call: Call, community: str, state: dict) -> list[dict]:
 STAGES = (("proposals", proposals), ("deliberation", consultations), ("decisions", ballots), ("actions", plans))
 
 
-def reconcile(call: Call, community: str, envelopes: list[dict], services: tuple[str, ...], *,
+def reconcile(send: Send, community: str, envelopes: list[dict], services: tuple[str, ...], *,
               contracts: Registry = EVENTS) -> dict:
     """Every difference between the log-derived state of `community` and the stage services that
     are part of this platform (`services`). The log's events are read through `contracts` (by the
@@ -147,7 +153,7 @@ def reconcile(call: Call, community: str, envelopes: list[dict], services: tuple
     for service, compare in STAGES:
         if service in services:
             checked.append(service)
-            differences += compare(call, community, state)
+            differences += compare(send, community, state)
     counts = {"proposals": len(state["proposals"]), "consultations": len(state["consultations"]),
               "ballots": len(state["ballots"]), "action_plans": len(state["action_plans"])}
     return {"community": community, "entries": state["entries"], "checked": checked, "objects": counts,

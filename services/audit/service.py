@@ -246,7 +246,7 @@ class AuditService(ServiceBase):
     def _with_texts(self, bundle: dict) -> dict:
         """The bundle's texts with their salts, from the stage services that hold them."""
         wanted = proofs.bundle_commitments(bundle)
-        found, unreachable = export.fetch_texts(self.platform.rpc, wanted, registry.SOURCES)
+        found, unreachable = export.fetch_texts(self.platform.send, wanted, registry.SOURCES)
         every = sorted({c for cs in wanted.values() for c in cs})
         bundle["texts"] = [found[c] for c in every if c in found]
         if unreachable:

@@ -66,11 +66,6 @@ class Runtime:
         shared RPC connection is not held for long."""
         return self._or_none(functools.partial(self.send, request), f"{request.SERVICE}.{request.METHOD}", timeout)
 
-    def rpc_or_none(self, service: str, method: str, *args, timeout: float = 3.0):
-        """`send_or_none` of a call given by position. No service calls another so any more (a
-        declared call is sent by name); kept for the callers outside services/ that still do."""
-        return self._or_none(functools.partial(self.rpc, service, method, *args), f"{service}.{method}", timeout)
-
     @staticmethod
     def _or_none(ask: Callable[[], object], what: str, timeout: float):
         import eventlet
@@ -169,10 +164,16 @@ class Platform(DependencyProvider):
                 pass
 
     def _fetch_log(self, source: str, start: int, limit: int) -> list:
-        return self._call(source, "read_log", start, limit)
+        """The source's log from `start`, for the tracked consumer catching up (its `read_log`)."""
+        from services.contracts.every_service import READ_LOG
+
+        return self.runtime.send(READ_LOG[source](start=start, limit=limit))
 
     def _log_head(self, source: str) -> int:
-        return self._call(source, "log_head")
+        """The source's last position, for the tracked consumer's head check (its `log_head`)."""
+        from services.contracts.every_service import LOG_HEAD
+
+        return self.runtime.send(LOG_HEAD[source]())
 
     def start(self):
         rt = self.runtime

@@ -1,5 +1,7 @@
-"""The audit service's calls: its RPC methods the gateway and the CLI call, by their arguments'
-names (services/contracts/calls.py). The audit service is no event source: it has no EVENTS."""
+"""The audit service's calls: its RPC methods the gateway, the CLI and the export and reconcile
+(services/audit/export.py, reconcile.py: the CLI's and the audit service's own) call, by their
+arguments' names (services/contracts/calls.py). The audit service is no event source: it has no
+EVENTS."""
 from __future__ import annotations
 
 from .calls import RpcCall, rpc_call
@@ -7,13 +9,31 @@ from .calls import RpcCall, rpc_call
 SERVICE = "audit"
 
 
-# ---- calls: the audit service's RPC methods the gateway calls, by their arguments' names -----------------
+# ---- calls: the audit service's RPC methods, by their arguments' names --------------------------------------
 @rpc_call(SERVICE, "entries")
 class Entries(RpcCall):
     community: str
     start: int = 0
     limit: int = 100
     case: str | None = None
+
+
+@rpc_call(SERVICE, "extent")
+class Extent(RpcCall):
+    community: str
+
+
+@rpc_call(SERVICE, "export_header")
+class ExportHeader(RpcCall):
+    community: str
+    unsigned: bool = False
+
+
+@rpc_call(SERVICE, "export_lines")
+class ExportLines(RpcCall):
+    community: str
+    start: int = 0
+    limit: int = 1000  # the audit service's page, at most
 
 
 @rpc_call(SERVICE, "checkpoint")

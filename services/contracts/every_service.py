@@ -5,10 +5,12 @@ A person's copy of what the platform holds about them (PIPL art. 45) is gathered
 "what needs me" from each stage (`needs_of`: the same parameters in each). Every service that keeps
 texts answers the same questions of its erasable store (runtime.py's ServiceBase): `read_texts`
 (another stage shows a text it holds), `commitments_of` (notifications erases what quoted a person)
-and `erasure_done` (the directory's erasure status). One shape per method, declared for each
-service, so each declaration is still held to its own service's method (calls.py,
-tests/unit/test_contract_calls.py); a caller picks the one of the service it asks:
-`READ_TEXTS[source](commitments=…)`.
+and `erasure_done` (the directory's erasure status), and `export_texts` (the texts with their
+salts, for the audit export and a case's bundle). Every event source serves its log to the
+consumers catching up on it (`read_log`, `log_head`: the runtime's Platform asks them). One shape
+per method, declared for each service, so each declaration is still held to its own service's
+method (calls.py, tests/unit/test_contract_calls.py); a caller picks the one of the service it
+asks: `READ_TEXTS[source](commitments=…)`.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from .calls import RpcCall, rpc_call
 SERVICES_WITH_TEXTS = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
 SERVICES_WITH_PERSONAL_DATA = SERVICES_WITH_TEXTS  # a person's data is where their texts are
 STAGES_WITH_NEEDS = ("proposals", "deliberation", "decisions", "actions")
+EVENT_SOURCES = SERVICES_WITH_TEXTS  # every source of events keeps texts (registry.SOURCES; the test holds them)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +40,22 @@ class _NeedsOf(RpcCall):
 @dataclass(frozen=True, kw_only=True)
 class _ReadTexts(RpcCall):
     commitments: list[str]  # at most 1000 a call
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ExportTexts(RpcCall):
+    commitments: list[str]  # at most 1000 a call
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ReadLog(RpcCall):
+    start: int  # the first position wanted (a log starts at 1)
+    limit: int = 100  # at most 1000 a call
+
+
+@dataclass(frozen=True, kw_only=True)
+class _LogHead(RpcCall):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,3 +81,6 @@ NEEDS_OF = _declared_for(STAGES_WITH_NEEDS, "needs_of", _NeedsOf)
 READ_TEXTS = _declared_for(SERVICES_WITH_TEXTS, "read_texts", _ReadTexts)
 COMMITMENTS_OF = _declared_for(SERVICES_WITH_TEXTS, "commitments_of", _CommitmentsOf)
 ERASURE_DONE = _declared_for(SERVICES_WITH_TEXTS, "erasure_done", _ErasureDone)
+EXPORT_TEXTS = _declared_for(SERVICES_WITH_TEXTS, "export_texts", _ExportTexts)
+READ_LOG = _declared_for(EVENT_SOURCES, "read_log", _ReadLog)
+LOG_HEAD = _declared_for(EVENT_SOURCES, "log_head", _LogHead)

@@ -238,20 +238,25 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
             envelope(3), envelope(4, source="decisions", data={"options": [{"title_commitment": title}]})]
     append_all(audit, envs)
 
-    def call(service, method, *args):
-        if service != "audit":
-            assert method == "export_texts"
-            held = texts.get_many(args[0])
-            return texts.records(held) if service == "proposals" else []
+    def send(request):
+        """The services answering declared calls (the CLI's Rpc.send), by their arguments' names."""
+        a = request.arguments()
+        if request.SERVICE != "audit":
+            assert request.METHOD == "export_texts" and set(a) == {"commitments"}
+            held = texts.get_many(a["commitments"])
+            return texts.records(held) if request.SERVICE == "proposals" else []
         with audit.engine.connect() as conn:
-            return {"checkpoints": lambda c, s, n: checkpointing.history(conn, c, s, n),
-                    "export_header": lambda c, unsigned: checkpointing.export_header(
-                        audit.engine, audit.signer, c, unsigned, T0 + timedelta(hours=1)),
+            # the audit service's methods, with their defaults (a call leaves out what is at its default)
+            return {"checkpoints": lambda community, start=0, limit=100: checkpointing.history(
+                        conn, community, start, limit),
+                    "export_header": lambda community, unsigned=False: checkpointing.export_header(
+                        audit.engine, audit.signer, community, unsigned, T0 + timedelta(hours=1)),
                     "public_keys": lambda: checkpointing.public_keys(conn),
-                    "export_lines": lambda c, s, n: log.lines(conn, c, s, s + n)}[method](*args)
+                    "export_lines": lambda community, start=0, limit=1000: log.lines(
+                        conn, community, start, start + limit)}[request.METHOD](**a)
 
     out = tmp_path / "export.jsonl"
-    summary = export.write_export(call, COMMUNITY, out, ("decisions", "proposals"))
+    summary = export.write_export(send, COMMUNITY, out, ("decisions", "proposals"))
     assert (summary["entries"], summary["texts"], summary["erased"], summary["missing_texts"]) == (4, 2, 1, [])
     report = verify.verify_export(out, [audit.signer.key.public_key()])
     assert report.ok and report.erased == [erased] and report.counts["texts_verified"] == 1
@@ -262,7 +267,7 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
     assert entries == envs and found[title]["text"] == "疏通排水沟" and checkpoints[-1]["size"] == 4
     # A commitment no service holds is reported by the exporter and by the verifier.
     append_all(audit, [envelope(5, data={"body_commitment": unknown})])
-    summary = export.write_export(call, COMMUNITY, out, ("proposals",), unsigned=True)
+    summary = export.write_export(send, COMMUNITY, out, ("proposals",), unsigned=True)
     assert summary["missing_texts"] == [unknown] and (summary["entries"], summary["covered"]) == (5, 4)
     assert summary["header"]["unsigned"] is True
     report = verify.verify_export(out, [audit.signer.key.public_key()], allow_unsigned_tail=True)
@@ -271,7 +276,7 @@ def test_an_export_carries_entries_texts_and_checkpoints_that_verify(audit, tmp_
     report = verify.verify_export(out, [audit.signer.key.public_key()])
     assert any(p.kind == "entry" and p.index == 4 and "not covered" in p.message for p in report.problems)
     # Without --unsigned the export still ends at the checkpoint, whatever was appended since.
-    summary = export.write_export(call, COMMUNITY, out, ("proposals",))
+    summary = export.write_export(send, COMMUNITY, out, ("proposals",))
     assert (summary["entries"], summary["header"]["unsigned"]) == (4, False)
     assert verify.verify_export(out, [audit.signer.key.public_key()]).ok
 

@@ -10,6 +10,7 @@ import pytest
 from services.audit.reconcile import reconcile
 from services.audit.replay import replay
 from services.common.errors import NotFound
+from services.contracts.proposals import GetProposal
 from tests.unit.test_audit_replay import C, CASE, drainage
 
 
@@ -44,16 +45,22 @@ def views(state: dict) -> dict:
 
 
 class Services:
+    """The stage services answering the declared calls reconcile sends (the CLI's Rpc.send)."""
+
+    OBJECT = {"get_proposal": "proposal", "get_consultation": "consultation", "get_ballot": "ballot",
+              "get_plan": "plan"}  # the argument that names the object asked for
+
     def __init__(self, answers: dict):
         self.answers = answers
-        self.calls: list[tuple] = []
+        self.calls: list = []
 
-    def __call__(self, service, method, *args):
-        self.calls.append((service, method, *args))
+    def __call__(self, request):
+        self.calls.append(request)
+        service, method = request.SERVICE, request.METHOD
         if method.startswith("list_"):
             key = (service, method)
         else:
-            key = (service, method, args[1] if method != "get_proposal" else args[2])
+            key = (service, method, request.arguments()[self.OBJECT[method]])
         if key not in self.answers:
             raise NotFound(f"{key[-1]} does not exist")
         return copy.deepcopy(self.answers[key])
@@ -72,7 +79,7 @@ def test_stages_that_hold_what_the_log_says_show_no_difference(log):
     report = reconcile(services, C, log, ALL)
     assert report["differences"] == [] and report["checked"] == ["proposals", "deliberation", "decisions", "actions"]
     assert report["objects"] == {"proposals": 1, "consultations": 1, "ballots": 2, "action_plans": 1}
-    assert ("proposals", "get_proposal", "wang", C, CASE) in services.calls, "a draft is asked for as its author"
+    assert GetProposal(viewer="wang", community=C, proposal=CASE) in services.calls, "a draft is asked for as its author"
 
 
 def test_a_drifted_read_model_a_missing_and_an_unknown_object_are_reported(log):
@@ -104,4 +111,4 @@ def test_a_recorded_result_the_votes_do_not_give_is_a_difference_too(log):
 def test_only_the_stages_of_this_platform_are_asked(log):
     services = Services(views(replay(log)))
     report = reconcile(services, C, log, ("communities", "proposals"))
-    assert report["checked"] == ["proposals"] and {c[0] for c in services.calls} == {"proposals"}
+    assert report["checked"] == ["proposals"] and {c.SERVICE for c in services.calls} == {"proposals"}

@@ -1,6 +1,7 @@
 """Every declared call (services/contracts/calls.py) matches its service's RPC method: the same
-parameter names, the same required ones, the same defaults. And the gateway sends only declared
-calls: no route spells a service's method and its arguments by position any more."""
+parameter names, the same required ones, the same defaults. And services call each other only by
+declared calls sent by name: no route of the gateway, no consumer, timer or worker spells a
+service's method and its arguments by position any more."""
 from __future__ import annotations
 
 import ast
@@ -106,24 +107,6 @@ RPC_FUNCTIONS = {"rpc", "rpc_or_none", "call", "call_async", "_rpc", "_call"}
 SENDS = {"send", "send_or_none"}
 NOT_SCANNED = {"services/contracts/calls.py"}
 
-# Calls by position left for a change in files this issue's work did not own, each with why. Each must still be
-# there (the test says when one has gone): the list only shrinks.
-KNOWN_BY_POSITION = {
-    "services/common/runtime.py:Platform._fetch_log":
-        "a consumer's catch-up reads the source's log (read_log): runtime.py's Platform is another's to change",
-    "services/common/runtime.py:Platform._log_head":
-        "a consumer's head check (log_head), as above",
-    "services/audit/cli.py:log_envelopes":
-        "takes export.py's `call(service, method, *args)`, which the export, reconcile and bench/platform.py share",
-    "services/audit/export.py:fetch_texts.ask": "export.py's `call(service, method, *args)` (above)",
-    "services/audit/export.py:_pages": "export.py's `call(service, method, *args)` (above)",
-    "services/audit/export.py:write_export": "export.py's `call(service, method, *args)` (above)",
-    "services/audit/reconcile.py:proposals": "reconcile.py's `call(service, method, *args)`, as export.py's",
-    "services/audit/reconcile.py:consultations": "reconcile.py's `call(service, method, *args)`, as export.py's",
-    "services/audit/reconcile.py:ballots": "reconcile.py's `call(service, method, *args)`, as export.py's",
-    "services/audit/reconcile.py:plans": "reconcile.py's `call(service, method, *args)`, as export.py's",
-}
-
 
 def _name(node: ast.AST) -> str | None:
     """The last name of `f` or `a.b.f`."""
@@ -226,11 +209,7 @@ def tree_calls_by_position() -> dict[str, list[str]]:
 
 
 def test_services_call_each_other_only_by_declared_calls_sent_by_name():
-    found = tree_calls_by_position()
-    unexpected = {where: how for where, how in found.items() if where not in KNOWN_BY_POSITION}
-    assert unexpected == {}, "send a declared call (services/contracts) by name instead"
-    gone = sorted(set(KNOWN_BY_POSITION) - set(found))
-    assert gone == [], "no longer calls by position: take it off KNOWN_BY_POSITION"
+    assert tree_calls_by_position() == {}, "send a declared call (services/contracts) by name instead"
 
 
 SYNTHETIC = '''
@@ -315,21 +294,6 @@ def test_the_runtime_sends_a_declared_call_by_name_unwrapped():
                      ("actions", "get_plan", (), {"community": "c", "plan": "p"})]
 
 
-def test_send_or_none_costs_the_timeout_of_a_service_that_does_not_answer():
-    import time
-
-    import eventlet
-
-    from services.contracts import every_service
-
-    def down(*args, **kwargs):
-        eventlet.sleep(30)
-
-    started = time.monotonic()
-    assert _runtime(down).send_or_none(every_service.READ_TEXTS["proposals"](commitments=["c1"]), timeout=0.2) is None
-    assert time.monotonic() - started < 5
-
-
 def test_a_call_through_a_proxy_goes_by_name_and_only_to_its_own_service():
     from nameko.rpc import ServiceProxy
 
@@ -371,5 +335,18 @@ def test_the_texts_calls_are_declared_for_every_service_that_keeps_texts():
     from services.common.erasure import ERASING
     from services.contracts import every_service
 
-    for table in (every_service.READ_TEXTS, every_service.COMMITMENTS_OF, every_service.ERASURE_DONE):
+    for table in (every_service.READ_TEXTS, every_service.COMMITMENTS_OF, every_service.ERASURE_DONE,
+                  every_service.EXPORT_TEXTS):
         assert set(table) >= set(registry.SOURCES) | set(ERASING)
+
+
+def test_the_log_calls_are_declared_for_every_source_a_consumer_reads():
+    """A consumer catching up reads its sources' logs by READ_LOG and LOG_HEAD (runtime.py Platform)."""
+    from services import contracts
+    from services.common import registry
+    from services.contracts import every_service
+
+    sources = {m.SOURCE for m in contracts.SOURCES}
+    assert set(every_service.EVENT_SOURCES) == sources == set(registry.SOURCES)
+    assert {s for subscribed in registry.SUBSCRIPTIONS.values() for s in subscribed} <= sources
+    assert set(every_service.READ_LOG) == set(every_service.LOG_HEAD) == sources

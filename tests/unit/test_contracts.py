@@ -129,7 +129,7 @@ def test_a_renamed_field_fails_the_replay_and_the_docs_check(tmp_path):
     with pytest.raises(ContractViolation, match=r"ProposalDrafted v1\): unexpected field\(s\) author$"):
         replay(log, contracts=renamed)
     with pytest.raises(ContractViolation, match=r"ProposalDrafted v1\): unexpected field\(s\) author$"):
-        reconcile(lambda *a: None, "c", log, ("proposals",), contracts=renamed)
+        reconcile(lambda request: None, "c", log, ("proposals",), contracts=renamed)
     # events recorded under the new name, read by a replay that still asks for the old one
     new_log = [envelope("ProposalDrafted", {("author_id" if k == "author" else k): v for k, v in DRAFTED.items()})]
     with pytest.raises(ContractViolation, match="ProposalDrafted has no field 'author'"):
