@@ -196,7 +196,7 @@ class Platform:
         if "audit" not in self.services:
             return []
         started = time.monotonic()
-        engine = state_engine("audit", self.settings)
+        engine = state_engine("audit", self.settings.for_service("audit"))  # CONSULT_DB_AUDIT, if set
         found, count = [], 0
         try:
             if not sa.inspect(engine).has_table("audit_entries"):

@@ -26,6 +26,16 @@ def _streams():
         yield PROJECTION, source
 
 
+def _declare(channel, settings: Settings, queue):
+    """A parked or rejected queue declared (and returned bound to the channel) through the bus, so
+    that one of the other type is the bus's one clear line (bus.QueueMismatch), exit status 3 as
+    every other command that finds the broker unusable, not amqp's 406."""
+    try:
+        return bus.declare(channel, settings, queue)
+    except bus.QueueMismatch as exc:
+        raise CliError(str(exc), 3) from None
+
+
 def _browse(channel, name: str) -> list:
     messages = []
     while True:
@@ -40,7 +50,7 @@ def list_parked(settings: Settings) -> list[dict]:
     with bus.connect(settings) as conn:
         for consumer, source in _streams():
             channel = conn.channel()
-            bus.parked_queue(settings, consumer, source)(channel).declare()
+            _declare(channel, settings, bus.parked_queue(settings, consumer, source))
             for msg in _browse(channel, bus.parked_name(settings, consumer, source)):
                 headers = msg.headers or {}
                 env = json.loads(msg.body)
@@ -53,7 +63,7 @@ def list_parked(settings: Settings) -> list[dict]:
             if consumer == PROJECTION:
                 continue
             channel = conn.channel()
-            bus.rejected_queue(settings, consumer, source)(channel).declare()
+            _declare(channel, settings, bus.rejected_queue(settings, consumer, source))
             for msg in _browse(channel, bus.rejected_name(settings, consumer, source)):
                 headers = msg.headers or {}
                 out.append({
@@ -76,8 +86,7 @@ def drop_rejected(settings: Settings, consumer: str | None = None, source: str |
             if c == PROJECTION or consumer and c != consumer or source and s != source:
                 continue
             channel = conn.channel()
-            queue = bus.rejected_queue(settings, c, s)(channel)
-            queue.declare()
+            queue = _declare(channel, settings, bus.rejected_queue(settings, c, s))
             dropped += queue.purge() or 0
             channel.close()
     return dropped

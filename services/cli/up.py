@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from services.common import clock, config, registry
-from services.common.bus import BrokerUnavailable, check_broker, declare_all
+from services.common.bus import BrokerUnavailable, check_broker
 
 from .rpc import CliError
 
@@ -48,10 +48,9 @@ def wait_ready(settings: config.Settings, service: str, proc: subprocess.Popen, 
 def start(services: list[str] | None = None, env: dict | None = None, log_dir: Path | None = None) -> list:
     settings = config.load()
     try:
-        check_broker(settings)
+        check_broker(settings)  # also declares every stream's queues, before any relay publishes
     except BrokerUnavailable as exc:
         raise CliError(str(exc), 3) from None
-    declare_all(settings)
     procs = []
     child_env = dict(os.environ, **(env or {}))
     try:

@@ -5,17 +5,18 @@ from the registry. Consumer queues use single-active-consumer, so with several i
 consumer exactly one of them reads a source at a time and order per source holds.
 
 Queues are quorum queues (replicated over a cluster's nodes) unless CONSULT_QUEUE_TYPE=classic
-(`queue_arguments`). Queues of one process alone stay classic whatever the setting: a quorum queue
-can be neither exclusive nor auto-deleted, and these hold nothing that outlives their process --
-the gateway's revocation queue (services/gateway/auth_cache.py) and the RPC reply queues
-(services/common/rpc.py, which nameko deletes by x-expires).
+(`queue_arguments`), and so are the RPC service queues (services/common/rpc.py builds them with
+`queue_arguments` too). Queues of one process alone stay classic whatever the setting: a quorum
+queue can be neither exclusive nor auto-deleted, and these hold nothing that outlives their
+process -- the gateway's revocation queue (services/gateway/auth_cache.py) and the RPC reply
+queues (rpc.py: non-durable, deleted by x-expires).
 """
 from __future__ import annotations
 
 import re
 import socket
 
-from amqp.exceptions import PreconditionFailed
+from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
 from . import registry
@@ -106,13 +107,35 @@ def rejected_queue(settings: Settings, consumer: str, source: str) -> Queue:
                  queue_arguments=queue_arguments(settings.queue_type))
 
 
-def declare(channel, settings: Settings, queue: Queue) -> None:
-    """Declare one queue (and its binding); a queue that exists with other arguments is a
-    QueueMismatch that says what to do."""
+def declare(channel, settings: Settings, queue: Queue) -> Queue:
+    """Declare one queue (and its binding) and return it bound to the channel; a queue that exists
+    with other arguments is a QueueMismatch that says what to do. Start-up (check_broker), the
+    relays and consumers (declare_for_source, declare_for_consumer) and `consult dlq` declare
+    through it, so that a queue of the other type is that one clear line wherever they meet it."""
+    bound = queue(channel)
     try:
-        queue(channel).declare()
+        bound.declare()
     except PreconditionFailed as exc:
         raise QueueMismatch(mismatch_message(settings, queue.name, str(exc))) from None
+    return bound
+
+
+def declare_if_present(conn: Connection, settings: Settings, queue: Queue) -> bool:
+    """Declare a queue only if it exists already (returns whether it did): its arguments are
+    checked against the broker's (a QueueMismatch if they differ), but no queue is made. For the
+    RPC service queues: one that exists routes every call to a service, running or not, where none
+    lets a caller hear at once that the service is not running (nameko's UnknownService). A queue
+    whose node is down is not found either: its own consumer meets it at start. The broker logs
+    each miss as a channel error (not_found): on a deployment's first start, until its services
+    have declared their queues."""
+    with conn.channel() as channel:
+        try:
+            queue(channel).queue_declare(passive=True)
+        except NotFound:
+            return False
+    with conn.channel() as channel:
+        declare(channel, settings, queue)
+    return True
 
 
 def mismatch_message(settings: Settings, name: str, broker_says: str) -> str:
@@ -147,17 +170,23 @@ def declare_all(settings: Settings) -> None:
     queue that exists with other arguments (classic where quorum is asked for) stops it with a
     QueueMismatch."""
     with connect(settings) as conn:
-        channel = conn.default_channel
-        exchange(settings)(channel).declare()
-        for consumer, sources in registry.SUBSCRIPTIONS.items():
-            for source in sources:
-                for queue in (consumer_queue, parked_queue, rejected_queue):
-                    declare(channel, settings, queue(settings, consumer, source))
+        _declare_streams(conn.default_channel, settings)
+
+
+def _declare_streams(channel, settings: Settings) -> None:
+    exchange(settings)(channel).declare()
+    for consumer, sources in registry.SUBSCRIPTIONS.items():
+        for source in sources:
+            for queue in (consumer_queue, parked_queue, rejected_queue):
+                declare(channel, settings, queue(settings, consumer, source))
+
+
+CONNECT_TIMEOUT_S = 5  # what `connect` gives one URL to answer
 
 
 def connect(settings: Settings, confirm: bool = False) -> Connection:
     options = {"confirm_publish": True} if confirm else {}
-    return Connection(settings.amqp_uri, transport_options=options, connect_timeout=5, heartbeat=0)
+    return Connection(settings.amqp_uri, transport_options=options, connect_timeout=CONNECT_TIMEOUT_S, heartbeat=0)
 
 
 def check_broker(settings: Settings) -> None:
@@ -165,24 +194,46 @@ def check_broker(settings: Settings) -> None:
     the type this process declares (QueueMismatch). Every service process (runner), `consult up` and
     the CLI call it first, so a deployment whose queues were declared classic stops at start with
     the setting named, instead of its relays and consumers failing over and over. Declaring every
-    queue is what the relays do at start anyway; on existing queues it costs some 50 ms."""
+    stream's queues is what the relays do at start anyway; on existing queues it costs some 50 ms.
+    The RPC service queues are checked too, those that exist (`declare_if_present`): a classic one
+    met by a quorum process would otherwise stop the service's RPC consumer only once its container
+    starts, inside nameko.
+
+    CONSULT_AMQP_URI may list several nodes of a cluster separated by `;` (kombu's alternates):
+    every one is tried before the broker counts as unreachable (a single URL twice, as always)."""
+    from .rpc import service_queues  # rpc.py builds its queues on this module
+
+    conn = None
     try:
-        with connect(settings) as conn:
-            conn.ensure_connection(max_retries=1, timeout=5)
+        conn = connect(settings)
+        urls = max(1, len(conn.alt))
+        conn.ensure_connection(max_retries=max(1, urls - 1), timeout=CONNECT_TIMEOUT_S * urls)
     except (OSError, socket.error, Exception) as exc:  # noqa: BLE001 - any failure means "not reachable"
+        if conn is not None:
+            conn.release()
         raise BrokerUnavailable(
             f"RabbitMQ is not reachable at {redact(settings.amqp_uri)} ({exc.__class__.__name__}: {exc}). "
             "Start one with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`), "
             "or point CONSULT_AMQP_URI at yours."
         ) from None
-    declare_all(settings)
+    with conn:
+        _declare_streams(conn.default_channel, settings)
+        for queue in service_queues(settings):
+            declare_if_present(conn, settings, queue)
 
 
 def redact(uri: str) -> str:
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+    """The URI without its credentials, for a log line or a message: every URL of a `;`-separated
+    list (CONSULT_AMQP_URI naming a cluster's nodes), and everything up to the last `@` of each (a
+    password with an `@` left unencoded does not show either)."""
+    return ";".join(_redact_one(url) for url in uri.split(";"))
+
+
+def _redact_one(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
 
 
 def parked_count(channel, settings: Settings, consumer: str, source: str) -> int:

@@ -13,20 +13,43 @@ The exchange comes from nameko's own `rpc_exchange` setting, so nameko's publish
 use it unchanged; the queue names come from the small subclasses below. Every service, the CLI,
 the tests and the benchmarks use `rpc`, `RpcProxy`, `nameko_config` and `cluster_proxy` from here,
 never nameko's: `check_container` refuses to start a service that mixes in nameko's own.
+
+On a RabbitMQ cluster (docs/reliability.md, tests/reliability/test_rabbit_cluster.py) a service
+must go on answering while a node is down, so the queues are not nameko's durable classic ones,
+which live on the one node that declared them (every other node answers 404 "home node down"):
+
+- a service queue is of CONSULT_QUEUE_TYPE (`service_queue`, with the event bus's
+  `bus.queue_arguments`): a quorum queue, replicated, by default. No single active consumer: the
+  instances of a service take requests side by side;
+- a reply queue is classic and non-durable, deleted by x-expires once its proxy is gone: when its
+  node dies it goes with it, and the proxy's consumer, reconnecting to a live node, declares it
+  again there (a durable one would stay "home node down" until that node is back);
+- a service's queue consumer (`QueueConsumer`: its RPC consumer's and its proxies' reply
+  listener's one connection) survives an ack on a connection that has just died.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 
 from kombu import Queue
+from nameko import messaging
 from nameko import rpc as nameko_rpc
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 from nameko.standalone.rpc import ClusterRpcProxy, SingleThreadedReplyListener
 
+from . import bus, registry
 from .config import Settings
 from .idempotency import DELIVERY_ID
 
+log = logging.getLogger(__name__)
+
 PREFIX_KEY = "CONSULT_PREFIX"  # the deployment's prefix, carried in nameko's configuration
+QUEUE_TYPE_KEY = "CONSULT_QUEUE_TYPE"  # the type of the service queues (Settings.queue_type), likewise
+
+# The services that serve RPC: every service of the registry but the web pages, a client of the
+# public API only (tests/unit/test_rpc_queues.py holds this to the services' classes).
+SERVING: tuple[str, ...] = tuple(s for s in registry.SERVICES if s != "web")
 
 
 def exchange_name(prefix: str) -> str:
@@ -48,6 +71,7 @@ def nameko_config(settings: Settings, **extra) -> dict:
         "AMQP_URI": settings.amqp_uri,
         RPC_EXCHANGE_CONFIG_KEY: exchange_name(settings.prefix),
         PREFIX_KEY: settings.prefix,
+        QUEUE_TYPE_KEY: settings.queue_type,
         "serializer": "json",
         **extra,
     }
@@ -63,21 +87,83 @@ def _prefix(config: dict) -> str:
     return prefix
 
 
+def _queue_type(config: dict) -> str:
+    """The queue type of a nameko configuration built by nameko_config (refused otherwise, as the
+    prefix is: a hand-made configuration would declare a classic queue where quorum is wanted)."""
+    queue_type = config.get(QUEUE_TYPE_KEY)
+    if not queue_type:
+        raise RuntimeError("this nameko configuration does not carry CONSULT_QUEUE_TYPE: "
+                           "build it with services.common.rpc.nameko_config")
+    return queue_type
+
+
+def service_queue(config: dict, service: str) -> Queue:
+    """A service's RPC queue, bound with `<service>.*` (what callers publish): durable, of the
+    deployment's queue type, with the event bus's arguments for it (a quorum queue's delivery limit;
+    classic: none, as nameko always declared it, so a classic deployment redeclares its queues
+    unchanged). Its RPC consumer declares it, and `bus.check_broker` checks it at start."""
+    return Queue(
+        service_queue_name(_prefix(config), service),
+        exchange=nameko_rpc.get_rpc_exchange(config),
+        routing_key=f"{service}.*",
+        durable=True,
+        queue_arguments=bus.queue_arguments(_queue_type(config), single_active_consumer=False),
+    )
+
+
+def service_queues(settings: Settings) -> list[Queue]:
+    """The RPC queue of every service that serves RPC, as their consumers declare them."""
+    config = nameko_config(settings)
+    return [service_queue(config, service) for service in SERVING]
+
+
+class QueueConsumer(messaging.QueueConsumer):
+    """nameko's queue consumer (the one connection of a service's RPC consumer and reply listener),
+    surviving an ack or a requeue on a connection that has just died.
+
+    nameko ignores amqp's ConnectionError there, but not the socket's own (ConnectionResetError,
+    BrokenPipeError: a broker node stopped or killed under the connection). Raised from a worker's
+    ack, it killed the service's container and its process; raised from the reply listener, which
+    acks a reply before handing it over, it lost the reply, and the caller waited out its timeout.
+
+    Ignoring it is safe. The broker returns every message unacked on a dead connection to its queue
+    (a requeue is what the broker does anyway). An RPC request whose ack was lost is delivered again
+    with its correlation id, and services.common.idempotency answers a command that recorded
+    something with the reply it stored before this ack (the request key is that correlation id, or
+    the client's Idempotency-Key): it is not executed twice. A query, or a refusal that recorded
+    nothing, is simply run again. A reply whose ack was lost is handed over all the same; if it
+    comes again, its correlation id is no longer awaited and nameko drops it."""
+
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except OSError as exc:
+            log.warning("an RPC message could not be acknowledged, its connection is gone (%s: %s): the broker "
+                        "delivers it again", type(exc).__name__, exc)
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except OSError as exc:
+            log.warning("an RPC message could not be requeued, its connection is gone (%s: %s): the broker "
+                        "requeues it itself", type(exc).__name__, exc)
+
+    def on_connection_error(self, exc, interval):
+        """nameko's warning, with every URL's password hidden (nameko's hides the first one's only,
+        and CONSULT_AMQP_URI may list a cluster's nodes)."""
+        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.",
+                    bus.redact(self.amqp_uri), exc, interval)
+
+
 class RpcConsumer(nameko_rpc.RpcConsumer):
-    """nameko's RpcConsumer with the service queue named under the prefix (nameko's setup, with
-    only the queue's name changed; the routing key stays `<service>.*`, which is what callers
-    publish)."""
+    """nameko's RpcConsumer with the service queue of `service_queue` (nameko's setup, with only
+    the queue changed) and the queue consumer above."""
+
+    queue_consumer = QueueConsumer()
 
     def setup(self):
         if self.queue is None:
-            config = self.container.config
-            service = self.container.service_name
-            self.queue = Queue(
-                service_queue_name(_prefix(config), service),
-                exchange=nameko_rpc.get_rpc_exchange(config),
-                routing_key=f"{service}.*",
-                durable=True,
-            )
+            self.queue = service_queue(self.container.config, self.container.service_name)
             self.queue_consumer.register_provider(self)
             self._registered = True
 
@@ -98,7 +184,11 @@ rpc = Rpc.decorator
 
 
 class _PrefixedReplyQueue:
-    """nameko's ReplyListener.setup with the reply queue named under the prefix."""
+    """nameko's ReplyListener.setup with the reply queue named under the prefix, and non-durable
+    (nameko's is durable): a reply queue whose node died is declared again on a live node by the
+    reconnecting consumer, where a durable one would be "home node down" until that node is back.
+    It stays classic whatever CONSULT_QUEUE_TYPE says: one proxy's queue, which a quorum queue
+    could not be (those are always durable and never expire)."""
 
     def setup(self):
         config = self.container.config
@@ -108,6 +198,7 @@ class _PrefixedReplyQueue:
             reply_queue_name(_prefix(config), self.container.service_name, reply_id),
             exchange=nameko_rpc.get_rpc_exchange(config),
             routing_key=reply_id,
+            durable=False,
             queue_arguments={"x-expires": nameko_rpc.RPC_REPLY_QUEUE_TTL},
         )
         self.queue_consumer.register_provider(self)
@@ -115,6 +206,8 @@ class _PrefixedReplyQueue:
 
 class ReplyListener(_PrefixedReplyQueue, nameko_rpc.ReplyListener):
     """Replies to a service's RpcProxy calls."""
+
+    queue_consumer = QueueConsumer()
 
 
 class RpcProxy(nameko_rpc.RpcProxy):
@@ -141,4 +234,4 @@ def check_container(container) -> None:
 
 
 __all__ = ["rpc", "RpcProxy", "nameko_config", "cluster_proxy", "check_container", "exchange_name",
-           "service_queue_name", "reply_queue_name"]
+           "service_queue_name", "reply_queue_name", "service_queue", "service_queues", "QueueConsumer", "SERVING"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from amqp.exceptions import MessageNacked
+from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 
 from services.common import metrics
@@ -20,6 +23,9 @@ routes_load.load_all()  # every routes_*.py module registers its routes
 
 TARGETS = ("communities", "audit", "proposals", "deliberation", "decisions", "actions", "notifications")
 RPC_TIMEOUT_S = 30
+# What publishing a request raises when the broker does not take it (`_rpc`: 503, not 500):
+# nacked, kombu giving up on the connection, or the connection lost under the publish.
+BROKER_REFUSALS = (MessageNacked, OperationalError, AmqpConnectionError, OSError)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
@@ -51,6 +57,13 @@ class GatewayService(ServiceBase):
         except UnknownService:
             raise from_problem(router.problem(
                 503, "Service unavailable", f"the {service} service is not running", code="ServiceUnavailable")) from None
+        # The request could not be handed to the broker: nacked (a quorum queue without a majority,
+        # two nodes of three down), or the connection lost or refused. Not now rather than never,
+        # and no incident: the client retries (with its Idempotency-Key, nothing is done twice).
+        except BROKER_REFUSALS as exc:
+            raise from_problem(router.problem(
+                503, "Service unavailable", f"the message broker did not take the request for the {service} service "
+                f"({type(exc).__name__})", code="ServiceUnavailable")) from None
 
     def _carry_idempotency_key(self, key: str | None):
         """A client's Idempotency-Key goes with every service call of this request (nameko context

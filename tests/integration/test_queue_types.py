@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from services.common import bus, config, registry
+from services.common import bus, config, registry, rpc
 from tests.harness import ROOT, Platform, _rabbitmqctl, running, wait_for
 from tests.integration.proposals_world import Neighbourhood
 
@@ -135,12 +135,14 @@ def test_classic_queues_stop_a_quorum_service_at_start_run_on_with_the_classic_s
         p.stop("audit")
         p.rpc("communities", "register_person", "tests", c["id"], "迁移前", True, None, None)
         p.stop()
-        for name in bus_queue_names(p):
+        rpc_queues = {rpc.service_queue_name(p.prefix, s) for s in rpc.SERVING}
+        for name in bus_queue_names(p) | (rpc_queues & set(queues(p))):
             _rabbitmqctl("delete_queue", "-p", p.vhost, name)
         p.env["CONSULT_QUEUE_TYPE"] = "quorum"
         p.start()
         _wait_audited(p, c)
         assert all(queues(p)[name]["type"] == "quorum" for name in bus_queue_names(p))
+        assert queues(p)[f"{p.prefix}.rpc-communities"]["type"] == "quorum", "the RPC queues moved too"
     finally:
         p.teardown()
 

@@ -3,10 +3,12 @@ checked without a broker on the declarations themselves; tests/integration/test_
 checks them on RabbitMQ."""
 from __future__ import annotations
 
-import pytest
-from amqp.exceptions import PreconditionFailed
+import socket
 
-from services.common import bus, config, registry
+import pytest
+from amqp.exceptions import NotFound, PreconditionFailed
+
+from services.common import bus, config, registry, rpc
 
 QUORUM_CONSUMER = {"x-queue-type": "quorum", "x-single-active-consumer": True, "x-delivery-limit": bus.DELIVERY_LIMIT}
 QUORUM_PLAIN = {"x-queue-type": "quorum", "x-delivery-limit": bus.DELIVERY_LIMIT}
@@ -17,11 +19,15 @@ def settings(**env: str) -> config.Settings:
 
 
 class RecordingChannel:
-    """Takes kombu's declarations and keeps each queue's (durable, exclusive, auto_delete, arguments)."""
+    """Takes kombu's declarations and keeps each queue's (durable, exclusive, auto_delete, arguments).
+    `existing`: queues the broker holds already (name -> the broker's refusal of our declaration, or
+    None), for passive declarations; `refuse`: the broker's answer to every queue declaration."""
 
-    def __init__(self, refuse: str | None = None):
+    def __init__(self, refuse: str | None = None, existing: dict | None = None):
         self.queues: dict[str, tuple] = {}
-        self.refuse = refuse  # the broker's answer to every queue declaration, if it refuses them
+        self.refuse = refuse
+        self.existing = existing or {}
+        self.passive: list[str] = []
 
     def prepare_queue_arguments(self, arguments, **_):
         return arguments
@@ -29,13 +35,50 @@ class RecordingChannel:
     def exchange_declare(self, exchange, **_):
         pass
 
-    def queue_declare(self, queue, durable=False, exclusive=False, auto_delete=False, arguments=None, **_):
-        if self.refuse:
-            raise PreconditionFailed(self.refuse, (50, 10), 406)
+    def queue_declare(self, queue, durable=False, exclusive=False, auto_delete=False, arguments=None,
+                      passive=False, **_):
+        if passive:
+            self.passive.append(queue)
+            if queue not in self.existing and queue not in self.queues:
+                raise NotFound(f"Queue.declare: (404) NOT_FOUND - no queue '{queue}' in vhost '/'", (50, 10), 404)
+            return queue, 0, 0
+        refusal = self.refuse or self.existing.get(queue)
+        if refusal:
+            raise PreconditionFailed(refusal, (50, 10), 406)
         self.queues[queue] = (durable, exclusive, auto_delete, dict(arguments or {}))
         return queue, 0, 0
 
     def queue_bind(self, queue, exchange, **_):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeConnection:
+    """What check_broker uses of a kombu Connection, all on one RecordingChannel."""
+
+    def __init__(self, channel: RecordingChannel, alternates: int = 0):
+        self.default_channel = channel
+        self.alt = [f"amqp://u:p@h{i}/" for i in range(alternates)]
+        self.ensured: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def channel(self):
+        return self.default_channel
+
+    def ensure_connection(self, **kwargs):
+        self.ensured = kwargs
+
+    def release(self):
         pass
 
 
@@ -92,23 +135,94 @@ def test_the_delivery_limit_outlasts_a_day_of_requeues_and_is_no_default_of_the_
 
 def test_declare_all_covers_every_stream_and_check_broker_declares_them(monkeypatch):
     channel = RecordingChannel()
-
-    class Conn:
-        default_channel = channel
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def ensure_connection(self, **_):
-            pass
-
-    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: Conn())
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: FakeConnection(channel))
     s = settings()
     bus.check_broker(s)
     assert channel.queues == declared(s)
+    # The RPC service queues were looked for, none exists: none made (a call to a service that
+    # never ran is still answered "not running" at once).
+    assert channel.passive == [rpc.service_queue_name("city", service) for service in rpc.SERVING]
+
+
+RPC_QUORUM = {"x-queue-type": "quorum", "x-delivery-limit": bus.DELIVERY_LIMIT}
+
+
+@pytest.mark.parametrize("queue_type, arguments", [("quorum", RPC_QUORUM), ("classic", {})])
+def test_check_broker_declares_the_rpc_service_queues_that_exist(monkeypatch, queue_type, arguments):
+    channel = RecordingChannel(existing={"city.rpc-communities": None, "city.rpc-gateway": None})
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: FakeConnection(channel))
+    bus.check_broker(settings(CONSULT_QUEUE_TYPE=queue_type))
+    rpc_queues = {name: q for name, q in channel.queues.items() if ".rpc-" in name}
+    assert rpc_queues == {"city.rpc-communities": (True, False, False, arguments),
+                          "city.rpc-gateway": (True, False, False, arguments)}
+
+
+def test_a_classic_rpc_service_queue_stops_a_quorum_process_with_the_setting_named(monkeypatch):
+    says = CLASSIC_FOUND.replace("city.audit.communities", "city.rpc-proposals")
+    channel = RecordingChannel(existing={"city.rpc-proposals": says})
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: FakeConnection(channel))
+    with pytest.raises(bus.QueueMismatch) as raised:
+        bus.check_broker(settings())
+    message = str(raised.value)
+    assert "the queue city.rpc-proposals exists on RabbitMQ as a classic queue" in message
+    assert "Set CONSULT_QUEUE_TYPE=classic to run this deployment" in message
+
+
+def _refusing_ports(count: int) -> list[int]:
+    """Ports on 127.0.0.1 nothing listens on (bound for a moment to find them, then closed)."""
+    ports, sockets = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_check_broker_tries_every_node_of_a_cluster_and_names_none_of_their_passwords(monkeypatch):
+    ports = _refusing_ports(3)
+    uri = ";".join(f"amqp://guest:secret{i}@127.0.0.1:{port}/" for i, port in enumerate(ports))
+    tried = []
+    connect = bus.connect
+
+    def counting(s, confirm=False):
+        conn = connect(s, confirm)
+        factory = conn._connection_factory
+
+        def attempt():
+            tried.append(conn.port)
+            return factory()
+
+        conn._connection_factory = attempt
+        return conn
+
+    monkeypatch.setattr(bus, "connect", counting)
+    with pytest.raises(bus.BrokerUnavailable) as raised:
+        bus.check_broker(settings(CONSULT_AMQP_URI=uri))
+    assert tried == ports  # each node once, in order, with no wait between them
+    message = str(raised.value)
+    assert "secret" not in message and "guest" not in message
+    assert all(f"127.0.0.1:{port}" in message for port in ports)
+
+
+def test_a_single_url_is_still_tried_twice(monkeypatch):
+    conn = FakeConnection(RecordingChannel())
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: conn)
+    bus.check_broker(settings())
+    assert conn.ensured["max_retries"] == 1
+    three = FakeConnection(RecordingChannel(), alternates=3)
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: three)
+    bus.check_broker(settings())
+    assert three.ensured["max_retries"] == 2 and three.ensured["timeout"] >= 3 * bus.CONNECT_TIMEOUT_S
+
+
+def test_redact_hides_the_credentials_of_every_url():
+    assert bus.redact("amqp://guest:pw@h1:5672/v") == "amqp://***@h1:5672/v"
+    cluster = "amqp://u:p1@h1:5681/;amqp://u:p2@h2:5682/;amqp://u:p@3@h3:5683/"
+    assert bus.redact(cluster) == "amqp://***@h1:5681/;amqp://***@h2:5682/;amqp://***@h3:5683/"
+    assert bus.redact("amqp://h1:5672/") == "amqp://h1:5672/"
 
 
 CLASSIC_FOUND = ("Queue.declare: (406) PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue "
@@ -140,3 +254,19 @@ def test_other_differences_are_stopped_with_the_brokers_words():
             "'city.audit.communities' in vhost '/': received '100000' but current is '20'")
     with pytest.raises(bus.QueueMismatch, match="x-delivery-limit.*current is '20'"):
         bus.declare_for_source(RecordingChannel(refuse=says), s, "communities")
+
+
+def test_consult_dlq_meets_a_queue_of_the_other_type_with_the_same_line(monkeypatch):
+    """`consult dlq` declares the parked and rejected queues through bus.declare: a classic one met
+    with CONSULT_QUEUE_TYPE=quorum is the bus's clear line and exit status 3, not amqp's 406."""
+    from services.cli import dlq
+    from services.cli.rpc import CliError
+
+    says = CLASSIC_FOUND.replace("city.audit.communities", "city.actions.communities.parked")
+    monkeypatch.setattr(bus, "connect", lambda s, confirm=False: FakeConnection(RecordingChannel(refuse=says)))
+    for command in (dlq.list_parked, dlq.drop_rejected):
+        with pytest.raises(CliError) as raised:
+            command(settings())
+        assert raised.value.code == 3
+        assert "exists on RabbitMQ as a classic queue" in str(raised.value)
+        assert "CONSULT_QUEUE_TYPE=classic" in str(raised.value)
