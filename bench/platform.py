@@ -169,6 +169,7 @@ class PlatformBench:
         self.p = Platform(self.backend).setup()
         self.app_name = f"consult-bench-{self.p.tag}"
         self.p.env["PGAPPNAME"] = self.app_name  # the platform's PostgreSQL backends, found by name
+        self.p.env["CONSULT_QUEUE_TYPE"] = os.environ.get("CONSULT_QUEUE_TYPE", "quorum")  # production's default
         started = time.monotonic()
         self.p.start()
         self.report.detail["boot_s"] = time.monotonic() - started
