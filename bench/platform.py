@@ -163,13 +163,14 @@ class PlatformBench:
 
     # -- the platform --------------------------------------------------------------------------------
     def boot(self) -> None:
+        from services.common.config import QUORUM
         from tests.harness import Platform
 
         print(f"booting the platform on {self.backend} …", flush=True)
         self.p = Platform(self.backend).setup()
         self.app_name = f"consult-bench-{self.p.tag}"
         self.p.env["PGAPPNAME"] = self.app_name  # the platform's PostgreSQL backends, found by name
-        self.p.env["CONSULT_QUEUE_TYPE"] = os.environ.get("CONSULT_QUEUE_TYPE", "quorum")  # production's default
+        self.p.env["CONSULT_QUEUE_TYPE"] = os.environ.get("CONSULT_QUEUE_TYPE", QUORUM)  # production's default
         started = time.monotonic()
         self.p.start()
         self.report.detail["boot_s"] = time.monotonic() - started

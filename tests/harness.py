@@ -72,6 +72,8 @@ class Platform:
         self.faults_file = self.dir / "faults.json"
         self.procs: dict[str, subprocess.Popen] = {}
         self.services = services or self._discover()
+        from services.common.config import CLASSIC
+
         self.env = dict(
             os.environ,
             CONSULT_AMQP_URI=f"amqp://guest:guest@{AMQP_HOST}/{self.vhost}",
@@ -85,7 +87,7 @@ class Platform:
             # group each) stalled RabbitMQ 3.10 here -- `add_vhost` hung for minutes in a CI run.
             # The quorum path is tested where it matters (test_queue_types, test_rabbit_cluster,
             # `consult bench`); CONSULT_TEST_QUEUE_TYPE=quorum runs the whole suite on it.
-            CONSULT_QUEUE_TYPE=os.environ.get("CONSULT_TEST_QUEUE_TYPE", "classic"),
+            CONSULT_QUEUE_TYPE=os.environ.get("CONSULT_TEST_QUEUE_TYPE", CLASSIC),
             CONSULT_CLOCK_FILE=str(self.clock_file),
             CONSULT_FAULTS_FILE=str(self.faults_file),
             # Shorter than production's (5 s, 0.2 s) so a test sees a gap filled within seconds, but
@@ -273,6 +275,14 @@ class Platform:
                 raise AssertionError(reply["problem"])
             return reply["result"]
         return reply
+
+    def log_of(self, source: str, community: str | None = None) -> list[dict]:
+        """A source's whole log as envelopes, in order (of one community, if named)."""
+        out, start = [], 1
+        while batch := self.rpc(source, "read_log", start, 1000):
+            out += batch
+            start = batch[-1]["position"] + 1
+        return [e for e in out if community is None or e["community"] == community]
 
     @property
     def admin_token(self) -> str:

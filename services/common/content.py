@@ -50,10 +50,7 @@ class ContentStore:
 
     def put(self, text: str, subject: str | None = None) -> str:
         """Store text, return its commitment. Call before saving the event that holds it."""
-        commitment, salt = commit_text(text)
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(texts).values(commitment=commitment, salt=salt, body=text, subject=subject))
-        return commitment
+        return self.put_many([(text, subject)])[0]
 
     @contextmanager
     def batch(self):

@@ -135,18 +135,18 @@ class QueueConsumer(messaging.QueueConsumer):
     comes again, its correlation id is no longer awaited and nameko drops it."""
 
     def ack_message(self, message):
-        try:
-            super().ack_message(message)
-        except OSError as exc:
-            log.warning("an RPC message could not be acknowledged, its connection is gone (%s: %s): the broker "
-                        "delivers it again", type(exc).__name__, exc)
+        self._unless_gone(super().ack_message, message, "acknowledged", "delivers it again")
 
     def requeue_message(self, message):
+        self._unless_gone(super().requeue_message, message, "requeued", "requeues it itself")
+
+    @staticmethod
+    def _unless_gone(settle, message, done: str, broker_does: str) -> None:
         try:
-            super().requeue_message(message)
+            settle(message)
         except OSError as exc:
-            log.warning("an RPC message could not be requeued, its connection is gone (%s: %s): the broker "
-                        "requeues it itself", type(exc).__name__, exc)
+            log.warning("an RPC message could not be %s, its connection is gone (%s: %s): the broker %s",
+                        done, type(exc).__name__, exc, broker_does)
 
     def on_connection_error(self, exc, interval):
         """nameko's warning, with every URL's password hidden (nameko's hides the first one's only,

@@ -99,13 +99,8 @@ def test_a_poison_message_is_parked_by_the_consumer_not_dropped_by_the_broker(qu
 
 
 def _community_events(p: Platform, community: str) -> list[dict]:
-    out, start = [], 1
-    while True:
-        batch = p.rpc("communities", "read_log", start, 1000)
-        if not batch:
-            return [e for e in out if e["community"] == community]
-        out += batch
-        start = batch[-1]["position"] + 1
+    """The communities source log, as envelopes of one community, in order."""
+    return p.log_of("communities", community)
 
 
 def test_classic_queues_stop_a_quorum_service_at_start_run_on_with_the_classic_setting_and_migrate():

@@ -25,13 +25,7 @@ def _settings(p: Platform) -> config.Settings:
 
 def _community_events(p: Platform, community: str) -> list[dict]:
     """The communities source log, as envelopes of one community, in order."""
-    out, start = [], 1
-    while True:
-        batch = p.rpc("communities", "read_log", start, 1000)
-        if not batch:
-            return [e for e in out if e["community"] == community]
-        out += batch
-        start = batch[-1]["position"] + 1
+    return p.log_of("communities", community)
 
 
 def _audit_ids(p: Platform, c: dict) -> list[str]:
