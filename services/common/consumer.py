@@ -775,15 +775,22 @@ def rehearse_projection(app, source: str, sink: SqlSink, events: list) -> None:
         sink.rehearse(envs)
     except DomainError:
         raise
-    except Exception:  # noqa: BLE001 - the reason is for the operator's log, not the caller
-        _refuse_unless_lost(app, source, events, envs)
+    except Exception as exc:  # noqa: BLE001 - the reason is for the operator's log, not the caller
+        _refuse_unless_lost(app, source, events, envs, exc)
 
 
-def _refuse_unless_lost(app, source: str, events: list, envs: list[dict]) -> None:
+def _refuse_unless_lost(app, source: str, events: list, envs: list[dict], exc: Exception) -> None:
     """The read model would not apply a save's events (called from an `except`): refuse the save
     (NotRecorded, the reason only in the operator's log), unless another instance saved these
     versions first. Then its rows are in the read model, the store's own unique (originator,
-    version) key refuses our save next, and the caller gets the usual concurrency conflict: return."""
+    version) key refuses our save next, and the caller gets the usual concurrency conflict: return.
+
+    A transient failure (the read model's connection lost, a lock timeout: `is_transient`) says
+    nothing about the events: it is raised as it is, so the caller answers "not now" (503) and a
+    client retries. Refused as a conflict (409), a vote whose read model lost its connection was
+    taken by its client as already recorded, and so was lost (the PostgreSQL-backends fault)."""
+    if is_transient(exc):
+        raise exc
     if _lost_the_race(app, events):
         return
     log.exception("%s: refused %s: its read model would not apply it", source, [e["type"] for e in envs])
@@ -834,9 +841,9 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
                     return record()
                 except DomainError:
                     raise
-                except Exception:  # noqa: BLE001 - the reason is for the operator's log, not the caller
+                except Exception as exc:  # noqa: BLE001 - the reason is for the operator's log, not the caller
                     transaction.rollback()
-                    _refuse_unless_lost(app, source, events, envs)
+                    _refuse_unless_lost(app, source, events, envs, exc)
                     return record()  # lost the race: the store's unique (originator, version) refuses it
                 recordings = record()
                 recorded = [envelope.from_domain_event(source, r.notification.id,

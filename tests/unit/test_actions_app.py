@@ -440,6 +440,31 @@ def test_a_command_whose_projection_would_fail_is_refused_and_records_nothing(ap
     assert app.plan_view(C, plan)["tasks"] == [] and app.projection.held is None
 
 
+def test_a_command_whose_read_model_lost_its_connection_is_not_now_and_records_nothing(app, monkeypatch):
+    """A database connection lost while the read model applies the events is no refusal (409,
+    which a client takes as final, or as "already recorded"): the failure itself goes up, which
+    the runtime answers 503, and the client's retry is recorded."""
+    import sqlalchemy as sa
+
+    plan = direct_plan(app)
+    head = app.head()
+    original = app.projection.handler
+    lost = {"n": 0}
+
+    def connection_lost(conn, env):
+        if env["type"] == "TaskAssigned" and not lost["n"]:
+            lost["n"] += 1
+            raise sa.exc.OperationalError("SELECT ...", {}, Exception("terminating connection due to administrator command"))
+        original(conn, env)
+
+    monkeypatch.setattr(app.projection, "handler", connection_lost)
+    with pytest.raises(sa.exc.OperationalError):
+        assign_dredging(app, plan)
+    assert app.head() == head, "nothing was recorded"
+    assign_dredging(app, plan)  # the client's retry
+    assert app.head() > head and len(app.plan_view(C, plan)["tasks"]) == 1
+    assert app.projection.held is None
+
 def test_an_event_its_read_model_cannot_apply_is_parked_and_holds_it_until_an_operator_acts(app, broker, tmp_path):
     plan = direct_plan(app)
     (tmp_path / "faults.json").write_text(json.dumps([{"consumer": "projection", "type": "TaskAssigned"}]))
