@@ -192,6 +192,19 @@ class Platform:
         path = self.dir / f"{service}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_digest(self, lines: int = 12) -> str:
+        """Each process's last warnings and errors, for a failed test's report: CI runs in a fresh
+        clone whose platform directories are gone afterwards, so what the services said about a
+        stall is printed with the failure or never seen."""
+        out = []
+        for name in sorted({*self.procs, *(p.stem for p in self.dir.glob("*.log"))}):
+            said = [line for line in self.log(name).splitlines()
+                    if any(w in line for w in ("ERROR", "WARNING", "Traceback", "Error:", "Exception"))]
+            if said:
+                out.append(f"--- {name}: {len(said)} warning/error line(s), the last {min(lines, len(said))}:")
+                out.extend(line[:400] for line in said[-lines:])
+        return "\n".join(out) or "(no warnings or errors in any service's log)"
+
     def check_event_contracts(self) -> list[str]:
         """Every event the audit service recorded, in every community's log, checked against its
         contract: the services' real output, whatever the tests made them do. Read from the audit

@@ -86,7 +86,8 @@ def test_a_fault_under_load_loses_doubles_and_invents_nothing(worlds, backend, n
         raise
     if r["parked"] or r["rejected"]:
         faults.purge_parked(fw.p)
-    shown = json.dumps(r, indent=1)  # the whole count, with examples of what went wrong
+    # The whole count, with examples of what went wrong and, if it did, what the services logged.
+    shown = json.dumps(r, indent=1) + ("" if r["ok"] else "\n" + fw.p.log_digest())
     assert r["requests"] > 0 and r["acknowledged"] > 0, shown
     assert (r["lost"], r["duplicated"], r["unexpected"], r["failed"]) == (0, 0, 0, 0), shown
     assert (r["executed_twice"], r["changed_by_retry"]) == (0, 0), shown  # a request is executed once

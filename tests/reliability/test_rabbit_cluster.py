@@ -119,8 +119,12 @@ def test_a_node_stopped_and_another_killed_lose_and_double_nothing(monkeypatch):
             built = time.monotonic() - started - clustered - booted
             r = faults.scenario(fw, "stop r1, kill -9 r2", inject, fw.next_ballot(), vote_clients=VOTE_CLIENTS,
                                 support_clients=SUPPORT_CLIENTS, warmup=2.0, after=3.0, linger=1.0)
+        except BaseException:
+            print(f"phases (s from the stop): {marks}\n{p.log_digest()}")  # the platform's dir goes with it
+            raise
         finally:
             _kill_all(p)
+            digest = p.log_digest()
             p.teardown()
     answers = _answers(sent, marks["t0"])
     back = marks["back"]
@@ -132,7 +136,7 @@ def test_a_node_stopped_and_another_killed_lose_and_double_nothing(monkeypatch):
                      "answering_again_after_back_s": recovery, "longest_silence_s": silence,
                      "setup_s": {"cluster": round(clustered, 1), "platform": round(booted, 1),
                                  "world": round(built, 1)}}
-    shown = json.dumps(r, indent=1)
+    shown = json.dumps(r, indent=1) + "\n" + digest
     print("\n" + faults.HEADER + "\n" + faults.summary_line(r))
     print(f"phases (s from the stop): {r['injected']['phases_s']}")
     probe = r["injected"]["probe"]
