@@ -35,6 +35,7 @@ from rules import evaluation as evaluation_rule
 from services.contracts.actions import (  # noqa: F401 - the contract owns what the gateway shares
     DOWNLOAD, EVIDENCE_TYPES, sniff,
     COMMENT_MAX, FUNDING_SOURCES, RATINGS, RESPONSIBLE_KINDS, SCOPES, TEXT_MAX, TITLE_MAX,
+    CLOSED, EVALUATING, OPEN, REOPENED, TASK_COMPLETED, TASK_OPEN,
 )
 
 # Where a plan comes from: ResolutionFinal (adopted / emergency), DeliberationConcluded (agreed),
@@ -43,9 +44,7 @@ BASES = ("resolution", "emergency", "agreement", "direct")
 # How a case ended, as CaseClosed says it (the table of endings is the pure `rules.endings`).
 CASE_OUTCOMES = OUTCOMES
 
-OPEN, EVALUATING, REOPENED, CLOSED = "open", "evaluating", "reopened", "closed"
 ACTIVE = (OPEN, REOPENED)  # tasks are assigned and progress reported only in these
-TASK_OPEN, TASK_COMPLETED = "open", "completed"
 
 MAX_TASKS = 100
 MAX_EVIDENCE = 20

@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from services.common.canonical import canonical_bytes
 from services.common.config import PRODUCTION, TRAINING
 
+from services.contracts.audit import CHECKPOINT, KEY_ROTATION  # the kinds the gateway publishes too
+
 from .merkle import MerkleTree, leaf_hash, verify_inclusion
 
-CHECKPOINT = "checkpoint"
-KEY_ROTATION = "key_rotation"
 EXPORT_HEADER = "export_header"
 BUNDLE_EXTENT = "bundle_extent"
 PLATFORM = "platform"  # the `community` of a platform (log of logs) checkpoint

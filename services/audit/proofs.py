@@ -15,13 +15,11 @@ import json
 import sqlalchemy as sa
 
 from services.common.errors import Conflict, InvalidInput, NotFound
+from services.contracts.audit import BUNDLE, CONSISTENCY, PLATFORM_INCLUSION  # the kinds the gateway publishes too
 
 from . import checkpointing, log
 from .verify import commitments_of
 
-BUNDLE = "bundle"
-CONSISTENCY = "consistency"
-PLATFORM_INCLUSION = "platform_inclusion"
 MAX_BUNDLE_ENTRIES = 10_000
 
 

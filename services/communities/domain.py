@@ -10,6 +10,7 @@ from eventsourcing.domain import event
 
 from services.common.aggregate import Aggregate
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.contracts.communities import SUPPORT_PER, THRESHOLD_UNITS
 
 ROLES = (
     "platform_admin",
@@ -84,7 +85,7 @@ def validate_rules(rules: dict, base: dict | None = None) -> dict:
             raise InvalidInput.coded("communities.whole_number_days_count", key_=key)
     for key in ("meeting_quorum", "unsatisfied_reopen_share", "evaluation_min_response_share"):
         _fraction_text(merged[key], key)
-    if merged["support_per"] not in ("resident", "household"):
+    if merged["support_per"] not in SUPPORT_PER:
         raise InvalidInput.coded("communities.support_per_resident_household")
     cats = merged["categories"]
     if not isinstance(cats, list) or not cats or not all(isinstance(c, str) and 0 < len(c) <= 40 for c in cats):
@@ -93,7 +94,7 @@ def validate_rules(rules: dict, base: dict | None = None) -> dict:
     if not isinstance(thresholds, dict) or set(thresholds) != {"community", "compound", "building"}:
         raise InvalidInput.coded("communities.support_threshold_needs_community")
     for level, t in thresholds.items():
-        if not isinstance(t, dict) or t.get("unit") not in ("residents", "households"):
+        if not isinstance(t, dict) or t.get("unit") not in THRESHOLD_UNITS:
             raise InvalidInput.coded("communities.support_threshold_unit_residents", level=level)
         if ("count" in t) == ("share" in t):
             raise InvalidInput.coded("communities.support_threshold_needs_exactly", level=level)

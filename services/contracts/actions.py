@@ -14,6 +14,14 @@ RESPONSIBLE_KINDS = ("property_company", "community_committee", "volunteer_team"
 FUNDING_SOURCES = ("maintenance_fund", "public_service_fund", "government", "property_company", "owners",
                    "donation", "other")
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
+# A plan's statuses: open; evaluating once reported done; then closed, or reopened by an unsatisfied evaluation.
+OPEN, EVALUATING, REOPENED, CLOSED = "open", "evaluating", "reopened", "closed"
+PLAN_STATUSES = (OPEN, EVALUATING, REOPENED, CLOSED)
+TASK_OPEN, TASK_COMPLETED = "open", "completed"
+TASK_STATUSES = (TASK_OPEN, TASK_COMPLETED)  # a task's statuses
+# How an evaluation round is judged (rules.evaluation's outcomes; EvaluationClosed's `outcome`).
+EVALUATION_OUTCOMES = ("accepted", "extended", "reopened")
+CASE_STATUSES = ("open", "closed")  # a case file's status: closed once its CaseClosed is recorded
 TITLE_MAX, TEXT_MAX, COMMENT_MAX = 200, 5000, 1000  # characters of a title, a report or summary, a comment
 
 # The media types an evidence file is served as, told from its first bytes (never from what the

@@ -8,6 +8,11 @@ from .calls import RpcCall, rpc_call
 
 SERVICE = "audit"
 
+# The `kind` of what the audit service signs and answers: a checkpoint, a key rotation statement, an
+# inclusion bundle, a consistency proof, a platform inclusion proof (services/audit/checkpoints.py, proofs.py).
+CHECKPOINT, KEY_ROTATION = "checkpoint", "key_rotation"
+BUNDLE, CONSISTENCY, PLATFORM_INCLUSION = "bundle", "consistency", "platform_inclusion"
+
 
 # ---- calls: the audit service's RPC methods, by their arguments' names --------------------------------------
 @rpc_call(SERVICE, "entries")

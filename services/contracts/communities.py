@@ -10,6 +10,10 @@ from .schema import event, f
 
 # The directory's levels a proposal, a consultation or a plan is scoped to.
 SCOPES = ("community", "compound", "building")
+# What the gateway validates and lists (services/communities/domain.py checks rule sets against the first two).
+SUPPORT_PER = ("resident", "household")  # rule `support_per`: one support per resident, or per household
+THRESHOLD_UNITS = ("residents", "households")  # what a scope's support threshold counts
+RULE_CHANGE_STATUSES = ("proposed", "confirmed", "withdrawn")  # a change of the community's rules
 
 SOURCE = "communities"
 

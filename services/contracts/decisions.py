@@ -19,6 +19,7 @@ PREPARED, CONFIGURED, OPEN, CLOSED = "prepared", "configured", "open", "closed"
 ADOPTED, REJECTED, FINAL, ANNULLED = "adopted", "rejected", "final", "annulled"
 EMERGENCY_DECLARED = "emergency_declared"
 STATUSES = (PREPARED, CONFIGURED, OPEN, CLOSED, ADOPTED, REJECTED, FINAL, ANNULLED, EMERGENCY_DECLARED)
+ANNULLED_BY = ("objection", "worker")  # who annulled a resolution: an upheld objection, or a community worker
 
 EVENTS = (
     # suggested_rule: the preset name the deliberation suggested, or for a rerun the annulled

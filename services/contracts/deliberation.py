@@ -5,10 +5,31 @@ Prose: `services/contracts/prose/deliberation.md`; the generated page: `docs/eve
 from __future__ import annotations
 
 from .calls import RpcCall, rpc_call
+from .communities import SCOPES  # noqa: F401 - the gateway reads them here
 from .erasure import PERSON_TEXTS_ERASED
 from .schema import event, f
 
 SOURCE = "deliberation"
+
+# What the gateway validates and lists (services/deliberation/domain.py re-exports those it checks).
+STANCES = ("for", "against", "neutral", "question")  # a comment's stance
+# "public": every resident in scope may speak; "body": a session of the consultation body, where
+# only its members speak (everyone in the community still reads it).
+VENUES = ("public", "body")
+# The "X" of 1+2+X: the parties invited into a consultation's body, who accept or decline.
+INVITED_ROLES = ("property_company", "resident", "facilitator", "expert", "owners_committee")
+# vote_needed goes to the decision stage, agreed to the action stage; no_action ends the case
+# there (the body found nothing needs doing, e.g. the matter resolved itself), with its reason.
+OUTCOMES = ("vote_needed", "agreed", "no_action")
+MEETING_MODES = ("on_site", "online")  # how a meeting is held
+CONSULTATION_STATUSES = ("open", "concluded")  # a consultation's status
+# Who raised the topic: a qualified proposal, or the party committee.
+CONVENED_BY = ("proposal", "party_committee")
+MEMBER_SOURCES = ("directory", "designation", "invitation")  # how a person came into the body
+# A place in the body: held, offered, declined, or handed on (a convener replaced).
+MEMBER_STATUSES = ("active", "invited", "declined", "replaced")
+AMENDMENT_STATUSES = ("pending", "accepted", "rejected")  # an amendment, until the convener rules on it
+MEETING_STATUSES = ("scheduled", "opened", "closed", "cancelled")  # a meeting's status
 
 EVENTS = (
     event("ConsultationOpened", "Consultation", 1, f("community", "str"), f("case", "str"), f("proposal", "str?"),

@@ -21,6 +21,8 @@ from .calls import RpcCall, rpc_call
 SERVICES_WITH_TEXTS = ("communities", "proposals", "deliberation", "decisions", "actions", "notifications")
 SERVICES_WITH_PERSONAL_DATA = SERVICES_WITH_TEXTS  # a person's data is where their texts are
 STAGES_WITH_NEEDS = ("proposals", "deliberation", "decisions", "actions")
+# The `kind` of a `needs_of` item, stage by stage: what the stage asks of the person.
+NEED_KINDS = ("support", "screen", "discuss", "attend", "sign", "vote", "configure", "evaluate", "task", "run")
 EVENT_SOURCES = SERVICES_WITH_TEXTS  # every source of events keeps texts (registry.SOURCES; the test holds them)
 
 

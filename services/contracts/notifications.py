@@ -14,6 +14,8 @@ CHANNELS = (INBOX, EMAIL, WEBHOOK)
 IMMEDIATE, DAILY = "immediate", "daily"
 DIGESTS = (IMMEDIATE, DAILY)
 LANGS = ("zh-CN", "en")
+PLANNED, DELIVERED, FAILED = "planned", "delivered", "failed"
+DELIVERY_STATUSES = (PLANNED, DELIVERED, FAILED)  # a delivery's status: planned, then delivered or failed
 
 SOURCE = "notifications"
 

@@ -23,6 +23,7 @@ EXPIRED = "expired"
 WITHDRAWN = "withdrawn"
 MERGED = "merged"
 STATUSES = (DRAFT, SUBMITTED, INADMISSIBLE, COLLECTING, QUALIFIED, EXPIRED, WITHDRAWN, MERGED)
+SCREENED = "screened"  # admissible; collection opens in the same command, so it is never stored alone
 
 SOURCE = "proposals"
 

@@ -18,21 +18,14 @@ from eventsourcing.domain import event
 from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, Forbidden, InvalidInput
+from services.contracts.deliberation import (  # noqa: F401 - the contract owns what the gateway shares
+    INVITED_ROLES, MEETING_MODES, OUTCOMES, SCOPES, STANCES, VENUES,
+)
 
-SCOPES = ("community", "compound", "building")
-STANCES = ("for", "against", "neutral", "question")
-# "public": every resident in scope may speak; "body": a session of the consultation body, where
-# only its members speak (everyone in the community still reads it).
-VENUES = ("public", "body")
-# The "1" and the "2" of 1+2+X come from the directory when the consultation opens ...
+# The "1" and the "2" of 1+2+X come from the directory when the consultation opens; the "X" are
+# invited (INVITED_ROLES) and accept or decline.
 STANDING_ROLES = ("convener", "grid_leader", "building_leader")
-# ... the "X" are invited and accept or decline.
-INVITED_ROLES = ("property_company", "resident", "facilitator", "expert", "owners_committee")
 BODY_ROLES = STANDING_ROLES + INVITED_ROLES
-# vote_needed goes to the decision stage, agreed to the action stage; no_action ends the case
-# there (the body found nothing needs doing, e.g. the matter resolved itself), with its reason.
-OUTCOMES = ("vote_needed", "agreed", "no_action")
-MEETING_MODES = ("on_site", "online")
 # Signers of every minutes record; a community's rule `minutes_signers` may add more.
 MINUTES_SIGNERS = ("convener", "grid_leader")
 # The community rules a consultation follows, frozen into the record when it opens.

@@ -6,7 +6,8 @@ import base64
 
 from services.contracts import actions
 from services.contracts.actions import (
-    COMMENT_MAX, DOWNLOAD, EVIDENCE_TYPES, FUNDING_SOURCES, RATINGS, RESPONSIBLE_KINDS, SCOPES, TEXT_MAX, TITLE_MAX,
+    CASE_STATUSES, COMMENT_MAX, DOWNLOAD, EVALUATION_OUTCOMES, EVIDENCE_TYPES, FUNDING_SOURCES, PLAN_STATUSES, RATINGS,
+    RESPONSIBLE_KINDS, SCOPES, TASK_STATUSES, TEXT_MAX, TITLE_MAX,
 )
 from services.common import config
 
@@ -29,7 +30,7 @@ STRING = {"type": "string"}
 MAYBE = {"type": ["string", "null"]}
 MAYBE_INT = {"type": ["integer", "null"]}
 COUNT = {"type": "integer", "minimum": 0}
-PLAN_STATUS = {"type": "string", "enum": ["open", "evaluating", "reopened", "closed"]}
+PLAN_STATUS = {"type": "string", "enum": list(PLAN_STATUSES)}
 RATING = {"type": "string", "enum": list(RATINGS)}
 PARTY = {"type": "object", "required": ["kind"], "properties": {
     "kind": {"type": "string", "enum": list(RESPONSIBLE_KINDS)}, "person": MAYBE, "person_name": MAYBE,
@@ -38,7 +39,7 @@ TASK_FIELDS = {
     "task": STRING, "plan": STRING, "title": MAYBE, "title_commitment": STRING, "responsible_party": PARTY,
     "due_at": STRING, "budget": dict(MAYBE, description="yuan, a decimal"), "funding_source": MAYBE,
     "percent": {"type": "integer", "minimum": 0, "maximum": 100},
-    "status": {"type": "string", "enum": ["open", "completed"]}, "overdue": {"type": "boolean"},
+    "status": {"type": "string", "enum": list(TASK_STATUSES)}, "overdue": {"type": "boolean"},
     "completed_at": MAYBE}
 TASK_REQUIRED = ["task", "plan", "responsible_party", "due_at", "percent", "status", "overdue"]
 TASK = {"type": "object", "description": "a task: responsible party, due time, budget, percent done, overdue",
@@ -47,7 +48,7 @@ JUDGED = {"type": ["object", "null"], "description": "the last closed evaluation
           "properties": {
               "round": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": COUNT},
               "respondents": COUNT, "denominator": COUNT, "unsatisfied_share": STRING, "threshold": STRING,
-              "outcome": {"type": "string", "enum": ["accepted", "extended", "reopened"]}, "response_share": MAYBE,
+              "outcome": {"type": "string", "enum": list(EVALUATION_OUTCOMES)}, "response_share": MAYBE,
               "response_share_met": {"type": ["boolean", "null"]}, "min_response_share": MAYBE}}
 # What a plan carries out: the adopted option and the resolution (ballot) it comes from, when there is one.
 DECIDED_FIELDS = {
@@ -108,7 +109,7 @@ def open_plan(c: Call):
 
 
 @route("GET", C + "/action-plans", summary="The community's action plans", tag=TAG,
-       query={"status": {"type": "string", "enum": ["open", "evaluating", "reopened", "closed"]}},
+       query={"status": {"type": "string", "enum": list(PLAN_STATUSES)}},
        response={"type": "array", "items": PLAN_ROW})
 def list_plans(c: Call):
     return c.send(actions.ListPlans(community=c.community, status=c.query.get("status")))
@@ -262,7 +263,7 @@ CASE_ITEM = {"type": "object", "required": ["case", "audit", "event_id", "source
                            "description": "the readable texts of the data's commitments, by commitment"}}}
 CASE_FILE = {"type": "object", "required": ["case", "community", "stages", "status", "items"], "properties": {
     "case": STRING, "community": STRING, "stages": {"type": "array", "items": STRING}, "plan": MAYBE,
-    "status": {"type": "string", "enum": ["open", "closed"]}, "outcome": MAYBE,
+    "status": {"type": "string", "enum": list(CASE_STATUSES)}, "outcome": MAYBE,
     "closing": dict(CLOSING, type=["object", "null"], required=["outcome", "stage", "closed_at"],
                     properties=CLOSING_FIELDS),
     "follow_ups": {"type": "array", "items": STRING}, "follow_up_of": MAYBE,

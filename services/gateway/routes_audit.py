@@ -8,7 +8,9 @@ view detectable.
 """
 from __future__ import annotations
 
+from services.common.config import TRAINING
 from services.common.errors import InvalidInput
+from services.common.problem_texts import LANGUAGES
 from services.contracts import audit
 
 from . import schema as S
@@ -22,18 +24,18 @@ SIZE = {"type": "integer", "minimum": 0}
 HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 CHECKPOINT = {
     "type": "object", "description": "a signed checkpoint: Ed25519 over the canonical JSON of every other field",
-    "properties": {"kind": {"type": "string", "enum": ["checkpoint"]}, "community": {"type": "string"},
+    "properties": {"kind": {"type": "string", "enum": [audit.CHECKPOINT]}, "community": {"type": "string"},
                    "size": SIZE, "root": HEX, "time": {"type": "string", "format": "date-time"},
                    "key_id": {"type": "string"}, "signature": {"type": "string", "description": "base64"},
-                   "mode": {"type": "string", "enum": ["training"],
+                   "mode": {"type": "string", "enum": [TRAINING],
                             "description": "only on a training deployment's statements (signed)"}},
     "required": ["kind", "community", "size", "root", "time", "key_id", "signature"],
 }
 ROTATION = {"type": "object", "description": "a key rotation statement, signed by the old key",
-            "properties": {"kind": {"type": "string", "enum": ["key_rotation"]}, "old_key_id": {"type": "string"},
+            "properties": {"kind": {"type": "string", "enum": [audit.KEY_ROTATION]}, "old_key_id": {"type": "string"},
                            "new_key_id": {"type": "string"}, "new_public_key": {"type": "string"},
                            "time": {"type": "string"}, "signature": {"type": "string"},
-                           "mode": {"type": "string", "enum": ["training"]}}}
+                           "mode": {"type": "string", "enum": [TRAINING]}}}
 ENTRIES = {
     "type": "object", "description": "a page of the log: entries from `from` on, oldest first",
     "properties": {
@@ -52,7 +54,7 @@ PROOF = {"type": "array", "items": HEX, "description": "RFC 6962 / RFC 9162 audi
 BUNDLE = {
     "type": "object", "description": "entries with inclusion proofs against one checkpoint "
                                      "(`consult audit verify-proof` checks it offline)",
-    "properties": {"kind": {"type": "string", "enum": ["bundle"]}, "community": {"type": "string"},
+    "properties": {"kind": {"type": "string", "enum": [audit.BUNDLE]}, "community": {"type": "string"},
                    "checkpoint": CHECKPOINT,
                    "entries": {"type": "array", "items": {"type": "object", "properties": {
                        "index": SIZE, "line": {"type": "string", "description": "the canonical envelope as hashed"},
@@ -86,7 +88,7 @@ def checkpoint_history(c: Call):
 
 
 @route("GET", C + "/notice", summary="The latest checkpoint as a printable notice for the notice board", tag=TAG,
-       query={"lang": {"type": "string", "enum": ["zh-CN", "en"]}},
+       query={"lang": {"type": "string", "enum": list(LANGUAGES)}},
        response={"type": "object", "properties": {"text": {"type": "string"}, "checkpoint": CHECKPOINT}})
 def checkpoint_notice(c: Call):
     return c.send(audit.Notice(community=c.community, lang=c.query.get("lang", "zh-CN")))
@@ -106,7 +108,7 @@ def inclusion_proof(c: Call):
 @route("GET", C + "/proofs/consistency",
        summary="A consistency proof between the signed checkpoints of two sizes (`to` defaults to the latest)",
        tag=TAG, query={"from": SIZE, "to": SIZE},
-       response={"type": "object", "properties": {"kind": {"type": "string", "enum": ["consistency"]},
+       response={"type": "object", "properties": {"kind": {"type": "string", "enum": [audit.CONSISTENCY]},
                                                   "old": CHECKPOINT, "new": CHECKPOINT, "proof": PROOF,
                                                   "key_rotations": {"type": "array", "items": ROTATION}}})
 def consistency_proof(c: Call):
@@ -119,7 +121,7 @@ def consistency_proof(c: Call):
        summary="The community's checkpoint (of `size`, default the latest) as a leaf of the platform log, "
                "proven against the latest platform checkpoint", tag=TAG, query={"size": SIZE},
        response={"type": "object", "properties": {
-           "kind": {"type": "string", "enum": ["platform_inclusion"]}, "checkpoint": CHECKPOINT, "index": SIZE,
+           "kind": {"type": "string", "enum": [audit.PLATFORM_INCLUSION]}, "checkpoint": CHECKPOINT, "index": SIZE,
            "platform_checkpoint": CHECKPOINT, "proof": PROOF}})
 def platform_proof(c: Call):
     return c.send(audit.PlatformProof(community=c.community, size=c.query.get("size")))

@@ -89,7 +89,7 @@ BALLOT = {"type": "object", "description": "a ballot: its texts, configuration, 
               "adopted_option": {"type": ["object", "null"], "properties": {"id": STRING, "title": MAYBE}},
               "publicity_until": MAYBE, "outcome": MAYBE, "objections": {"type": "array", "items": OBJECTION},
               "annulment": {"type": ["object", "null"], "properties": {
-                  "by": {"type": "string", "enum": ["objection", "worker"]}, "objection": STRING,
+                  "by": {"type": "string", "enum": list(decisions.ANNULLED_BY)}, "objection": STRING,
                   "reason": MAYBE, "reason_commitment": STRING}},
               "emergency": {"type": ["object", "null"], "properties": {
                   "justification": MAYBE, "justification_commitment": STRING, "declared_by": STRING,

@@ -6,6 +6,10 @@ from __future__ import annotations
 from rules.presets import PRESET_FUNCTIONS
 from services.contracts import deliberation
 from services.contracts.calls import RpcCall
+from services.contracts.deliberation import (
+    AMENDMENT_STATUSES, CONSULTATION_STATUSES, CONVENED_BY, INVITED_ROLES, MEETING_MODES, MEETING_STATUSES,
+    MEMBER_SOURCES, MEMBER_STATUSES, OUTCOMES, SCOPES, STANCES, VENUES,
+)
 
 from . import schema as S
 from .router import Call, route
@@ -14,7 +18,6 @@ TAG = "deliberation"
 C = "/api/v1/communities/{community}"
 CONSULTATION = C + "/consultations/{consultation}"
 REASON = S.text(2000)
-ROLES_INVITED = ["property_company", "resident", "facilitator", "expert", "owners_committee"]
 
 # ---- what the routes answer ------------------------------------------------------------------------
 # Texts live in the erasable content store: each `<x>_commitment` is answered with its text `<x>`
@@ -35,8 +38,8 @@ RULES = {"type": "object", "description": "the community's rules the consultatio
 MEMBER = {
     "type": "object", "description": "a place in the consultation body (1+2+X)",
     "properties": {"person": STR, "person_name": NAME, "role": STR, "scope": STR_OR_NULL,
-                   "source": {"type": "string", "enum": ["directory", "designation", "invitation"]},
-                   "status": {"type": "string", "enum": ["active", "invited", "declined", "replaced"]},
+                   "source": {"type": "string", "enum": list(MEMBER_SOURCES)},
+                   "status": {"type": "string", "enum": list(MEMBER_STATUSES)},
                    "reason_commitment": STR_OR_NULL, "reason": {**STR_OR_NULL, "description": "why declined"}},
     "required": ["person", "role", "scope", "source", "status"],
 }
@@ -52,27 +55,27 @@ OPTION = {
 AMENDMENT = {
     "type": "object",
     "properties": {"id": STR, "option": STR, "proposer": STR, "proposer_name": NAME, **TEXTS,
-                   "status": {"type": "string", "enum": ["pending", "accepted", "rejected"]},
+                   "status": {"type": "string", "enum": list(AMENDMENT_STATUSES)},
                    "reason_commitment": STR_OR_NULL, "reason": STR_OR_NULL},
     "required": ["id", "option", "proposer", "title_commitment", "description_commitment", "status"],
 }
 CONCLUSION = {
     "type": ["object", "null"], "description": "how the deliberation ended; null while it is open",
-    "properties": {"outcome": {"type": "string", "enum": ["vote_needed", "agreed", "no_action"]},
+    "properties": {"outcome": {"type": "string", "enum": list(OUTCOMES)},
                    "options": {"type": "array", "items": {"type": "object", "properties": {"id": STR, **TEXTS},
                                                           "required": ["id"]}},
                    "summary_commitment": STR, "summary": STR_OR_NULL, "reason_commitment": STR_OR_NULL,
                    "reason": STR_OR_NULL, "suggested_rule": STR_OR_NULL, "meeting": STR, "minutes": STR},
     "required": ["outcome", "options", "summary_commitment", "meeting", "minutes"],
 }
-CONSULTATION_STATUS = {"type": "string", "enum": ["open", "concluded"]}
+CONSULTATION_STATUS = {"type": "string", "enum": list(CONSULTATION_STATUSES)}
 CONSULTATION_VIEW = {
     "type": "object", "description": "a consultation: its body, options, amendments, meetings and conclusion",
     "properties": {
         "id": STR, "community": STR, "case": STR,
         "proposal": {**STR_OR_NULL, "description": "null: a topic the party organisation raised itself"},
-        "scope": {"type": "string", "enum": ["community", "compound", "building"]}, "scope_id": STR_OR_NULL,
-        "category": STR, "convened_by": {"type": "string", "enum": ["proposal", "party_committee"]},
+        "scope": {"type": "string", "enum": list(SCOPES)}, "scope_id": STR_OR_NULL,
+        "category": STR, "convened_by": {"type": "string", "enum": list(CONVENED_BY)},
         "title": STR_OR_NULL, "description": STR_OR_NULL, "title_commitment": STR_OR_NULL,
         "body_commitment": STR_OR_NULL, "status": CONSULTATION_STATUS, "convener": STR_OR_NULL,
         "convener_name": NAME, "rules": RULES, "body": {"type": "array", "items": MEMBER},
@@ -92,7 +95,7 @@ CONSULTATION_ROW = {
     "properties": {"id": STR, "community": STR, "case": STR, "proposal": STR_OR_NULL, "scope": STR,
                    "scope_id": STR_OR_NULL, "category": STR, "title_commitment": STR_OR_NULL, "title": STR_OR_NULL,
                    "status": CONSULTATION_STATUS,
-                   "outcome": {"type": ["string", "null"], "enum": ["vote_needed", "agreed", "no_action", None]},
+                   "outcome": {"type": ["string", "null"], "enum": [*OUTCOMES, None]},
                    "opened_at": STR, "concluded_at": STR_OR_NULL},
     "required": ["id", "community", "case", "proposal", "scope", "category", "title", "status", "opened_at"],
 }
@@ -101,8 +104,8 @@ COMMENT = {
     "properties": {
         "id": STR, "consultation": STR, "community": STR, "position": {**COUNT, "description": "posting order"},
         "author": STR, "author_name": NAME, "author_roles": STRINGS,
-        "venue": {"type": "string", "enum": ["public", "body"]},
-        "stance": {"type": "string", "enum": ["for", "against", "neutral", "question"]},
+        "venue": {"type": "string", "enum": list(VENUES)},
+        "stance": {"type": "string", "enum": list(STANCES)},
         "reply_to": STR_OR_NULL, "text_commitment": STR, "text": STR_OR_NULL, "posted_at": STR,
         "edited_at": STR_OR_NULL, "edits": COUNT, "flags": COUNT, "hidden": {"type": "boolean"},
         "hidden_reason_commitment": STR_OR_NULL, "hidden_reason": STR_OR_NULL},
@@ -128,10 +131,10 @@ MEETING_VIEW = {
     "type": "object", "description": "a meeting: notice, agenda, attendance, quorum and its minutes records",
     "properties": {
         "id": STR, "consultation": STR, "case": STR, "starts_at": STR,
-        "mode": {"type": "string", "enum": ["on_site", "online"]}, "place": STR_OR_NULL, "place_commitment": STR,
+        "mode": {"type": "string", "enum": list(MEETING_MODES)}, "place": STR_OR_NULL, "place_commitment": STR,
         "agenda": {"type": "array", "items": STR_OR_NULL}, "agenda_commitments": STRINGS, "secretary": STR,
         "secretary_name": NAME, "notice_days": COUNT,
-        "status": {"type": "string", "enum": ["scheduled", "opened", "closed", "cancelled"]},
+        "status": {"type": "string", "enum": list(MEETING_STATUSES)},
         "attendance": {"type": "array", "items": {"type": "object", "properties": {
             "person": STR, "person_name": NAME, "roles": STRINGS, "recorded_by": STR, "recorded_by_name": NAME},
             "required": ["person", "roles", "recorded_by"]}},
@@ -169,7 +172,7 @@ def _act(c: Call, command: type[RpcCall], **arguments):
 # ---- consultations ------------------------------------------------------------------------------
 @route("GET", C + "/consultations", summary="Consultations of the community", tag=TAG,
        response={"type": "array", "items": CONSULTATION_ROW},
-       query={"status": {"type": "string", "enum": ["open", "concluded"]}})
+       query={"status": {"type": "string", "enum": list(CONSULTATION_STATUSES)}})
 def list_consultations(c: Call):
     return c.send(deliberation.ListConsultations(community=c.community, status=c.query.get("status")))
 
@@ -177,7 +180,7 @@ def list_consultations(c: Call):
 @route("POST", C + "/consultations", summary="Open a consultation on a topic the party organisation raises",
        tag=TAG, response=CREATED, roles=("party_lead", "community_worker"), status=201,
        body=S.obj(["title", "description", "scope", "category"], title=S.text(200), description=S.text(10000),
-                  scope={"type": "string", "enum": ["community", "compound", "building"]},
+                  scope={"type": "string", "enum": list(SCOPES)},
                   scope_id=S.uuid_str(nullable=True), category=S.text(40)))
 def open_consultation(c: Call):
     b = c.body
@@ -199,7 +202,7 @@ def designate_convener(c: Call):
 
 @route("POST", CONSULTATION + "/invitations", summary="Invite a relevant party into the body (the convener)",
        tag=TAG, response=CONSULTATION_VIEW, status=201,
-       body=S.obj(["person", "role"], person=S.uuid_str(), role={"type": "string", "enum": ROLES_INVITED}))
+       body=S.obj(["person", "role"], person=S.uuid_str(), role={"type": "string", "enum": list(INVITED_ROLES)}))
 def invite(c: Call):
     return _act(c, deliberation.Invite, consultation=c.params["consultation"], person=c.body["person"],
                 role=c.body["role"])
@@ -207,8 +210,8 @@ def invite(c: Call):
 
 @route("POST", CONSULTATION + "/invitation-answers", summary="Accept or decline your invitation into the body",
        tag=TAG, response=CONSULTATION_VIEW,
-       body=S.obj(["role", "accept"], role={"type": "string", "enum": ROLES_INVITED}, accept={"type": "boolean"},
-                  reason=REASON))
+       body=S.obj(["role", "accept"], role={"type": "string", "enum": list(INVITED_ROLES)},
+                  accept={"type": "boolean"}, reason=REASON))
 def answer_invitation(c: Call):
     return _act(c, deliberation.AnswerInvitation, consultation=c.params["consultation"], role=c.body["role"],
                 accept=c.body["accept"], reason=c.body.get("reason"))
@@ -226,8 +229,8 @@ def comments(c: Call):
 @route("POST", CONSULTATION + "/comments", summary="Comment with a stance, or reply to a comment", tag=TAG,
        response=COMMENT_VIEW, status=201,
        body=S.obj(["text", "stance"], text=S.text(5000),
-                  stance={"type": "string", "enum": ["for", "against", "neutral", "question"]},
-                  venue={"type": "string", "enum": ["public", "body"],
+                  stance={"type": "string", "enum": list(STANCES)},
+                  venue={"type": "string", "enum": list(VENUES),
                          "description": "body: a session of the consultation body, members only"},
                   reply_to=S.uuid_str(nullable=True)))
 def post_comment(c: Call):
@@ -300,7 +303,7 @@ def finalise_options(c: Call):
        summary="Schedule a meeting with the notice the community's rule requires (the convener)", tag=TAG,
        response=MEETING_VIEW, status=201,
        body=S.obj(["starts_at", "mode", "place", "agenda", "secretary"], starts_at=S.when(False),
-                  mode={"type": "string", "enum": ["on_site", "online"]}, place=S.text(500),
+                  mode={"type": "string", "enum": list(MEETING_MODES)}, place=S.text(500),
                   agenda={"type": "array", "items": S.text(500), "minItems": 1, "maxItems": 30},
                   secretary=S.uuid_str()))
 def schedule_meeting(c: Call):
@@ -327,7 +330,7 @@ def sign_in(c: Call):
        summary="Hold the meeting: checks the required roles and the quorum (the convener); with "
                "?concluding=true also the roles a conclusion requires, named if absent", tag=TAG,
        response=MEETING_VIEW,
-       query={"concluding": {"type": "string", "enum": ["true", "false"]}})
+       query={"concluding": S.query_flag()})
 def open_meeting(c: Call):
     return _act(c, deliberation.OpenMeeting, meeting=c.params["meeting"],
                 concluding=c.query.get("concluding") == "true")
@@ -382,7 +385,7 @@ def correct_minutes(c: Call):
        summary="Conclude at a held meeting: vote_needed (to the decision stage), agreed or no_action (the case "
                "ends), the last two with a reason", tag=TAG, response=CONSULTATION_VIEW,
        body=S.obj(["outcome", "summary", "meeting"],
-                  outcome={"type": "string", "enum": ["vote_needed", "agreed", "no_action"]},
+                  outcome={"type": "string", "enum": list(OUTCOMES)},
                   summary=S.text(10000), meeting=S.uuid_str(), reason=S.text(5000),
                   suggested_rule={"type": "string", "enum": sorted(PRESET_FUNCTIONS)}))
 def conclude(c: Call):

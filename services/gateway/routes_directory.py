@@ -28,12 +28,13 @@ CREATED = {"type": "object", "required": ["id"], "properties": {"id": ID}}
 REVOKED = {"type": "object", "required": ["id", "revoked"], "properties": {"id": ID, "revoked": {"const": True}}}
 DAYS = {"type": "integer", "minimum": 0}
 FRACTION = {"type": "string", "description": "a fraction written as a string, like '2/3'"}
-THRESHOLD = {"type": "object", "properties": {"unit": {"type": "string", "enum": ["residents", "households"]},
-                                              "count": {"type": "integer"}, "share": FRACTION}}
+THRESHOLD = {"type": "object", "properties": {
+    "unit": {"type": "string", "enum": list(communities.THRESHOLD_UNITS)}, "count": {"type": "integer"},
+    "share": FRACTION}}
 RULES = {"type": "object", "description": "rule settings (services/communities/domain.py DEFAULT_RULES)",
          "properties": {
              "categories": {"type": "array", "items": {"type": "string"}},
-             "support_per": {"type": "string", "enum": ["resident", "household"]},
+             "support_per": {"type": "string", "enum": list(communities.SUPPORT_PER)},
              "support_window_days": DAYS,
              "support_threshold": {"type": "object", "properties": {
                  "community": THRESHOLD, "compound": THRESHOLD, "building": THRESHOLD}},
@@ -46,8 +47,8 @@ PENDING_RULE_CHANGE = {"type": "object", "required": ["id", "settings", "propose
     "id": ID, "settings": dict(RULES, description="the settings changed"), "proposed_by": {"type": "string"},
     "proposed_at": TIME}}
 RULE_CHANGE = {"type": "object", "required": ["id", "status", "settings", "proposed_by"], "properties": {
-    **PENDING_RULE_CHANGE["properties"], "status": {"type": "string", "enum": ["proposed", "confirmed", "withdrawn"]},
-    "confirmed_by": {"type": "string"},
+    **PENDING_RULE_CHANGE["properties"],
+    "status": {"type": "string", "enum": list(communities.RULE_CHANGE_STATUSES)}, "confirmed_by": {"type": "string"},
     "rules": dict(RULES, description="the whole rule set: in force (confirmed), or as it stands (proposed)")}}
 LISTED_COMMUNITY = {"type": "object", "required": ["id", "name"], "properties": {
     "id": ID, "name": {"type": "string"}, "created_at": TIME_OR_NULL}}
@@ -389,8 +390,7 @@ def import_csv(c: Call):
 NEEDS_FROM = every_service.STAGES_WITH_NEEDS
 NEEDS_WAIT_S = 5.0  # one stage that is down costs the home page this, not the RPC timeout
 NEED = {"type": "object", "required": ["kind", "stage", "id", "path"], "properties": {
-    "kind": {"type": "string", "enum": ["support", "screen", "discuss", "attend", "sign", "vote", "configure",
-                                        "evaluate", "task", "run"]},
+    "kind": {"type": "string", "enum": list(every_service.NEED_KINDS)},
     "stage": {"type": "string", "enum": list(NEEDS_FROM)}, "id": {"type": "string"},
     "title": {"type": ["string", "null"]}, "due": {"type": ["string", "null"]},
     "path": {"type": "string", "description": "the page of the object, under /communities/{community}/"},

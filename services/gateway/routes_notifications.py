@@ -3,7 +3,7 @@ the delivery record (who was told what, when, through which channel)."""
 from __future__ import annotations
 
 from services.contracts import notifications
-from services.contracts.notifications import CHANNELS, DIGESTS, LANGS
+from services.contracts.notifications import CHANNELS, DELIVERY_STATUSES, DIGESTS, LANGS
 
 from . import schema as S
 from .router import Call, route
@@ -49,7 +49,7 @@ DELIVERY = {"type": "object", "required": ["id", "notice", "type", "recipient", 
                 "id": ID, "notice": {"type": "string"}, "type": {"type": "string"}, "about_event": ID,
                 "case": CASE, "recipient": {"type": "string"}, "capacity": {"type": "string"},
                 "channel": {"type": "string", "enum": list(CHANNELS)}, "endpoint": {"type": ["string", "null"]},
-                "status": {"type": "string", "enum": ["planned", "delivered", "failed"]},
+                "status": {"type": "string", "enum": list(DELIVERY_STATUSES)},
                 "attempts": {"type": "integer"}, "planned_at": TIME, "settled_at": TIME_OR_NULL,
                 "failure": {"type": ["string", "null"]}, "next_attempt_at": TIME,
                 "message_commitment": {"type": ["string", "null"]}}}
@@ -68,7 +68,7 @@ def put_my_preferences(c: Call):
 
 
 @route("GET", C + "/me/inbox", summary="My messages, newest first, with the unread count", tag=TAG,
-       query={"unread": {"type": "string", "enum": ["true", "false"]}, **PAGE},
+       query={"unread": S.query_flag(), **PAGE},
        response=INBOX)
 def my_inbox(c: Call):
     q = c.query
@@ -117,7 +117,7 @@ def remove_webhook(c: Call):
 @route("GET", C + "/notifications/deliveries", summary="The delivery record: who was told what, when and how "
                                                        "(planned, delivered, failed)", tag=TAG,
        roles=MANAGERS + ("auditor",),
-       query={"status": {"type": "string", "enum": ["planned", "delivered", "failed"]}, "case": S.uuid_str(),
+       query={"status": {"type": "string", "enum": list(DELIVERY_STATUSES)}, "case": S.uuid_str(),
               "about_event": S.uuid_str(), "recipient": S.text(64), **PAGE},
        response={"type": "array", "items": DELIVERY})
 def notification_deliveries(c: Call):
@@ -131,7 +131,7 @@ def notification_deliveries(c: Call):
                                                      "one, of one channel if given), once the cause is fixed",
        tag=TAG, roles=MANAGERS,
        body=S.obj([], deliveries={"type": "array", "minItems": 1, "maxItems": 1000, "items": S.uuid_str()},
-                  channel={"type": "string", "enum": ["inbox", "email", "webhook"]}),
+                  channel={"type": "string", "enum": list(CHANNELS)}),
        response={"type": "object", "required": ["retried", "count"], "properties": {
            "retried": {"type": "array", "items": ID, "description": "the deliveries sent again"},
            "count": {"type": "integer"}}})

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.contracts import proposals
-from services.contracts.proposals import BODY_MAX, REASON_MAX, SCOPES, STATUSES, TITLE_MAX
+from services.contracts.proposals import BODY_MAX, REASON_MAX, SCOPES, SCREENED, STATUSES, TITLE_MAX
 
 from . import schema as S
 from .router import Call, route
@@ -15,7 +15,7 @@ P = C + "/proposals/{proposal}"
 STRING = {"type": "string"}
 MAYBE = {"type": ["string", "null"]}
 MAYBE_INT = {"type": ["integer", "null"]}
-STATUS = {"type": "string", "enum": [*STATUSES, "screened"]}
+STATUS = {"type": "string", "enum": [*STATUSES, SCREENED]}
 # One proposal as listed: the read model's row, its count in the threshold's unit; null until collection opens
 # (unit, threshold, deadline, ...) or while a text is erased (title). The gateway adds `author_name`.
 SUMMARY_FIELDS = {

@@ -229,6 +229,14 @@ def uuid_str(nullable: bool = False) -> dict:
     return {"type": ["string", "null"], "format": "uuid"} if nullable else s
 
 
+# A yes/no query parameter, spelt as a query string does (the route compares it with "true").
+QUERY_FLAG = ("true", "false")
+
+
+def query_flag() -> dict:
+    return {"type": "string", "enum": list(QUERY_FLAG)}
+
+
 def decimal() -> dict:
     return {"type": "string", "format": "decimal", "pattern": DECIMAL, "maxLength": 30}
 

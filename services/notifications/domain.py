@@ -25,6 +25,7 @@ from services.common.errors import Conflict, InvalidInput
 from services.common.ids import as_uuid
 from services.contracts.notifications import (  # noqa: F401 - the contract owns what the gateway shares
     CHANNELS, DAILY, DIGESTS, EMAIL, IMMEDIATE, INBOX, LANGS, WEBHOOK,
+    DELIVERED, FAILED, PLANNED,
 )
 
 # ---- channels and preferences ----------------------------------------------------------------
@@ -407,9 +408,6 @@ def split_message(text: str | None) -> tuple[str | None, str | None]:
 
 
 # ---- the delivery: one notice to one person through one channel ----------------------------------
-PLANNED, DELIVERED, FAILED = "planned", "delivered", "failed"
-
-
 def delivery_id(notice: str, recipient: str, channel: str, endpoint: str | None = None) -> uuid.UUID:
     return derived_id("delivery", notice, recipient, channel, endpoint or "")
 

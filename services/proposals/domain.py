@@ -25,11 +25,10 @@ from services.common import clock
 from services.common.aggregate import Aggregate, derived_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.contracts.proposals import (  # noqa: F401 - the contract owns what the gateway shares
-    BODY_MAX, COLLECTING, DRAFT, EXPIRED, INADMISSIBLE, MERGED, QUALIFIED, REASON_MAX, SCOPES, STATUSES, SUBMITTED,
-    TITLE_MAX, WITHDRAWN,
+    BODY_MAX, COLLECTING, DRAFT, EXPIRED, INADMISSIBLE, MERGED, QUALIFIED, REASON_MAX, SCOPES, SCREENED, STATUSES,
+    SUBMITTED, TITLE_MAX, WITHDRAWN,
 )
 
-SCREENED = "screened"  # admissible; collection opens in the same command, so it is never stored alone
 SYSTEM = "system"  # the author of a follow-up the platform raises on the residents' behalf
 
 
