@@ -13,12 +13,18 @@ the node id itself instead.
 """
 from __future__ import annotations
 
+import json
 import re
+import sys
+from pathlib import Path
 
 from xdist.scheduler.loadscope import LoadScopeScheduling
 
 BACKENDS = ("sqlite", "postgres")
 _PARAMS = re.compile(r"\[(.*)\]$")
+# Seconds each unit took in a CI run (`python -m tests.xdist_groups TIMELOG` writes it).
+DURATIONS = Path(__file__).with_name("durations.json")
+SECONDS_PER_UNKNOWN_TEST = 2.0
 
 
 def group_of(nodeid: str) -> str:
@@ -32,11 +38,49 @@ def group_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def load_durations(path: Path = DURATIONS) -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def by_expected_time(units: dict[str, dict], durations: dict[str, float]) -> list[str]:
+    """The units, longest expected first (a unit not in `durations`: its tests at a guess each).
+    Longest first is what keeps two workers finishing together: xdist's own order (most tests
+    first) left the single-test files for last, among them the cluster test, whose two to five
+    minutes then ran alone at the end of the run."""
+    return sorted(units, key=lambda u: -durations.get(u, SECONDS_PER_UNKNOWN_TEST * len(units[u])))
+
+
+def durations_from_timelog(lines) -> dict[str, float]:
+    """Seconds per unit from a CONSULT_TEST_TIMELOG (one `end <seconds> <nodeid>` line per test)."""
+    out: dict[str, float] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 5 and parts[2] == "end":
+            unit = group_of(parts[4])
+            out[unit] = round(out.get(unit, 0.0) + float(parts[3]), 1)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 class BackendScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling (largest unit first, the rest as workers free up) with our units."""
+    """xdist's scope scheduling with our units, handed out longest expected first (the durations
+    of a CI run, tests/durations.json), the rest as workers free up."""
+
+    _ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid)
+
+    def _assign_work_unit(self, node) -> None:
+        if not self._ordered:  # the queue is complete when the first unit is handed out
+            self._ordered = True
+            order = by_expected_time(self.workqueue, load_durations())
+            units = dict(self.workqueue)
+            self.workqueue.clear()
+            self.workqueue.update((u, units[u]) for u in order)
+        super()._assign_work_unit(node)
 
     def remove_node(self, node):
         """A worker went down. xdist's scope scheduling puts its unfinished unit back *including*
@@ -61,3 +105,10 @@ class BackendScheduling(LoadScopeScheduling):
             for scope in [s for s, unit in self.workqueue.items() if all(unit.values())]:
                 del self.workqueue[scope]
         return reported
+
+
+if __name__ == "__main__":  # python -m tests.xdist_groups TIMELOG: refresh tests/durations.json
+    with open(sys.argv[1], encoding="utf-8") as f:
+        found = durations_from_timelog(f)
+    DURATIONS.write_text(json.dumps(found, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{len(found)} units, {sum(found.values()):.0f} s in all, written to {DURATIONS}")
