@@ -16,7 +16,10 @@ from services.common import config, registry  # noqa: E402
 from services.contracts import communities  # noqa: E402
 
 from . import dlq, up  # noqa: E402
-from .rpc import CliError, Rpc, operator  # noqa: E402
+from .rpc import CliError, Rpc, operator, refused  # noqa: E402
+
+IMPORT_WAIT_S = 15.0  # an import is waited for this long in one call, then its job is read
+IMPORT_POLL_S = 2.0
 
 # Stage services add their own commands: a module with register(subparsers), declared in the registry.
 EXTENSIONS = registry.CLI_PLUGINS
@@ -163,7 +166,15 @@ def cmd_directory_import(args) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{args.file} is not UTF-8 text") from None
     with Rpc() as rpc:
-        result = rpc.send(communities.ImportCsv(actor=operator(), community=args.community, text=text))
+        job = rpc.send(communities.StartImport(actor=operator(), community=args.community, text=text, wait=IMPORT_WAIT_S))
+        started = time.monotonic()
+        while job["status"] == communities.IMPORT_RUNNING:  # a large file: the import runs on as a job
+            print(f"importing {job['lines']} rows of {args.file} ({time.monotonic() - started:.0f} s)...", file=sys.stderr)
+            time.sleep(IMPORT_POLL_S)
+            job = rpc.send(communities.ImportStatus(community=args.community, job=job["id"]))
+    if job["status"] != communities.IMPORT_DONE:  # refused (the file's errors by line), or interrupted
+        raise refused(job["problem"])
+    result = job["result"]
     people = result["people"]
     print(f"imported {result['households']} households from {args.file} "
           f"({result['households_unchanged']} already in the directory as the file says); "

@@ -53,12 +53,17 @@ class Rpc:
         try:
             return unwrap(reply)
         except DomainError as exc:
-            problem = exc.to_problem()
-            lines = [problem.get("detail") or problem.get("title")]
-            for err in problem.get("errors", [])[1:] if problem.get("errors") else []:
-                if "line" in err:
-                    lines.append(f"line {err['line']}: {err['message']}")
-            raise CliError("\n".join(lines)) from None
+            raise refused(exc.to_problem()) from None
+
+
+def refused(problem: dict) -> CliError:
+    """A refusal (a problem, as a service answers it) as the CLI says it: its detail, and each
+    line of a file it names (an import's errors)."""
+    lines = [problem.get("detail") or problem.get("title")]
+    for err in problem.get("errors", [])[1:] if problem.get("errors") else []:
+        if "line" in err:
+            lines.append(f"line {err['line']}: {err['message']}")
+    return CliError("\n".join(lines))
 
 
 def operator() -> str:

@@ -73,7 +73,10 @@ class DirectoryApp(StageApplication):
     name = "communities"
 
     def __init__(self, settings, engine: sa.Engine):
+        from .imports import Imports
+
         super().__init__(settings, "communities", engine, project_envelope, cache_size=5000)
+        self.imports = Imports(self, engine)  # CSV imports, as jobs
 
     # ---- loading with tenancy ---------------------------------------------------------
     def _load(self, cls, agg_id, field: str):

@@ -150,8 +150,13 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @command
-    def import_csv(self, actor, community, text):
-        return self.app.import_csv(actor, community, text)
+    def start_import(self, actor, community, text, wait=0.0):
+        return self.app.imports.start(actor, community, text, wait)
+
+    @rpc
+    @command
+    def import_status(self, community, job):
+        return self.app.imports.status(community, job)
 
     # credentials ---------------------------------------------------------------------------
     @rpc

@@ -94,3 +94,20 @@ owner_key_secrets = sa.Table(
     sa.Column("community", sa.String(36), primary_key=True),
     sa.Column("secret", sa.String(64), nullable=False),
 )
+# Directory imports run as jobs (imports.py): one row per (community, file hash), with how the
+# last run of that file went. `heartbeat` is wall-clock seconds: a running job writes it every
+# few seconds, and one that stopped writing it died with its process.
+import_jobs = sa.Table(
+    "dir_import_jobs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # derived from the community and the file's hash
+    sa.Column("community", sa.String(36), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("result", sa.Text),
+    sa.Column("problem", sa.Text),
+)

@@ -189,11 +189,26 @@ class ErasureStatus(RpcCall):
     person: str
 
 
-@rpc_call(SOURCE, "import_csv")
-class ImportCsv(RpcCall):
+# A directory import's job (services/communities/imports.py): running, then done (its result),
+# failed (its problem: the file's errors by line, or a conflict) or interrupted (run it again).
+IMPORT_RUNNING, IMPORT_DONE, IMPORT_FAILED, IMPORT_INTERRUPTED = "running", "done", "failed", "interrupted"
+IMPORT_STATUSES = (IMPORT_RUNNING, IMPORT_DONE, IMPORT_FAILED, IMPORT_INTERRUPTED)
+
+
+@rpc_call(SOURCE, "start_import")
+class StartImport(RpcCall):
+    """Start importing a CSV file (or find its job: same community, same bytes) and wait up to
+    `wait` seconds for it to end; answers the job."""
     actor: str
     community: str
     text: str
+    wait: float = 0.0
+
+
+@rpc_call(SOURCE, "import_status")
+class ImportStatus(RpcCall):
+    community: str
+    job: str
 
 
 @rpc_call(SOURCE, "issue_token")

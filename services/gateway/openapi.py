@@ -65,6 +65,7 @@ def _build() -> dict:
                     "description": "the file", "content": {m: {"schema": {"type": "string", "format": "binary"}}
                                                            for m in r.produces}},
                 **({"304": {"description": "not modified (If-None-Match names its ETag)"}} if r.produces else {}),
+                **{str(status): _success(status, schema) for status, schema in r.also.items()},
                 "default": {"description": "a problem", "content": {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
             },

@@ -40,7 +40,7 @@ PROBLEM = "application/problem+json"
 # Path parameters by name: every id in the API is a UUID but an evidence file's SHA-256.
 ID_PARAMETERS = frozenset({
     "amendment", "ballot", "case", "change", "comment", "community", "consultation", "delivery", "household",
-    "invitation", "meeting", "message", "minutes", "objection", "option", "person", "plan", "proposal", "task",
+    "invitation", "job", "meeting", "message", "minutes", "objection", "option", "person", "plan", "proposal", "task",
     "token", "webhook"})
 SHA256 = "^[0-9a-f]{64}$"
 
@@ -89,6 +89,9 @@ class Route:
     max_body: int = MAX_BODY
     response: dict | None = None
     produces: tuple[str, ...] = ()  # media types of a route that answers with a file (a Raw), not JSON
+    # Further success answers, status -> response schema: a handler returns (status, body) for them
+    # (an import not done within its wait is answered 202 with its job).
+    also: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Schemas are normalised and compiled once, here, when the route registers at start.

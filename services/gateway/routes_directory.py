@@ -1,13 +1,15 @@
 """Directory, sign-in and credential routes."""
 from __future__ import annotations
 
+import json
+
 from services.common.erasure import ERASING
-from services.common.errors import Forbidden, Unavailable
+from services.common.errors import Forbidden, Unavailable, from_problem
 from services.contracts import communities, every_service
 
 from . import schema as S
 from .auth_cache import CACHE
-from .router import PUBLIC, Call, route
+from .router import JSON, PUBLIC, Call, Raw, route
 
 TAG = "directory"
 MANAGERS = ("community_worker", "party_lead")
@@ -377,10 +379,56 @@ def revoke_invitation(c: Call):
                                                invitation=c.params["invitation"]))
 
 
-@route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing)",
-       tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000, response=IMPORTED)
+IMPORT_WAIT_S = 10.0  # an import not done within this is answered 202 with its job
+IMPORT_JOB = {"type": "object", "required": ["id", "status", "lines", "started_at"], "properties": {
+    "id": S.uuid_str(), "community": S.uuid_str(), "status": {"type": "string", "enum": list(communities.IMPORT_STATUSES)},
+    "sha256": {"type": "string"}, "lines": {"type": "integer", "description": "the file's rows after its header"},
+    "actor": {"type": "string"}, "started_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
+    "result": {"oneOf": [IMPORTED, {"type": "null"}], "description": "once done: what was imported"},
+    "problem": {"type": ["object", "null"], "description": "once failed or interrupted: why (as problem+json)"}},
+    "description": "a CSV import run as a job, named by the community and the file's SHA-256: posting the same "
+                   "file while it runs finds that run; once it has ended, the file runs again (changing nothing "
+                   "that is already so)"}
+
+
+def _wait_asked(headers: dict) -> float:
+    """RFC 7240: `Prefer: respond-async` answers at once with the job; `Prefer: wait=N` waits up to
+    N seconds (at most IMPORT_WAIT_S) for the import to end."""
+    wait = IMPORT_WAIT_S
+    for preference in (headers.get("prefer") or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "respond-async":
+            wait = 0.0
+        elif name.strip().lower() == "wait" and value.strip().isdigit():
+            wait = min(wait, float(value.strip()))
+    return wait
+
+
+@route("POST", C + "/directory/import", summary="Import households and owners from CSV (all or nothing): "
+       "201 with what was imported, or 202 with the import's job when it takes longer (`Prefer: wait=N`, "
+       "`Prefer: respond-async`); read the job at its `Location` until it is done",
+       tag=TAG, roles=MANAGERS, status=201, content_type="text/csv", max_body=5_000_000, response=IMPORTED,
+       also={202: IMPORT_JOB})
 def import_csv(c: Call):
-    return c.send(communities.ImportCsv(actor=c.actor, community=c.community, text=c.body))
+    job = c.send(communities.StartImport(actor=c.actor, community=c.community, text=c.body,
+                                         wait=_wait_asked(c.headers)))
+    return _import_answer(job, c)
+
+
+def _import_answer(job: dict, c: Call):
+    if job["status"] == communities.IMPORT_DONE:
+        return 201, job["result"]
+    if job["status"] == communities.IMPORT_RUNNING:
+        return Raw(202, json.dumps(job, ensure_ascii=False).encode("utf-8"), JSON,
+                   {"Location": f"/api/v1/communities/{c.community}/directory/imports/{job['id']}"})
+    raise from_problem(job["problem"])  # the file's errors by line (422), a conflict, or "not now" (503)
+
+
+@route("GET", C + "/directory/imports/{job}", summary="A CSV import's job: running, done (with what was imported), "
+       "failed (why, as the import answers it) or interrupted (post the file again)", tag=TAG, roles=MANAGERS,
+       response=IMPORT_JOB)
+def import_job(c: Call):
+    return c.send(communities.ImportStatus(community=c.community, job=c.params["job"]))
 
 
 

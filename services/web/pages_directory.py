@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from services.contracts.communities import IMPORT_DONE, IMPORT_RUNNING
+
 from .api import ApiError
 from .app import Ctx, Refused, page
 from .pages_case import WORKERS, field, needs
@@ -345,16 +347,38 @@ def import_page(ctx: Ctx, community: str):
         values["problem"] = ctx.t("Choose a CSV file or paste its text.")
         return ctx.render("directory_import.html", status=422, **values)
     try:
-        # a large file can take longer than a page's usual API call
-        values["result"] = ctx.api.post_raw(ctx.c("/directory/import"), text.encode("utf-8"),
-                                            "text/csv; charset=utf-8", timeout=120)
+        # The gateway waits some seconds for the import; a larger file is answered with its job (202).
+        answer = ctx.api.post_raw(ctx.c("/directory/import"), text.encode("utf-8"), "text/csv; charset=utf-8",
+                                  timeout=60)
     except ApiError as exc:
         if exc.status not in (400, 409, 413, 415, 422):
             raise
-        rows = exc.problem.get("errors")
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) and "line" in r for r in rows):
-            values["rows"] = [{"line": r["line"], "message": row_problem(ctx, str(r.get("message") or ""))}
-                              for r in sorted(rows, key=lambda r: r["line"])]
-        values["problem"] = exc.problem.get("detail") or exc.problem.get("title") or ctx.t("The platform refused this.")
+        _refusal(ctx, exc.problem, values)
         return ctx.render("directory_import.html", status=exc.status, **values)
+    if isinstance(answer, dict) and answer.get("status") == IMPORT_RUNNING:
+        return ctx.redirect(f"/communities/{community}/directory/imports/{answer['id']}")
+    values["result"] = answer
     return ctx.render("directory_import.html", status=201, **values)
+
+
+def _refusal(ctx: Ctx, problem: dict, values: dict) -> None:
+    """What the page says about a refused file: each bad row, else the problem's words."""
+    rows = problem.get("errors")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) and "line" in r for r in rows):
+        values["rows"] = [{"line": r["line"], "message": row_problem(ctx, str(r.get("message") or ""))}
+                          for r in sorted(rows, key=lambda r: r["line"])]
+    values["problem"] = problem.get("detail") or problem.get("title") or ctx.t("The platform refused this.")
+
+
+@page("/communities/<community>/directory/imports/<job>")
+def import_job_page(ctx: Ctx, community: str, job: str):
+    """A large file's import, while it runs (the page reloads itself every few seconds) and once it
+    has ended: what was imported, or why nothing was."""
+    needs(ctx, *WORKERS)
+    found = ctx.api.get(ctx.c(f"/directory/imports/{job}"))
+    values = {"job": found, "rows": None, "problem": None, "result": None}
+    if found["status"] == IMPORT_DONE:
+        values["result"] = found["result"]
+    elif found["status"] != IMPORT_RUNNING:
+        _refusal(ctx, found.get("problem") or {}, values)
+    return ctx.render("directory_import_job.html", **values)

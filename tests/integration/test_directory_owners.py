@@ -104,3 +104,50 @@ def test_a_name_repeated_without_keys_is_refused_with_its_lines_and_nothing_impo
     path.with_name("keyed.csv").write_text(keyed, encoding="utf-8")
     out = platform.cli("directory", "import", str(path.with_name("keyed.csv")), "--community", c["id"])
     assert "0 owners created, 4 matched" in out.stdout and "王伟" in out.stdout
+
+
+def _job(platform, c, location: str) -> dict:
+    """Read an import's job until it has ended."""
+    found: dict = {}
+
+    def ended() -> bool:
+        found.update(platform.api("GET", location, c["token"], expect=200).json())
+        return found["status"] != "running"
+
+    wait_for(ended, timeout=60, message="the import's job to end")
+    return found
+
+
+def test_an_import_answered_as_a_job_is_read_at_its_location_until_done(platform):
+    """`Prefer: respond-async` (what a file too large for the gateway's wait gets anyway): 202 with
+    the job and its Location; the job reads running, then done with what was imported. A refused
+    file's job says why, by line; a resident may not read a job; nor may another community."""
+    c = platform.new_community()
+    base = f"/api/v1/communities/{c['id']}/directory"
+    resp = platform.api("POST", base + "/import", c["token"], data=FILE.encode(),
+                        headers={"Content-Type": "text/csv", "Prefer": "respond-async"})
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert job["status"] in ("running", "done") and job["lines"] == 4
+    assert resp.headers["Location"] == f"{base}/imports/{job['id']}"
+    done = _job(platform, c, resp.headers["Location"])
+    assert done["status"] == "done" and done["result"]["households"] == 4 and done["finished_at"]
+    assert len(done["result"]["people"]["created"]) == 3  # 张伟 twice with one key (spaces and hyphens aside)
+    assert len(platform.api("GET", base, c["token"], expect=200).json()["households"]) == 4
+    # The same file, waited for (the default): run again, it changes nothing and says so.
+    again = _import(platform, c, FILE, expect=201).json()
+    assert (again["households"], again["households_unchanged"], again["events"]) == (0, 4, 0)
+
+    bad = FILE.replace("50,王伟,京(2019)不动产权第0001号", "abc,王伟,京(2019)不动产权第0001号")
+    resp = platform.api("POST", base + "/import", c["token"], data=bad.encode(),
+                        headers={"Content-Type": "text/csv", "Prefer": "respond-async"}, expect=202)
+    failed = _job(platform, c, resp.headers["Location"])
+    assert failed["status"] == "failed" and failed["problem"]["status"] == 422
+    assert [e["line"] for e in failed["problem"]["errors"]] == [2]
+
+    other = platform.new_community("another")
+    gone = platform.api("GET", f"/api/v1/communities/{other['id']}/directory/imports/{job['id']}", other["token"])
+    assert gone.status_code == 404, "a job is found in its own community only"
+    resident = platform.rpc("communities", "register_person", "tests", c["id"], "居民", True, None, None)["id"]
+    token = platform.rpc("communities", "issue_token", c["id"], resident, 1, "tests")["token"]
+    assert platform.api("GET", resp.headers["Location"], token).status_code == 403

@@ -205,6 +205,46 @@ def test_a_good_csv_imports_and_the_directory_lists_it(world, browser):
         worker.close()
 
 
+def test_a_large_files_import_job_has_its_page_while_it_runs_and_when_it_has_ended(world, browser):
+    """A file too large for the gateway's wait is answered with its job, and the import page sends the
+    worker to the job's page (zh-CN): it says the file is being imported until it is, then what was
+    imported; a refused file's job lists its bad rows. Here the jobs are made as any client would
+    (`Prefer: respond-async`), so no test has to wait for a file that large."""
+    worker = Visitor(browser, world, "worker", "zh-CN", Shots("zh-directory-import-job")).sign_in()
+    base = f"/api/v1/communities/{world.community}/directory/import"
+    text = GOOD_CSV.replace("8号院坝", "9号院坝")
+    try:
+        resp = world.p.api("POST", base, world.tokens["worker"], data=text.encode(),
+                           headers={"Content-Type": "text/csv", "Prefer": "respond-async", "Accept-Language": None},
+                           expect=202)
+        job = resp.json()["id"]
+        worker.goto(worker.c(f"/directory/imports/{job}"))
+
+        def shown() -> bool:
+            if worker.page.locator("#running").count():
+                assert "正在导入该文件" in worker.page.locator("#running").inner_text()
+                worker.page.locator("#check-again").click()  # what the worker does: look again
+                return False
+            return worker.page.locator("#imported").count() == 1
+
+        wait_for(shown, timeout=60, interval=0.5, message="the job's page to say the file is imported")
+        worker.check("import-job-done")
+        assert worker.page.locator("#units-added").inner_text() == "3"
+        assert "孙二" in worker.page.locator("#imported").inner_text()
+
+        bad = text.replace("101,80.5,", "101,abc,")
+        resp = world.p.api("POST", base, world.tokens["worker"], data=bad.encode(),
+                           headers={"Content-Type": "text/csv", "Prefer": "respond-async"}, expect=202)
+        wait_for(lambda: world.p.api("GET", resp.headers["Location"], world.tokens["worker"]).json()["status"]
+                 == "failed", timeout=60, message="the refused file's job to end")
+        worker.page.goto(world.web + worker.c(f"/directory/imports/{resp.json()['id']}"))
+        worker.check("import-job-refused")
+        rows = worker.page.locator(".bad-rows li").all_inner_texts()
+        assert len(rows) == 1 and rows[0].startswith("第 2 行"), rows
+    finally:
+        worker.close()
+
+
 def test_a_resident_gets_the_403_page_for_the_directory_pages_and_nothing_is_recorded(world, browser):
     zhang = Visitor(browser, world, "Zhang", "zh-CN", Shots("zh-CN-directory-roles")).sign_in()
     try:

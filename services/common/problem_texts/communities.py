@@ -35,6 +35,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                                                            ZH: "不能在社区内授予平台管理员角色"},
     "communities.unknown_role_roles": {EN: "unknown role {role}; roles are: {roles}",
                                        ZH: "未知角色 {role}；可用的角色有：{roles}"},
+    "communities.import_not_found": {EN: "no import {job} in this community", ZH: "本社区没有导入任务 {job}"},
+    "communities.import_failed_logged": {EN: "the import stopped on an unexpected error, written to the operator's log; "
+                                             "nothing of the file was recorded",
+                                         ZH: "导入因意外错误中止，详情已写入运维日志；该文件的内容均未记录"},
     "communities.another_import_recorded_some": {EN: "another import recorded some of these owners at "
                                                      "the same moment: import the file again (it will "
                                                      "find them)",

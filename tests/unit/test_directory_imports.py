@@ -1,0 +1,118 @@
+"""Directory imports as jobs (services/communities/imports.py), on SQLite without nameko: a file is
+waited for and answered, or left running and read later; the same file finds its job; a refusal, an
+interruption and a dead process each say so, and the same file then runs again."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from services.common.errors import NotFound
+from services.communities import imports, tables
+from services.contracts.communities import IMPORT_DONE, IMPORT_FAILED, IMPORT_INTERRUPTED, IMPORT_RUNNING
+from tests.unit.test_directory_app import HEADER, OPERATOR, app  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.timeout(60)
+
+FILE = HEADER + "院,2栋,101,50,王伟,K1,2020-01-01\n院,2栋,102,70,李娜,K2,2020-01-01\n"
+
+
+def _wait_until_ended(app, community: str, job: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = app.imports.status(community, job)
+        if found["status"] != IMPORT_RUNNING or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_small_file_is_answered_done_and_the_same_file_runs_again_changing_nothing(app):  # noqa: F811
+    c = app.create_community(OPERATOR, "S")
+    job = app.imports.start(OPERATOR, c, FILE, wait=10)
+    assert job["status"] == IMPORT_DONE and job["lines"] == 2 and job["problem"] is None
+    assert job["result"]["households"] == 2 and len(job["result"]["people"]["created"]) == 2
+    head = app.head()
+    again = app.imports.start(OPERATOR, c, FILE, wait=10)  # the same bytes: the same job, run again
+    assert again["id"] == job["id"] and again["status"] == IMPORT_DONE
+    assert again["result"]["households"] == 0 and again["result"]["households_unchanged"] == 2
+    assert len(again["result"]["people"]["matched"]) == 2 and not again["result"]["people"]["created"]
+    assert app.head() == head, "nothing recorded twice"
+    other = app.imports.start(OPERATOR, c, FILE + "院,2栋,103,60,赵六,K3,2020-01-01\n", wait=10)
+    assert other["id"] != job["id"] and other["result"]["households"] == 1
+    assert other["result"]["households_unchanged"] == 2
+
+
+def test_a_long_import_is_left_running_and_read_until_it_is_done(app, monkeypatch):  # noqa: F811
+    c = app.create_community(OPERATOR, "S")
+    release, calls = threading.Event(), []
+    real = app.import_csv
+
+    def slow(*args):
+        calls.append(args)
+        assert release.wait(20)
+        return real(*args)
+
+    monkeypatch.setattr(app, "import_csv", slow)
+    started = time.monotonic()
+    job = app.imports.start(OPERATOR, c, FILE, wait=0.2)
+    assert job["status"] == IMPORT_RUNNING and job["result"] is None and time.monotonic() - started < 5
+    assert app.imports.start(OPERATOR, c, FILE)["status"] == IMPORT_RUNNING
+    assert len(calls) == 1, "posting the file again while it runs does not run it twice"
+    release.set()
+    done = _wait_until_ended(app, c, job["id"])
+    assert done["status"] == IMPORT_DONE and done["result"]["households"] == 2 and done["finished_at"]
+
+
+def test_a_refused_file_is_a_failed_job_with_its_rows_and_runs_again_when_posted_again(app, monkeypatch):  # noqa: F811
+    c = app.create_community(OPERATOR, "S")
+    bad = HEADER + "院,2栋,101,50,王伟,,2020-01-01\n院,2栋,103,70,王伟,K2,2020-01-01\n"
+    head = app.head()
+    job = app.imports.start(OPERATOR, c, bad, wait=10)
+    assert job["status"] == IMPORT_FAILED and job["result"] is None
+    assert job["problem"]["status"] == 422 and sorted(e["line"] for e in job["problem"]["errors"]) == [2, 3]
+    assert app.head() == head
+    runs = []
+    real = app.import_csv
+    monkeypatch.setattr(app, "import_csv", lambda *a: runs.append(a) or real(*a))
+    assert app.imports.start(OPERATOR, c, bad, wait=10)["status"] == IMPORT_FAILED
+    assert len(runs) == 1, "a failed file runs again: the directory may have changed since"
+
+
+def test_a_lost_database_is_an_interrupted_job_and_the_same_file_then_imports(app, monkeypatch):  # noqa: F811
+    c = app.create_community(OPERATOR, "S")
+    real = app.import_csv
+
+    def lost(*args):
+        raise sa.exc.OperationalError("INSERT ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(app, "import_csv", lost)
+    job = app.imports.start(OPERATOR, c, FILE, wait=10)
+    assert job["status"] == IMPORT_INTERRUPTED and job["problem"]["status"] == 503
+    assert "INSERT" not in str(job["problem"]), "the driver's text is the operator's, not the client's"
+    monkeypatch.setattr(app, "import_csv", real)
+    assert app.imports.start(OPERATOR, c, FILE, wait=10)["status"] == IMPORT_DONE
+
+
+def test_a_job_whose_process_died_reads_interrupted_and_runs_again(app):  # noqa: F811
+    c = app.create_community(OPERATOR, "S")
+    job = imports.job_id(c, __import__("hashlib").sha256(FILE.encode()).hexdigest())
+    with app.engine.begin() as conn:  # what a process killed mid-import leaves: running, no longer beating
+        conn.execute(sa.insert(tables.import_jobs).values(
+            id=job, community=c, sha256="x", actor=OPERATOR, status=IMPORT_RUNNING, lines=2,
+            started_at="2026-03-01T08:00:00Z", heartbeat=time.time() - imports.STALE_S - 1))
+    assert app.imports.status(c, job)["status"] == IMPORT_INTERRUPTED
+    again = app.imports.start(OPERATOR, c, FILE, wait=10)
+    assert again["id"] == job and again["status"] == IMPORT_DONE and again["result"]["households"] == 2
+
+
+def test_a_job_is_found_only_in_its_own_community(app):  # noqa: F811
+    c, other = app.create_community(OPERATOR, "S"), app.create_community(OPERATOR, "T")
+    job = app.imports.start(OPERATOR, c, FILE, wait=10)
+    with pytest.raises(NotFound):
+        app.imports.status(other, job["id"])
+    with pytest.raises(NotFound):
+        app.imports.status(c, "00000000-0000-4000-8000-000000000000")
+    with pytest.raises(NotFound):
+        app.imports.start(OPERATOR, "00000000-0000-4000-8000-000000000000", FILE)
