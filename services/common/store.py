@@ -126,6 +126,12 @@ class ServiceApplication(Application):
     saves only what its read model (if it has one) can apply."""
 
     projection = None  # the read model kept from this service's log (a SqlSink), if there is one
+    # Whether a consumer's saves (save_tracked) apply their events to the read model in the same
+    # step, as a command's do. A service that catches its read model up in batches before it reads
+    # it turns this off (notifications: its sender projects before each batch of deliveries): the
+    # step's own read-model transaction per consumed event is then saved, and an event the read
+    # model cannot apply holds it at the next catch-up, as it would for any recorded event.
+    project_consumer_saves = True
 
     def __init__(self, settings: Settings, service: str, env: dict | None = None):
         self.service = service
@@ -137,13 +143,33 @@ class ServiceApplication(Application):
             super().__init__(env=full_env)
         self.saved = threading.Event()  # set after each save so the relay wakes up at once
         self._turn = threading.RLock()  # green under eventlet: see projection_turn
+        self._writer = threading.local()  # green-local under eventlet: see recording_only
 
     def construct_recorder(self):
         return self.factory.process_recorder()
 
+    @contextmanager
+    def recording_only(self):
+        """Saves made in this block (by this thread) record their events without applying them to
+        the read model in the same step, nor catching it up after each one; it is caught up once
+        when the block ends. For a writer whose saves record what has happened already -- a
+        notification sent to a webhook cannot be unsent, so no read model may refuse its record --
+        and which saves one at a time: the notifications sender (issue 16's stage benchmark, where
+        a read-model transaction per webhook delivery cost a quarter of the rate)."""
+        outer = getattr(self._writer, "recording_only", False)
+        self._writer.recording_only = True
+        try:
+            yield
+        finally:
+            self._writer.recording_only = outer
+        if not outer:
+            self.project()
+
     def save(self, *objs: Any, **kwargs: Any):
         recordings = super().save(*objs, **kwargs)
         self.saved.set()
+        if getattr(self._writer, "recording_only", False):
+            return recordings  # the block's end catches the read model up
         if self.projection is not None and recordings:
             last = max(r.notification.id for r in recordings)
             if self.projection.applied < last:
@@ -171,11 +197,12 @@ class ServiceApplication(Application):
         """Every save goes through here (commands, and consumers' `save_tracked`). With a read
         model, the new events are applied to it in the same step (`record_with_projection`): a
         command whose projection would fail is refused and nothing is recorded."""
-        marker = idempotency.marker_for_save() if processing_event.tracking is None and processing_event.events \
-            else None
+        consumed = processing_event.tracking is not None  # a consumer's save: the tracking of what it consumed
+        marker = idempotency.marker_for_save() if not consumed and processing_event.events else None
         if marker is not None:  # a command's first save: its request's marker goes in the same transaction
             processing_event.tracking = Tracking(marker, 1)
-        if self.projection is not None and processing_event.events:
+        deferred = getattr(self._writer, "recording_only", False) or (consumed and not self.project_consumer_saves)
+        if self.projection is not None and processing_event.events and not deferred:
             with self.projection_turn():
                 recordings = record_with_projection(self, self.name, self.projection, processing_event.events,
                                                     lambda: super(ServiceApplication, self)._record(processing_event))

@@ -89,6 +89,11 @@ def _insert_ignore(dialect: str, table: sa.Table):
 
 class NotificationsApp(StageApplication):
     name = SOURCE
+    # The consumer's saves (planned deliveries, one save per consumed event) leave the read model to
+    # the sender, which catches it up before each batch it reads (Dispatcher.run_once), 500 events
+    # a transaction: the one-step projection cost each consumed event a read-model transaction of
+    # its own (the notifications stage benchmark, issue 16).
+    project_consumer_saves = False
 
     def __init__(self, settings, engine: sa.Engine):
         # Instances (each with its sender and its timer) take turns on the read model.

@@ -580,3 +580,25 @@ def test_after_the_one_extension_too_few_answers_cannot_reopen_the_plan(app):
     closed = [e for e in log(app) if e["type"] == "EvaluationClosed"][-1]["data"]
     assert (closed["outcome"], closed["response_share_met"], closed["unsatisfied_share"]) == ("accepted", False, "1/1")
     assert [e["type"] for e in log(app)].count("EvaluationExtended") == 1
+
+
+def test_saves_in_a_recording_only_block_reach_the_read_model_once_at_its_end(app, monkeypatch):
+    """ServiceApplication.recording_only (the notifications sender's batches): inside, a save records
+    its events and leaves the read model alone; at the block's end the read model catches up."""
+    plan = direct_plan(app)
+    applied = []
+    original = app.projection.handler
+
+    def counting(conn, env):
+        applied.append(env["type"])
+        original(conn, env)
+
+    monkeypatch.setattr(app.projection, "handler", counting)
+    head, project = app.head(), app.project
+    monkeypatch.setattr(app, "project", lambda: 0)  # the actions commands' own explicit catch-up aside
+    with app.recording_only():
+        assign_dredging(app, plan)
+        assert app.head() > head, "recorded"
+        assert applied == [], "not applied by the save"
+        monkeypatch.setattr(app, "project", project)
+    assert "TaskAssigned" in applied and len(app.plan_view(C, plan)["tasks"]) == 1
