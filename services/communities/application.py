@@ -72,11 +72,13 @@ MAX_DISPLAY_NAMES = 2000  # ids named in one call (a roll of a large compound)
 class DirectoryApp(StageApplication):
     name = "communities"
 
-    def __init__(self, settings, engine: sa.Engine):
+    def __init__(self, settings, engine: sa.Engine, imports_in_process: bool = True):
+        """`imports_in_process` False: each CSV import job runs in a process of its own (the
+        service does so: services/communities/imports.py says why)."""
         from .imports import Imports
 
         super().__init__(settings, "communities", engine, project_envelope, cache_size=5000)
-        self.imports = Imports(self, engine)  # CSV imports, as jobs
+        self.imports = Imports(self, engine, in_process=imports_in_process)  # CSV imports, as jobs
 
     # ---- loading with tenancy ---------------------------------------------------------
     def _load(self, cls, agg_id, field: str):

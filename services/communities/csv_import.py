@@ -24,6 +24,13 @@ from .domain import parse_area
 REQUIRED = ("compound", "building", "unit", "area", "owners")
 OPTIONAL = ("owner_keys", "representative", "developer_unsold", "effective")
 MAX_KEY = 200
+# One file is one save of all its events, sent to PostgreSQL in one pipeline (eventsourcing's
+# insert: executemany, then sync). At 30,000 rows (some 60,000 events) psycopg 3.3.9 and the server
+# were seen waiting on each other for good (the server in ClientRead, the client in the pipeline's
+# sync), holding the event store's table lock; at 10,000 rows, in 2 of 7 runs (each the first after a
+# pause); at 5,000 rows never (in 3 runs, each after a pause). A larger directory is imported in
+# parts, each whole (5,000 rows: about 6 s on PostgreSQL, docs/performance.md).
+MAX_ROWS = 5_000
 _TRUE, _FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
 _KEY_NOISE = re.compile(r"[\s\-‐-―－]+")
 
@@ -120,6 +127,8 @@ def parse(text: str, effective_time: Callable[[str | None], str]) -> list[Row]:
     rows: list[Row] = []
     seen_units: dict[tuple, int] = {}
     for line, raw in enumerate(reader, start=2):
+        if line - 1 > MAX_ROWS:
+            raise InvalidInput.coded("communities.csv_too_many_rows", max_rows=MAX_ROWS)
         cells = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
         try:
             row = _row(line, cells, effective_time)

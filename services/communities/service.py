@@ -1,6 +1,7 @@
 """The communities (directory) service: thin nameko entrypoints over the DirectoryApp."""
 from __future__ import annotations
 
+import functools
 import time
 
 from services.common.erasure import ERASING, completion
@@ -14,7 +15,9 @@ from .application import MAX_TOKEN_DAYS, DirectoryApp
 
 class CommunitiesService(ServiceBase):
     name = "communities"
-    platform = Platform("communities", app_factory=DirectoryApp, tables=(tables.metadata,))
+    # Each CSV import job in a process of its own: a large file would hold this one's hub.
+    platform = Platform("communities", app_factory=functools.partial(DirectoryApp, imports_in_process=False),
+                        tables=(tables.metadata,))
 
     @property
     def app(self) -> DirectoryApp:

@@ -116,3 +116,54 @@ def test_a_job_is_found_only_in_its_own_community(app):  # noqa: F811
         app.imports.status(c, "00000000-0000-4000-8000-000000000000")
     with pytest.raises(NotFound):
         app.imports.start(OPERATOR, "00000000-0000-4000-8000-000000000000", FILE)
+
+
+def test_in_the_service_a_job_runs_in_a_process_of_its_own_and_leaves_no_file(app, tmp_path):  # noqa: F811
+    """What the communities service does (DirectoryApp(imports_in_process=False)): the import runs
+    in `python -m services.communities.imports`, on the same stores, and says how it ended in the
+    job's row; the file handed to it is gone afterwards. A bad file's rows come back the same way."""
+    c = app.create_community(OPERATOR, "S")
+    app.imports.in_process = False
+    head = app.head()
+    job = app.imports.start(OPERATOR, c, FILE, wait=50)
+    assert job["status"] == IMPORT_DONE, job
+    assert job["result"]["households"] == 2 and app.head() > head
+    assert not list((tmp_path / "imports").glob("*")), "the file handed to the child is removed"
+    bad = app.imports.start(OPERATOR, c, FILE.replace(",50,", ",abc,"), wait=50)
+    assert bad["status"] == IMPORT_FAILED and [e["line"] for e in bad["problem"]["errors"]] == [2]
+
+
+def test_a_file_of_more_than_the_most_rows_is_refused_whole_and_says_to_split_it(app):  # noqa: F811
+    from services.communities.csv_import import MAX_ROWS
+
+    c = app.create_community(OPERATOR, "S")
+    rows = "".join(f"院,{k // 50}栋,{k % 50 + 1},50,住户{k},K{k},2020-01-01\n" for k in range(MAX_ROWS + 1))
+    head = app.head()
+    job = app.imports.start(OPERATOR, c, HEADER + rows, wait=30)
+    assert job["status"] == IMPORT_FAILED and job["problem"]["status"] == 422
+    assert str(MAX_ROWS) in job["problem"]["detail"] and "split" in job["problem"]["detail"]
+    assert app.head() == head
+
+
+def test_a_job_process_that_never_ends_is_stopped_and_the_job_reads_interrupted(app, monkeypatch):  # noqa: F811
+    """A stuck import holds the event store's table lock: past JOB_LIMIT_S its process is killed (its
+    transaction then rolls back) and the job says so."""
+    import subprocess
+    import sys
+
+    c = app.create_community(OPERATOR, "S")
+    app.imports.in_process = False
+    monkeypatch.setattr(imports, "JOB_LIMIT_S", 1.0)
+    started = []
+    real_popen = subprocess.Popen
+
+    def stuck(args, **kwargs):  # the job's process, as one that never returns
+        child = real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(imports.subprocess, "Popen", stuck)
+    job = app.imports.start(OPERATOR, c, FILE, wait=15)
+    assert job["status"] == IMPORT_INTERRUPTED and job["problem"]["status"] == 503, job
+    assert "1 s" in job["problem"]["detail"]
+    assert started and started[0].poll() is not None, "the stuck process was stopped"

@@ -35,6 +35,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                                                            ZH: "不能在社区内授予平台管理员角色"},
     "communities.unknown_role_roles": {EN: "unknown role {role}; roles are: {roles}",
                                        ZH: "未知角色 {role}；可用的角色有：{roles}"},
+    "communities.csv_too_many_rows": {EN: "a file holds at most {max_rows} rows: split it and import each part "
+                                          "(each is imported whole or not at all)",
+                                      ZH: "一个文件最多 {max_rows} 行：请拆分文件，逐个导入（每个文件要么整体导入，要么完全不导入）"},
+    "communities.import_took_too_long": {EN: "the import was stopped after {seconds} s and nothing of the file was "
+                                             "recorded; post the file again",
+                                         ZH: "导入在 {seconds} 秒后被中止，文件内容均未记录；请重新提交该文件"},
     "communities.import_not_found": {EN: "no import {job} in this community", ZH: "本社区没有导入任务 {job}"},
     "communities.import_failed_logged": {EN: "the import stopped on an unexpected error, written to the operator's log; "
                                              "nothing of the file was recorded",
