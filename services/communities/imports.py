@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -122,7 +121,7 @@ class Imports:
         try:
             path.write_text(text, encoding="utf-8")
             child = subprocess.Popen([sys.executable, "-m", "services.communities.imports", job, actor, community,
-                                      str(path)], env=dict(os.environ), stdin=subprocess.DEVNULL)
+                                      str(path)], stdin=subprocess.DEVNULL)  # the service's own environment
             deadline = time.monotonic() + JOB_LIMIT_S
             while child.poll() is None:
                 if time.monotonic() > deadline:
