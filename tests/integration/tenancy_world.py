@@ -69,6 +69,11 @@ class TenancyWorld:
         # Credentials and rules: an invitation not yet redeemed, a rule change awaiting confirmation.
         self.ids["invitation"] = self.as_steward("POST", "/invitations", {"household": other}, expect=201)["id"]
         self.ids["rule_change"] = self.as_steward("PATCH", "/rules", {"flags_to_hide": 4}, expect=202)["id"]
+        # A CSV import's job (answered at once: Prefer: respond-async).
+        self.ids["import_job"] = self.platform.api(
+            "POST", self.base + "/directory/import", self.steward_token,
+            data=f"compound,building,unit,area,owners\n{self.name} 院坝,2栋,201,50,业主\n".encode(),
+            headers={"Content-Type": "text/csv", "Prefer": "respond-async"}, expect=202).json()["id"]
 
         t0 = frozen_now()  # after every role and residence above, to the second
         self.platform.set_clock(t0)

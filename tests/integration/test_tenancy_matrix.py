@@ -39,7 +39,7 @@ PATH_KINDS = {
     "amendment": "amendment", "meeting": "meeting", "minutes": "minutes", "ballot": "ballot",
     "objection": "objection", "plan": "plan", "task": "task", "sha256": "evidence", "case": "case",
     "household": "household", "person": "person", "message": "message", "webhook": "webhook",
-    "change": "rule_change", "token": "token", "invitation": "invitation",
+    "change": "rule_change", "token": "token", "invitation": "invitation", "job": "import_job",
 }
 FIELD_KINDS = {
     "scope_id": "building", "case": "case", "person": "person", "responsible_party.person": "person",
