@@ -49,6 +49,10 @@ MAX_WAIT_S = 20.0  # a request waits at most this long (well inside the 30 s RPC
 # write of the directory waits behind it. Killed, its connection closes and its transaction rolls
 # back; the job reads interrupted, and the same file may be posted again.
 JOB_LIMIT_S = 180.0
+def _failed_logged() -> dict:  # what a client is told of a failure only the operator's log explains
+    return Unavailable.coded("communities.import_failed_logged").to_problem()
+
+
 _NAMESPACE = uuid.UUID("6f1d4c4e-2b8a-4c59-9a0e-0d7c5b1e9a31")
 
 
@@ -134,12 +138,10 @@ class Imports:
                 time.sleep(0.2)
             if child.returncode != 0:  # it died before saying how the import ended
                 log.error("communities: import %s: its process exited with %s", job, child.returncode)
-                self._finish(job, IMPORT_FAILED, problem=Unavailable.coded("communities.import_failed_logged")
-                             .to_problem(), only_if_running=True)
+                self._finish(job, IMPORT_FAILED, problem=_failed_logged(), only_if_running=True)
         except Exception:  # noqa: BLE001 - the job row says what became of it
             log.exception("communities: import %s could not be run", job)
-            self._finish(job, IMPORT_FAILED, problem=Unavailable.coded("communities.import_failed_logged").to_problem(),
-                         only_if_running=True)
+            self._finish(job, IMPORT_FAILED, problem=_failed_logged(), only_if_running=True)
         finally:
             path.unlink(missing_ok=True)
             self._ended(job, ended)
@@ -167,8 +169,7 @@ class Imports:
                 self._finish(job, IMPORT_INTERRUPTED, problem=problem)
             else:
                 log.exception("communities: import %s failed", job)
-                problem = Unavailable.coded("communities.import_failed_logged").to_problem()
-                self._finish(job, IMPORT_FAILED, problem=problem)
+                self._finish(job, IMPORT_FAILED, problem=_failed_logged())
         else:
             self._finish(job, IMPORT_DONE, result=result)
         finally:
