@@ -171,7 +171,7 @@ def cmd_directory_import(args) -> int:
         while job["status"] == communities.IMPORT_RUNNING:  # a large file: the import runs on as a job
             print(f"importing {job['lines']} rows of {args.file} ({time.monotonic() - started:.0f} s)...", file=sys.stderr)
             time.sleep(IMPORT_POLL_S)
-            job = rpc.send(communities.ImportStatus(community=args.community, job=job["id"]))
+            job = rpc.send(communities.ImportStatus(actor=operator(), community=args.community, job=job["id"]))
     if job["status"] != communities.IMPORT_DONE:  # refused (the file's errors by line), or interrupted
         raise refused(job["problem"])
     result = job["result"]

@@ -23,7 +23,7 @@ from services.contracts.communities import MAX_TOKEN_DAYS
 from . import csv_import
 from . import tables as t
 from .domain import (
-    DEFAULT_RULES, ROLES, SCOPED_ROLES, Building, Community, Compound, ErasureRequest, Household, Invitation, Person,
+    DEFAULT_RULES, MANAGER_ROLES, ROLES, SCOPED_ROLES, Building, Community, Compound, ErasureRequest, Household, Invitation, Person,
     Token,
     parse_area, validate_rules,
 )
@@ -36,7 +36,6 @@ TOKEN_PREFIX = "cst_"
 ADMIN_PREFIX = "admin-"  # a platform administrator's person id: admin-<uuid>, in no community
 # The log (community id) in which platform administrators' credentials are recorded.
 PLATFORM_LOG = "00000000-0000-0000-0000-000000000000"
-MANAGER_ROLES = ("community_worker", "party_lead")
 LEAD_APPOINTMENT = "communities.lead_role_given_by"  # the refusal's message key
 
 

@@ -26,6 +26,8 @@ ROLES = (
     "resident",
     "auditor",
 )
+# The roles that run the community's directory and its imports (operators and administrators too).
+MANAGER_ROLES = ("community_worker", "party_lead")
 # Roles that hold for one compound or one building rather than the whole community.
 SCOPED_ROLES = {"grid_leader": "compound", "building_leader": "building"}
 

@@ -38,6 +38,7 @@ from services.common.errors import DomainError, NotFound, Unavailable
 from services.contracts.communities import IMPORT_DONE, IMPORT_FAILED, IMPORT_INTERRUPTED, IMPORT_RUNNING
 
 from . import tables as t
+from .domain import MANAGER_ROLES
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Imports:
         """The job for this file (started, unless it runs or succeeded already), after waiting up
         to `wait` seconds for it to end."""
         self.app.community(community)  # NotFound for a community that is not
+        self.app._require(community, actor, MANAGER_ROLES, "communities.imports_by")
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         job = job_id(community, digest)
         finishing = self._running.get(job)
@@ -82,7 +84,7 @@ class Imports:
                              args=(job, actor, community, text, ended), daemon=True, name=f"import-{job[:8]}").start()
         deadline = time.monotonic() + max(0.0, min(float(wait), MAX_WAIT_S))
         while True:
-            found = self.status(community, job)
+            found = self._read(community, job)
             left = deadline - time.monotonic()
             ended = self._running.get(job)  # this process's run: done when its runner is, file removed
             if (found["status"] != IMPORT_RUNNING and (ended is None or ended.is_set())) or left <= 0:
@@ -200,7 +202,13 @@ class Imports:
                 log.warning("communities: import %s: its end not written (%s)", job, type(exc).__name__)
                 time.sleep(0.5 * (attempt + 1))
 
-    def status(self, community: str, job: str) -> dict:
+    def status(self, community: str, job: str, actor: str) -> dict:
+        """The job as `actor` may read it: the workers who may import read every import of their
+        community (the job names who started it, and the file's errors name households)."""
+        self.app._require(community, actor, MANAGER_ROLES, "communities.imports_by")
+        return self._read(community, job)
+
+    def _read(self, community: str, job: str) -> dict:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.import_jobs).where(t.import_jobs.c.id == job,
                                                               t.import_jobs.c.community == community)).first()

@@ -158,8 +158,8 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @command
-    def import_status(self, community, job):
-        return self.app.imports.status(community, job)
+    def import_status(self, actor, community, job):
+        return self.app.imports.status(community, job, actor)
 
     # credentials ---------------------------------------------------------------------------
     @rpc

@@ -207,6 +207,9 @@ class StartImport(RpcCall):
 
 @rpc_call(SOURCE, "import_status")
 class ImportStatus(RpcCall):
+    """A job of `community` as `actor` may read it: a community worker or the party lead (or the
+    operator's tools)."""
+    actor: str
     community: str
     job: str
 

@@ -428,7 +428,7 @@ def _import_answer(job: dict, c: Call):
        "failed (why, as the import answers it) or interrupted (post the file again)", tag=TAG, roles=MANAGERS,
        response=IMPORT_JOB)
 def import_job(c: Call):
-    return c.send(communities.ImportStatus(community=c.community, job=c.params["job"]))
+    return c.send(communities.ImportStatus(actor=c.actor, community=c.community, job=c.params["job"]))
 
 
 

@@ -9,10 +9,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from services.common.errors import NotFound
+from services.common.errors import Forbidden, NotFound
 from services.communities import imports, tables
 from services.contracts.communities import IMPORT_DONE, IMPORT_FAILED, IMPORT_INTERRUPTED, IMPORT_RUNNING
-from tests.unit.test_directory_app import HEADER, OPERATOR, app  # noqa: F401 - the fixture
+from tests.unit.test_directory_app import HEADER, OPERATOR, app, community_with_staff  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,7 +22,7 @@ FILE = HEADER + "院,2栋,101,50,王伟,K1,2020-01-01\n院,2栋,102,70,李娜,K2
 def _wait_until_ended(app, community: str, job: str, timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        found = app.imports.status(community, job)
+        found = app.imports.status(community, job, OPERATOR)
         if found["status"] != IMPORT_RUNNING or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
@@ -102,7 +102,7 @@ def test_a_job_whose_process_died_reads_interrupted_and_runs_again(app):  # noqa
         conn.execute(sa.insert(tables.import_jobs).values(
             id=job, community=c, sha256="x", actor=OPERATOR, status=IMPORT_RUNNING, lines=2,
             started_at="2026-03-01T08:00:00Z", heartbeat=time.time() - imports.STALE_S - 1))
-    assert app.imports.status(c, job)["status"] == IMPORT_INTERRUPTED
+    assert app.imports.status(c, job, OPERATOR)["status"] == IMPORT_INTERRUPTED
     again = app.imports.start(OPERATOR, c, FILE, wait=10)
     assert again["id"] == job and again["status"] == IMPORT_DONE and again["result"]["households"] == 2
 
@@ -111,9 +111,9 @@ def test_a_job_is_found_only_in_its_own_community(app):  # noqa: F811
     c, other = app.create_community(OPERATOR, "S"), app.create_community(OPERATOR, "T")
     job = app.imports.start(OPERATOR, c, FILE, wait=10)
     with pytest.raises(NotFound):
-        app.imports.status(other, job["id"])
+        app.imports.status(other, job["id"], OPERATOR)
     with pytest.raises(NotFound):
-        app.imports.status(c, "00000000-0000-4000-8000-000000000000")
+        app.imports.status(c, "00000000-0000-4000-8000-000000000000", OPERATOR)
     with pytest.raises(NotFound):
         app.imports.start(OPERATOR, "00000000-0000-4000-8000-000000000000", FILE)
 
@@ -167,3 +167,20 @@ def test_a_job_process_that_never_ends_is_stopped_and_the_job_reads_interrupted(
     assert job["status"] == IMPORT_INTERRUPTED and job["problem"]["status"] == 503, job
     assert "1 s" in job["problem"]["detail"]
     assert started and started[0].poll() is not None, "the stuck process was stopped"
+
+
+def test_the_service_itself_lets_only_a_worker_or_the_lead_import_or_read_a_job(app):  # noqa: F811
+    """The gateway checks the role too, but the communities service is where the directory lives:
+    a resident (or a grid leader) calling it directly starts nothing and reads no job."""
+    c, p = community_with_staff(app)
+    head = app.head()
+    with pytest.raises(Forbidden, match="imported by a community worker"):
+        app.imports.start(p["resident"], c, FILE, wait=10)
+    assert app.head() == head  # nothing recorded, no job claimed
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tables.import_jobs)).scalar() == 0
+    job = app.imports.start(p["worker"], c, FILE, wait=10)
+    assert job["status"] == IMPORT_DONE and job["actor"] == p["worker"]
+    assert app.imports.status(c, job["id"], p["lead"])["status"] == IMPORT_DONE
+    with pytest.raises(Forbidden):
+        app.imports.status(c, job["id"], p["resident"])

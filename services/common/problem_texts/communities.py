@@ -184,6 +184,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "communities.invitations_sent_by": {EN: "invitations are sent by a community worker or the "
                                             "party-committee lead",
                                         ZH: "邀请由社区工作者或党组织负责人发出"},
+    "communities.imports_by": {EN: "the directory is imported by a community worker or the "
+                                   "party-committee lead",
+                               ZH: "住户名录由社区工作者或党组织负责人导入"},
     "communities.invitations_revoked_by": {EN: "invitations are revoked by a community worker or the "
                                                "party-committee lead",
                                            ZH: "邀请由社区工作者或党组织负责人撤销"},
