@@ -26,7 +26,6 @@ from services.common.content import gather_texts, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import parse_id
 from services.common.store import StageApplication
-from services.common.tables import consumer_tracking
 
 from . import tables as t
 from .domain import (
@@ -97,10 +96,6 @@ class SealingKey:
 # Where a ballot's texts live when they are not ours: a ballot prepared from a deliberation
 # carries the consultation's commitments (its title came from the proposal, if any).
 TEXT_SOURCES = ("deliberation", "proposals")
-
-
-class AlreadyProjected(Exception):
-    """Another instance applied this event to the shared read model first."""
 
 
 class DecisionsApp(StageApplication):
@@ -728,12 +723,12 @@ class DecisionsApp(StageApplication):
 
     # ---- projection ----------------------------------------------------------------------------
     def catch_up(self) -> int:
-        """Bring the read model up to the log head. Several instances share it: whichever applies an
-        event first wins, the others see AlreadyProjected (or a key clash) and carry on after it."""
+        """Bring the read model up to the log head. Several instances share it: the tracking row's
+        lock makes them take turns, and one that meets a key clash all the same carries on after it."""
         for _attempt in range(100):
             try:
                 return catch_up_projection(self, self.name, self.projection)
-            except (AlreadyProjected, sa.exc.IntegrityError):
+            except sa.exc.IntegrityError:
                 continue
         raise RuntimeError("the decisions read model could not catch up (100 clashes in a row)")
 
@@ -982,18 +977,6 @@ def _adopted_option(ballot: Ballot, texts: dict) -> dict | None:
 
 
 # ---- the read model, kept from the service's own log ------------------------------------------
-def _lock_projection(conn: sa.Connection, env: dict) -> None:
-    """Instances share the read model: lock its tracking row, so one of them applies each event.
-
-    (SQLite serialises writers at BEGIN IMMEDIATE already; FOR UPDATE is for PostgreSQL.)
-    """
-    tc = consumer_tracking.c
-    tracked = conn.execute(sa.select(tc.position).where(tc.consumer == PROJECTION, tc.source == "decisions")
-                           .with_for_update()).scalar()
-    if tracked is not None and tracked >= env["position"]:
-        raise AlreadyProjected(env["position"])
-
-
 def _set(conn, env, **values) -> None:
     conn.execute(sa.update(t.ballots).where(t.ballots.c.id == env["aggregate"]["id"])
                  .values(updated_at=env["occurred_at"], **values))
@@ -1010,15 +993,24 @@ def _configured(conn, env, d):
          opens_at=d["opens_at"], closes_at=d["closes_at"])
 
 
+# A vote is the read model's most frequent event: its statements are built once, with the values
+# bound at each execution (building them, and their cache keys, cost more than running them).
+_CLOSED_POSITION = sa.select(t.ballots.c.closed_position).where(t.ballots.c.id == sa.bindparam("ballot"))
+_ONE_MORE_VOTER = (sa.update(t.ballots).where(t.ballots.c.id == sa.bindparam("ballot"))
+                   .values(voted=t.ballots.c.voted + 1))
+_REPLACED = (sa.update(t.votes).where(t.votes.c.vote == sa.bindparam("replaced"), t.votes.c.current.is_(True))
+             .values(current=False))
+_INSERT_VOTE = sa.insert(t.votes)
+
+
 def _vote(conn, env, d):
-    closed_at = conn.execute(sa.select(t.ballots.c.closed_position).where(t.ballots.c.id == d["ballot"])).scalar()
+    closed_at = conn.execute(_CLOSED_POSITION, {"ballot": d["ballot"]}).scalar()
     late = closed_at is not None
     vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
     if not late and version == 1:  # a voter's first vote
-        conn.execute(sa.update(t.ballots).where(t.ballots.c.id == d["ballot"]).values(voted=t.ballots.c.voted + 1))
+        conn.execute(_ONE_MORE_VOTER, {"ballot": d["ballot"]})
     elif not late:  # a changed vote replaces the standing one
-        conn.execute(sa.update(t.votes).where(t.votes.c.vote == vote, t.votes.c.current.is_(True))
-                     .values(current=False))
+        conn.execute(_REPLACED, {"replaced": vote})
     if d.get("correction_reason_commitment"):
         replaces = conn.execute(sa.select(t.votes.c.paper_serial).where(
             t.votes.c.vote == vote, t.votes.c.version == version - 1)).scalar()
@@ -1027,7 +1019,7 @@ def _vote(conn, env, d):
             replaces_serial=replaces, reason_commitment=d["correction_reason_commitment"],
             entered_by=d.get("entered_by"), recorded_at=env["occurred_at"]))
     # A sealed vote's choice is JSON null here until VotesRevealed opens it.
-    conn.execute(sa.insert(t.votes).values(
+    conn.execute(_INSERT_VOTE, dict(
         vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
         receipt=d["receipt"], choice=d.get("choice"), weight=d["weight"], headcount=d["headcount"],
         channel=d["channel"], paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"], current=not late,
@@ -1096,7 +1088,8 @@ PROJECTORS = {
 
 
 def project_envelope(conn: sa.Connection, env: dict) -> None:
-    _lock_projection(conn, env)
+    """Apply one event of the log to the read model (called by the projection's SqlSink, which
+    has locked the tracking row and skipped what is applied already)."""
     projector = PROJECTORS.get(env["type"])
     if projector is not None:
         projector(conn, env, env["data"])
