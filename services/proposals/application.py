@@ -536,29 +536,42 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
     elif kind == "ProposalMergeReceived":
         update(agg)
     elif kind == "SupportGiven":
-        conn.execute(sa.insert(t.supports).values(id=agg, proposal=d["proposal"], person=d["person"],
-                                                  household=d.get("household"), current=True, given_at=at))
+        conn.execute(_INSERT_SUPPORT, dict(id=agg, proposal=d["proposal"], person=d["person"],
+                                           household=d.get("household"), current=True, given_at=at))
         _count_support(conn, d["proposal"], d.get("household"), +1, at)
     elif kind == "SupportGivenAgain":
-        conn.execute(sa.update(t.supports).where(t.supports.c.id == agg).values(
-            current=True, person=d["person"], household=d.get("household"), given_at=at))
+        conn.execute(_SUPPORT_AGAIN, {"support": agg, "by": d["person"], "of_household": d.get("household"), "at": at})
         _count_support(conn, d["proposal"], d.get("household"), +1, at)
     elif kind == "SupportWithdrawn":
-        conn.execute(sa.update(t.supports).where(t.supports.c.id == agg).values(current=False))
+        conn.execute(_SUPPORT_WITHDRAWN, {"support": agg})
         _count_support(conn, d["proposal"], d.get("household"), -1, at)
+
+
+# Supports are the read model's most frequent events: their statements are built once, with the
+# values bound at each execution (building them, and their cache keys, cost more than running them).
+_S, _H, _P = t.supports, t.support_households, t.proposals
+_INSERT_SUPPORT = sa.insert(_S)
+_SUPPORT_AGAIN = (sa.update(_S).where(_S.c.id == sa.bindparam("support"))
+                  .values(current=True, person=sa.bindparam("by"), household=sa.bindparam("of_household"),
+                          given_at=sa.bindparam("at")))
+_SUPPORT_WITHDRAWN = sa.update(_S).where(_S.c.id == sa.bindparam("support")).values(current=False)
+_MOVE_HOUSEHOLD = (sa.update(_H).where(_H.c.proposal == sa.bindparam("of"), _H.c.household == sa.bindparam("of_household"))
+                   .values(n=_H.c.n + sa.bindparam("delta")).returning(_H.c.n))
+_INSERT_HOUSEHOLD = sa.insert(_H)
+_MOVE_COUNTS = (sa.update(_P).where(_P.c.id == sa.bindparam("of"))
+                .values(supports=_P.c.supports + sa.bindparam("delta"),
+                        households=_P.c.households + sa.bindparam("households_delta"),
+                        updated_at=sa.bindparam("at")))
 
 
 def _count_support(conn: sa.Connection, proposal: str, household: str | None, delta: int, at: str) -> None:
     """Move the support counters of one proposal by one support: O(1), whatever its size."""
-    P, H = t.proposals, t.support_households
     households_delta = 0
     if household:
-        n = conn.execute(sa.update(H).where(H.c.proposal == proposal, H.c.household == household)
-                         .values(n=H.c.n + delta).returning(H.c.n)).scalar()
+        n = conn.execute(_MOVE_HOUSEHOLD, {"of": proposal, "of_household": household, "delta": delta}).scalar()
         if n is None:
-            conn.execute(sa.insert(H).values(proposal=proposal, household=household, n=delta))
+            conn.execute(_INSERT_HOUSEHOLD, dict(proposal=proposal, household=household, n=delta))
             n = delta
         # The household starts or stops counting when its first support arrives or its last one goes.
         households_delta = 1 if (delta > 0 and n == 1) else -1 if (delta < 0 and n == 0) else 0
-    conn.execute(sa.update(P).where(P.c.id == proposal).values(
-        supports=P.c.supports + delta, households=P.c.households + households_delta, updated_at=at))
+    conn.execute(_MOVE_COUNTS, {"of": proposal, "delta": delta, "households_delta": households_delta, "at": at})
