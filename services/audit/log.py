@@ -49,24 +49,33 @@ frontiers = sa.Table(
 _BACKFILL_BATCH = 10_000
 
 
+# An append is the audit service's work for every event of the platform: its statements are built
+# once, the values bound at each execution (building `insert().values(...)` and the like, with their
+# cache keys, cost more than running them).
+_GROW_HEAD = (sa.update(heads).where(heads.c.community == sa.bindparam("of")).values(size=heads.c.size + 1)
+              .returning(heads.c.size))
+_INSERT_HEAD = sa.insert(heads)
+_INSERT_ENTRY = sa.insert(entries)
+_FRONTIER = sa.select(frontiers.c.size, frontiers.c.edge).where(frontiers.c.community == sa.bindparam("of"))
+_INSERT_FRONTIER = sa.insert(frontiers)
+_MOVE_FRONTIER = (sa.update(frontiers).where(frontiers.c.community == sa.bindparam("of"))
+                  .values(size=sa.bindparam("to_size"), edge=sa.bindparam("to_edge")))
+
+
 def append(conn: sa.Connection, env: dict) -> int:
     """Append one envelope to its community's log and tree; returns its index."""
     body = envelope.canonical(env).decode("utf-8")
     community = env["community"]
     # The head row serialises appends per community, also across audit instances.
-    updated = conn.execute(
-        sa.update(heads).where(heads.c.community == community).values(size=heads.c.size + 1)
-        .returning(heads.c.size)
-    ).scalar()
+    updated = conn.execute(_GROW_HEAD, {"of": community}).scalar()
     if updated is None:
-        conn.execute(sa.insert(heads).values(community=community, size=1))
+        conn.execute(_INSERT_HEAD, {"community": community, "size": 1})
         updated = 1
     idx = updated - 1
-    conn.execute(sa.insert(entries).values(
+    conn.execute(_INSERT_ENTRY, dict(
         community=community, idx=idx, event_id=env["id"], source=env["source"], position=env["position"],
         type=env["type"], case_id=env.get("case"), occurred_at=env["occurred_at"], body=body))
-    frontier = conn.execute(sa.select(frontiers.c.size, frontiers.c.edge)
-                            .where(frontiers.c.community == community)).first()
+    frontier = conn.execute(_FRONTIER, {"of": community}).first()
     store = _HeadSizedStore(conn, community, idx)
     if frontier is not None and frontier.size == idx:
         edge = bytes(frontier.edge)
@@ -83,9 +92,9 @@ def append(conn: sa.Connection, env: dict) -> int:
                            "the tree disagree") from None
     edge = b"".join(t.edge)
     if frontier is None:
-        conn.execute(sa.insert(frontiers).values(community=community, size=updated, edge=edge))
+        conn.execute(_INSERT_FRONTIER, {"community": community, "size": updated, "edge": edge})
     else:
-        conn.execute(sa.update(frontiers).where(frontiers.c.community == community).values(size=updated, edge=edge))
+        conn.execute(_MOVE_FRONTIER, {"of": community, "to_size": updated, "to_edge": edge})
     metrics.AUDIT_TREE_SIZE.labels(community).set(updated)
     return idx
 
