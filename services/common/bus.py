@@ -213,7 +213,7 @@ def check_broker(settings: Settings) -> None:
             conn.release()
         raise BrokerUnavailable(
             f"RabbitMQ is not reachable at {redact(settings.amqp_uri)} ({exc.__class__.__name__}: {exc}). "
-            "Start one with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`), "
+            "Start one with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq-1 rabbitmq-2 rabbitmq-3`), "
             "or point CONSULT_AMQP_URI at yours."
         ) from None
     with conn:

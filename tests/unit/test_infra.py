@@ -1,6 +1,7 @@
-"""Structure of the deployment files: docker-compose.yml, the Prometheus scrape config and alert
-rules, and the Grafana dashboard must agree with the service folders, with the port table in
-services/common/config.py and with the metric names the services expose. No Docker is needed."""
+"""Structure of the deployment files: docker-compose.yml, the RabbitMQ cluster's files under
+infra/rabbitmq/, the Prometheus scrape config and alert rules, and the Grafana dashboard must agree
+with the service folders, with the port table in services/common/config.py and with the metric names
+the services expose. No Docker is needed."""
 from __future__ import annotations
 
 import json
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kombu import Connection
+from kombu.utils.url import parse_url
 from prometheus_client.metrics import MetricWrapperBase
 
-from services.common import metrics
-from services.common.config import HTTP_PORTS
+from services.common import config, metrics
+from services.common.config import HTTP_PORTS, QUORUM
 from services.notifications import application as notifications_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +26,11 @@ NOT_SERVICES = {"common", "cli"}
 RUNNER = ["python", "-m", "services.common.runner"]
 # The only compose services that may bind a host port; everything else must stay scalable.
 PUBLISHING = {"gateway", "web", "prometheus", "grafana"}  # web: the pages people open
+# The RabbitMQ cluster: its nodes' compose services, each also the node's host name.
+BROKERS = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
+RABBITMQ_CONF = "/etc/rabbitmq/rabbitmq.conf"  # where the image reads its config file
+RABBITMQ_DATA = "/var/lib/rabbitmq"  # the node's data folder, and its user's $HOME
+ERLANG_COOKIE = f"{RABBITMQ_DATA}/.erlang.cookie"  # where the node and its CLI read the cookie
 
 # The metrics the deployment files are built on, as Prometheus sees them (a Counter X is exposed
 # as X_total, a Histogram X as X_bucket, X_sum and X_count). They must be defined in
@@ -144,6 +152,103 @@ def compose() -> dict:
     return load_yaml(REPO_ROOT / "docker-compose.yml")
 
 
+def broker_services(compose: dict) -> dict[str, dict]:
+    """Compose services that run a RabbitMQ node, by service name."""
+    return {
+        name: spec
+        for name, spec in (compose.get("services") or {}).items()
+        if str(spec.get("image", "")).startswith("rabbitmq:")
+    }
+
+
+def mounts(spec: dict) -> dict[str, tuple[str, str]]:
+    """A compose service's short-syntax volumes: container path -> (source, options)."""
+    found = {}
+    for mount in spec.get("volumes") or []:
+        source, target, *options = mount.split(":")
+        assert target not in found, f"{target} mounted twice"
+        found[target] = (source, ",".join(options))
+    return found
+
+
+def amqp_urls(uri: str) -> list[dict]:
+    """Every URL of a CONSULT_AMQP_URI, split as the platform's connections split it (kombu's
+    failover alternates, `;`-separated: bus.connect; a single URL has none, as bus.check_broker
+    counts it) and each parsed by kombu."""
+    return [parse_url(url) for url in Connection(uri).alt or [uri]]
+
+
+def rabbitmq_conf(text: str) -> dict[str, str]:
+    """A rabbitmq.conf (`key = value` lines, `#` comments) as a dict. A key set twice is refused
+    rather than guessing which of the two RabbitMQ keeps."""
+    settings = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key in settings:
+            raise ValueError(f"{key} is set twice")
+        settings[key] = value
+    return settings
+
+
+def classic_config_nodes(settings: dict[str, str]) -> list[str]:
+    """The node names a rabbitmq.conf lists for the classic_config peer discovery backend, in the
+    order of their indexes; none if the file configures another backend (or none)."""
+    backend = settings.get("cluster_formation.peer_discovery_backend")
+    if backend not in ("classic_config", "rabbit_peer_discovery_classic_config"):
+        return []
+    indexed = (
+        (int(match.group(1)), value)
+        for key, value in settings.items()
+        if (match := re.fullmatch(r"cluster_formation\.classic_config\.nodes\.(\d+)", key))
+    )
+    return [value for _index, value in sorted(indexed)]
+
+
+def installed_cookie_source(spec: dict) -> str:
+    """The file of the compose project a RabbitMQ node's command installs as its Erlang cookie: the
+    container path it copies to ERLANG_COOKIE, owner-only (Erlang refuses a cookie others can read),
+    followed back to its read-only mount."""
+    command = spec.get("command")
+    command = " ".join(command) if isinstance(command, list) else str(command or "")
+    found = re.search(
+        rf"install -m 0?[46]00 -o rabbitmq -g rabbitmq (\S+) {re.escape(ERLANG_COOKIE)} && ", command
+    )
+    assert found, f"no owner-only install of {ERLANG_COOKIE} in {command!r}"
+    # ... and then the node starts as the image starts it (its entrypoint drops to the rabbitmq user).
+    assert command.endswith("exec docker-entrypoint.sh rabbitmq-server"), command
+    source, options = mounts(spec)[found.group(1)]
+    assert "ro" in options.split(","), f"{found.group(1)} should be mounted read-only"
+    return source
+
+
+def test_amqp_urls_are_the_alternates_the_platform_connects_to():
+    urls = amqp_urls("amqp://u:p@node-a:5672/;amqp://u:p@node-b:5673/")
+    assert [(u["transport"], u["hostname"], u["port"]) for u in urls] == [
+        ("amqp", "node-a", 5672),
+        ("amqp", "node-b", 5673),
+    ]
+    assert [u["hostname"] for u in amqp_urls("amqp://u:p@only:5672/")] == ["only"]
+
+
+def test_classic_config_nodes_reads_the_node_list():
+    text = """
+        # a comment
+        cluster_formation.peer_discovery_backend = classic_config
+        cluster_formation.classic_config.nodes.2 = rabbit@b
+        cluster_formation.classic_config.nodes.10 = rabbit@c
+        cluster_formation.classic_config.nodes.1 = rabbit@a
+    """
+    assert classic_config_nodes(rabbitmq_conf(text)) == ["rabbit@a", "rabbit@b", "rabbit@c"]
+    # Another backend, or none: the list is not read.
+    assert classic_config_nodes(rabbitmq_conf(text.replace("= classic_config", "= dns"))) == []
+    assert classic_config_nodes(rabbitmq_conf("cluster_formation.classic_config.nodes.1 = rabbit@a")) == []
+    with pytest.raises(ValueError, match="set twice"):
+        rabbitmq_conf(text + "cluster_formation.classic_config.nodes.1 = rabbit@d\n")
+
+
 def test_discovery_reports_a_service_folder_missing_from_compose(tmp_path):
     for folder, files in {
         "proposals": ["__init__.py", "service.py"],
@@ -186,13 +291,18 @@ def test_platform_service_wiring(compose, name):
     port = HTTP_PORTS[name]
 
     env = spec["environment"]
-    assert env["CONSULT_AMQP_URI"].startswith("amqp://") and "@rabbitmq:5672" in env["CONSULT_AMQP_URI"]
+    assert_names_the_cluster(compose, env["CONSULT_AMQP_URI"])
+    # Said explicitly, though it is the default; and read as the platform reads it.
+    assert env["CONSULT_QUEUE_TYPE"] == QUORUM
+    assert config.load(env).queue_type == QUORUM
     assert env["CONSULT_DB"].startswith("postgresql://") and "@postgres:5432/" in env["CONSULT_DB"]
     assert env["CONSULT_DATA_DIR"] == "/data"
     assert env["CONSULT_BIND"] == "0.0.0.0", "else nothing outside the container reaches its port"
     assert str(env["CONSULT_HTTP_PORT"]) == str(port)
 
-    for backing in ("rabbitmq", "postgres"):
+    # Every node of the cluster, not one of them: a quorum queue is replicated on the nodes that are
+    # members when it is declared.
+    for backing in [*BROKERS, "postgres"]:
         assert spec["depends_on"][backing] == {"condition": "service_healthy"}
 
     probe = " ".join(spec["healthcheck"]["test"])
@@ -202,6 +312,27 @@ def test_platform_service_wiring(compose, name):
 
     assert spec.get("build") == "."
     assert "container_name" not in spec, f"{name} must stay scalable"
+
+
+def assert_names_the_cluster(compose: dict, uri: str) -> None:
+    """A CONSULT_AMQP_URI names every RabbitMQ node of the compose file once, and nothing else, by the
+    service name the compose network resolves."""
+    brokers = broker_services(compose)
+    urls = amqp_urls(uri)
+    assert [u["transport"] for u in urls] == ["amqp"] * len(urls)
+    hosts = [u["hostname"] for u in urls]
+    assert sorted(hosts) == sorted(brokers) == BROKERS, f"{uri} should list the cluster's nodes"
+    assert all((u["port"] or 5672) == 5672 for u in urls)
+
+
+def test_every_amqp_uri_names_the_whole_cluster(compose):
+    # The platform services, and the one-shot demo (the `consult` command talks to the same bus).
+    users = {name: spec["environment"] for name, spec in compose["services"].items()
+             if "CONSULT_AMQP_URI" in (spec.get("environment") or {})}
+    assert set(compose_platform_services(compose)) | {"consult-demo"} <= set(users)
+    for name, env in users.items():
+        assert_names_the_cluster(compose, env["CONSULT_AMQP_URI"])
+        assert env.get("CONSULT_QUEUE_TYPE") == QUORUM, name
 
 
 def test_only_the_edge_publishes_host_ports(compose):
@@ -226,11 +357,59 @@ def test_compose_references_resolve(compose):
                 assert source in declared_volumes, f"{name} uses undeclared volume {source}"
 
 
-def test_broker_and_database(compose):
-    rabbitmq = compose["services"]["rabbitmq"]
-    assert rabbitmq["image"].startswith("rabbitmq:3.13-management")
-    assert rabbitmq["healthcheck"]["test"]
+def test_three_rabbitmq_nodes(compose):
+    brokers = broker_services(compose)
+    assert sorted(brokers) == BROKERS
+    declared_volumes = set(compose.get("volumes") or {})
+    data_volumes = {}
+    for name, spec in brokers.items():
+        assert spec["image"].startswith("rabbitmq:3.13-management")
+        # RabbitMQ names the node rabbit@<host name>; the other nodes reach it by its service name.
+        assert spec["hostname"] == name
+        source, _options = mounts(spec)[RABBITMQ_DATA]
+        assert source in declared_volumes, f"{name} keeps its data in a named volume"
+        data_volumes[name] = source
+        probe = " ".join(spec["healthcheck"]["test"])
+        assert "rabbitmq-diagnostics" in probe
+        # The nodes start together. One waiting for another to be healthy could stall a restart of
+        # the whole cluster: a node that was a member waits at boot until a peer it knew is back.
+        assert not spec.get("depends_on"), f"{name} must not wait for another node"
+        assert not spec.get("ports") and "container_name" not in spec
+    assert len(set(data_volumes.values())) == len(brokers), f"one data volume each: {data_volumes}"
 
+
+def test_rabbitmq_nodes_share_one_erlang_cookie(compose):
+    brokers = broker_services(compose)
+    sources = {name: installed_cookie_source(spec) for name, spec in brokers.items()}
+    assert len(set(sources.values())) == 1, f"one cookie for the cluster: {sources}"
+    (source,) = set(sources.values())
+    assert source.startswith("./infra/rabbitmq/")
+    cookie = (REPO_ROOT / source).read_text(encoding="ascii")
+    # What Erlang reads: the first line, up to 255 characters; the clustering guide asks for
+    # alphanumerics.
+    assert re.fullmatch(r"[A-Za-z0-9]{20,255}\n?", cookie), "a cookie of 20 to 255 letters and digits"
+    for name, spec in brokers.items():
+        # No second cookie by another route (RABBITMQ_ERLANG_COOKIE is deprecated in 3.13).
+        env = " ".join(f"{key}={value}" for key, value in (spec.get("environment") or {}).items())
+        assert "RABBITMQ_ERLANG_COOKIE" not in env and "-setcookie" not in env, name
+
+
+def test_rabbitmq_conf_forms_the_cluster_from_the_three_nodes(compose):
+    brokers = broker_services(compose)
+    sources = set()
+    for name, spec in brokers.items():
+        source, options = mounts(spec)[RABBITMQ_CONF]
+        assert "ro" in options.split(","), name
+        sources.add(source)
+    assert sources == {"./infra/rabbitmq/rabbitmq.conf"}, "one config file for the three nodes"
+    (source,) = sources
+    settings = rabbitmq_conf((REPO_ROOT / source).read_text())
+    assert settings["cluster_formation.peer_discovery_backend"] == "classic_config"
+    nodes = classic_config_nodes(settings)
+    assert sorted(nodes) == sorted(f"rabbit@{spec['hostname']}" for spec in brokers.values())
+
+
+def test_database(compose):
     postgres = compose["services"]["postgres"]
     assert postgres["image"] == "postgres:15"
     assert {k: postgres["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == {
