@@ -570,3 +570,13 @@ def test_dashboard_shows_handler_latency_p95(dashboard):
     assert any(
         "histogram_quantile(0.95" in e and "consult_handler_seconds_bucket" in e for e in exprs
     ), "handler latency p95 panel"
+
+
+def test_prometheus_scrapes_every_rabbitmq_node(compose):
+    """Each node reports the queues it leads: a scrape of one node alone misses the others' queues."""
+    scrape = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "rabbitmq")
+    targets = {t for sc in job["static_configs"] for t in sc["targets"]}
+    brokers = {name for name, svc in compose["services"].items() if str(svc.get("image", "")).startswith("rabbitmq")}
+    assert len(brokers) == 3
+    assert targets == {f"{b}:15692" for b in brokers}
