@@ -315,6 +315,9 @@ class _Messages:
 
     def __init__(self, app: NotificationsApp, texts: Texts, public_url: str):
         self.app, self.texts_port, self.public_url = app, texts, public_url
+        # Whether messages are marked as a training deployment's: from the settings the service
+        # read once (asking templates to find out read the whole environment again per message).
+        self.training = app.settings.training
         self.notices: dict[str, object] = {}
         self.texts: dict[str, str] = {}
         self._cache: dict[tuple, tuple[str, str]] = {}
@@ -356,7 +359,7 @@ class _Messages:
                     context[key_] = ("；" if lang == "zh-CN" else "; ").join(found)
             context.update(role=label(row.capacity, lang), link=self.link(n),
                            preferences_link=self.preferences_link(n.community))
-            self._cache[key] = templates.render(n.notice_type, lang, context)
+            self._cache[key] = templates.render(n.notice_type, lang, context, training=self.training)
         return self._cache[key]
 
     def text(self, row, lang: str) -> str:
@@ -371,7 +374,8 @@ class _Messages:
             items.append(f"• {subject}\n  {self.link(n)}")
         n = len(rows)
         return templates.mark_training(subject_t.format(n=n), body_t.format(
-            n=n, items="\n".join(items), preferences_link=self.preferences_link(rows[0].community)), lang)
+            n=n, items="\n".join(items), preferences_link=self.preferences_link(rows[0].community)), lang,
+            self.training)
 
     def payload(self, row, lang: str, include_personal_data: bool) -> dict:
         """Ids and a link; the message itself only where the community enabled it."""
