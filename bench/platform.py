@@ -34,11 +34,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench import baselines, world
-from bench.cpu import CpuMonitor, PostgresBackends, pids_named
+from bench.cpu import CpuMonitor, PostgresBackends, cpu_seconds, pids_named
 from bench.load import AuditWatcher, run_clients, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("votes", "supports", "burst", "cost", "setup", "audit")
+# Before each measured run the services must be idle (PlatformBench.settle): below this share of one
+# core, summed over the platform's processes, for two half-second windows in a row; waited for at
+# most SETTLE_TIMEOUT_S. (An idle platform's timers use about a tenth of that.)
+SETTLE_BUSY_SHARE, SETTLE_TIMEOUT_S = 0.15, 120.0
 
 
 @dataclass
@@ -268,9 +272,35 @@ class PlatformBench:
                                     "import file(s) answered 5xx for rows that were imported all the same")
 
     # -- one measured run ----------------------------------------------------------------------------
+    def settle(self, busy_share: float = SETTLE_BUSY_SHARE, timeout: float = SETTLE_TIMEOUT_S) -> float:
+        """Wait until the platform's services are idle: their CPU, summed, below `busy_share` of
+        one core for two half-second windows in a row. The audit log of the measured community can
+        be quiet while the other services still work off an earlier phase's backlog (the set-up
+        community's directory events reach five consumers): a run started then is charged their
+        CPU and shares the cores with them. Returns the seconds waited (at the timeout the run
+        starts all the same)."""
+        pids = [proc.pid for proc in self.p.procs.values()]
+        started, quiet = time.monotonic(), 0
+
+        def total() -> float:
+            return sum(cpu_seconds(pid) or 0.0 for pid in pids)
+
+        before = total()
+        while time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            now = total()
+            quiet = quiet + 1 if now - before < busy_share * 0.5 else 0
+            before = now
+            if quiet >= 2:
+                break
+        return time.monotonic() - started
+
     def run(self, c: world.Community, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
         watcher = AuditWatcher(self.p.url, c.id, c.token, interval=0.2).start()
         watcher.wait_quiet()
+        settled = self.settle()
+        if settled > 3:
+            print(f"  ({label}: waited {settled:.0f} s for the services to finish earlier work)", flush=True)
         monitor = self.monitor()
         started = time.monotonic()
         outcomes = run_clients(members, clients, send, key, barrier=barrier, timeout=self.sizes.audit_timeout + 600)
@@ -279,7 +309,7 @@ class PlatformBench:
         cpu = monitor.stop()
         watcher.stop()
         result = summarise(outcomes, watcher, started)
-        result.update(label=label, clients=clients, audit_complete=complete,
+        result.update(label=label, clients=clients, audit_complete=complete, settled_s=settled,
                       cpu_s=cpu, cpu_ms_per_op={k: v / max(result["accepted"], 1) * 1000 for k, v in cpu.items()})
         problems = []
         if result["errors"]:
