@@ -57,6 +57,14 @@ def parse_uuid(value, field: str) -> str:
     return str(parse_id(value, field))
 
 
+# Every request the gateway has not seen signed in yet is authenticated with these two (a token by
+# its hash, the person's roles now): built once, the values bound at each execution.
+_TOKEN_BY_HASH = sa.select(t.tokens).where(t.tokens.c.token_hash == sa.bindparam("token_hash_"))
+_ROLES_AT = sa.select(t.roles).where(
+    t.roles.c.community == sa.bindparam("of"), t.roles.c.person == sa.bindparam("who"),
+    t.roles.c.valid_from <= sa.bindparam("at"), sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -617,7 +625,7 @@ class DirectoryApp(StageApplication):
             raise Unauthorized.coded("communities.bearer_token_required")
         now = clock.format(clock.now())
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.tokens).where(t.tokens.c.token_hash == hash_secret(token))).first()
+            row = conn.execute(_TOKEN_BY_HASH, {"token_hash_": hash_secret(token)}).first()
         if row is None or row.revoked_at or row.expires_at <= now:
             raise Unauthorized.coded("communities.token_unknown_expired_revoked")
         expires = token_expiry(row.expires_at)
@@ -745,9 +753,7 @@ class DirectoryApp(StageApplication):
     # ---- queries ----------------------------------------------------------------------------
     def roles_of(self, community: str, person: str, at: str) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.roles).where(
-                t.roles.c.community == community, t.roles.c.person == person, t.roles.c.valid_from <= at,
-                sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > at)))
+            rows = conn.execute(_ROLES_AT, {"of": community, "who": person, "at": at})
             return [{"role": r.role, "scope": r.scope or None} for r in rows]
 
     def _names(self, commitments) -> dict:
