@@ -3,6 +3,8 @@ platform for practice, whose clock runs faster and whose record is marked and ne
 production one). `GET /api/v1/deployment`; every API answer also says it in a header."""
 from __future__ import annotations
 
+import functools
+
 from services.common import clock, config
 
 from .router import PUBLIC, Call, route
@@ -31,7 +33,11 @@ RESPONSE = {
 }
 
 
+@functools.cache
 def mode() -> str:
+    """This gateway's deployment, production or training: fixed for the process, so read once (it
+    is put on every answer, and reading the settings again cost each request a pass over the
+    whole environment)."""
     return config.load().deployment
 
 
