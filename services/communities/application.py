@@ -18,7 +18,7 @@ from services.common.ids import as_uuid, parse_id
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
 from services.common.store import StageApplication
-from services.contracts.communities import MAX_TOKEN_DAYS
+from services.contracts.communities import MAX_INVITATIONS, MAX_TOKEN_DAYS
 
 from . import csv_import
 from . import tables as t
@@ -705,6 +705,54 @@ class DirectoryApp(StageApplication):
             conn.execute(sa.insert(t.invitations).values(id=str(inv.id), code_hash=hash_secret(code),
                                                          community=community))
         return {"id": str(inv.id), "code": code, "expires_at": expires, "household": household, "roles": inv.roles}
+
+    def create_invitations(self, actor: str, community: str, households: list | None = None,
+                           scope: str = "community", scope_id: str | None = None, days: int = 14) -> dict:
+        """An invitation for the residents of each household named, or of every household in the
+        scope (the community, a compound, a building), in one save: what a worker prints as slips
+        for a building's letterboxes. Each code is shown this once. Asking again issues new codes;
+        the earlier ones stay valid until they expire, are redeemed or are revoked."""
+        self.community(community)
+        self._require(community, actor, MANAGER_ROLES, "communities.invitations_sent_by")
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 90:
+            raise InvalidInput.coded("communities.days_between_x")
+        hh = t.households
+        self.project()
+        if households is not None:
+            if scope != "community" or scope_id is not None:
+                raise InvalidInput.coded("communities.invitations_households_or_scope")
+            wanted = list(dict.fromkeys(str(parse_uuid(h, "household")) for h in households))
+            with self.engine.connect() as conn:
+                found = {r.id for r in conn.execute(sa.select(hh.c.id).where(
+                    hh.c.community == community, hh.c.id.in_(wanted)))}
+            missing = next((h for h in wanted if h not in found), None)
+            if missing is not None:  # not in this community (or nowhere): nothing is issued
+                raise NotFound.coded("common.does_exist", what="household", value=missing)
+        else:
+            if scope in ("compound", "building"):  # another community's compound or building is not found
+                self._get(Compound if scope == "compound" else Building, community, scope_id, scope)
+            with self.engine.connect() as conn:
+                wanted = [r.id for r in conn.execute(sa.select(hh.c.id).where(
+                    *self._scope_filter(community, scope, scope_id)).order_by(hh.c.id))]
+        # One save: a save of many thousands of events is where psycopg's pipeline was seen to stall
+        # (services/communities/csv_import.py MAX_ROWS).
+        if not 1 <= len(wanted) <= MAX_INVITATIONS:
+            raise InvalidInput.coded("communities.invitations_how_many", most=MAX_INVITATIONS)
+        expires = clock.format(clock.now() + timedelta(days=days))
+        codes, invitations = [], []
+        with command_context(community=community, actor=actor):
+            for household in wanted:
+                codes.append(secrets.token_urlsafe(16))
+                invitations.append(Invitation(community=community, household=household, roles=["resident"],
+                                              expires_at=expires))
+            self.save(*invitations)
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(t.invitations), [
+                {"id": str(inv.id), "code_hash": hash_secret(code), "community": community}
+                for inv, code in zip(invitations, codes)])
+        return {"count": len(invitations), "expires_at": expires, "invitations": [
+            {"id": str(inv.id), "code": code, "expires_at": expires, "household": inv.household, "roles": inv.roles}
+            for inv, code in zip(invitations, codes)]}
 
     def revoke_invitation(self, actor: str, community: str, invitation) -> dict:
         inv = self._get(Invitation, community, invitation, "invitation")

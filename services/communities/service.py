@@ -204,6 +204,12 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @command
+    def create_invitations(self, actor, community, households=None, scope="community", scope_id=None, days=14):
+        return self.app.create_invitations(actor, community, None if households is None else list(households),
+                                           scope, scope_id, days)
+
+    @rpc
+    @command
     def revoke_invitation(self, actor, community, invitation):
         return self.app.revoke_invitation(actor, community, invitation)
 

@@ -10,6 +10,7 @@ from .schema import event, f
 
 # The directory's levels a proposal, a consultation or a plan is scoped to.
 SCOPES = ("community", "compound", "building")
+MAX_INVITATIONS = 5000  # the most invitations one request issues (CreateInvitations)
 # What the gateway validates and lists (services/communities/domain.py checks rule sets against the first two).
 SUPPORT_PER = ("resident", "household")  # rule `support_per`: one support per resident, or per household
 THRESHOLD_UNITS = ("residents", "households")  # what a scope's support threshold counts
@@ -262,6 +263,18 @@ class CreateInvitation(RpcCall):
     community: str
     household: str | None = None
     roles: list[str] | tuple[str, ...] = ()
+    days: int = 14
+
+
+@rpc_call(SOURCE, "create_invitations")
+class CreateInvitations(RpcCall):
+    """Invitations for the residents of the households named, or of every household in the scope
+    (community, compound or building): one request, one save, each code shown once."""
+    actor: str
+    community: str
+    households: list[str] | tuple[str, ...] | None = None
+    scope: str = "community"
+    scope_id: str | None = None
     days: int = 14
 
 

@@ -128,6 +128,8 @@ MY_DATA = {"type": "object", "required": ["community", "person"], "properties": 
 INVITATION = {"type": "object", "required": ["id", "code", "expires_at", "household", "roles"], "properties": {
     "id": ID, "code": {"type": "string", "description": "the code to redeem: shown this once"},
     "expires_at": TIME, "household": ID_OR_NULL, "roles": {"type": "array", "items": {"type": "string"}}}}
+INVITATIONS = {"type": "object", "required": ["count", "expires_at", "invitations"], "properties": {
+    "count": {"type": "integer"}, "expires_at": TIME, "invitations": {"type": "array", "items": INVITATION}}}
 LISTED = {"id": {"type": "string"}, "name": {"type": "string"},
           "lines": {"type": "array", "items": {"type": "integer"}}}
 IMPORTED = {"type": "object", "required": ["households", "households_unchanged", "people", "events"], "properties": {
@@ -370,6 +372,20 @@ def invite(c: Call):
         raise Forbidden.coded("gateway.invitation_party_committee_lead")
     return c.send(communities.CreateInvitation(actor=c.actor, community=c.community, household=b.get("household"),
                                                roles=b.get("roles", ["resident"]), days=b.get("days", 14)))
+
+
+@route("POST", C + "/invitations/batch", summary="Invite the residents of many households at once (slips for a "
+       "building's letterboxes): the households named, or every household of the community, a compound or a "
+       "building; each code is shown this once", tag=TAG, roles=MANAGERS, status=201,
+       body=S.obj([], households={"type": "array", "items": S.uuid_str(), "minItems": 1,
+                                  "maxItems": communities.MAX_INVITATIONS},
+                  scope={"type": "string", "enum": list(communities.SCOPES)}, scope_id=S.uuid_str(nullable=True),
+                  days={"type": "integer", "minimum": 1, "maximum": 90}), response=INVITATIONS)
+def invite_many(c: Call):
+    b = c.body
+    return c.send(communities.CreateInvitations(actor=c.actor, community=c.community, households=b.get("households"),
+                                                scope=b.get("scope", "community"), scope_id=b.get("scope_id"),
+                                                days=b.get("days", 14)))
 
 
 @route("DELETE", C + "/invitations/{invitation}", summary="Revoke an invitation not yet redeemed", tag=TAG,

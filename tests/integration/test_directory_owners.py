@@ -151,3 +151,37 @@ def test_an_import_answered_as_a_job_is_read_at_its_location_until_done(platform
     resident = platform.rpc("communities", "register_person", "tests", c["id"], "居民", True, None, None)["id"]
     token = platform.rpc("communities", "issue_token", c["id"], resident, 1, "tests")["token"]
     assert platform.api("GET", resp.headers["Location"], token).status_code == 403
+
+
+def test_a_worker_invites_a_buildings_households_at_once_and_each_slip_signs_one_resident_in(platform):
+    """`POST …/invitations/batch`: one request, an invitation per household of a building (or of the
+    households named), each code shown once; a code signs one resident in, into that household.
+    A resident may not issue them, and another community's building or household is not found."""
+    c = platform.new_community()
+    base = f"/api/v1/communities/{c['id']}"
+    _import(platform, c, FILE, expect=201)
+    directory = platform.api("GET", base + "/directory", c["token"], expect=200).json()
+    households = [h["id"] for h in directory["households"]]
+    building = directory["households"][0]["building"]
+    made = platform.api("POST", base + "/invitations/batch", c["token"],
+                        {"scope": "building", "scope_id": building, "days": 30}, expect=201).json()
+    in_building = sorted(h["id"] for h in directory["households"] if h["building"] == building)
+    assert made["count"] == len(in_building) and sorted(i["household"] for i in made["invitations"]) == in_building
+    code = made["invitations"][0]["code"]
+    signed = platform.api("POST", "/api/v1/sign-in", None, {"code": code, "name": "新居民"}, expect=201).json()
+    person = platform.api("GET", f"{base}/people/{signed['person']}", c["token"], expect=200).json()
+    assert person["household"] == made["invitations"][0]["household"]
+    again = platform.api("POST", "/api/v1/sign-in", None, {"code": code, "name": "又一人"})
+    assert again.status_code == 404, again.text
+    named = platform.api("POST", base + "/invitations/batch", c["token"], {"households": households[:2]},
+                         expect=201).json()
+    assert sorted(i["household"] for i in named["invitations"]) == sorted(households[:2])
+    assert platform.api("POST", base + "/invitations/batch", signed["token"], {"households": households[:1]}
+                        ).status_code == 403
+    other = platform.new_community("another")
+    _import(platform, other, FILE, expect=201)
+    theirs = platform.api("GET", f"/api/v1/communities/{other['id']}/directory", other["token"], expect=200).json()
+    for body in ({"households": [theirs["households"][0]["id"]]},
+                 {"scope": "building", "scope_id": theirs["households"][0]["building"]}):
+        refused = platform.api("POST", base + "/invitations/batch", c["token"], body)
+        assert refused.status_code == 404, (body, refused.text)

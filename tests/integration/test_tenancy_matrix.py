@@ -45,7 +45,8 @@ FIELD_KINDS = {
     "scope_id": "building", "case": "case", "person": "person", "responsible_party.person": "person",
     "ballot": "ballot", "reply_to": "comment", "options": "option", "secretary": "person", "meeting": "meeting",
     "compound": "compound", "building": "building", "owners": "person", "representative": "person",
-    "household": "household", "scope": "building", "deliveries": "delivery", "into": "proposal",
+    "household": "household", "households": "household", "scope": "building", "deliveries": "delivery",
+    "into": "proposal",
     "voter": "person", "evidence": "evidence", "holder": "person", "principal": "person",
 }
 # Plain strings in the schema that name objects all the same: people, evidence files (SHA-256).

@@ -187,6 +187,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "communities.imports_by": {EN: "the directory is imported by a community worker or the "
                                    "party-committee lead",
                                ZH: "住户名录由社区工作者或党组织负责人导入"},
+    "communities.invitations_households_or_scope": {EN: "name the households, or a scope, not both",
+                                                    ZH: "请指定住户或范围，二者选一"},
+    "communities.invitations_how_many": {EN: "one request issues 1 to {most} invitations: name fewer households or a "
+                                             "smaller scope",
+                                         ZH: "每次请求可发出 1 至 {most} 份邀请：请减少住户或缩小范围"},
     "communities.invitations_revoked_by": {EN: "invitations are revoked by a community worker or the "
                                                "party-committee lead",
                                            ZH: "邀请由社区工作者或党组织负责人撤销"},

@@ -17,6 +17,7 @@ TERMS: dict[str, str] = {
     "token": "令牌",
     "compound": "小区",
     "building": "楼栋",
+    "household": "住户",
     "proxy holder": "代理人",
     "paper ballot": "纸质选票",
     "paper proxy authorisation": "纸质代理授权",
