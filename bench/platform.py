@@ -10,8 +10,9 @@ the product's workloads through the gateway over real HTTP:
                    and CPU seconds per 1,000 of every process of the stack (the bottleneck named);
   burst            500 residents supporting one proposal at once, 500 owners voting on one ballot;
   cost             votes/s and supports/s at 10, 1,000 and 10,000 existing (one client);
-  setup            directory set-up of 10,000 households: CSV import, an invitation per household
-                   and its sign-in;
+  setup            directory set-up of 10,000 households: CSV import (files of 5,000 rows) and an
+                   invitation per household (a request per 5,000: the target's figure), then
+                   each one's sign-in by a resident (shown beside it);
   audit            offline verification of a 1,000,000-entry export; replay of the set-up
                    community's whole log (its size, and the time per 100,000 events).
 
@@ -54,7 +55,10 @@ class Sizes:
     cost_levels: tuple = (10, 1000, 10000)
     cost_ops: int = 100
     setup_households: int = 10000
-    import_chunk: int = 1000
+    # Rows per CSV file: the most a file may hold (services/communities/csv_import.py MAX_ROWS), as a
+    # worker uploads a whole community's list; not scaled down, since each file is a job with a
+    # process of its own (about a second to start), which files of 100 rows would mostly measure.
+    import_chunk: int = 5000
     setup_clients: int = 10
     verify_entries: int = 1_000_000
     rpc_ops: int = 2000
@@ -246,19 +250,23 @@ class PlatformBench:
             world.wait_open(self.b, [self.cost_ballot])
             world.invite_residents(self.b, s.setup_clients)
             t = self.b.timings
-            total = t["import"]["seconds"] + t["invitations"]["seconds"] + t["sign_ins"]["seconds"]
+            # Set up, as issue 15 counts it: imported and invited (a worker's part, what the target
+            # is for); the residents' sign-ins follow at their own pace and are shown beside it.
+            set_up = t["import"]["seconds"] + t["invitations"]["seconds"]
             n = t["import"]["households"]
             self.report.detail["setup_community"] = t
             r = self.report
             if "setup" in want:
-                r.add("setup", f"{n:,} households set up (import + invitation + sign-in)", n / total, "/s",
+                r.add("setup", f"{n:,} households set up (import + invitations)", n / set_up, "/s",
                       "event-store appends", self.base["appends"], target=TARGETS[("setup", "households_per_s")])
+                r.add("setup", f"  … and each signed in by a resident, {s.setup_clients} clients",
+                      n / (set_up + t["sign_ins"]["seconds"]), "/s", "event-store appends", self.base["appends"])
                 r.add("setup", f"  CSV import, files of {s.import_chunk:,} rows", t["import"]["per_s"], "/s",
                       "event-store appends", self.base["appends"])
                 r.add("setup", "  import files answered 5xx / of which committed anyway",
                       f"{sum(v for k, v in t['import']['statuses'].items() if k.startswith('5'))}/"
                       f"{t['import']['committed_despite_an_error']}", "n")
-                r.add("setup", f"  invitations, {s.setup_clients} clients", t["invitations"]["per_s"], "/s",
+                r.add("setup", "  invitations (a request per 5,000 households)", t["invitations"]["per_s"], "/s",
                       "event-store appends", self.base["appends"])
                 r.add("setup", f"  sign-ins, {s.setup_clients} clients", t["sign_ins"]["per_s"], "/s",
                       "event-store appends", self.base["appends"])
@@ -547,7 +555,7 @@ def scaled(sizes: Sizes, factor: float) -> Sizes:
 
     return replace(sizes, owners=k(sizes.owners), ops={c: k(n) for c, n in sizes.ops.items()}, burst=k(sizes.burst),
                    cost_levels=tuple(k(x) for x in sizes.cost_levels), cost_ops=k(sizes.cost_ops),
-                   setup_households=k(sizes.setup_households), import_chunk=k(sizes.import_chunk),
+                   setup_households=k(sizes.setup_households),
                    verify_entries=k(sizes.verify_entries), rpc_ops=k(sizes.rpc_ops), append_ops=k(sizes.append_ops))
 
 
