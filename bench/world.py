@@ -72,7 +72,9 @@ def csv_rows(first: int, count: int) -> str:
 
 
 def _parallel(items: list, clients: int, send, what: str) -> list:
-    outcomes = run_clients(items, clients, send, lambda item, resp: None, retries=0)
+    # Each client thread is waited for up to a second per item: the default minute per thread ended
+    # the 10,000 sign-ins of a full set-up run while one was still to go ("not sent").
+    outcomes = run_clients(items, clients, send, lambda item, resp: None, retries=0, timeout=max(60.0, len(items)))
     failed = [o for o in outcomes if not o.accepted]
     if failed:
         last = failed[0].attempts[-1] if failed[0].attempts else None
