@@ -19,6 +19,15 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresProcessRecorder
 
 LOCK_RETRY_BUDGET_S = 12.0
+# A save of more events than this is inserted without psycopg's pipeline mode. In pipeline mode the
+# one INSERT of a large save (its events as one array parameter, megabytes for a directory import)
+# was seen to stall for good: the server waiting for the rest of the statement (ClientRead), psycopg
+# waiting for the results of the sync (`Pipeline.sync` in `Connection.wait`, stack read with py-spy),
+# the events table locked meanwhile (5,000 rows once in one, 10,000 rows 2 of 7, 30,000 rows 2 of
+# 2; cf. psycopg issue 685). A plain transaction sends the statement whole before reading anything;
+# the pipeline only saves the round trips of the lock and the notify, which a large save does not
+# notice.
+PIPELINED_MOST = 100
 ATTEMPTS = 10
 WAIT_S = 0.2
 
@@ -33,9 +42,10 @@ class BoundedRetryRecorder(PostgresProcessRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
         started = time.monotonic()
         lock_timeout = float(self.datastore.lock_timeout or 0)
+        insert = _insert_once if len(stored_events) <= PIPELINED_MOST else _insert_without_pipeline
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return _insert_once(self, stored_events, **kwargs)
+                return insert(self, stored_events, **kwargs)
             except (InterfaceError, OperationalError) as exc:
                 if attempt == ATTEMPTS:
                     raise
@@ -43,3 +53,18 @@ class BoundedRetryRecorder(PostgresProcessRecorder):
                     raise
                 time.sleep(WAIT_S)
         raise AssertionError("unreachable")
+
+
+def _insert_without_pipeline(recorder: PostgresProcessRecorder, stored_events: Sequence[StoredEvent],
+                             **kwargs: Any) -> Sequence[int] | None:
+    """What eventsourcing's `insert_events` does (the tracking record, then the events table's lock,
+    its NOTIFY and the insert, and the new notification ids) in one transaction, without pipeline
+    mode (PIPELINED_MOST). psycopg's errors are translated by the datastore's connection, as there."""
+    with recorder.datastore.get_connection() as conn, conn.transaction():
+        with conn.cursor() as curs:
+            recorder._insert_events(curs, stored_events, **kwargs)
+        if not stored_events:
+            return None
+        with conn.cursor() as curs:
+            recorder._insert_stored_events(curs, stored_events, **kwargs)
+            return recorder._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
