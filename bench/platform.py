@@ -37,6 +37,7 @@ from pathlib import Path
 from bench import baselines, world
 from bench.cpu import CpuMonitor, PostgresBackends, cpu_seconds, pids_named
 from bench.load import AuditWatcher, run_clients, summarise
+from services.communities.csv_import import MAX_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("votes", "supports", "burst", "cost", "setup", "audit")
@@ -55,10 +56,10 @@ class Sizes:
     cost_levels: tuple = (10, 1000, 10000)
     cost_ops: int = 100
     setup_households: int = 10000
-    # Rows per CSV file: the most a file may hold (services/communities/csv_import.py MAX_ROWS), as a
-    # worker uploads a whole community's list; not scaled down, since each file is a job with a
-    # process of its own (about a second to start), which files of 100 rows would mostly measure.
-    import_chunk: int = 5000
+    # Rows per CSV file: the most a file may hold, as a worker uploads a whole community's list; not
+    # scaled down, since each file is a job with a process of its own (about a second to start),
+    # which files of 100 rows would mostly measure.
+    import_chunk: int = MAX_ROWS
     setup_clients: int = 10
     verify_entries: int = 1_000_000
     rpc_ops: int = 2000

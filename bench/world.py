@@ -14,6 +14,7 @@ import requests
 
 from bench.load import run_clients
 from services.common import clock
+from services.contracts.communities import MAX_INVITATIONS
 
 OWNERS_NOTICE = timedelta(days=15, minutes=5)  # the owners' rules' notice period, and a little more
 VOTING = timedelta(days=7)
@@ -163,7 +164,7 @@ def owner_tokens(c: Community, clients: int) -> dict:
     return c.timings["owner_tokens"]
 
 
-INVITATIONS_PER_REQUEST = 5000  # services/contracts/communities.py MAX_INVITATIONS
+INVITATIONS_PER_REQUEST = MAX_INVITATIONS  # as many as one request may issue
 
 
 def invite_residents(c: Community, clients: int, count: int | None = None) -> dict:

@@ -695,16 +695,25 @@ class DirectoryApp(StageApplication):
         self._require(community, actor, MANAGER_ROLES, "communities.invitations_sent_by")
         if "party_lead" in roles:
             self._require(community, actor, ("party_lead",), LEAD_APPOINTMENT)
-        code = secrets.token_urlsafe(16)
+        return self._issue_invitations(actor, community, [household], list(dict.fromkeys(roles)), days)[0]
+
+    def _issue_invitations(self, actor: str, community: str, households: list, roles: list, days: int) -> list[dict]:
+        """An invitation per household (None: one for no household), saved together; the codes'
+        hashes kept for sign-in. Each answer carries its code, shown this once."""
         expires = clock.format(clock.now() + timedelta(days=days))
+        codes, invitations = [], []
         with command_context(community=community, actor=actor):
-            inv = Invitation(community=community, household=household, roles=list(dict.fromkeys(roles)),
-                             expires_at=expires)
-            self.save(inv)
+            for household in households:
+                codes.append(secrets.token_urlsafe(16))
+                invitations.append(Invitation(community=community, household=household, roles=roles,
+                                              expires_at=expires))
+            self.save(*invitations)
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(t.invitations).values(id=str(inv.id), code_hash=hash_secret(code),
-                                                         community=community))
-        return {"id": str(inv.id), "code": code, "expires_at": expires, "household": household, "roles": inv.roles}
+            conn.execute(sa.insert(t.invitations), [
+                {"id": str(inv.id), "code_hash": hash_secret(code), "community": community}
+                for inv, code in zip(invitations, codes)])
+        return [{"id": str(inv.id), "code": code, "expires_at": expires, "household": inv.household, "roles": inv.roles}
+                for inv, code in zip(invitations, codes)]
 
     def create_invitations(self, actor: str, community: str, households: list | None = None,
                            scope: str = "community", scope_id: str | None = None, days: int = 14) -> dict:
@@ -734,25 +743,10 @@ class DirectoryApp(StageApplication):
             with self.engine.connect() as conn:
                 wanted = [r.id for r in conn.execute(sa.select(hh.c.id).where(
                     *self._scope_filter(community, scope, scope_id)).order_by(hh.c.id))]
-        # One save: a save of many thousands of events is where psycopg's pipeline was seen to stall
-        # (services/communities/csv_import.py MAX_ROWS).
-        if not 1 <= len(wanted) <= MAX_INVITATIONS:
+        if not 1 <= len(wanted) <= MAX_INVITATIONS:  # one request, one save of a bounded size
             raise InvalidInput.coded("communities.invitations_how_many", most=MAX_INVITATIONS)
-        expires = clock.format(clock.now() + timedelta(days=days))
-        codes, invitations = [], []
-        with command_context(community=community, actor=actor):
-            for household in wanted:
-                codes.append(secrets.token_urlsafe(16))
-                invitations.append(Invitation(community=community, household=household, roles=["resident"],
-                                              expires_at=expires))
-            self.save(*invitations)
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(t.invitations), [
-                {"id": str(inv.id), "code_hash": hash_secret(code), "community": community}
-                for inv, code in zip(invitations, codes)])
-        return {"count": len(invitations), "expires_at": expires, "invitations": [
-            {"id": str(inv.id), "code": code, "expires_at": expires, "household": inv.household, "roles": inv.roles}
-            for inv, code in zip(invitations, codes)]}
+        issued = self._issue_invitations(actor, community, wanted, ["resident"], days)
+        return {"count": len(issued), "expires_at": issued[0]["expires_at"], "invitations": issued}
 
     def revoke_invitation(self, actor: str, community: str, invitation) -> dict:
         inv = self._get(Invitation, community, invitation, "invitation")
