@@ -32,7 +32,7 @@ def _rabbitmqctl(*args: str) -> str:
                           timeout=60).stdout
 
 
-def _free_offset() -> int:
+def _free_offset(shifts: tuple = (0,)) -> int:
     """A port offset whose ports (every service, and replicas #2 and #3) are free now and all lie
     below Linux's ephemeral range (32768+), where an outgoing connection of this very test run
     (to RabbitMQ, PostgreSQL, a service) could hold one and make a service fail to bind."""
@@ -42,7 +42,7 @@ def _free_offset() -> int:
 
     for _ in range(200):
         offset = random.randint(200, 2000) * 10
-        ports = [base + offset + 1000 * n for base in HTTP_PORTS.values() for n in (0, 2, 3)]
+        ports = [base + offset + shift + 1000 * n for base in HTTP_PORTS.values() for n in (0, 2, 3) for shift in shifts]
         if max(ports) >= 32768:
             continue
         try:
@@ -60,14 +60,16 @@ class Platform:
     platform's: two deployments told apart by their CONSULT_PREFIX alone, as two cities or staging
     beside production on one broker are."""
 
-    def __init__(self, backend: str, services: list[str] | None = None, vhost_of: "Platform | None" = None):
+    def __init__(self, backend: str, services: list[str] | None = None, vhost_of: "Platform | None" = None,
+                 cells: tuple = ()):
         self.backend = backend
+        self.cells = tuple(cells)  # community cells (services/common/cells.py): each a process per stage service
         self.tag = uuid.uuid4().hex[:8]
         self.owns_vhost = vhost_of is None
         self.vhost = f"consult-test-{self.tag}" if vhost_of is None else vhost_of.vhost
         self.dir = Path(tempfile.mkdtemp(prefix=f"consult-{backend}-"))
         self.prefix = f"t{self.tag}"
-        self.offset = _free_offset()
+        self.offset = _free_offset(tuple(100 * n for n in range(len(self.cells) + 1)))
         self.clock_file = self.dir / "clock"
         self.faults_file = self.dir / "faults.json"
         self.procs: dict[str, subprocess.Popen] = {}
@@ -100,6 +102,11 @@ class Platform:
             PYTHONUNBUFFERED="1",
         )
         self.env.pop("CONSULT_SERVICE", None)
+        self.env.pop("CONSULT_CELL", None)
+        if self.cells:
+            self.env["CONSULT_CELLS"] = ",".join(self.cells)
+        else:
+            self.env.pop("CONSULT_CELLS", None)
         self._admin = None
 
     @staticmethod
@@ -131,21 +138,49 @@ class Platform:
 
         return HTTP_PORTS[service] + self.offset
 
+    def process(self, name: str) -> tuple[str, str | None]:
+        """(service, cell) of a process name: `audit`, `c1-audit`, `audit#2` (a replica)."""
+        from services.common import cells
+
+        base = name.partition("#")[0]
+        for cell in self.cells:
+            if base.startswith(f"{cell}-") and cells.in_cells(base[len(cell) + 1:]):
+                return base[len(cell) + 1:], cell
+        return base, None
+
+    def processes(self, *services: str) -> list[str]:
+        """Process names for services (all of the platform's by default): a stage service once per
+        cell (`c1-audit`, `c2-audit`), a process name as given."""
+        from services.common import cells
+
+        names = []
+        for name in services or self.services:
+            if name in self.services:
+                names += [cells.label(s, c) for s, c in cells.processes(self.settings, [name])]
+            else:
+                names.append(name)
+        return names
+
     def _http_port(self, name: str) -> int:
-        service, _, n = name.partition("#")
-        return self.port(service) + (1000 * int(n) if n else 0)
+        from services.common import cells
+
+        service, cell = self.process(name)
+        n = name.partition("#")[2]
+        return cells.in_process(self.settings, service, cell).http_port(service) + (1000 * int(n) if n else 0)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port('gateway')}"
 
     def start(self, *services: str, wait: bool = True) -> None:
-        started = list(services or self.services)
-        for service in started:  # all at once, then wait: no service needs another to start
-            log = open(self.dir / f"{service}.log", "ab")  # noqa: SIM115
-            self.procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "services.common.runner", service], env=self.env, cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT)
+        """Start services (every one by default), each in every cell, or processes by name (`c2-audit`)."""
+        started = self.processes(*services)
+        for name in started:  # all at once, then wait: no service needs another to start
+            service, cell = self.process(name)
+            log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.common.runner", service], env=dict(self.env, CONSULT_CELL=cell or ""),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             for service in started:
                 self.wait_ready(service)
@@ -178,7 +213,7 @@ class Platform:
         # Signal every one, then wait for each: a graceful stop takes a service a second or more,
         # and the suite stops a platform's eight services dozens of times.
         stopping = []
-        for service in services or list(self.procs):
+        for service in (self.processes(*services) if services else list(self.procs)):
             proc = self.procs.pop(service, None)
             if proc and proc.poll() is None:
                 proc.send_signal(sig)
@@ -215,19 +250,28 @@ class Platform:
         """Every event the audit service recorded, in every community's log, checked against its
         contract: the services' real output, whatever the tests made them do. Read from the audit
         store directly once the services stopped (one query, no service needed)."""
-        import sqlalchemy as sa
-
         import services.contracts as contracts
+        from services.common import cells
         from services.common.store import state_engine
 
         if "audit" not in self.services:
             return []
         started = time.monotonic()
-        engine = state_engine("audit", self.settings.for_service("audit"))  # CONSULT_DB_AUDIT, if set
         found, count = [], 0
+        for cell in self.cells or (None,):  # each cell's audit keeps its own communities' logs
+            settings = cells.in_process(self.settings.for_service("audit"), "audit", cell)  # CONSULT_DB_AUDIT, if set
+            count += self._check_audit_store(state_engine("audit", settings), contracts, found)
+        CONTRACT_CHECKS.append((f"{self.backend}/{self.tag}", count, time.monotonic() - started))
+        return found
+
+    def _check_audit_store(self, engine, contracts, found: list) -> int:
+        """Check one audit store's entries into `found`; returns how many it read."""
+        import sqlalchemy as sa
+
+        count = 0
         try:
             if not sa.inspect(engine).has_table("audit_entries"):
-                return []
+                return 0
             with engine.connect() as conn:
                 for community, idx, body in conn.execute(sa.text("SELECT community, idx, body FROM audit_entries")):
                     count += 1
@@ -239,8 +283,7 @@ class Platform:
                                      + "; ".join(problems))
         finally:
             engine.dispose()
-        CONTRACT_CHECKS.append((f"{self.backend}/{self.tag}", count, time.monotonic() - started))
-        return found
+        return count
 
     def teardown(self) -> None:
         self.stop()
@@ -398,10 +441,11 @@ class Platform:
 
 
 @contextmanager
-def running(backend: str, services: list[str] | None = None, vhost_of: Platform | None = None, **env: str):
+def running(backend: str, services: list[str] | None = None, vhost_of: Platform | None = None, cells: tuple = (),
+            **env: str):
     """A started platform of its own (extra settings in `env`; on another platform's vhost with
-    `vhost_of`), torn down afterwards."""
-    p = Platform(backend, services, vhost_of).setup()
+    `vhost_of`; with community cells), torn down afterwards."""
+    p = Platform(backend, services, vhost_of, cells).setup()
     p.env.update(env)
     try:
         p.start()

@@ -45,7 +45,9 @@ class Rpc:
         from nameko.exceptions import UnknownService
 
         try:
-            reply = getattr(getattr(self._proxy, service), method)(*args, **kwargs)
+            from services.common.rpc import target
+
+            reply = getattr(target(self._proxy, self.settings, service), method)(*args, **kwargs)
         except UnknownService:
             raise CliError(f"the {service} service is not running (start the platform with `consult up`)") from None
         except Exception as exc:  # noqa: BLE001 - RPC timeout and remote crashes

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services.common import clock, config, registry
+from services.common import cells, clock, config, registry
 from services.common.bus import BrokerUnavailable, check_broker
 
 from .rpc import CliError
@@ -31,10 +31,11 @@ def _why(log: Path | None) -> str:
 def wait_ready(settings: config.Settings, service: str, proc: subprocess.Popen, timeout: float = 60,
                log: Path | None = None) -> None:
     url = f"http://127.0.0.1:{settings.http_port(service)}/readyz"
+    name = cells.label(service, settings.cell)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliError(f"the {service} service exited with status {proc.returncode} while starting{_why(log)}")
+            raise CliError(f"the {name} service exited with status {proc.returncode} while starting{_why(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -42,7 +43,7 @@ def wait_ready(settings: config.Settings, service: str, proc: subprocess.Popen, 
         except OSError:
             pass
         time.sleep(0.3)
-    raise CliError(f"the {service} service did not become ready within {timeout:.0f} s ({url})")
+    raise CliError(f"the {name} service did not become ready within {timeout:.0f} s ({url})")
 
 
 def start(services: list[str] | None = None, env: dict | None = None, log_dir: Path | None = None) -> list:
@@ -52,16 +53,22 @@ def start(services: list[str] | None = None, env: dict | None = None, log_dir: P
     except BrokerUnavailable as exc:
         raise CliError(str(exc), 3) from None
     procs = []
+    started = []
     child_env = dict(os.environ, **(env or {}))
     try:
         # All at once: no service needs another to start (consumers catch up when sources appear).
-        for service in services or discover():
-            out = open(log_dir / f"{service}.log", "ab") if log_dir else None  # noqa: SIM115
-            proc = subprocess.Popen([sys.executable, "-m", "services.common.runner", service], env=child_env,
+        # With cells (CONSULT_CELLS), each cell's stage services are processes of their own.
+        for service, cell in cells.processes(settings, services or discover()):
+            name = cells.label(service, cell)
+            out = open(log_dir / f"{name}.log", "ab") if log_dir else None  # noqa: SIM115
+            own_env = dict(child_env, CONSULT_CELL=cell or "")
+            proc = subprocess.Popen([sys.executable, "-m", "services.common.runner", service], env=own_env,
                                     stdout=out, stderr=subprocess.STDOUT if out else None)
-            procs.append((service, proc))
-        for service, proc in procs:
-            wait_ready(settings, service, proc, timeout=180, log=log_dir / f"{service}.log" if log_dir else None)
+            procs.append((name, proc))
+            started.append((service, cell, name, proc))
+        for service, cell, name, proc in started:
+            wait_ready(cells.in_process(settings, service, cell), service, proc, timeout=180,
+                       log=log_dir / f"{name}.log" if log_dir else None)
     except BaseException:
         stop(procs)
         raise

@@ -19,7 +19,8 @@ import socket
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
-from . import registry
+from . import cells, registry
+from .cells import OWN
 from .config import CLASSIC, QUORUM, Settings
 
 DELIVERY_LIMIT = 100_000
@@ -73,37 +74,47 @@ def exchange(settings: Settings) -> Exchange:
     return Exchange(f"{settings.prefix}.events", type="topic", durable=True)
 
 
-def queue_name(settings: Settings, consumer: str, source: str) -> str:
-    return f"{settings.prefix}.{consumer}.{source}"
+def source_key(settings: Settings, source: str, cell=OWN) -> str:
+    """What the events of `source` are published under (the first word of their routing keys):
+    the source's name in its cell (services/common/cells.py), `c1-proposals`, or the platform's
+    `communities`."""
+    return cells.qualified(source, cells.resolve(settings, cell))
 
 
-def parked_name(settings: Settings, consumer: str, source: str) -> str:
-    return f"{settings.prefix}.{consumer}.{source}.parked"
+def queue_name(settings: Settings, consumer: str, source: str, cell=OWN) -> str:
+    """A (consumer, source) stream's queue: `<prefix>.<consumer>.<source>`, both in the consumer's
+    cell (`c1-audit` following `c1-proposals`, or the platform's `communities`)."""
+    cell = cells.resolve(settings, cell)
+    return f"{settings.prefix}.{cells.qualified(consumer, cell)}.{cells.qualified(source, cell)}"
 
 
-def rejected_name(settings: Settings, consumer: str, source: str) -> str:
-    return f"{settings.prefix}.{consumer}.{source}.rejected"
+def parked_name(settings: Settings, consumer: str, source: str, cell=OWN) -> str:
+    return f"{queue_name(settings, consumer, source, cell)}.parked"
 
 
-def consumer_queue(settings: Settings, consumer: str, source: str) -> Queue:
+def rejected_name(settings: Settings, consumer: str, source: str, cell=OWN) -> str:
+    return f"{queue_name(settings, consumer, source, cell)}.rejected"
+
+
+def consumer_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> Queue:
     return Queue(
-        queue_name(settings, consumer, source),
+        queue_name(settings, consumer, source, cell),
         exchange=exchange(settings),
-        routing_key=f"{source}.#",
+        routing_key=f"{source_key(settings, source, cell)}.#",
         durable=True,
         queue_arguments=queue_arguments(settings.queue_type, single_active_consumer=True),
     )
 
 
-def parked_queue(settings: Settings, consumer: str, source: str) -> Queue:
-    return Queue(parked_name(settings, consumer, source), durable=True,
+def parked_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> Queue:
+    return Queue(parked_name(settings, consumer, source, cell), durable=True,
                  queue_arguments=queue_arguments(settings.queue_type))
 
 
-def rejected_queue(settings: Settings, consumer: str, source: str) -> Queue:
+def rejected_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> Queue:
     """Messages a consumer received that are no event of the source's log (undecodable, forged):
     kept for an operator to look at (`consult dlq list`), never holding the stream."""
-    return Queue(rejected_name(settings, consumer, source), durable=True,
+    return Queue(rejected_name(settings, consumer, source, cell), durable=True,
                  queue_arguments=queue_arguments(settings.queue_type))
 
 
@@ -152,10 +163,13 @@ def mismatch_message(settings: Settings, name: str, broker_says: str) -> str:
 
 
 def declare_for_source(channel, settings: Settings, source: str) -> None:
+    """The queues of every consumer of `source`, before its relay publishes: in the source's own
+    cell, and for the directory's log in every cell (cells.consumer_cells)."""
     exchange(settings)(channel).declare()
-    for consumer in registry.consumers_of(source):
-        declare(channel, settings, consumer_queue(settings, consumer, source))
-        declare(channel, settings, parked_queue(settings, consumer, source))
+    for cell in cells.consumer_cells(settings, source):
+        for consumer in registry.consumers_of(source):
+            declare(channel, settings, consumer_queue(settings, consumer, source, cell))
+            declare(channel, settings, parked_queue(settings, consumer, source, cell))
 
 
 def declare_for_consumer(channel, settings: Settings, consumer: str) -> None:
@@ -175,10 +189,11 @@ def declare_all(settings: Settings) -> None:
 
 def _declare_streams(channel, settings: Settings) -> None:
     exchange(settings)(channel).declare()
-    for consumer, sources in registry.SUBSCRIPTIONS.items():
-        for source in sources:
-            for queue in (consumer_queue, parked_queue, rejected_queue):
-                declare(channel, settings, queue(settings, consumer, source))
+    for cell in cells.served(settings):
+        for consumer, sources in registry.SUBSCRIPTIONS.items():
+            for source in sources:
+                for queue in (consumer_queue, parked_queue, rejected_queue):
+                    declare(channel, settings, queue(settings, consumer, source, cell))
 
 
 CONNECT_TIMEOUT_S = 5  # what `connect` gives one URL to answer

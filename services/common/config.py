@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -114,6 +115,12 @@ class Settings:
     # The folder of the SQLite files in one service's settings whose CONSULT_DB_<SERVICE> names a
     # folder of its own; None: the data folder.
     store_dir: Path | None = None
+    # Community cells (services/common/cells.py, docs/scaling.md). CONSULT_CELLS: the cells of the
+    # deployment, in placement order (empty: one deployment-wide set of stage services, as before
+    # cells). CONSULT_CELL: the cell this process's stage service belongs to (None: a platform
+    # service, or a deployment without cells).
+    cells: tuple = ()
+    cell: str | None = None
 
     @property
     def training(self) -> bool:
@@ -144,9 +151,14 @@ class Settings:
         return dataclasses.replace(self, db=db, store_dir=folder)
 
     def http_port(self, service: str) -> int:
+        """A service's HTTP port (metrics, health). A stage service of a cell is 100 ports up per
+        cell (the first cell's audit on 9202, the second's on 9302), so that cells can share a host."""
         if service in self.port_overrides:
             return self.port_overrides[service]
-        return HTTP_PORTS[service] + self.port_offset
+        from .cells import in_cells
+
+        shift = 100 * (self.cells.index(self.cell) + 1) if self.cell is not None and in_cells(service) else 0
+        return HTTP_PORTS[service] + self.port_offset + shift
 
     def postgres_params(self) -> dict:
         url = urlparse(self.db)
@@ -159,8 +171,17 @@ class Settings:
         }
 
     def schema(self, service: str, part: str) -> str:
-        """PostgreSQL schema of one service's store: part is 'events' or 'state'."""
-        return f"{self.prefix}_{service}_{part}".replace("-", "_").lower()
+        """PostgreSQL schema of one service's store: part is 'events' or 'state'. A stage service
+        of a cell has its own (`<prefix>_<cell>_<service>_<part>`: services/common/cells.py)."""
+        from .cells import own
+
+        return f"{self.prefix}_{own(self, service)}_{part}".replace("-", "_").lower()
+
+    def store_name(self, service: str) -> str:
+        """What one service's SQLite files are named after: the service, or `<cell>-<service>` in a cell."""
+        from .cells import own
+
+        return own(self, service)
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,7 +222,34 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         port_overrides=_port_overrides(env),
         queue_type=_queue_type(env.get("CONSULT_QUEUE_TYPE", QUORUM)),
         service_dbs=_service_dbs(env),
+        cells=_cells(env.get("CONSULT_CELLS", "")),
+        cell=_cell(env),
     )
+
+
+CELL_NAME = re.compile(r"[a-z][a-z0-9]{0,15}")
+
+
+def _cells(value: str) -> tuple:
+    """CONSULT_CELLS=c1,c2: short lower-case names (they become part of queue, routing key and
+    schema names), each once."""
+    cells = tuple(c.strip() for c in value.split(",") if c.strip())
+    for cell in cells:
+        if not CELL_NAME.fullmatch(cell):
+            raise ValueError(f"CONSULT_CELLS: {cell!r} is no cell name: a lower-case letter, then up to 15 "
+                             "lower-case letters or digits")
+    if len(set(cells)) != len(cells):
+        raise ValueError(f"CONSULT_CELLS names a cell twice: {value!r}")
+    return cells
+
+
+def _cell(env: Mapping[str, str]) -> str | None:
+    """CONSULT_CELL: one of CONSULT_CELLS; a cell the deployment does not list is refused, or the
+    service would serve communities no gateway routes to it."""
+    cell = (env.get("CONSULT_CELL") or "").strip() or None
+    if cell is not None and cell not in _cells(env.get("CONSULT_CELLS", "")):
+        raise ValueError(f"CONSULT_CELL={cell!r} is not one of CONSULT_CELLS ({env.get('CONSULT_CELLS', '')!r})")
+    return cell
 
 
 def _database(value: str) -> tuple[str, Path | None]:

@@ -132,8 +132,10 @@ def upcast_envelope(envelope: dict) -> dict:
     return envelope
 
 
-def routing_key(envelope: dict) -> str:
-    return f"{envelope['source']}.{envelope['type']}.{envelope['community']}"
+def routing_key(envelope: dict, source_key: str | None = None) -> str:
+    """`<source>.<type>.<community>`; `source_key` is the source's name on the bus where it is not
+    the envelope's own (a stage's log in a cell: bus.source_key)."""
+    return f"{source_key or envelope['source']}.{envelope['type']}.{envelope['community']}"
 
 
 # Free text enters events only as a commitment: hex(SHA-256(salt || UTF-8 text)).

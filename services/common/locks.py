@@ -55,7 +55,8 @@ def advisory_id(settings: Settings, namespace: str, key) -> int:
     PostgreSQL's advisory locks take, from an 8-byte BLAKE2b of the deployment's prefix, the
     namespace and the key. The prefix keeps deployments (and test platforms) sharing a database
     apart; the namespace keeps a proposal's lock from a ballot's of the same id."""
-    digest = hashlib.blake2b(f"{settings.prefix}/{namespace}/{key}".encode(), digest_size=8).digest()
+    scope = settings.prefix if settings.cell is None else f"{settings.prefix}/{settings.cell}"  # cells never share a lock
+    digest = hashlib.blake2b(f"{scope}/{namespace}/{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

@@ -94,7 +94,7 @@ class OutboxRelay:
             for env in envelopes:
                 producer.publish(
                     envelope.canonical(env),
-                    routing_key=envelope.routing_key(env),
+                    routing_key=envelope.routing_key(env, bus.source_key(self.settings, self.source)),
                     content_type="application/json",
                     content_encoding="utf-8",
                     delivery_mode=2,

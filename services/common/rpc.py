@@ -38,13 +38,14 @@ from nameko import rpc as nameko_rpc
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 from nameko.standalone.rpc import ClusterRpcProxy, SingleThreadedReplyListener
 
-from . import bus, registry
+from . import bus, cells, registry
 from .config import Settings
 from .idempotency import DELIVERY_ID
 
 log = logging.getLogger(__name__)
 
 PREFIX_KEY = "CONSULT_PREFIX"  # the deployment's prefix, carried in nameko's configuration
+CELL_KEY = "CONSULT_CELL"  # the process's cell (services/common/cells.py), likewise
 QUEUE_TYPE_KEY = "CONSULT_QUEUE_TYPE"  # the type of the service queues (Settings.queue_type), likewise
 
 # The services that serve RPC: every service of the registry but the web pages, a client of the
@@ -72,6 +73,7 @@ def nameko_config(settings: Settings, **extra) -> dict:
         RPC_EXCHANGE_CONFIG_KEY: exchange_name(settings.prefix),
         PREFIX_KEY: settings.prefix,
         QUEUE_TYPE_KEY: settings.queue_type,
+        CELL_KEY: settings.cell,
         "serializer": "json",
         **extra,
     }
@@ -97,24 +99,34 @@ def _queue_type(config: dict) -> str:
     return queue_type
 
 
-def service_queue(config: dict, service: str) -> Queue:
-    """A service's RPC queue, bound with `<service>.*` (what callers publish): durable, of the
-    deployment's queue type, with the event bus's arguments for it (a quorum queue's delivery limit;
-    classic: none, as nameko always declared it, so a classic deployment redeclares its queues
-    unchanged). Its RPC consumer declares it, and `bus.check_broker` checks it at start."""
+def rpc_name(config: dict, service: str) -> str:
+    """The name a service answers to over RPC from this process's configuration: its own cell's
+    `<cell>-<service>` for a stage service of a cell (services/common/cells.py), else its own."""
+    return cells.qualified(service, config.get(CELL_KEY))
+
+
+def service_queue(config: dict, service: str, cell=cells.OWN) -> Queue:
+    """A service's RPC queue, bound with `<name>.*` (what callers publish; the name in its cell:
+    `rpc_name`): durable, of the deployment's queue type, with the event bus's arguments for it (a
+    quorum queue's delivery limit; classic: none, as nameko always declared it, so a classic
+    deployment redeclares its queues unchanged). Its RPC consumer declares it, and
+    `bus.check_broker` checks it at start."""
+    name = rpc_name(config, service) if cell is cells.OWN else cells.qualified(service, cell)
     return Queue(
-        service_queue_name(_prefix(config), service),
+        service_queue_name(_prefix(config), name),
         exchange=nameko_rpc.get_rpc_exchange(config),
-        routing_key=f"{service}.*",
+        routing_key=f"{name}.*",
         durable=True,
         queue_arguments=bus.queue_arguments(_queue_type(config), single_active_consumer=False),
     )
 
 
 def service_queues(settings: Settings) -> list[Queue]:
-    """The RPC queue of every service that serves RPC, as their consumers declare them."""
+    """The RPC queue of every service that serves RPC, as their consumers declare them: the
+    platform's once, a stage's in every cell this process deals with (cells.served)."""
     config = nameko_config(settings)
-    return [service_queue(config, service) for service in SERVING]
+    return [service_queue(config, service, cell) for service in SERVING
+            for cell in (cells.served(settings) if cells.in_cells(service) else (None,))]
 
 
 class QueueConsumer(messaging.QueueConsumer):
@@ -167,6 +179,14 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
             self.queue_consumer.register_provider(self)
             self._registered = True
 
+    def get_provider_for_method(self, routing_key):
+        """nameko's lookup, with the service's name in its cell (`rpc_name`), which callers use."""
+        name = rpc_name(self.container.config, self.container.service_name)
+        for provider in self._providers:
+            if f"{name}.{provider.method_name}" == routing_key:
+                return provider
+        raise nameko_rpc.MethodNotFound(routing_key.split(".")[-1])
+
 
 class Rpc(nameko_rpc.Rpc):
     rpc_consumer = RpcConsumer()
@@ -211,7 +231,22 @@ class ReplyListener(_PrefixedReplyQueue, nameko_rpc.ReplyListener):
 
 
 class RpcProxy(nameko_rpc.RpcProxy):
+    """A service's proxy to another: a stage service in the caller's own cell (`rpc_name`)."""
+
     rpc_reply_listener = ReplyListener()
+
+    def get_dependency(self, worker_ctx):
+        return nameko_rpc.ServiceProxy(worker_ctx, rpc_name(self.container.config, self.target_service),
+                                       self.rpc_reply_listener, **self.options)
+
+
+def in_cell(proxy: nameko_rpc.ServiceProxy, service: str, cell: str | None) -> nameko_rpc.ServiceProxy:
+    """The proxy of a worker (any of its RpcProxy dependencies) turned to `service` in `cell`: the
+    gateway's way to a community's cell. It shares the worker's context (the call's idempotency
+    key, the caller's identity) and its reply queue, which hears replies from every cell: all cells
+    answer on the one RPC exchange."""
+    return nameko_rpc.ServiceProxy(proxy.worker_ctx, cells.qualified(service, cell), proxy.reply_listener,
+                                   **proxy.options)
 
 
 class StandaloneReplyListener(_PrefixedReplyQueue, SingleThreadedReplyListener):
@@ -220,8 +255,15 @@ class StandaloneReplyListener(_PrefixedReplyQueue, SingleThreadedReplyListener):
 
 def cluster_proxy(settings: Settings, timeout: float | None = 60) -> ClusterRpcProxy:
     """A standalone proxy to every service of this deployment: `with cluster_proxy(s) as proxy:
-    proxy.communities.ping()`, or start() it and stop() it when done."""
+    proxy.communities.ping()`, or start() it and stop() it when done. It addresses services by
+    the name given: a stage service of a cell as `proxy[cells.qualified(service, cell)]` (see
+    `target`)."""
     return ClusterRpcProxy(nameko_config(settings), timeout=timeout, reply_listener_cls=StandaloneReplyListener)
+
+
+def target(proxy, settings: Settings, service: str, cell=cells.OWN):
+    """`service` on a standalone proxy (cluster_proxy): in this process's own cell, or in `cell`."""
+    return proxy[cells.qualified(service, cells.resolve(settings, cell))]
 
 
 def check_container(container) -> None:
@@ -233,5 +275,6 @@ def check_container(container) -> None:
                                "use services.common.rpc's rpc and RpcProxy, which name queues under CONSULT_PREFIX")
 
 
-__all__ = ["rpc", "RpcProxy", "nameko_config", "cluster_proxy", "check_container", "exchange_name",
+__all__ = ["rpc", "RpcProxy", "nameko_config", "cluster_proxy", "check_container", "exchange_name", "in_cell", "target",
+           "rpc_name",
            "service_queue_name", "reply_queue_name", "service_queue", "service_queues", "QueueConsumer", "SERVING"]

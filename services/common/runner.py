@@ -13,7 +13,7 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from . import config, rpc  # noqa: E402
+from . import cells, config, rpc  # noqa: E402
 from .bus import BrokerUnavailable, check_broker  # noqa: E402
 
 
@@ -38,10 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     service = argv[0]
     os.environ["CONSULT_SERVICE"] = service
-    settings = config.load()
+    try:
+        settings = config.load()
+        cells.check_process(settings, service)
+    except ValueError as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level,
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s {cells.label(service, settings.cell)} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kombu").setLevel(logging.WARNING)
     logging.getLogger("amqp").setLevel(logging.ERROR)

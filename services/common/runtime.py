@@ -20,9 +20,10 @@ from werkzeug.wrappers import Response
 from . import config, deployment, erasure, idempotency, metrics, registry
 from .consumer import EventSourcedSink, Held, RecordedButHeld, SqlSink, TrackedConsumer
 from .content import ContentStore
-from .errors import DomainError, Unavailable, unwrap
+from .cells import OWN, Placements
+from .errors import DomainError, NotFound, Unavailable, unwrap
 from .relay import OutboxRelay, read_envelopes
-from .rpc import check_container, cluster_proxy, rpc
+from .rpc import check_container, cluster_proxy, rpc, target
 from .store import creation_lock, state_engine
 from .tables import create_all
 
@@ -39,32 +40,60 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.consumer: TrackedConsumer | None = None
         self._call = call
+        self.placements = Placements(settings, self._placed)
+
+    def _placed(self, community: str) -> str | None:
+        from services.contracts.communities import GetCommunity
+
+        return self.send(GetCommunity(community=community)).get("cell")
+
+    def check_placement(self, community: str | None) -> None:
+        """A stage service of a cell serves its cell's communities only: a request that names
+        another's is refused as one naming no community at all (as the gateway refuses one outside
+        the caller's), whoever sent it -- the gateway routes by placement, this is the check where
+        the data lives."""
+        if community is not None and not self.placements.is_own(community):
+            raise NotFound.coded("community.not_found", community=community)
+
+    def own_event(self, env: dict) -> bool:
+        """Whether a directory event is this cell's to act on: one of its communities' (learnt
+        from the creating event itself), or, for the first cell, one of no community. Outside
+        cells, every event."""
+        if self.settings.cell is None:
+            return True
+        if env["type"] == "CommunityCreated":
+            self.placements.learn(env["community"], env["data"].get("cell"))
+        return self.placements.cell_of(env["community"]) == self.settings.cell
 
     def project(self) -> int:
         """Bring the application's read models up to its log head, if it has any."""
         project = getattr(self.app, "project", None)
         return project() if project is not None else 0
 
-    def rpc(self, service: str, method: str, *args, **kwargs):
-        """Call another service from a consumer handler or a timer (no nameko worker there).
+    def rpc(self, service: str, method: str, *args, in_cell=OWN, **kwargs):
+        """Call another service from a consumer handler or a timer (no nameko worker there): a stage
+        service in this process's own cell, or in `in_cell` (the directory asking a community's
+        cell: services/common/cells.py).
 
         Unwraps our {"ok", "result"|"problem"} replies; a problem raises the DomainError."""
         if self._call is None:
             raise RuntimeError("this runtime has no RPC connection (it is not running in a Platform)")
-        return unwrap(self._call(service, method, *args, **kwargs))
+        where = {} if in_cell is OWN else {"in_cell": in_cell}
+        return unwrap(self._call(service, method, *args, **where, **kwargs))
 
-    def send(self, request):
+    def send(self, request, in_cell=OWN):
         """Send a declared call (services/contracts/calls.py: `rt.send(every_service.READ_TEXTS[s](
         commitments=…))`) by its arguments' names, unwrapped as `rpc` unwraps. Services call each
         other so, never by position (tests/unit/test_contract_calls.py holds them to it)."""
-        return self.rpc(request.SERVICE, request.METHOD, **request.arguments())
+        return self.rpc(request.SERVICE, request.METHOD, in_cell=in_cell, **request.arguments())
 
-    def send_or_none(self, request, timeout: float = 3.0):
+    def send_or_none(self, request, timeout: float = 3.0, in_cell=OWN):
         """Ask another service for what a view can do without (another stage's texts): None when
         it refuses or does not answer within `timeout` seconds. A stage that is down then costs a
         reader three seconds and bare commitments, not the full RPC timeout and a 503, and the
         shared RPC connection is not held for long."""
-        return self._or_none(functools.partial(self.send, request), f"{request.SERVICE}.{request.METHOD}", timeout)
+        return self._or_none(functools.partial(self.send, request, in_cell), f"{request.SERVICE}.{request.METHOD}",
+                             timeout)
 
     @staticmethod
     def _or_none(ask: Callable[[], object], what: str, timeout: float):
@@ -129,6 +158,8 @@ class Platform(DependencyProvider):
             self.runtime.relay = OutboxRelay(self.service, app, engine, settings)
         if self.consumer_sink is not None:
             sink = self.consumer_sink(self.runtime)
+            if settings.cell is not None:
+                _own_cell_only(sink, self.runtime)
             self.runtime.consumer = TrackedConsumer(
                 self.service,
                 registry.SUBSCRIPTIONS[self.service],
@@ -144,10 +175,10 @@ class Platform(DependencyProvider):
             self._rpc_proxy = cluster_proxy(self.runtime.settings, timeout=self.runtime.settings.consumer_rpc_timeout).start()
         return self._rpc_proxy
 
-    def _call(self, service: str, method: str, *args, **kwargs):
+    def _call(self, service: str, method: str, *args, in_cell=OWN, **kwargs):
         with self._rpc_lock:
             try:
-                return getattr(getattr(self._proxy(), service), method)(*args, **kwargs)
+                return getattr(target(self._proxy(), self.runtime.settings, service, in_cell), method)(*args, **kwargs)
             except Exception as exc:
                 from .consumer import is_transient
 
@@ -227,6 +258,23 @@ class Platform(DependencyProvider):
         setattr(worker_ctx.service, WORKER_ATTRIBUTE, worker_ctx)
 
 
+def _own_cell_only(sink, runtime: Runtime) -> None:
+    """A cell's consumer follows the directory's log, which holds every cell's communities: it
+    applies its own cell's events (Runtime.own_event) and passes over the others', which are
+    tracked as applied all the same -- so a cell's audit log, read models and erasure records hold
+    its own communities only. Every handler of the sink is wrapped (a SinkChain's each)."""
+
+    def own(env: dict) -> bool:
+        return env["source"] != "communities" or runtime.own_event(env)
+
+    for part in getattr(sink, "sinks", (sink,)):
+        handler = part.handler
+        if isinstance(part, SqlSink):
+            part.handler = lambda conn, env, handler=handler: handler(conn, env) if own(env) else None
+        else:  # EventSourcedSink: its handler returns the aggregates to save
+            part.handler = lambda env, handler=handler: handler(env) if own(env) else []
+
+
 def command(fn):
     """RPC methods return {"ok": true, "result": ...} or {"ok": false, "problem": {...}}.
 
@@ -238,11 +286,14 @@ def command(fn):
     """
 
     signature = inspect.signature(fn)
+    names_community = "community" in signature.parameters
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
         def execute() -> dict:
             try:
+                if names_community and self.platform.settings.cell is not None:
+                    self.platform.check_placement(_argument(signature, self, args, kwargs, "community"))
                 return {"ok": True, "result": fn(self, *args, **kwargs)}
             except (DomainError, RecordedButHeld) as exc:
                 return {"ok": False, "problem": exc.to_problem()}
@@ -267,6 +318,14 @@ def command(fn):
         return idempotency.once(self.platform, key, execute)
 
     return wrapper
+
+
+def _argument(signature: inspect.Signature, instance, args: tuple, kwargs: dict, name: str):
+    """One argument of a request, however it was passed (None if it does not bind)."""
+    try:
+        return signature.bind_partial(instance, *args, **kwargs).arguments.get(name)
+    except TypeError:
+        return None
 
 
 def _as_positional(signature: inspect.Signature, instance, args: tuple, kwargs: dict) -> tuple[tuple, dict]:

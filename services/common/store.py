@@ -80,7 +80,7 @@ def event_store_env(service: str, settings: Settings) -> dict[str, str]:
     settings.sqlite_dir.mkdir(parents=True, exist_ok=True)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(settings.sqlite_dir / f"{service}-events.sqlite3"),
+        "SQLITE_DBNAME": str(settings.sqlite_dir / f"{settings.store_name(service)}-events.sqlite3"),
         "SQLITE_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "y",
     }
@@ -100,7 +100,7 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
         return engine
     settings.sqlite_dir.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        f"sqlite:///{settings.sqlite_dir / f'{service}-state.sqlite3'}",
+        f"sqlite:///{settings.sqlite_dir / f'{settings.store_name(service)}-state.sqlite3'}",
         connect_args={"timeout": 30, "check_same_thread": False},
     )
 

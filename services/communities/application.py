@@ -18,14 +18,14 @@ from services.common.ids import as_uuid, parse_id
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
 from services.common.store import StageApplication
-from services.contracts.communities import MAX_INVITATIONS, MAX_TOKEN_DAYS
+from services.contracts.communities import MAX_INVITATIONS, MAX_TOKEN_DAYS, PLATFORM_LOG
 
 from . import csv_import
 from . import tables as t
 from .domain import (
     DEFAULT_RULES, MANAGER_ROLES, ROLES, SCOPED_ROLES, Building, Community, Compound, ErasureRequest, Household, Invitation, Person,
     Token,
-    parse_area, validate_rules,
+    least_loaded_cell, parse_area, validate_rules,
 )
 
 # A token that lasts as long as the deployment (the demo's; every token of a training deployment,
@@ -34,8 +34,6 @@ from .domain import (
 UNTIL_THE_DEPLOYMENT_ENDS = "9999-12-31T23:59:59.999999Z"
 TOKEN_PREFIX = "cst_"
 ADMIN_PREFIX = "admin-"  # a platform administrator's person id: admin-<uuid>, in no community
-# The log (community id) in which platform administrators' credentials are recorded.
-PLATFORM_LOG = "00000000-0000-0000-0000-000000000000"
 LEAD_APPOINTMENT = "communities.lead_role_given_by"  # the refusal's message key
 
 
@@ -84,6 +82,7 @@ class DirectoryApp(StageApplication):
         service does so: services/communities/imports.py says why)."""
         from .imports import Imports
 
+        t.add_missing_columns(engine)  # a store made before a read-model column was added
         super().__init__(settings, "communities", engine, project_envelope, cache_size=5000)
         self.imports = Imports(self, engine, in_process=imports_in_process)  # CSV imports, as jobs
 
@@ -111,11 +110,32 @@ class DirectoryApp(StageApplication):
     def create_community(self, actor: str, name: str, rules: dict | None = None) -> str:
         name = validate_text(name, "name", max_len=200)
         merged = validate_rules(rules or {}, DEFAULT_RULES)
+        cell = self.placement()
         cid = uuid.uuid4()
         with command_context(community=str(cid), actor=actor):
-            c = Community._create(Community.Created, id=cid, name=name, rules=merged)
+            c = Community._create(Community.Created, id=cid, name=name, rules=merged, cell=cell)
             self.save(c)
         return str(cid)
+
+    def placement(self) -> str | None:
+        """The cell a community created now goes to: the least-loaded of the deployment's cells
+        (domain.least_loaded_cell), counted in the read model in one query. Not under a lock: two
+        communities created at once may both be placed in the same cell, which the rule allows (it
+        balances, it guarantees nothing); the placement is then recorded in CommunityCreated."""
+        cells = self.settings.cells
+        if not cells:
+            return None
+        self.project()
+        with self.engine.connect() as conn:
+            counts = dict(conn.execute(sa.select(t.communities.c.cell, sa.func.count())
+                                       .where(t.communities.c.cell.is_not(None)).group_by(t.communities.c.cell)).all())
+        return least_loaded_cell(cells, counts)
+
+    def placements(self) -> dict:
+        """Every community's cell, {community id: cell or None}: one read of the read model."""
+        self.project()
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(t.communities.c.id, t.communities.c.cell)).all())
 
     def change_rules(self, actor: str, community: str, rules: dict) -> dict:
         """The operator's one-step change (setting a community up from the command line or a
@@ -964,8 +984,8 @@ class DirectoryApp(StageApplication):
     def community_view(self, community: str, at: str | None = None) -> dict:
         c = self.community(community)
         if at is not None:
-            return {"id": community, "name": c.name, "rules": self.rules_at(community, at), "at": at}
-        return {"id": community, "name": c.name, "rules": c.rules,
+            return {"id": community, "name": c.name, "cell": c.cell, "rules": self.rules_at(community, at), "at": at}
+        return {"id": community, "name": c.name, "cell": c.cell, "rules": c.rules,
                 "pending_rule_changes": sorted(c.pending_rule_changes.values(), key=lambda x: x["proposed_at"])}
 
 
@@ -974,7 +994,8 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
     d, kind, agg = env["data"], env["type"], env["aggregate"]["id"]
     community = env["community"]
     if kind == "CommunityCreated":
-        conn.execute(sa.insert(t.communities).values(id=agg, name=d["name"], created_at=env["occurred_at"]))
+        conn.execute(sa.insert(t.communities).values(id=agg, name=d["name"], created_at=env["occurred_at"],
+                                                     cell=d.get("cell")))
     elif kind == "CompoundCreated":
         conn.execute(sa.insert(t.compounds).values(id=agg, community=community, name=d["name"]))
     elif kind == "BuildingCreated":

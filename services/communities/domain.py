@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Mapping, Sequence
 
 from eventsourcing.domain import event
 
@@ -124,6 +125,21 @@ def parse_area(value, field: str = "area") -> Decimal:
     return area
 
 
+def least_loaded_cell(cells: Sequence[str], counts: Mapping[str, int]) -> str | None:
+    """The cell a new community is placed in (issue 18): the one holding the fewest communities
+    (`counts`: cell -> communities it holds; a cell not named holds none, so a cell just added
+    fills first), ties going to the cell named first in `cells` (CONSULT_CELLS' order), so the
+    choice depends on nothing but the counts and the setting. No cells (a deployment without
+    them): None.
+
+    A balance, not an invariant: two communities created at the same moment may both read the same
+    counts and land in the same cell, and that is acceptable (the next creation evens it out), so
+    no lock is taken and nothing is refused for it."""
+    if not cells:
+        return None
+    return min(cells, key=lambda cell: counts.get(cell, 0))  # min keeps the first of equals
+
+
 def _active(periods: list[dict], at: str) -> list[dict]:
     return [p for p in periods if p["from"] <= at and (p["to"] is None or at < p["to"])]
 
@@ -131,12 +147,15 @@ def _active(periods: list[dict], at: str) -> list[dict]:
 class Community(Aggregate):
     """A tenant and its rule settings. Through the API a rule change takes two people: one
     proposes it, a different party-committee lead confirms it (both steps are events); only the
-    operator's set-up path changes the rules in one step (`change_rules`)."""
+    operator's set-up path changes the rules in one step (`change_rules`). Its cell (the set of
+    stage services that serves it, `least_loaded_cell`) is fixed by the creation event: every
+    consumer of the directory learns where the community lives from the event that creates it."""
 
     @event("Created")
-    def __init__(self, name: str, rules: dict):
+    def __init__(self, name: str, rules: dict, cell: str | None):
         self.name = name
         self.rules = rules
+        self.cell = cell  # None: created without cells (before them, or in a deployment without)
         self.pending_rule_changes: dict[str, dict] = {}
 
     @event("RulesChanged")
@@ -171,6 +190,13 @@ class Community(Aggregate):
     @event("RuleChangeWithdrawn")
     def _rule_change_withdrawn(self, change: str, withdrawn_by: str):
         self.pending_rule_changes.pop(change, None)
+
+
+# CommunityCreated 2 adds `cell`; a version 1 event, recorded before cells, reads back with none.
+# The step services/decisions/domain.py's `version_event` takes (eventsourcing's class_version and
+# upcast_v1_v2), written out here: one service's domain may not import another's.
+Community.Created.class_version = 2
+Community.Created.upcast_v1_v2 = staticmethod(lambda state: state.setdefault("cell", None))
 
 
 class Compound(Aggregate):

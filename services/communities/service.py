@@ -137,13 +137,14 @@ class CommunitiesService(ServiceBase):
         requests = self.app.erasure_requests(actor, community, person)
         if only is not None:
             requests = [r for r in requests if r["id"] == only]
+        cell = self.platform.placements.cell_of(community)  # the stage services of its cell erase (cells.py)
         for r in requests:
             services = {}
             for service in ERASING:
                 if service == self.name:
                     done = completion(self.app, service, r["id"])
                 else:  # a service that does not answer in time is shown as not (yet) known to be done
-                    done = self.platform.send_or_none(ERASURE_DONE[service](request=r["id"]))
+                    done = self.platform.send_or_none(ERASURE_DONE[service](request=r["id"]), in_cell=cell)
                 services[service] = done or {"done": False}
             r["services"] = services
             r["complete"] = all(v["done"] for v in services.values())

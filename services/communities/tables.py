@@ -10,6 +10,9 @@ communities = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", sa.String(40)),
+    # The cell the community was placed in (CommunityCreated 2); NULL: no cells. Up to 16
+    # characters: services/common/config.py CELL_NAME.
+    sa.Column("cell", sa.String(16)),
 )
 compounds = sa.Table(
     "dir_compounds", metadata,
@@ -111,3 +114,25 @@ import_jobs = sa.Table(
     sa.Column("result", sa.Text),
     sa.Column("problem", sa.Text),
 )
+
+
+# Columns added to a table after stores were made with it. create_all makes a new store whole but
+# leaves an existing table as it is, so a store made before gets these here; each is nullable, and
+# the rows it held read as NULL (a community created before cells has none).
+ADDED_COLUMNS = ((communities, "cell"),)
+
+
+def add_missing_columns(engine: sa.Engine) -> None:
+    """ALTER TABLE … ADD COLUMN for each of ADDED_COLUMNS the store's table lacks: a store made
+    before this version still starts. Checked and added in one transaction: on SQLite it holds the
+    write lock from its BEGIN (store.state_engine), on PostgreSQL IF NOT EXISTS makes a second
+    instance starting at the same moment a no-op, so instances racing at start-up add it once."""
+    postgres, prep = engine.dialect.name == "postgresql", engine.dialect.identifier_preparer
+    for table, name in ADDED_COLUMNS:
+        with engine.begin() as conn:
+            if name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+                continue
+            column = table.c[name]
+            conn.execute(sa.text(
+                f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {'IF NOT EXISTS ' if postgres else ''}"
+                f"{prep.format_column(column)} {column.type.compile(dialect=engine.dialect)}"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .calls import RpcCall, rpc_call
 from .erasure import PERSON_TEXTS_ERASED
-from .schema import event, f
+from .schema import event, f, older
 
 # The directory's levels a proposal, a consultation or a plan is scoped to.
 SCOPES = ("community", "compound", "building")
@@ -17,9 +17,12 @@ THRESHOLD_UNITS = ("residents", "households")  # what a scope's support threshol
 RULE_CHANGE_STATUSES = ("proposed", "confirmed", "withdrawn")  # a change of the community's rules
 
 SOURCE = "communities"
+# The log (community id) in which platform administrators' credentials are recorded: the community
+# of the directory's events that belong to no community (a cell's services: services/common/cells.py).
+PLATFORM_LOG = "00000000-0000-0000-0000-000000000000"
 
 EVENTS = (
-    event("CommunityCreated", "Community", 1, f("name", "str"), f("rules", "object")),
+    event("CommunityCreated", "Community", 2, f("name", "str"), f("rules", "object"), f("cell", "str?")),
     event("CompoundCreated", "Compound", 1, f("community", "str"), f("name", "str")),
     event("BuildingCreated", "Building", 1, f("community", "str"), f("compound", "str"), f("name", "str")),
     event("CommunityRulesChanged", "Community", 1, f("rules", "object")),
@@ -53,6 +56,10 @@ EVENTS = (
           f("reason_commitment", "commitment")),
     PERSON_TEXTS_ERASED,  # its part of an erasure request (services/common/erasure.py)
 )
+
+# Version 1 of CommunityCreated, from before cells (services/communities/domain.py versions the
+# event): the audit log keeps envelopes as they were published, so a log from before holds it.
+EVENTS += (older(next(e for e in EVENTS if e.type == "CommunityCreated"), 1, without=("cell",)),)
 
 
 # ---- calls: the communities service's RPC methods, by their arguments' names (calls.py) -----------------
@@ -299,6 +306,8 @@ class ListCommunities(RpcCall):
 
 @rpc_call(SOURCE, "get_community")
 class GetCommunity(RpcCall):
+    """The community: id, name, rules (as they stood `at`, or now with the pending rule changes),
+    and `cell`, the cell it was placed in (None: a deployment without cells, or created before)."""
     community: str
     at: str | None = None
 

@@ -52,10 +52,12 @@ RULE_CHANGE = {"type": "object", "required": ["id", "status", "settings", "propo
     **PENDING_RULE_CHANGE["properties"],
     "status": {"type": "string", "enum": list(communities.RULE_CHANGE_STATUSES)}, "confirmed_by": {"type": "string"},
     "rules": dict(RULES, description="the whole rule set: in force (confirmed), or as it stands (proposed)")}}
+CELL = {"type": ["string", "null"], "description": "the cell (set of stage services) the community was placed in "
+        "when it was created; null in a deployment without cells, or for a community created before them"}
 LISTED_COMMUNITY = {"type": "object", "required": ["id", "name"], "properties": {
-    "id": ID, "name": {"type": "string"}, "created_at": TIME_OR_NULL}}
-COMMUNITY = {"type": "object", "required": ["id", "name"], "properties": {
-    "id": ID, "name": {"type": "string"}, "rules": RULES, "at": TIME,
+    "id": ID, "name": {"type": "string"}, "created_at": TIME_OR_NULL, "cell": CELL}}
+COMMUNITY = {"type": "object", "required": ["id", "name", "cell"], "properties": {
+    "id": ID, "name": {"type": "string"}, "cell": CELL, "rules": RULES, "at": TIME,
     "pending_rule_changes": {"type": "array", "items": PENDING_RULE_CHANGE}}}
 ROLE = {"type": "object", "required": ["role", "scope"], "properties": {
     "role": {"type": "string"}, "scope": ID_OR_NULL}}

@@ -11,7 +11,8 @@ from nameko.exceptions import UnknownService
 
 from services.common import metrics
 from services.common.errors import DomainError, Unauthorized, Unavailable, from_problem, unwrap
-from services.common.rpc import RpcProxy
+from services.common import cells
+from services.common.rpc import RpcProxy, in_cell
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
 from services.contracts.communities import Authenticate
@@ -42,12 +43,18 @@ class GatewayService(ServiceBase):
     auth_cache = RevocationListener()  # sign-ins cached 5 s, forgotten at once on a revocation
 
     def _rpc(self, service: str, method: str, *args, **kwargs):
+        """Call a service; a stage service in the cell of the community the call names (every
+        call about a community names it: `community=`), when the deployment has cells
+        (services/common/cells.py)."""
         if service not in TARGETS:
             raise ValueError(service)
         # nameko's RpcProxy waits forever; a request must not hang because a service is down.
         try:
             with eventlet.Timeout(RPC_TIMEOUT_S):
-                return getattr(getattr(self, service), method)(*args, **kwargs)
+                proxy = getattr(self, service)
+                if self.platform.settings.cells and cells.in_cells(service):
+                    proxy = in_cell(proxy, service, self.platform.placements.cell_of(kwargs.get("community")))
+                return getattr(proxy, method)(*args, **kwargs)
         # Raised as the DomainError of a 503 (Unavailable), like a stage's own 503 relayed: callers
         # handle "not now" one way, whichever side of the RPC said it.
         except eventlet.Timeout:

@@ -58,11 +58,19 @@ class DrainageRecord:
         self.platform = platform
         c = platform.new_community("S社区")
         self.id, self.worker, self.worker_token = c["id"], c["worker"], c["token"]
+        # On a platform with cells, the community's stage services are its cell's (`c1-audit`).
+        self.cell = platform.api("GET", f"/api/v1/communities/{self.id}", c["token"], expect=200).json().get("cell")
         self.base = f"/api/v1/communities/{self.id}"
         self.people: dict[str, str] = {"worker": c["worker"]}
         self.tokens: dict[str, str] = {"worker": c["token"]}
 
     # -- helpers ---------------------------------------------------------------------------------------
+    def stage(self, service: str) -> str:
+        """A stage service's name for RPC: in the community's cell, if the platform has cells."""
+        from services.common import cells
+
+        return cells.qualified(service, self.cell)
+
     def rpc(self, method: str, *args):
         return self.platform.rpc("communities", method, "tests", *args)
 
@@ -114,7 +122,7 @@ class DrainageRecord:
             p.set_clock(None)
         # PIPL: 刘 asks to be forgotten by the proposals stage (no texts there) and 王 too: the
         # proposal's title and body are erased; their commitments stay in the record.
-        p.rpc("proposals", "erase_person", "tests", self.id, self.people["王"])
+        p.rpc(self.stage("proposals"), "erase_person", "tests", self.id, self.people["王"])
         self.settle()
         return self
 
@@ -221,11 +229,11 @@ class DrainageRecord:
             for source in registry.SOURCES:
                 start = 1
                 while True:
-                    batch = self.platform.rpc(source, "read_log", start, 1000)
+                    batch = self.platform.rpc(self.stage(source), "read_log", start, 1000)
                     logs += sum(1 for e in batch if e["community"] == self.id)
                     if len(batch) < 1000:
                         break
                     start = batch[-1]["position"] + 1
-            return logs == self.platform.rpc("audit", "size", self.id)
+            return logs == self.platform.rpc(self.stage("audit"), "size", self.id)
 
         wait_for(counts, timeout=90, interval=1, message="the audit log to hold every event of the community")

@@ -22,10 +22,16 @@ class Proxy:
 
 
 class Gateway:
-    """What GatewayService._rpc uses of the service: the RPC proxy of the service it calls."""
+    """What GatewayService._rpc uses of the service: the RPC proxy of the service it calls, and the
+    deployment's settings (no cells: services/common/cells.py)."""
 
     def __init__(self, error: BaseException):
+        from types import SimpleNamespace
+
+        from services.common import config
+
         self.communities = Proxy(error)
+        self.platform = SimpleNamespace(settings=config.load({}))
 
 
 @pytest.mark.parametrize("error", [

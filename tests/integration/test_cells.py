@@ -1,0 +1,116 @@
+"""Community cells (issue 18; services/common/cells.py): two cells on one broker and one database.
+
+One deployment with CONSULT_CELLS=c1,c2: the directory and the gateway once, the six stage services
+once per cell (fourteen processes). The directory places each new community in the least loaded
+cell; the gateway routes a community's requests to its cell; each cell's services keep their own
+communities' records only and refuse another cell's; and a cell that is stopped takes only its own
+communities down with it."""
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from services.common import registry
+from services.contracts.communities import PLATFORM_LOG
+from tests.harness import PG_URL, running, wait_for
+from tests.integration.audit_world import DrainageRecord
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+CELLS = ("c1", "c2")
+STAGES = ("proposals", "deliberation", "decisions", "actions", "notifications")
+
+
+@pytest.fixture(scope="module")
+def cells_platform():
+    with running("postgres", cells=CELLS) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def records(cells_platform):
+    """A community in each cell, each through the drainage case's four stages to its closed case."""
+    return [DrainageRecord(cells_platform).build() for _ in CELLS]
+
+
+def log_of(p, service: str, cell: str) -> list[dict]:
+    out, start = [], 1
+    while batch := p.rpc(f"{cell}-{service}", "read_log", start, 1000):
+        out += batch
+        if len(batch) < 1000:
+            break
+        start = batch[-1]["position"] + 1
+    return out
+
+
+def audited_communities(p, cell: str) -> set:
+    """Every community with an entry in a cell's audit store (read from the store itself)."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        return {r[0] for r in conn.execute(
+            f'SELECT DISTINCT community FROM "{p.prefix}_{cell}_audit_state".audit_entries WHERE community IS NOT NULL')}
+
+
+def test_each_community_lives_in_one_cell_and_its_whole_case_is_recorded_there(cells_platform, records):
+    p = cells_platform
+    assert [r.cell for r in records] == ["c1", "c2"], "the least loaded cell, in the order CONSULT_CELLS names them"
+    for record, other in (records, records[::-1]):
+        cell, elsewhere = record.cell, other.cell
+        # The whole case is in the cell's stage logs and its audit log (DrainageRecord.settle waited for it).
+        types = {e["type"] for e in p.audit_entries(record.id, record.tokens["审计"])}
+        assert {"ProposalSubmitted", "ConsultationOpened", "VoteCast", "CaseClosed"} <= {t for t in types}, types
+        assert p.rpc(f"{cell}-audit", "size", record.id) > 0
+        # Nothing of it anywhere in the other cell: no stage event, no audit entry.
+        assert record.id not in audited_communities(p, elsewhere)
+        for stage in STAGES:
+            assert not [e for e in log_of(p, stage, elsewhere) if e["community"] == record.id], (stage, elsewhere)
+            assert {e["community"] for e in log_of(p, stage, cell)} <= {record.id}
+    # The administrators' credentials (the directory's events of no community) are the first cell's.
+    assert audited_communities(p, "c1") == {records[0].id, PLATFORM_LOG}
+    assert audited_communities(p, "c2") == {records[1].id}
+    # The directory's own events of each community reached its cell's audit only.
+    assert {e["type"] for e in p.audit_entries(records[0].id, records[0].tokens["审计"])} >= {
+        "CommunityCreated", "PersonRegistered", "PersonRoleGranted"}
+
+
+def test_a_cell_refuses_a_call_about_a_community_of_the_other_cell_whoever_sends_it(cells_platform, records):
+    p = cells_platform
+    first, second = records
+    # The gateway routes by placement; a direct call to the wrong cell (past the gateway) is refused
+    # where the data lives, as a call naming no community at all is.
+    with p.rpc_proxy() as proxy:
+        reply = proxy[f"{second.cell}-proposals"].list_proposals(viewer="tests", community=first.id)
+        assert not reply["ok"] and reply["problem"]["status"] == 404, reply
+        reply = proxy[f"{first.cell}-audit"].entries(community=first.id)
+        assert reply["ok"] and reply["result"]["size"] > 0
+        assert not proxy[f"{second.cell}-audit"].entries(community=first.id)["ok"]
+
+
+def test_one_cell_stopped_the_other_keeps_serving_and_the_stopped_one_catches_up(cells_platform, records):
+    p = cells_platform
+    first, second = records
+    stopped = [f"{second.cell}-{s}" for s in registry.SERVICES if s in STAGES + ("audit",)]
+    p.stop(*stopped)
+    try:
+        # The first cell's community is served as before: a new proposal, recorded and audited.
+        draft = p.api("POST", f"/api/v1/communities/{first.id}/proposals", first.tokens["李"], {
+            "title": "楼道灯不亮", "body": "2栋三楼楼道灯坏了。", "category": "other", "scope": "building",
+            "scope_id": first.building}, expect=201).json()
+        wait_for(lambda: any(e["type"] == "ProposalDrafted" and e["envelope"]["aggregate"]["id"] == draft["id"]
+                             for e in p.audit_entries(first.id, first.tokens["审计"])),
+                 timeout=30, message="the new draft in the first cell's audit log")
+        # The second cell's community hears "not now" (503, problem+json), not a crash or a hang;
+        # its directory (the platform's) still answers.
+        down = p.api("GET", f"/api/v1/communities/{second.id}/proposals", second.tokens["李"])
+        assert down.status_code == 503 and down.headers["Content-Type"].startswith("application/problem+json")
+        assert down.json()["code"] == "ServiceUnavailable"
+        p.api("GET", f"/api/v1/communities/{second.id}", second.tokens["李"], expect=200)
+        # The directory goes on recording for the stopped cell: a new resident of its community.
+        newcomer = p.rpc("communities", "register_person", "tests", second.id, "新居民", True, None, None)["id"]
+    finally:
+        p.start(*stopped)
+    # Back, the second cell catches up on the directory's log and serves again.
+    wait_for(lambda: any(e["type"] == "PersonRegistered" and e["envelope"]["aggregate"]["id"] == newcomer
+                         for e in p.audit_entries(second.id, second.tokens["审计"])),
+             timeout=60, message="the second cell's audit to catch up on the directory")
+    p.api("GET", f"/api/v1/communities/{second.id}/proposals", second.tokens["李"], expect=200)
+    assert second.id not in audited_communities(p, first.cell)
