@@ -1,7 +1,8 @@
 """Structure of the deployment files: docker-compose.yml, the RabbitMQ cluster's files under
 infra/rabbitmq/, the Prometheus scrape config and alert rules, and the Grafana dashboard must agree
-with the service folders, with the port table in services/common/config.py and with the metric names
-the services expose. No Docker is needed."""
+with the service folders, with the port table and the cells settings in services/common/config.py
+(every process of services/common/cells.py's `processes`, at the port Settings.http_port gives it)
+and with the metric names the services expose. No Docker is needed."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from kombu import Connection
 from kombu.utils.url import parse_url
 from prometheus_client.metrics import MetricWrapperBase
 
-from services.common import config, metrics
+from services.common import cells, config, metrics
 from services.common.config import HTTP_PORTS, QUORUM
 from services.notifications import application as notifications_app
 
@@ -26,6 +27,12 @@ NOT_SERVICES = {"common", "cli"}
 RUNNER = ["python", "-m", "services.common.runner"]
 # The only compose services that may bind a host port; everything else must stay scalable.
 PUBLISHING = {"gateway", "web", "prometheus", "grafana"}  # web: the pages people open
+# Instances of each consult service that binds no host port (issue 18: two of each service per cell).
+INSTANCES = 2
+# Cells of the deployment (issue 18: two).
+CELLS = 2
+# The stage services, which each cell runs its own of.
+STAGES = sorted(service for service in HTTP_PORTS if cells.in_cells(service))
 # The RabbitMQ cluster: its nodes' compose services, each also the node's host name.
 BROKERS = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
 RABBITMQ_CONF = "/etc/rabbitmq/rabbitmq.conf"  # where the image reads its config file
@@ -97,20 +104,35 @@ def discover_services(root: Path) -> list[str]:
     )
 
 
-def compose_platform_services(compose: dict) -> dict[str, dict]:
-    """Compose services that run `python -m services.common.runner <name>`, by that name."""
+def compose_processes(compose: dict) -> dict[tuple[str, str | None], dict]:
+    """Compose services that run `python -m services.common.runner <service>`, by the process they
+    run: (service, its CONSULT_CELL, None for none), as cells.processes names it. Two compose
+    services running one process are refused (one compose service runs all its instances)."""
     found = {}
     for key, spec in (compose.get("services") or {}).items():
         command = spec.get("command")
         if isinstance(command, list) and command[:3] == RUNNER and len(command) == 4:
-            found[command[3]] = {**spec, "_compose_name": key}
+            process = (command[3], (spec.get("environment") or {}).get("CONSULT_CELL") or None)
+            assert process not in found, f"{key} and {found[process]['_compose_name']} both run {process}"
+            found[process] = {**spec, "_compose_name": key}
     return found
 
 
 def missing_from_compose(root: Path, compose: dict) -> list[str]:
     """Service folders under root that no compose service runs."""
-    running = compose_platform_services(compose)
+    running = {service for service, _cell in compose_processes(compose)}
     return [name for name in discover_services(root) if name not in running]
+
+
+def deployment(compose: dict) -> config.Settings:
+    """The settings every consult process of the compose file shares (the `consult-env` anchor, read
+    from the demo, which adds nothing to it): its cells above all."""
+    return config.load(compose["services"]["consult-demo"]["environment"])
+
+
+def instances(spec: dict) -> int:
+    """How many containers `docker compose up` starts for a compose service."""
+    return (spec.get("deploy") or {}).get("replicas", 1)
 
 
 # --- PromQL metric names ---------------------------------------------------------------------
@@ -271,25 +293,85 @@ def test_discovery_reports_a_service_folder_missing_from_compose(tmp_path):
     assert missing_from_compose(tmp_path, both) == []
 
 
+def test_compose_processes_are_told_apart_by_their_cell():
+    services = {
+        "communities": {"command": RUNNER + ["communities"], "environment": {"CONSULT_CELLS": "c1,c2"}},
+        "c1-audit": {"command": RUNNER + ["audit"], "environment": {"CONSULT_CELL": "c1"}},
+        "c2-audit": {"command": RUNNER + ["audit"], "environment": {"CONSULT_CELL": "c2"}},
+        "consult-demo": {"command": ["consult", "demo"]},
+    }
+    assert {process: spec["_compose_name"] for process, spec in compose_processes({"services": services}).items()} == {
+        ("communities", None): "communities", ("audit", "c1"): "c1-audit", ("audit", "c2"): "c2-audit",
+    }
+    # Two compose services for one process: its instances belong in one (`deploy: replicas`).
+    twice = {**services, "audit-c1": services["c1-audit"]}
+    with pytest.raises(AssertionError, match="both run"):
+        compose_processes({"services": twice})
+
+
 def test_every_service_folder_runs_in_compose_and_has_a_port(compose):
     assert missing_from_compose(REPO_ROOT, compose) == [], "add these services to docker-compose.yml"
     unported = sorted(set(discover_services(REPO_ROOT)) - set(HTTP_PORTS))
     assert unported == [], "add these services to HTTP_PORTS in services/common/config.py"
 
 
-def test_compose_runs_exactly_the_services_of_the_port_table(compose):
-    running = compose_platform_services(compose)
-    assert sorted(running) == sorted(HTTP_PORTS)
-    for name, spec in running.items():
-        # Prometheus and the other services find it by this DNS name.
-        assert spec["_compose_name"] == name
+def test_compose_runs_two_cells(compose):
+    assert len(deployment(compose).cells) == CELLS
+    assert len(STAGES) == 6, STAGES  # audit, proposals, deliberation, decisions, actions, notifications
+
+
+def test_compose_runs_exactly_the_processes_of_the_port_table(compose):
+    """Each platform service once, each stage service once per cell of CONSULT_CELLS, and nothing
+    else; each compose service is named as cells.label names its process."""
+    running = compose_processes(compose)
+    assert sorted(running, key=str) == sorted(cells.processes(deployment(compose), HTTP_PORTS), key=str)
+    for (service, cell), spec in running.items():
+        # Prometheus, the healthchecks' peers and the demo find it by this DNS name.
+        assert spec["_compose_name"] == cells.label(service, cell)
+
+
+def test_every_consult_container_shares_the_deployments_cells(compose):
+    """One CONSULT_CELLS for every consult process (the gateway routes to, and the directory places
+    in, the cells the stage services run in), and every CONSULT_CELL one of them."""
+    cells_of = deployment(compose).cells
+    users = {name: spec["environment"] for name, spec in compose["services"].items()
+             if "CONSULT_AMQP_URI" in (spec.get("environment") or {})}
+    assert {spec["_compose_name"] for spec in compose_processes(compose).values()} | {"consult-demo"} <= set(users)
+    for name, env in users.items():
+        assert config.load(env).cells == cells_of, name
+        assert env.get("CONSULT_CELL") in (None, *cells_of), name
+    assert "CONSULT_CELL" not in users["consult-demo"], "the CLI is a client of every cell"
+
+
+def test_each_cell_runs_every_stage_service_twice(compose):
+    running = compose_processes(compose)
+    for cell in deployment(compose).cells:
+        in_cell = {service: spec for (service, own), spec in running.items() if own == cell}
+        assert sorted(in_cell) == STAGES, f"cell {cell} is incomplete"
+        for service, spec in in_cell.items():
+            assert instances(spec) == INSTANCES, spec["_compose_name"]
+
+
+def test_every_unpublished_consult_service_runs_two_instances(compose):
+    """The directory too (its relay publishes under a lease, services/common/relay.py); the gateway
+    and the web pages each bind a host port, which one container can."""
+    for spec in compose_processes(compose).values():
+        expected = 1 if spec.get("ports") else INSTANCES
+        assert instances(spec) == expected, spec["_compose_name"]
 
 
 @pytest.mark.parametrize("name", sorted(HTTP_PORTS))
-def test_platform_service_wiring(compose, name):
-    spec = compose_platform_services(compose)[name]
-    port = HTTP_PORTS[name]
+def test_service_wiring(compose, name):
+    running = compose_processes(compose)
+    settings = deployment(compose)
+    for service, cell in cells.processes(settings, [name]):
+        spec = running[(service, cell)]
+        assert_process_wiring(compose, settings, service, cell, spec)
 
+
+def assert_process_wiring(compose: dict, settings: config.Settings, service: str, cell: str | None,
+                          spec: dict) -> None:
+    label = spec["_compose_name"]
     env = spec["environment"]
     assert_names_the_cluster(compose, env["CONSULT_AMQP_URI"])
     # Said explicitly, though it is the default; and read as the platform reads it.
@@ -298,7 +380,18 @@ def test_platform_service_wiring(compose, name):
     assert env["CONSULT_DB"].startswith("postgresql://") and "@postgres:5432/" in env["CONSULT_DB"]
     assert env["CONSULT_DATA_DIR"] == "/data"
     assert env["CONSULT_BIND"] == "0.0.0.0", "else nothing outside the container reaches its port"
-    assert str(env["CONSULT_HTTP_PORT"]) == str(port)
+
+    # Its cell: a stage service in one of the deployment's, a platform service in none.
+    assert env.get("CONSULT_CELL") == cell, label
+    # The port the code gives the process (HTTP_PORTS, 100 up per cell for a stage service), set
+    # explicitly for the healthcheck, which reads CONSULT_HTTP_PORT.
+    port = config.load({"CONSULT_CELLS": ",".join(settings.cells), **({"CONSULT_CELL": cell} if cell else {})}).http_port(service)
+    assert str(env["CONSULT_HTTP_PORT"]) == str(port), label
+    # ... and the process as the runner reads it (it sets CONSULT_SERVICE from the command): it
+    # starts (cells.check_process), and listens on that port.
+    own = config.load({**env, "CONSULT_SERVICE": service})
+    cells.check_process(own, service)
+    assert own.http_port(service) == port, label
 
     # Every node of the cluster, not one of them: a quorum queue is replicated on the nodes that are
     # members when it is declared.
@@ -311,7 +404,17 @@ def test_platform_service_wiring(compose, name):
     assert "curl" not in probe and "wget" not in probe  # not in python:3.11-slim
 
     assert spec.get("build") == "."
-    assert "container_name" not in spec, f"{name} must stay scalable"
+    assert "container_name" not in spec, f"{label} must stay scalable"
+
+
+def test_the_demo_waits_for_every_service_it_calls(compose):
+    """The demo's community may be placed in any cell: it waits for every cell's stage services, the
+    directory and the gateway (not the web pages, which it does not open) to be healthy."""
+    expected = {spec["_compose_name"] for (service, _cell), spec in compose_processes(compose).items()
+                if service != "web"}
+    depends_on = compose["services"]["consult-demo"]["depends_on"]
+    assert set(depends_on) == expected
+    assert all(condition == {"condition": "service_healthy"} for condition in depends_on.values())
 
 
 def assert_names_the_cluster(compose: dict, uri: str) -> None:
@@ -329,7 +432,7 @@ def test_every_amqp_uri_names_the_whole_cluster(compose):
     # The platform services, and the one-shot demo (the `consult` command talks to the same bus).
     users = {name: spec["environment"] for name, spec in compose["services"].items()
              if "CONSULT_AMQP_URI" in (spec.get("environment") or {})}
-    assert set(compose_platform_services(compose)) | {"consult-demo"} <= set(users)
+    assert {spec["_compose_name"] for spec in compose_processes(compose).values()} | {"consult-demo"} <= set(users)
     for name, env in users.items():
         assert_names_the_cluster(compose, env["CONSULT_AMQP_URI"])
         assert env.get("CONSULT_QUEUE_TYPE") == QUORUM, name
@@ -435,20 +538,57 @@ def test_dockerfile():
 # --- Prometheus ----------------------------------------------------------------------------------
 
 
+def relabel(labels: dict[str, str], rules: list[dict]) -> dict[str, str]:
+    """Prometheus's `replace` relabelling (its default action, the only one used here): the source
+    labels joined by `;`, matched whole against the regex, the replacement written to the target."""
+    labels = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        value = rule.get("separator", ";").join(labels.get(name, "") for name in rule.get("source_labels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            replacement = re.sub(r"\$\{?(\d+)\}?", lambda m: match.group(int(m.group(1))) or "",
+                                 rule.get("replacement", "$1"))
+            if replacement:
+                labels[rule["target_label"]] = replacement
+            else:
+                labels.pop(rule["target_label"], None)
+    return labels
+
+
+def test_relabel_follows_prometheus():
+    rule = {"source_labels": ["__meta_dns_name"], "regex": "([a-z][a-z0-9]*)-.+", "target_label": "cell",
+            "replacement": "$1"}
+    assert relabel({"__meta_dns_name": "c12-audit"}, [rule])["cell"] == "c12"
+    assert "cell" not in relabel({"__meta_dns_name": "communities"}, [rule])  # no match: unchanged
+
+
 def test_prometheus_scrapes_every_replica_of_every_service(compose):
-    config = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    """Every instance of every process: a DNS name resolving every replica of its compose service, at
+    the port the code gives the process; the job is the service's (the alerts and the dashboard
+    select by job), and a stage service's targets carry their cell."""
+    scrape = load_yaml(INFRA / "prometheus" / "prometheus.yml")
     scraped = {}
-    for job in config["scrape_configs"]:
+    for job in scrape["scrape_configs"]:
         for sd in job.get("dns_sd_configs") or []:
             assert sd["type"] == "A", "type A resolves every replica of a scaled service"
             for dns_name in sd["names"]:
-                scraped[dns_name] = sd["port"]
-    expected = {name: HTTP_PORTS[name] for name in set(HTTP_PORTS) | set(discover_services(REPO_ROOT))}
+                assert dns_name not in scraped, f"{dns_name} scraped twice"
+                target = relabel({"__meta_dns_name": dns_name, "job": job["job_name"]}, job.get("relabel_configs") or [])
+                scraped[dns_name] = (sd["port"], target["job"], target.get("cell"))
+    settings = deployment(compose)
+    expected = {
+        cells.label(service, cell): (cells.in_process(settings, service, cell).http_port(service), service, cell)
+        for service, cell in cells.processes(settings, set(HTTP_PORTS) | set(discover_services(REPO_ROOT)))
+    }
     assert scraped == expected
+    # Each name is a compose service's, which runs the process at that port.
+    for spec in compose_processes(compose).values():
+        assert str(spec["environment"]["CONSULT_HTTP_PORT"]) == str(scraped[spec["_compose_name"]][0])
 
     mount = next(m for m in compose["services"]["prometheus"]["volumes"] if m.startswith("./infra/prometheus"))
     assert mount.split(":")[1] == "/etc/prometheus"
-    for rule_file in config["rule_files"]:
+    for rule_file in scrape["rule_files"]:
         assert (INFRA / "prometheus" / rule_file).is_file()
 
 
@@ -506,9 +646,13 @@ def test_parked_messages_page_an_operator(alerts):
     assert "a democratic record stream is held" in rule["annotations"]["summary"]
 
 
-def test_a_service_without_any_replica_is_alerted(alerts):
+def test_a_service_without_any_replica_is_alerted(alerts, compose):
+    """Every process of the deployment, a stage service in each cell: one cell without its audit
+    must page even while the other's runs."""
     expr = alerts["ServiceMissing"]["expr"]
-    assert set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', expr)) == set(HTTP_PORTS)
+    found = {(job, cell or None) for job, cell in re.findall(r'absent\(up\{job="([^"]+)"(?:,cell="([^"]+)")?\}\)', expr)}
+    cells_ = tuple(compose["x-consult-env"]["CONSULT_CELLS"].split(","))
+    assert found == set(cells.processes(config.load({"CONSULT_CELLS": ",".join(cells_)}), HTTP_PORTS))
 
 
 def test_alert_expressions_use_only_known_metrics(alerts):
