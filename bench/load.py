@@ -146,6 +146,43 @@ class AuditWatcher:
             self.errors += 1
 
 
+class AuditWatchers:
+    """Several communities' AuditWatchers read as one (a run spread over cells: each community's
+    log is kept by its own cell's audit service): the keys seen in any of them, counted together."""
+
+    def __init__(self, watchers: list[AuditWatcher]):
+        self.watchers = watchers
+
+    @property
+    def first_seen(self) -> dict:
+        return {k: v for w in self.watchers for k, v in w.first_seen.items()}
+
+    @property
+    def counts(self) -> Counter:
+        return sum((w.counts for w in self.watchers), Counter())
+
+    def start(self) -> "AuditWatchers":
+        for w in self.watchers:
+            w.start()
+        return self
+
+    def wait_quiet(self) -> bool:
+        return all([w.wait_quiet() for w in self.watchers])
+
+    def wait_for(self, keys, timeout: float) -> bool:
+        keys = set(keys)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if keys <= self.first_seen.keys():
+                return True
+            time.sleep(0.1)
+        return keys <= self.first_seen.keys()
+
+    def stop(self) -> None:
+        for w in self.watchers:
+            w.stop()
+
+
 @dataclass
 class Attempt:
     started: float

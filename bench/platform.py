@@ -24,6 +24,7 @@ accepted but never audited, or audited twice, or an error), whatever the speed.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform as _platform
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from bench import baselines, world
 from bench.cpu import CpuMonitor, PostgresBackends, cpu_seconds, pids_named
-from bench.load import AuditWatcher, run_clients, summarise
+from bench.load import AuditWatcher, AuditWatchers, run_clients, summarise
 from services.communities.csv_import import MAX_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,8 +166,9 @@ def machine() -> dict:
 
 
 class PlatformBench:
-    def __init__(self, backend: str, sizes: Sizes, only: set[str]):
+    def __init__(self, backend: str, sizes: Sizes, only: set[str], cells: int = 0):
         self.backend, self.sizes, self.only = backend, sizes, only
+        self.cells = cells  # community cells (services/common/cells.py); 0: a deployment without
         self.report = Report()
         self.p = None
         self.shared_cpu = {"rabbitmq beam.smp (shared)": pids_named("beam.smp")}
@@ -176,8 +178,10 @@ class PlatformBench:
         from services.common.config import QUORUM
         from tests.harness import Platform
 
-        print(f"booting the platform on {self.backend} …", flush=True)
-        self.p = Platform(self.backend).setup()
+        cells = tuple(f"c{i}" for i in range(1, self.cells + 1))
+        print(f"booting the platform on {self.backend}" + (f" with {len(cells)} cell(s)" if cells else "") + " …",
+              flush=True)
+        self.p = Platform(self.backend, cells=cells).setup()
         self.app_name = f"consult-bench-{self.p.tag}"
         self.p.env["PGAPPNAME"] = self.app_name  # the platform's PostgreSQL backends, found by name
         self.p.env["CONSULT_QUEUE_TYPE"] = os.environ.get("CONSULT_QUEUE_TYPE", QUORUM)  # production's default
@@ -226,11 +230,22 @@ class PlatformBench:
         s, now = self.sizes, datetime.now(timezone.utc)
         want = self.only
         self.a = self.b = None
+        self.voting: list[world.Community] = []
+        self.cell_ballots: dict[str, dict] = {}
         if want & {"votes", "supports", "burst"}:
-            print(f"setting up the voting community: {s.owners:,} households from CSV …", flush=True)
-            self.a = world.community(self.p, "S社区 bench")
-            world.import_directory(self.a, s.owners, s.import_chunk)
-            self.ballots = {n: world.prepare_owners_ballot(self.a, f"{n} clients", now) for n in s.clients}
+            # With cells, a voting community in each (the directory places each new community in
+            # the least loaded cell), the owners shared out between them: the same votes in all.
+            n = max(1, self.cells)
+            each = -(-s.owners // n)
+            print(f"setting up {'the voting community' if n == 1 else f'{n} voting communities, one per cell'}: "
+                  f"{each:,} households{' each' if n > 1 else ''} from CSV …", flush=True)
+            for i in range(n):
+                c = world.community(self.p, "S社区 bench" + (f" {i + 1}" if n > 1 else ""))
+                world.import_directory(c, each, s.import_chunk)
+                self.cell_ballots[c.id] = {k: world.prepare_owners_ballot(c, f"{k} clients", now) for k in s.clients}
+                self.voting.append(c)
+            self.a = self.voting[0]
+            self.ballots = self.cell_ballots[self.a.id]
             self.ballots["burst"] = world.prepare_owners_ballot(self.a, "burst", now)
         if want & {"cost", "setup", "audit"}:
             needed = max(s.cost_levels) + len(s.cost_levels) * s.cost_ops if "cost" in want else 0
@@ -243,10 +258,11 @@ class PlatformBench:
         opens = now + world.OWNERS_NOTICE + timedelta(minutes=1)
         print(f"moving the platform's clock past the owners' notice period, to {opens:%Y-%m-%d %H:%M} UTC …", flush=True)
         self.p.set_clock(opens.replace(microsecond=0))
+        for c in self.voting:
+            world.wait_open(c, list(self.cell_ballots[c.id].values()))
+            world.owner_tokens(c, s.setup_clients)
+            world.invite_residents(c, s.setup_clients)
         if self.a:
-            world.wait_open(self.a, list(self.ballots.values()))
-            world.owner_tokens(self.a, s.setup_clients)
-            world.invite_residents(self.a, s.setup_clients)
             self.report.detail["voting_community"] = self.a.timings
         if self.b:
             world.wait_open(self.b, [self.cost_ballot])
@@ -305,8 +321,11 @@ class PlatformBench:
                 break
         return time.monotonic() - started
 
-    def run(self, c: world.Community, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
-        watcher = AuditWatcher(self.p.url, c.id, c.token, interval=0.2).start()
+    def run(self, c, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
+        """One measured run; `c` is the community whose audit log counts it, or several (a run spread
+        over cells)."""
+        watcher = (AuditWatcher(self.p.url, c.id, c.token, interval=0.2) if not isinstance(c, list) else
+                   AuditWatchers([AuditWatcher(self.p.url, x.id, x.token, interval=0.2) for x in c])).start()
         watcher.wait_quiet()
         settled = self.settle() if self.sizes.settle else 0.0
         if settled > 3:
@@ -343,18 +362,31 @@ class PlatformBench:
         s, a = self.sizes, self.a
         print(f"{kind} through the gateway …", flush=True)
         for clients in s.clients:
-            supporters = a.residents[:-1]  # the last resident drafts the proposals
-            n = min(s.ops[clients], len(a.owners if kind == "votes" else supporters))
-            if kind == "votes":
-                send, key = world.vote_sender(a, self.ballots[clients])
-                members = a.owners[:n]
+            name = f"{kind}, {_clients(clients)}"
+            if kind == "votes":  # over every voting community: one per cell
+                members, send, key = self._votes(clients, s.ops[clients])
+                res = self.run(self.voting if len(self.voting) > 1 else a, name, members, clients, send, key)
             else:
+                supporters = a.residents[:-1]  # the last resident drafts the proposals
                 pid = world.open_proposal(a, a.residents[-1], f"{clients} clients")
                 send, key = world.support_sender(a, pid)
-                members = supporters[:n]
-            name = f"{kind}, {_clients(clients)}"
-            res = self.run(a, name, members, clients, send, key)
+                res = self.run(a, name, supporters[:min(s.ops[clients], len(supporters))], clients, send, key)
             self._e2e_rows(kind, name, res, clients)
+
+    def _votes(self, clients: int, n: int):
+        """n votes on the `clients` ballot of every voting community, taken in turn from each (the
+        clients' load spread evenly over the cells): (members, send, key) for `run`."""
+        senders = {c.id: world.vote_sender(c, self.cell_ballots[c.id][clients]) for c in self.voting}
+        turns = [[(c.id, owner) for owner in c.owners] for c in self.voting]
+        members = [m for group in itertools.zip_longest(*turns) for m in group if m is not None][:n]
+
+        def send(session, member):
+            return senders[member[0]][0](session, member[1])
+
+        def key(member, resp):
+            return senders[member[0]][1](member[1], resp)
+
+        return members, send, key
 
     def _e2e_rows(self, group: str, name: str, res: dict, clients) -> None:
         r, rpc = self.report, self.base["rpc"]
@@ -542,6 +574,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="FILE", help="also write every figure and its detail as JSON")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every count of the full run (e.g. 0.1 for a tenth), not the client numbers")
+    p.add_argument("--cells", default="0", metavar="N[,N…]",
+                   help="run the platform with N community cells (0: without cells), the voting community split "
+                        "into one per cell; several counts (1,2) run one after another in this process and end "
+                        "with the CPU per vote of each against the first; with cells only the votes group runs")
     p.add_argument("--faults", action="store_true", help="run the fault-injection scenarios instead (bench/faults.py)")
     p.add_argument("--restart-broker", action="store_true",
                    help="with --faults: also restart the RabbitMQ server itself (only on a machine of your own)")
@@ -561,6 +597,47 @@ def scaled(sizes: Sizes, factor: float) -> Sizes:
                    verify_entries=k(sizes.verify_entries), rpc_ops=k(sizes.rpc_ops), append_ops=k(sizes.append_ops))
 
 
+def compare_cells(args, sizes: Sizes, only: set[str], counts: list[int]) -> int:
+    """The votes group on one platform per count of cells, one after another in this process
+    (`--cells 1,2,1,2`: rounds, interleaved, against the machine's drift); then, per run, each
+    count's median CPU per vote (whole stack, the clients excluded) and audited votes/s, with the
+    ratio to the first count's (issue 18: two cells must not cost more per vote than one, within 10 %)."""
+    import statistics
+
+    reports = []
+    for n in counts:
+        report = PlatformBench(args.backend, sizes, only, n).go()
+        print_table(report)
+        reports.append((n, report))
+
+    def cpu_per_vote(run):
+        return sum(v for k, v in run["cpu_ms_per_op"].items() if k != "benchmark clients")
+
+    figures: dict = {}  # label -> count -> [(ms per vote, audited/s)]
+    for n, report in reports:
+        for run in report.detail.get("runs", []):
+            figures.setdefault(run["label"], {}).setdefault(n, []).append((cpu_per_vote(run), run["audited_per_s"]))
+    first = counts[0]
+    print(f"\ncells compared ({args.backend}; {len(reports)} platforms; medians, ratio to {first} cell(s)):")
+    for label, by_count in figures.items():
+        base_cpu = statistics.median(c for c, _ in by_count[first])
+        base_rate = statistics.median(r for _, r in by_count[first])
+        for n in dict.fromkeys(counts):
+            cpu = statistics.median(c for c, _ in by_count.get(n, []) or [(float("nan"), 0)])
+            rate = statistics.median(r for _, r in by_count.get(n, []) or [(0, 0.0)])
+            runs = ", ".join(f"{c:.1f}" for c, _ in by_count.get(n, []))
+            print(f"  {label}, {n} cell(s): CPU {cpu:6.1f} ms/vote ({cpu / base_cpu:.2f}x; runs {runs}), "
+                  f"{rate:6.1f} audited/s ({rate / max(base_rate, 1e-9):.2f}x)")
+    problems = [text for _, r in reports for text in r.problems]
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"cells": n, "rows": r.rows, "problems": r.problems, **r.detail}
+                                               for n, r in reports], ensure_ascii=False, indent=2, default=str))
+        print(f"JSON: {args.json}")
+    for text in problems:
+        print(f"  {text}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(args) -> int:
     from services.cli.rpc import CliError
 
@@ -576,7 +653,18 @@ def main(args) -> int:
     if args.scale <= 0:
         raise CliError("--scale must be positive")
     sizes = scaled(QUICK if args.quick else Sizes(), args.scale)
-    report = PlatformBench(args.backend, sizes, only).go()
+    try:
+        counts = [int(x) for x in args.cells.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(not 0 <= n <= 9 for n in counts):
+        raise CliError(f"--cells: a count of cells from 0 to 9, or several separated by commas, not {args.cells!r}")
+    if any(counts) and only != {"votes"}:
+        raise CliError("--cells: with cells only the votes group runs (add --only votes): the other groups' "
+                       "communities would all be one cell's")
+    if len(counts) > 1:
+        return compare_cells(args, sizes, only, counts)
+    report = PlatformBench(args.backend, sizes, only, counts[0]).go()
     print_table(report)
     d = report.detail
     print(f"phases (s): {d.get('phase_seconds')}")
