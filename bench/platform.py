@@ -43,9 +43,11 @@ from services.communities.csv_import import MAX_ROWS
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("votes", "supports", "burst", "cost", "setup", "audit")
 # Before each measured run the services must be idle (PlatformBench.settle): below this share of one
-# core, summed over the platform's processes, for two half-second windows in a row; waited for at
-# most SETTLE_TIMEOUT_S. (An idle platform's timers use about a tenth of that.)
-SETTLE_BUSY_SHARE, SETTLE_TIMEOUT_S = 0.15, 120.0
+# core per process of the platform (0.15 of a core for the eight services without cells), summed, for
+# two half-second windows in a row; waited for at most SETTLE_TIMEOUT_S. An idle process's timers
+# and catch-ups use 0.3-1.5 % of a core at the production intervals (CONSULT_CATCHUP_INTERVAL 5 s).
+SETTLE_BUSY_SHARE_PER_PROCESS, SETTLE_TIMEOUT_S = 0.15 / 8, 120.0
+IDLE_SAMPLE_S = 5.0  # how long each process's idle draw is measured before a run (PlatformBench.idle_rates)
 
 
 @dataclass
@@ -185,6 +187,11 @@ class PlatformBench:
         self.app_name = f"consult-bench-{self.p.tag}"
         self.p.env["PGAPPNAME"] = self.app_name  # the platform's PostgreSQL backends, found by name
         self.p.env["CONSULT_QUEUE_TYPE"] = os.environ.get("CONSULT_QUEUE_TYPE", QUORUM)  # production's default
+        # Production's intervals, not the test harness's shorter ones: an idle process's catch-up asks
+        # every source for its head at each interval, and at the harness's 2 s fourteen processes of two
+        # cells idled at 0.24 of a core, charged to the votes of every run.
+        for name in ("CONSULT_CATCHUP_INTERVAL", "CONSULT_RELAY_INTERVAL", "CONSULT_RETRY_DELAYS"):
+            self.p.env.pop(name, None)
         started = time.monotonic()
         self.p.start()
         self.report.detail["boot_s"] = time.monotonic() - started
@@ -298,7 +305,7 @@ class PlatformBench:
                                     "import file(s) answered 5xx for rows that were imported all the same")
 
     # -- one measured run ----------------------------------------------------------------------------
-    def settle(self, busy_share: float = SETTLE_BUSY_SHARE, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    def settle(self, busy_share: float | None = None, timeout: float = SETTLE_TIMEOUT_S) -> float:
         """Wait until the platform's services are idle: their CPU, summed, below `busy_share` of
         one core for two half-second windows in a row. The audit log of the measured community can
         be quiet while the other services still work off an earlier phase's backlog (the set-up
@@ -306,6 +313,7 @@ class PlatformBench:
         CPU and shares the cores with them. Returns the seconds waited (at the timeout the run
         starts all the same)."""
         pids = [proc.pid for proc in self.p.procs.values()]
+        busy_share = SETTLE_BUSY_SHARE_PER_PROCESS * len(pids) if busy_share is None else busy_share
         started, quiet = time.monotonic(), 0
 
         def total() -> float:
@@ -321,15 +329,28 @@ class PlatformBench:
                 break
         return time.monotonic() - started
 
+    def idle_rates(self, seconds: float = IDLE_SAMPLE_S) -> dict[str, float]:
+        """Each process's CPU per second while the platform idles (just settled): its timers and
+        catch-ups, which run whatever the load. A run's CPU less this, for as long as it ran, is what
+        its requests cost (`cpu_ms_per_op_net`): the gross figure also charges them the idle draw,
+        which grows with the number of processes (a second cell's six) and not with the requests."""
+        monitor = self.monitor()
+        time.sleep(seconds)
+        cpu = monitor.stop()
+        return {k: v / (monitor.ended - monitor.started) for k, v in cpu.items() if k != "benchmark clients"}
+
     def run(self, c, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
         """One measured run; `c` is the community whose audit log counts it, or several (a run spread
         over cells)."""
+        # Several communities' logs are polled as often in all as one's (each the less often): the
+        # polls are requests to the gateway and the audit service, charged to the run's CPU.
         watcher = (AuditWatcher(self.p.url, c.id, c.token, interval=0.2) if not isinstance(c, list) else
-                   AuditWatchers([AuditWatcher(self.p.url, x.id, x.token, interval=0.2) for x in c])).start()
+                   AuditWatchers([AuditWatcher(self.p.url, x.id, x.token, interval=0.2 * len(c)) for x in c])).start()
         watcher.wait_quiet()
         settled = self.settle() if self.sizes.settle else 0.0
         if settled > 3:
             print(f"  ({label}: waited {settled:.0f} s for the services to finish earlier work)", flush=True)
+        idle = self.idle_rates() if self.sizes.settle else {}
         monitor = self.monitor()
         started = time.monotonic()
         outcomes = run_clients(members, clients, send, key, barrier=barrier, timeout=self.sizes.audit_timeout + 600)
@@ -338,8 +359,12 @@ class PlatformBench:
         cpu = monitor.stop()
         watcher.stop()
         result = summarise(outcomes, watcher, started)
+        seconds = monitor.ended - monitor.started
+        net = {k: max(0.0, v - idle.get(k, 0.0) * seconds) for k, v in cpu.items()}
         result.update(label=label, clients=clients, audit_complete=complete, settled_s=settled,
-                      cpu_s=cpu, cpu_ms_per_op={k: v / max(result["accepted"], 1) * 1000 for k, v in cpu.items()})
+                      cpu_s=cpu, cpu_ms_per_op={k: v / max(result["accepted"], 1) * 1000 for k, v in cpu.items()},
+                      idle_cpu_per_s=idle,
+                      cpu_ms_per_op_net={k: v / max(result["accepted"], 1) * 1000 for k, v in net.items()})
         problems = []
         if result["errors"]:
             problems.append(f"{result['errors']} errors {result['error_kinds']}")
@@ -411,6 +436,11 @@ class PlatformBench:
         r.add(group, f"{name}: CPU per request, whole stack (clients excluded)", stack, "ms",
               "bare RPC+event CPU per round trip", base_cpu,
               target=TARGETS[("cpu", "ms_per_vote")] if group == "votes" and clients == 50 else None)
+        if res.get("idle_cpu_per_s"):
+            net = res["cpu_ms_per_op_net"]
+            r.add(group, f"{name}:   … net of the idle draw ({sum(res['idle_cpu_per_s'].values()):.2f} core)",
+                  sum(net.values()) - net.get("benchmark clients", 0.0), "ms", "bare RPC+event CPU per round trip",
+                  base_cpu)
 
     def bursts(self) -> None:
         s, a = self.sizes, self.a
@@ -610,24 +640,27 @@ def compare_cells(args, sizes: Sizes, only: set[str], counts: list[int]) -> int:
         print_table(report)
         reports.append((n, report))
 
-    def cpu_per_vote(run):
-        return sum(v for k, v in run["cpu_ms_per_op"].items() if k != "benchmark clients")
+    def cpu_per_vote(run, key="cpu_ms_per_op"):
+        return sum(v for k, v in run.get(key, {}).items() if k != "benchmark clients")
 
-    figures: dict = {}  # label -> count -> [(ms per vote, audited/s)]
+    figures: dict = {}  # label -> count -> [(gross ms per vote, net ms per vote, audited/s)]
     for n, report in reports:
         for run in report.detail.get("runs", []):
-            figures.setdefault(run["label"], {}).setdefault(n, []).append((cpu_per_vote(run), run["audited_per_s"]))
+            figures.setdefault(run["label"], {}).setdefault(n, []).append(
+                (cpu_per_vote(run), cpu_per_vote(run, "cpu_ms_per_op_net"), run["audited_per_s"]))
     first = counts[0]
-    print(f"\ncells compared ({args.backend}; {len(reports)} platforms; medians, ratio to {first} cell(s)):")
+    print(f"\ncells compared ({args.backend}; {len(reports)} platforms; medians, ratio to {first} cell(s)); CPU per "
+          "vote of the whole stack (clients excluded), gross and net of the platform's idle draw:")
     for label, by_count in figures.items():
-        base_cpu = statistics.median(c for c, _ in by_count[first])
-        base_rate = statistics.median(r for _, r in by_count[first])
+        base = [statistics.median(x[i] for x in by_count[first]) for i in range(3)]
         for n in dict.fromkeys(counts):
-            cpu = statistics.median(c for c, _ in by_count.get(n, []) or [(float("nan"), 0)])
-            rate = statistics.median(r for _, r in by_count.get(n, []) or [(0, 0.0)])
-            runs = ", ".join(f"{c:.1f}" for c, _ in by_count.get(n, []))
-            print(f"  {label}, {n} cell(s): CPU {cpu:6.1f} ms/vote ({cpu / base_cpu:.2f}x; runs {runs}), "
-                  f"{rate:6.1f} audited/s ({rate / max(base_rate, 1e-9):.2f}x)")
+            got = by_count.get(n, [])
+            if not got:
+                continue
+            gross, net, rate = (statistics.median(x[i] for x in got) for i in range(3))
+            print(f"  {label}, {n} cell(s): gross {gross:5.1f} ms/vote ({gross / base[0]:.2f}x; runs "
+                  f"{', '.join(f'{x[0]:.1f}' for x in got)}), net {net:5.1f} ({net / max(base[1], 1e-9):.2f}x; runs "
+                  f"{', '.join(f'{x[1]:.1f}' for x in got)}), {rate:5.1f} audited/s ({rate / max(base[2], 1e-9):.2f}x)")
     problems = [text for _, r in reports for text in r.problems]
     if args.json:
         Path(args.json).write_text(json.dumps([{"cells": n, "rows": r.rows, "problems": r.problems, **r.detail}

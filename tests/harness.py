@@ -309,8 +309,9 @@ class Platform:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- helpers ----------------------------------------------------------------------------
-    def cli(self, *args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "services.cli.main", *args], env=self.env, cwd=ROOT,
+    def cli(self, *args: str, check: bool = True, input_text: str | None = None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "services.cli.main", *args], env=dict(self.env, **(env or {})), cwd=ROOT,
                               capture_output=True, text=True, timeout=120, input=input_text)
         if check and proc.returncode != 0:
             raise AssertionError(f"consult {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")

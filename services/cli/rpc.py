@@ -37,17 +37,36 @@ class Rpc:
     def __exit__(self, *exc):
         self._cluster.stop()
 
+    def _placements(self):
+        if getattr(self, "_known", None) is None:
+            from services.common.cells import Placements
+            from services.contracts.communities import GetCommunity
+
+            self._known = Placements(self.settings, lambda c: self.send(GetCommunity(community=c)).get("cell"))
+        return self._known
+
     def send(self, request):
         """Send a declared call (services/contracts/calls.py RpcCall) by its arguments' names."""
         return self.call(request.SERVICE, request.METHOD, **request.arguments())
 
     def call(self, service: str, method: str, *args, **kwargs):
+        """Call a service; a stage service, in a deployment with cells, in the cell of the community
+        the call names (as the gateway routes it: `consult audit export --community X` needs no
+        cell), or in CONSULT_CELL's when it names none (`consult audit public-keys`)."""
         from nameko.exceptions import UnknownService
 
+        from services.common import cells
+
+        cell = cells.OWN
+        if self.settings.cells and cells.in_cells(service) and kwargs.get("community") is not None:
+            cell = self._placements().cell_of(kwargs["community"])  # the directory's refusal, as it says it
+        elif self.settings.cells and cells.in_cells(service) and self.settings.cell is None:
+            raise CliError(f"the {service} service runs in each cell ({','.join(self.settings.cells)}): "
+                           "set CONSULT_CELL to the cell to ask")
         try:
             from services.common.rpc import target
 
-            reply = getattr(target(self._proxy, self.settings, service), method)(*args, **kwargs)
+            reply = getattr(target(self._proxy, self.settings, service, cell), method)(*args, **kwargs)
         except UnknownService:
             raise CliError(f"the {service} service is not running (start the platform with `consult up`)") from None
         except Exception as exc:  # noqa: BLE001 - RPC timeout and remote crashes

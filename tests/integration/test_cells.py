@@ -7,6 +7,8 @@ communities' records only and refuse another cell's; and a cell that is stopped 
 communities down with it."""
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -83,6 +85,22 @@ def test_a_cell_refuses_a_call_about_a_community_of_the_other_cell_whoever_sends
         reply = proxy[f"{first.cell}-audit"].entries(community=first.id)
         assert reply["ok"] and reply["result"]["size"] > 0
         assert not proxy[f"{second.cell}-audit"].entries(community=first.id)["ok"]
+
+
+def test_an_auditor_exports_and_verifies_each_cell_s_community_from_the_command_line(cells_platform, records):
+    p = cells_platform
+    # A call about a community goes to its cell, as through the gateway: no cell to name.
+    for record in records:
+        export = p.dir / f"export-{record.cell}.jsonl"
+        p.cli("audit", "export", "--community", record.id, "--out", str(export), "--cut")
+        pem = p.dir / f"key-{record.cell}.pem"
+        pem.write_text(p.cli("audit", "public-key", "--pem", env={"CONSULT_CELL": record.cell}).stdout)
+        out = p.cli("audit", "verify", str(export), "--public-key", str(pem), "--json", check=False)
+        report = json.loads(out.stdout)
+        assert out.returncode == 0 and report["community"] == record.id, report.get("first_error")
+    # A call about no community is one cell's: the operator names it.
+    refused = p.cli("audit", "public-key", check=False)
+    assert refused.returncode == 1 and "set CONSULT_CELL" in refused.stderr, refused.stderr
 
 
 def test_one_cell_stopped_the_other_keeps_serving_and_the_stopped_one_catches_up(cells_platform, records):
