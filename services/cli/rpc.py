@@ -52,17 +52,22 @@ class Rpc:
     def call(self, service: str, method: str, *args, **kwargs):
         """Call a service; a stage service, in a deployment with cells, in the cell of the community
         the call names (as the gateway routes it: `consult audit export --community X` needs no
-        cell), or in CONSULT_CELL's when it names none (`consult audit public-keys`)."""
+        cell) or the command named before, or else in CONSULT_CELL's (`consult audit public-key`)."""
         from nameko.exceptions import UnknownService
 
         from services.common import cells
 
         cell = cells.OWN
-        if self.settings.cells and cells.in_cells(service) and kwargs.get("community") is not None:
-            cell = self._placements().cell_of(kwargs["community"])  # the directory's refusal, as it says it
-        elif self.settings.cells and cells.in_cells(service) and self.settings.cell is None:
-            raise CliError(f"the {service} service runs in each cell ({','.join(self.settings.cells)}): "
-                           "set CONSULT_CELL to the cell to ask")
+        if self.settings.cells and cells.in_cells(service):
+            if kwargs.get("community") is not None:  # the directory's refusal, as it says it
+                cell = self._cell = self._placements().cell_of(kwargs["community"])
+            elif self.settings.cell is None:
+                # A command is about one community: its calls that name none (the signing keys, the
+                # texts of an export) go to that community's cell.
+                if getattr(self, "_cell", None) is None:
+                    raise CliError(f"the {service} service runs in each cell ({','.join(self.settings.cells)}): "
+                                   "set CONSULT_CELL to the cell to ask")
+                cell = self._cell
         try:
             from services.common.rpc import target
 
