@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from services.common import bus, registry
+from services.common import bus, cells, registry
 from services.common.config import Settings
 
 from .rpc import CliError
@@ -18,12 +18,22 @@ from .rpc import CliError
 PROJECTION = "projection"  # each source service's read model of its own log, which parks like a consumer
 
 
-def _streams():
-    for consumer, sources in sorted(registry.SUBSCRIPTIONS.items()):
-        for source in sources:
-            yield consumer, source
+def _streams(settings: Settings):
+    """(consumer, source, cell) of every stream that can hold parked messages: each cell's (with
+    cells, `consult dlq` sees them all, or CONSULT_CELL's), and the directory's read model once."""
+    served = cells.served(settings)
+    for cell in served:
+        for consumer, sources in sorted(registry.SUBSCRIPTIONS.items()):
+            for source in sources:
+                yield consumer, source, cell
     for source in registry.SOURCES:
-        yield PROJECTION, source
+        for cell in served if cells.in_cells(source) else (None,):
+            yield PROJECTION, source, cell
+
+
+def _where(settings: Settings, cell) -> dict:
+    """The cell of a listed message, with cells."""
+    return {"cell": cell} if settings.cells else {}
 
 
 def _declare(channel, settings: Settings, queue):
@@ -48,30 +58,30 @@ def _browse(channel, name: str) -> list:
 def list_parked(settings: Settings) -> list[dict]:
     out = []
     with bus.connect(settings) as conn:
-        for consumer, source in _streams():
+        for consumer, source, cell in _streams(settings):
             channel = conn.channel()
-            _declare(channel, settings, bus.parked_queue(settings, consumer, source))
-            for msg in _browse(channel, bus.parked_name(settings, consumer, source)):
+            _declare(channel, settings, bus.parked_queue(settings, consumer, source, cell))
+            for msg in _browse(channel, bus.parked_name(settings, consumer, source, cell)):
                 headers = msg.headers or {}
                 env = json.loads(msg.body)
                 out.append({
                     "id": env["id"], "consumer": consumer, "source": source, "position": env["position"],
                     "type": env["type"], "community": env["community"], "error": headers.get("error"),
-                    "parked_at": headers.get("parked_at"),
+                    "parked_at": headers.get("parked_at"), **_where(settings, cell),
                 })
             channel.close()  # unacknowledged: everything stays parked
             if consumer == PROJECTION:
                 continue
             channel = conn.channel()
-            _declare(channel, settings, bus.rejected_queue(settings, consumer, source))
-            for msg in _browse(channel, bus.rejected_name(settings, consumer, source)):
+            _declare(channel, settings, bus.rejected_queue(settings, consumer, source, cell))
+            for msg in _browse(channel, bus.rejected_name(settings, consumer, source, cell)):
                 headers = msg.headers or {}
                 out.append({
                     "id": (msg.properties or {}).get("message_id"), "consumer": consumer, "source": source,
                     "position": headers.get("position"), "type": None, "community": None,
                     "error": headers.get("error"), "parked_at": headers.get("rejected_at"), "rejected": True,
                     "body": msg.body[:500].decode("utf-8", "replace") if isinstance(msg.body, bytes)
-                    else str(msg.body)[:500],
+                    else str(msg.body)[:500], **_where(settings, cell),
                 })
             channel.close()
     return out
@@ -82,11 +92,11 @@ def drop_rejected(settings: Settings, consumer: str | None = None, source: str |
     back they would only be set aside again); returns how many."""
     dropped = 0
     with bus.connect(settings) as conn:
-        for c, s in _streams():
+        for c, s, cell in _streams(settings):
             if c == PROJECTION or consumer and c != consumer or source and s != source:
                 continue
             channel = conn.channel()
-            queue = _declare(channel, settings, bus.rejected_queue(settings, c, s))
+            queue = _declare(channel, settings, bus.rejected_queue(settings, c, s, cell))
             dropped += queue.purge() or 0
             channel.close()
     return dropped
@@ -97,20 +107,21 @@ def put_back(settings: Settings, event_id: str | None = None, consumer: str | No
     """Move parked messages (one by id, or all of a stream, or all) back to their queues."""
     moved = []
     with bus.connect(settings, confirm=True) as conn:
-        for c, s in _streams():
+        for c, s, cell in _streams(settings):
             if consumer and c != consumer or source and s != source:
                 continue
             channel = conn.channel()
-            for msg in _browse(channel, bus.parked_name(settings, c, s)):
+            for msg in _browse(channel, bus.parked_name(settings, c, s, cell)):
                 env = json.loads(msg.body)
                 if event_id and env["id"] != event_id:
                     continue
                 if c != PROJECTION:  # a read model has no queue: it re-reads its log once the parked queue is empty
                     producer = conn.Producer(channel=channel)
-                    producer.publish(msg.body, exchange="", routing_key=bus.queue_name(settings, c, s),
+                    producer.publish(msg.body, exchange="", routing_key=bus.queue_name(settings, c, s, cell),
                                      content_type="application/json", delivery_mode=2, message_id=env["id"])
                 channel.basic_ack(msg.delivery_tag)
-                moved.append({"id": env["id"], "consumer": c, "source": s, "position": env["position"]})
+                moved.append({"id": env["id"], "consumer": c, "source": s, "position": env["position"],
+                              **_where(settings, cell)})
             channel.close()
     if event_id and not moved:
         raise CliError(f"no parked message has the id {event_id} (see `consult dlq list`)")

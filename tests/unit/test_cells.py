@@ -133,3 +133,17 @@ def test_placements_are_asked_once_and_the_platform_s_records_go_to_the_first_ce
     assert placements.cell_of("k3") == "c1" and asked == ["k2", "k1"]
     assert placements.cell_of(None) == "c1"  # an administrator's token: the first cell keeps it
     assert cells.Placements(NO_CELLS, ask).cell_of("k1") is None and cells.Placements(NO_CELLS, ask).is_own("k1")
+
+
+def test_consult_dlq_sees_every_cell_s_streams_and_the_directory_s_read_model_once():
+    from services.cli import dlq
+
+    streams = list(dlq._streams(PLATFORM))
+    assert ("audit", "proposals", "c1") in streams and ("audit", "proposals", "c2") in streams
+    assert ("audit", "communities", "c2") in streams
+    assert [s for s in streams if s[:2] == (dlq.PROJECTION, "communities")] == [(dlq.PROJECTION, "communities", None)]
+    assert (dlq.PROJECTION, "decisions", "c2") in streams
+    assert bus.parked_name(PLATFORM, dlq.PROJECTION, "decisions", "c2") == bus.parked_name(C2, dlq.PROJECTION, "decisions")
+    assert list(dlq._streams(C1)) == [s for s in streams if s[2] in ("c1", None)]
+    assert {s[2] for s in dlq._streams(NO_CELLS)} == {None}
+    assert len(list(dlq._streams(NO_CELLS))) == sum(map(len, registry.SUBSCRIPTIONS.values())) + len(registry.SOURCES)
