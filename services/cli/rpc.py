@@ -40,9 +40,8 @@ class Rpc:
     def _placements(self):
         if getattr(self, "_known", None) is None:
             from services.common.cells import Placements
-            from services.contracts.communities import GetCommunity
 
-            self._known = Placements(self.settings, lambda c: self.send(GetCommunity(community=c)).get("cell"))
+            self._known = Placements.asking(self.settings, self.send)
         return self._known
 
     def send(self, request):

@@ -89,6 +89,14 @@ class Placements:
         self.settings, self._ask = settings, ask
         self._known: dict[str, str] = {}
 
+    @classmethod
+    def asking(cls, settings: Settings, send) -> "Placements":
+        """Placements learnt from the directory through `send` (a runtime's or the CLI's: a
+        declared call in, its unwrapped result out)."""
+        from services.contracts.communities import GetCommunity
+
+        return cls(settings, lambda community: send(GetCommunity(community=community)).get("cell"))
+
     def learn(self, community: str, cell: str | None) -> None:
         if cell is not None:
             self._known[community] = cell

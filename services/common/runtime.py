@@ -40,12 +40,7 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.consumer: TrackedConsumer | None = None
         self._call = call
-        self.placements = Placements(settings, self._placed)
-
-    def _placed(self, community: str) -> str | None:
-        from services.contracts.communities import GetCommunity
-
-        return self.send(GetCommunity(community=community)).get("cell")
+        self.placements = Placements.asking(settings, self.send)
 
     def check_placement(self, community: str | None) -> None:
         """A stage service of a cell serves its cell's communities only: a request that names
