@@ -239,8 +239,15 @@ class Platform:
         stall is printed with the failure or never seen."""
         out = []
         for name in sorted({*self.procs, *(p.stem for p in self.dir.glob("*.log"))}):
-            said = [line for line in self.log(name).splitlines()
-                    if any(w in line for w in ("ERROR", "WARNING", "Traceback", "Error:", "Exception"))]
+            said, previous = [], ""
+            for line in self.log(name).splitlines():
+                # a log line of concern, or the line that ends a traceback and names its exception
+                # (`amqp.exceptions.ConnectionForced: ...` says neither "Error" nor "Exception")
+                ends_traceback = previous.startswith(" ") and not line.startswith((" ", "20"))
+                if ends_traceback or any(w in line for w in ("CRITICAL", "ERROR", "WARNING", "Traceback", "Error:",
+                                                             "Exception")):
+                    said.append(line)
+                previous = line
             if said:
                 out.append(f"--- {name}: {len(said)} warning/error line(s), the last {min(lines, len(said))}:")
                 out.extend(line[:400] for line in said[-lines:])

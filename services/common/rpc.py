@@ -187,6 +187,28 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
                 return provider
         raise nameko_rpc.MethodNotFound(routing_key.split(".")[-1])
 
+    def handle_result(self, message, result, exc_info):
+        """nameko's reply and ack, except that a reply that cannot be sent puts the request back.
+
+        nameko runs this at the end of the worker's thread, and whatever it raises kills the
+        service's container, and with it the process: one reply published while a broker node went
+        away (kombu gives up after nameko's three tries, or the channel is closed under the publish)
+        took a whole service down until someone restarted it. Instead the request is requeued
+        unacked. It comes again (to this instance or another) with its correlation id, so a command
+        that recorded something is answered its stored reply (services.common.idempotency), and a
+        query or a refusal is simply run again. The caller waits meanwhile, or times out and
+        retries with the same key."""
+        try:
+            return super().handle_result(message, result, exc_info)
+        except Exception as exc:  # noqa: BLE001 - never let a lost reply kill the container
+            log.warning("the reply to %s could not be sent (%s: %s): the request is put back to be answered again",
+                        message.delivery_info.get("routing_key", "an RPC request"), type(exc).__name__, exc)
+            try:
+                self.queue_consumer.requeue_message(message)  # a dead connection's is the broker's to do
+            except Exception:  # noqa: BLE001 - unacked all the same: the broker redelivers it when the channel goes
+                log.exception("an RPC request whose reply was lost could not be requeued")
+            return result, exc_info
+
 
 class Rpc(nameko_rpc.Rpc):
     rpc_consumer = RpcConsumer()

@@ -171,3 +171,39 @@ def test_a_redelivered_request_keeps_its_request_key():
     assert first[idempotency.DELIVERY_ID] == again[idempotency.DELIVERY_ID] == "c-1"
     keys = {idempotency.request_key(data, "decisions", "cast", (), {"ballot": "b"}) for data in (first, again)}
     assert len(keys) == 1 and None not in keys
+
+
+class Delivery(Message):
+    """A request whose reply is sent by a responder that fails as given."""
+
+    properties = {"content_type": "application/json", "reply_to": "r-1", "correlation_id": "c-1"}
+    delivery_info = {"routing_key": "communities.check_token"}
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
+                                   RuntimeError("publish refused: no channel")])
+def test_a_reply_that_cannot_be_sent_puts_the_request_back_and_keeps_the_container(error, monkeypatch, caplog):
+    """nameko sends the reply at the end of the worker's thread, where an exception kills the
+    service's container: in CI one reply published as a broker node stopped took `communities` down
+    for the rest of the cluster test. Now the request goes back to its queue, to be answered again."""
+    c = container("communities", settings())
+    consumer = extension(c, rpc.RpcConsumer)
+
+    def fail(self, result, exc_info):
+        raise error
+
+    monkeypatch.setattr(nameko.rpc.Responder, "send_response", fail)
+    message = Delivery(None)
+    with caplog.at_level(logging.WARNING, logger="services.common.rpc"):
+        assert consumer.handle_result(message, {"ok": 1}, None) == ({"ok": 1}, None)  # nothing raised
+    assert message.calls == ["requeue"]  # not acked: back in the queue
+    assert "could not be sent" in caplog.text and "communities.check_token" in caplog.text
+
+
+def test_a_reply_sent_is_acked_as_nameko_does(monkeypatch):
+    c = container("communities", settings())
+    consumer = extension(c, rpc.RpcConsumer)
+    monkeypatch.setattr(nameko.rpc.Responder, "send_response", lambda self, result, exc_info: (result, exc_info))
+    message = Delivery(None)
+    assert consumer.handle_result(message, 7, None) == (7, None)
+    assert message.calls == ["ack"]
