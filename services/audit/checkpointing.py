@@ -469,5 +469,15 @@ def platform_history(conn: sa.Connection, start: int = 0, limit: int = 100) -> l
             conn.execute(sa.select(p.c.statement).order_by(p.c.seq).offset(start).limit(limit))]
 
 
+def cell_head(conn: sa.Connection, since: int | None) -> dict:
+    """The latest head of this audit's log of logs (with cells: the cell log), a consistency proof
+    from its first `since` leaves (none when `since` is None, 0, or not smaller than the head),
+    and the key rotations a verifier of the head needs: what the platform audit witnesses."""
+    head = platform_latest(conn)
+    proof = (_platform_tree(conn).consistency_proof(since, head["size"])
+             if since and since < head["size"] else [])
+    return {"checkpoint": head, "proof": [h.hex() for h in proof], "key_rotations": rotations(conn)}
+
+
 def platform_proof(conn: sa.Connection, index: int, size: int) -> list[str]:
     return [h.hex() for h in _platform_tree(conn).inclusion_proof(index, size)]

@@ -40,7 +40,9 @@ from .merkle import MerkleTree, leaf_hash, verify_inclusion
 
 EXPORT_HEADER = "export_header"
 BUNDLE_EXTENT = "bundle_extent"
-PLATFORM = "platform"  # the `community` of a platform (log of logs) checkpoint
+PLATFORM = "platform"  # the `community` of a platform (log of logs) checkpoint; with cells, of a cell's
+SPAN = "cells"  # the `community` of a checkpoint of the platform log spanning cells (services/audit/span.py)
+CELL_CHECKPOINT = "cell_checkpoint"  # the `kind` of a leaf of that log: one cell's signed head, and the cell
 MODE = "mode"  # "mode": "training" on every statement a training deployment signs; absent in production
 
 CHECKPOINT_FIELDS = frozenset({"kind", "community", "size", "root", "time", "key_id", "signature"})
@@ -485,6 +487,38 @@ def verify_platform_inclusion(platform_cp: dict, community_cp: dict, index: int,
     path = [bytes.fromhex(p) if isinstance(p, str) else p for p in proof]
     return verify_inclusion(leaf_hash(canonical(community_cp)), index, platform_cp["size"], path,
                             bytes.fromhex(platform_cp["root"]))
+
+
+# --- the platform log spanning cells --------------------------------------------------------------
+
+def cell_leaf(cell: str, checkpoint: dict) -> bytes:
+    """A cell's signed head (a checkpoint of its log of logs, `community` PLATFORM) as a leaf of the
+    platform log spanning cells: the head and the cell it is of, so that one cell's head can never
+    stand for another's."""
+    problem = checkpoint_form_problem(checkpoint)
+    if problem:
+        raise CheckpointError(problem)
+    if checkpoint["community"] != PLATFORM:
+        raise CheckpointError(f"a cell's head is a checkpoint of its log of logs ({PLATFORM!r}), "
+                              f"not of {checkpoint['community']!r}")
+    if not isinstance(cell, str) or not cell:
+        raise CheckpointError("a cell's head names its cell")
+    return canonical({"kind": CELL_CHECKPOINT, "cell": cell, "checkpoint": checkpoint})
+
+
+def verify_span_inclusion(span_cp: dict, cell: str, cell_cp: dict, index: int, proof: Iterable[bytes | str],
+                          keys: KeyRing | Iterable[Any]) -> bool:
+    """Does the signed checkpoint of the platform log spanning cells commit to this cell's head at
+    leaf `index`?"""
+    ring = keys if isinstance(keys, KeyRing) else KeyRing(keys)
+    if not ring.verifies(span_cp) or span_cp["community"] != SPAN:
+        return False
+    try:
+        leaf = cell_leaf(cell, cell_cp)
+    except CheckpointError:
+        return False
+    path = [bytes.fromhex(p) if isinstance(p, str) else p for p in proof]
+    return verify_inclusion(leaf_hash(leaf), index, span_cp["size"], path, bytes.fromhex(span_cp["root"]))
 
 
 # --- the notice board ----------------------------------------------------------------------------

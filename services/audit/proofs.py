@@ -82,6 +82,20 @@ def platform_inclusion(conn: sa.Connection, community: str, size: int | None = N
             "key_rotations": checkpointing.rotations(conn)}
 
 
+def spanning(conn: sa.Connection, found: dict, spanned: dict | None) -> dict:
+    """A cell's platform inclusion proof (`platform_inclusion`, against the cell's latest head)
+    carried on to the platform log spanning the cells: re-proven against the cell's head the
+    platform audit witnessed (`spanned`, its span_proof), which adds the proof of that head in the
+    spanning log as `span`. None, or a witnessed head older than the proof's, leaves the proof as
+    it was with "span": None (the platform audit did not answer, or has not caught up)."""
+    if spanned is None or spanned["checkpoint"]["size"] < found["platform_checkpoint"]["size"]:
+        return dict(found, span=None)
+    size = spanned["checkpoint"]["size"]
+    return dict(found, platform_checkpoint=spanned["checkpoint"],
+                proof=checkpointing.platform_proof(conn, found["index"], size),
+                span={k: spanned[k] for k in ("cell", "index", "span_checkpoint", "proof", "key_rotations")})
+
+
 def bundle_commitments(bundle: dict) -> dict[str, list[str]]:
     """The commitments a bundle's entries hold, grouped by the source of the entry holding them."""
     out: dict[str, list[str]] = {}

@@ -4,19 +4,24 @@ signed checkpoints (and the platform log of logs over them), and the proofs hand
 It consumes every source (a SqlSink: entries, tree nodes, tracking and every N-th entry's
 checkpoint in one transaction) and publishes nothing. A timer cuts the checkpoints that time has
 made due, every second.
+
+A deployment with cells runs it once more, without CONSULT_CELL: the platform audit, which consumes
+nothing and keeps the platform log spanning the cells (span.py). Its timer witnesses each cell's
+signed head every second; its `platform_checkpoint(s)` answer that log's heads.
 """
 from __future__ import annotations
 
 import logging
 import time
 
-from services.common import clock, registry
+from services.common import cells, clock, registry
 from services.common.consumer import SqlSink
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.rpc import rpc
 from services.common.runtime import Platform, Runtime, ServiceBase, command
+from services.contracts import audit as contract
 
-from . import checkpointing, export, log, proofs
+from . import checkpointing, export, log, proofs, span
 from .checkpoints import notice_text
 
 logger = logging.getLogger(__name__)
@@ -31,13 +36,14 @@ class AuditApp:
         self.policy = checkpointing.policy(settings)
         self.signer = checkpointing.Signer.open(self.policy.key_file, self.policy.mode)
         checkpointing.prepare(engine, self.signer)
-        self._refused_at = 0.0
+        self._refused_at: dict[str, float] = {}
 
-    def refused(self, exc: Exception) -> None:
-        """A cut refused (the key file is not the current key): loud, but once a minute."""
-        if time.monotonic() - self._refused_at > 60:
-            self._refused_at = time.monotonic()
-            logger.error("audit: no checkpoint cut: %s", exc)
+    def refused(self, exc: Exception, about: str = "no checkpoint cut") -> None:
+        """A cut or a witnessing refused (the key file is not the current key, a cell's head does
+        not extend the one witnessed): loud, but once a minute for each kind."""
+        if time.monotonic() - self._refused_at.get(about, -60.0) >= 60:
+            self._refused_at[about] = time.monotonic()
+            logger.error("audit: %s: %s", about, exc)
 
     def close(self) -> None:
         pass
@@ -66,6 +72,34 @@ def cut_due(runtime: Runtime) -> None:
     checkpointing.observe_ages(runtime.engine, now)
 
 
+def witness_cell(runtime: Runtime, cell: str) -> dict | None:
+    """The platform audit witnesses `cell`: asks its audit for its latest signed head and a
+    consistency proof from the head last witnessed, and appends it to the spanning log (span.py).
+    Returns the cell's witnessed head and leaf, or None when the cell has signed nothing yet, does
+    not answer within three seconds (it is witnessed on a later tick), or its head is refused."""
+    app: AuditApp = runtime.app
+    with runtime.engine.connect() as conn:
+        last = span.witnessed(conn, cell)
+    reply = runtime.send_or_none(contract.CellHead(since=last["checkpoint"]["size"] if last else None),
+                                 timeout=3.0, in_cell=cell)
+    if reply is None:
+        return last
+    try:
+        return span.witness(runtime.engine, app.signer, cell, reply["checkpoint"], reply["proof"],
+                            reply["key_rotations"], clock.now())
+    except span.Fork as exc:
+        app.refused(exc, f"cell {cell}'s head not witnessed")
+    except Conflict as exc:
+        app.refused(exc, "no cell witnessed")
+    return None
+
+
+def witness_cells(runtime: Runtime) -> None:
+    """The platform audit's timer: witness every cell, one after the other."""
+    for cell in runtime.settings.cells:
+        witness_cell(runtime, cell)
+
+
 def _page(start, limit) -> tuple[int, int]:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput.coded("common.limit_between", max_page=MAX_PAGE)
@@ -76,8 +110,9 @@ def _page(start, limit) -> tuple[int, int]:
 
 class AuditService(ServiceBase):
     name = "audit"
-    platform = Platform("audit", app_factory=AuditApp, tables=(log.metadata, checkpointing.metadata),
-                        consumer_sink=_sink, upcast=False, timers=((1.0, cut_due),))
+    platform = Platform("audit", app_factory=AuditApp, tables=(log.metadata, checkpointing.metadata, span.metadata),
+                        consumer_sink=_sink, upcast=False, timers=((1.0, cut_due),),
+                        spanning_timers=((1.0, witness_cells),))
 
     @property
     def app(self) -> AuditApp:
@@ -153,18 +188,52 @@ class AuditService(ServiceBase):
         except ValueError as exc:
             raise InvalidInput.coded("audit.notice_refused", reason=str(exc)) from None
 
+    @property
+    def spanning(self) -> bool:
+        """Whether this is the platform audit of a deployment with cells (span.py)."""
+        return cells.spanning_instance(self.platform.settings, "audit")
+
     @rpc
     @command
     def platform_checkpoint(self):
+        """The latest platform checkpoint: of the spanning log on the platform audit, else of this
+        audit's log of logs (a cell's, with cells)."""
         with self.platform.engine.connect() as conn:
-            return checkpointing.platform_latest(conn)
+            return span.latest(conn) if self.spanning else checkpointing.platform_latest(conn)
 
     @rpc
     @command
     def platform_checkpoints(self, start=0, limit=100):
         start, limit = _page(start, limit)
         with self.platform.engine.connect() as conn:
-            return checkpointing.platform_history(conn, start, limit)
+            return (span.history if self.spanning else checkpointing.platform_history)(conn, start, limit)
+
+    @rpc
+    @command
+    def cell_head(self, since=None):
+        """This cell's latest signed head, a consistency proof from `since` entries, and the key
+        rotations that vouch for it: what the platform audit witnesses."""
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            raise InvalidInput.coded("audit.from_whole_number_least")
+        with self.platform.engine.connect() as conn:
+            return checkpointing.cell_head(conn, since)
+
+    @rpc
+    @command
+    def span_proof(self, cell, at_least=0):
+        """On the platform audit: `cell`'s witnessed head as a leaf of the spanning log, proven
+        against the log's latest head; the cell is witnessed first if its head so far has fewer
+        than `at_least` entries."""
+        if not self.spanning:
+            raise NotFound.coded("audit.cell_not_witnessed", cell=cell)
+        if cell not in self.platform.settings.cells:
+            raise NotFound.coded("audit.cell_not_witnessed", cell=cell)
+        with self.platform.engine.connect() as conn:
+            last = span.witnessed(conn, cell)
+        if last is None or last["checkpoint"]["size"] < at_least:
+            witness_cell(self.platform, cell)
+        with self.platform.engine.connect() as conn:
+            return span.proof(conn, cell)
 
     @rpc
     @command
@@ -240,8 +309,18 @@ class AuditService(ServiceBase):
     @rpc
     @command
     def platform_proof(self, community, size=None):
+        """The community's checkpoint as a leaf of this audit's log of logs. With cells, that log is
+        the cell's, and the proof goes on to the platform log spanning the cells: against the
+        cell's head the platform audit witnessed (`span`; None when it did not answer)."""
         with self.platform.engine.connect() as conn:
-            return proofs.platform_inclusion(conn, community, size)
+            found = proofs.platform_inclusion(conn, community, size)
+        if self.platform.settings.cell is None:
+            return found
+        spanned = self.platform.send_or_none(
+            contract.SpanProof(cell=self.platform.settings.cell, at_least=found["platform_checkpoint"]["size"]),
+            timeout=5.0, in_cell=None)
+        with self.platform.engine.connect() as conn:
+            return proofs.spanning(conn, found, spanned)
 
     def _with_texts(self, bundle: dict) -> dict:
         """The bundle's texts with their salts, from the stage services that hold them."""

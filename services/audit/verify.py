@@ -37,7 +37,8 @@ from typing import Any, Iterable, Iterator
 from services.common.canonical import canonical_text
 
 from .checkpoints import (BUNDLE_EXTENT, CHECKPOINT, EXPORT_HEADER, KEY_ROTATION, PLATFORM, PRODUCTION, TRAINING,
-                          CheckpointError, KeyRing, count_of, parse_time, verify_platform_inclusion)
+                          SPAN, CheckpointError, KeyRing, count_of, parse_time, verify_platform_inclusion,
+                          verify_span_inclusion)
 from .merkle import (EMPTY_ROOT, MemoryNodeStore, leaf_hash, root_at, verify_consistency,
                      verify_inclusion)
 
@@ -87,6 +88,7 @@ class Report:
     unvouched: int = 0  # entries accepted, at the caller's request, without a checkpoint over them
     extent: dict | None = None  # the signed export header or bundle extent, if it verified
     mode: str = PRODUCTION  # the kind of deployment whose record was verified (training only when asked)
+    spanned: dict | None = None  # with cells: the checkpoint of the platform log spanning them that verified
 
     def summary(self) -> str:
         ok = ("OK: a TRAINING record — made by a training deployment for practice, it is not a production record "
@@ -1057,6 +1059,7 @@ def verify_platform_proof(proof: dict, public_keys: Any, mode: str = PRODUCTION)
     if problems:
         return _report(problems, warnings)
     index, path = proof.get("index"), _proof_bytes(proof.get("proof", ()))
+    spanned = None
     if platform_cp["community"] != PLATFORM:
         problems.append(Problem(CHECKPOINT, f"the platform checkpoint names {platform_cp['community']!r}, "
                                             f"not {PLATFORM!r}"))
@@ -1064,8 +1067,43 @@ def verify_platform_proof(proof: dict, public_keys: Any, mode: str = PRODUCTION)
           or not verify_platform_inclusion(platform_cp, community_cp, index, path, ring)):
         problems.append(Problem(CHECKPOINT, f"the platform checkpoint of size {platform_cp['size']} does not "
                                             f"commit to this checkpoint at leaf {index} (proof does not verify)"))
+    elif "span" in proof:
+        spanned = _check_span(proof["span"], platform_cp, public_keys, mode, problems, warnings)
     return _report(problems, warnings, community=community_cp["community"], size=community_cp["size"],
-                   root=community_cp["root"], checkpoint=community_cp, key_ids=sorted(ring.keys), mode=ring.mode)
+                   root=community_cp["root"], checkpoint=community_cp, key_ids=sorted(ring.keys), mode=ring.mode,
+                   spanned=spanned)
+
+
+def _check_span(spanned: Any, cell_cp: dict, public_keys: Any, mode: str, problems: list[Problem],
+                warnings: list[str]) -> dict | None:
+    """A deployment with cells: the platform checkpoint above is a cell's head, and `span` proves
+    it a leaf of the platform log spanning the cells (services/audit/span.py), whose head the
+    platform audit signed with its own chain of keys."""
+    if spanned is None:
+        warnings.append("the cell's head is not yet witnessed by the platform log spanning the cells (the platform "
+                        "audit did not answer): this proof shows the cell's log only")
+        return None
+    if not isinstance(spanned, dict):
+        problems.append(Problem(CHECKPOINT, "the proof's span is not an object"))
+        return None
+    ring = _ring(public_keys, spanned.get("key_rotations", ()), problems, warnings, mode)
+    span_cp, cell, index = spanned.get("span_checkpoint"), spanned.get("cell"), spanned.get("index")
+    try:
+        ring.check(span_cp)
+    except CheckpointError as exc:
+        problems.append(Problem(CHECKPOINT, f"spanning checkpoint: {exc}"))
+        return None
+    path = _proof_bytes(spanned.get("proof", ()))
+    if span_cp["community"] != SPAN:
+        problems.append(Problem(CHECKPOINT, f"the spanning checkpoint names {span_cp['community']!r}, not {SPAN!r}"))
+    elif (not isinstance(index, int) or path is None
+          or not verify_span_inclusion(span_cp, cell, cell_cp, index, path, ring)):
+        problems.append(Problem(CHECKPOINT, f"the platform log spanning the cells (size {span_cp['size']}) does not "
+                                            f"commit to cell {cell!r}'s head of size {cell_cp['size']} at leaf "
+                                            f"{index} (proof does not verify)"))
+    else:
+        return span_cp
+    return None
 
 
 def _same_state(a: dict, b: dict) -> bool:

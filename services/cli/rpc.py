@@ -57,7 +57,9 @@ class Rpc:
         from services.common import cells
 
         cell = cells.OWN
-        if self.settings.cells and cells.in_cells(service):
+        if cells.platform_wide(self.settings, service, method):
+            cell = None  # the platform audit's: the platform log spanning the cells
+        elif self.settings.cells and cells.in_cells(service):
             if kwargs.get("community") is not None:  # the directory's refusal, as it says it
                 cell = self._cell = self._placements().cell_of(kwargs["community"])
             elif self.settings.cell is None:

@@ -30,6 +30,13 @@ from .config import Settings
 
 # The platform's own services: one set for every cell of the deployment.
 PLATFORM_SERVICES: tuple[str, ...] = ("communities", "gateway", "web")
+# The stage services a deployment with cells also runs once for all cells, without CONSULT_CELL:
+# the audit service, whose platform instance keeps no community's log but the platform log spanning
+# the cells, one leaf per cell's signed head (services/audit/span.py).
+SPANNING: tuple[str, ...] = ("audit",)
+# The calls about the whole deployment that its platform instance answers, not a cell's.
+PLATFORM_WIDE: frozenset[tuple[str, str]] = frozenset({("audit", "platform_checkpoint"),
+                                                       ("audit", "platform_checkpoints")})
 
 
 class _Own:
@@ -45,6 +52,16 @@ in a deployment without cells."""
 def in_cells(service: str) -> bool:
     """Whether each cell runs its own `service` (a stage service), rather than the platform one."""
     return service not in PLATFORM_SERVICES
+
+
+def spanning_instance(settings: Settings, service: str) -> bool:
+    """Whether this process is the platform instance of a stage service that spans the cells."""
+    return bool(settings.cells) and settings.cell is None and service in SPANNING
+
+
+def platform_wide(settings: Settings, service: str, method: str) -> bool:
+    """Whether a call goes to the platform instance (cell None) rather than a community's cell."""
+    return bool(settings.cells) and (service, method) in PLATFORM_WIDE
 
 
 def qualified(service: str, cell: str | None) -> str:
@@ -125,7 +142,8 @@ def processes(settings: Settings, services) -> list[tuple[str, str | None]]:
     """The (service, cell) of every process a deployment runs for `services`, in their order: a
     platform service once, a stage service once per cell (once, with no cell, without cells)."""
     return [(service, cell) for service in services
-            for cell in ((settings.cells or (None,)) if in_cells(service) else (None,))]
+            for cell in ((settings.cells or (None,)) if in_cells(service) else (None,))
+            + ((None,) if settings.cells and service in SPANNING else ())]
 
 
 def label(service: str, cell: str | None) -> str:
@@ -143,8 +161,9 @@ def in_process(settings: Settings, service: str, cell: str | None) -> Settings:
 def check_process(settings: Settings, service: str) -> None:
     """Refuse a process that would serve no cell or the wrong one: a stage service of a deployment
     with cells without CONSULT_CELL (no gateway would route to it, and it would take the names of
-    a deployment without cells), or a platform service given one."""
-    if in_cells(service) and settings.cells and settings.cell is None:
+    a deployment without cells), or a platform service given one. A spanning service (SPANNING)
+    runs without one too: that is its platform instance."""
+    if in_cells(service) and settings.cells and settings.cell is None and service not in SPANNING:
         raise ValueError(f"the {service} service of a deployment with cells ({','.join(settings.cells)}) runs in one: "
                          "set CONSULT_CELL")
     if not in_cells(service) and settings.cell is not None:

@@ -126,7 +126,8 @@ def service_queues(settings: Settings) -> list[Queue]:
     platform's once, a stage's in every cell this process deals with (cells.served)."""
     config = nameko_config(settings)
     return [service_queue(config, service, cell) for service in SERVING
-            for cell in (cells.served(settings) if cells.in_cells(service) else (None,))]
+            for cell in (cells.served(settings) if cells.in_cells(service) else (None,))
+            + ((None,) if settings.cells and service in cells.SPANNING else ())]
 
 
 class QueueConsumer(messaging.QueueConsumer):

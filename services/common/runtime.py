@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from . import config, deployment, erasure, idempotency, metrics, registry
+from . import cells, config, deployment, erasure, idempotency, metrics, registry
 from .consumer import EventSourcedSink, Held, RecordedButHeld, SqlSink, TrackedConsumer
 from .content import ContentStore
 from .cells import OWN, Placements
@@ -127,12 +127,16 @@ class Platform(DependencyProvider):
         consumer_sink: Callable[[Runtime], object] | None = None,
         upcast: bool = True,
         timers: tuple[tuple[float, Callable[[Runtime], None]], ...] = (),
+        spanning_timers: tuple[tuple[float, Callable[[Runtime], None]], ...] = (),
     ):
         self.service = service
         self.app_factory = app_factory
         self.tables = tables
         self.consumer_sink = consumer_sink
         self.timers = timers
+        # What the service's platform instance runs instead (cells.SPANNING: a deployment with cells
+        # runs it once more without CONSULT_CELL): no consumer, these timers only.
+        self.spanning_timers = spanning_timers
         self.upcast = upcast
         self.runtime: Runtime | None = None
         self._rpc_proxy = None
@@ -151,6 +155,8 @@ class Platform(DependencyProvider):
         self.runtime = Runtime(self.service, settings, engine, app, call=self._call)
         if app is not None and self.service in registry.SOURCES:
             self.runtime.relay = OutboxRelay(self.service, app, engine, settings)
+        if cells.spanning_instance(settings, self.service):
+            self.consumer_sink, self.timers = None, self.spanning_timers
         if self.consumer_sink is not None:
             sink = self.consumer_sink(self.runtime)
             if settings.cell is not None:

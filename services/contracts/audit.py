@@ -98,6 +98,22 @@ class PlatformProof(RpcCall):
     size: int | None = None
 
 
+# ---- the platform log spanning cells (services/audit/span.py) ------------------------------------------
+@rpc_call(SERVICE, "cell_head")
+class CellHead(RpcCall):
+    """Asked of a cell's audit by the platform audit: its latest signed head, with a consistency
+    proof from the head of `since` entries last witnessed."""
+    since: int | None = None
+
+
+@rpc_call(SERVICE, "span_proof")
+class SpanProof(RpcCall):
+    """Asked of the platform audit by a cell's: the cell's witnessed head (witnessed now if it has
+    fewer than `at_least` entries) as a leaf of the spanning log, proven against its latest head."""
+    cell: str
+    at_least: int = 0
+
+
 # ---- calls the operator's CLI makes (`consult audit …`, services/audit/cli.py) ------------------------
 @rpc_call(SERVICE, "case_bundle")
 class CaseBundle(RpcCall):

@@ -45,14 +45,17 @@ class GatewayService(ServiceBase):
     def _rpc(self, service: str, method: str, *args, **kwargs):
         """Call a service; a stage service in the cell of the community the call names (every
         call about a community names it: `community=`), when the deployment has cells
-        (services/common/cells.py)."""
+        (services/common/cells.py); a call about the whole deployment (cells.PLATFORM_WIDE) to the
+        platform instance."""
         if service not in TARGETS:
             raise ValueError(service)
         # nameko's RpcProxy waits forever; a request must not hang because a service is down.
         try:
             with eventlet.Timeout(RPC_TIMEOUT_S):
                 proxy = getattr(self, service)
-                if self.platform.settings.cells and cells.in_cells(service):
+                if cells.platform_wide(self.platform.settings, service, method):  # the platform audit's
+                    proxy = in_cell(proxy, service, None)
+                elif self.platform.settings.cells and cells.in_cells(service):
                     proxy = in_cell(proxy, service, self.platform.placements.cell_of(kwargs.get("community")))
                 return getattr(proxy, method)(*args, **kwargs)
         # Raised as the DomainError of a 503 (Unavailable), like a stage's own 503 relayed: callers

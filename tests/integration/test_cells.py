@@ -132,3 +132,53 @@ def test_one_cell_stopped_the_other_keeps_serving_and_the_stopped_one_catches_up
              timeout=60, message="the second cell's audit to catch up on the directory")
     p.api("GET", f"/api/v1/communities/{second.id}/proposals", second.tokens["李"], expect=200)
     assert second.id not in audited_communities(p, first.cell)
+
+
+def spanned_proof(p, record) -> dict:
+    """The community's platform proof through the gateway, once the platform audit has witnessed
+    its cell's head (it does so on demand: `span_proof`'s at_least)."""
+    def proof():
+        got = p.api("GET", f"/api/v1/communities/{record.id}/audit/proofs/platform", record.tokens["审计"],
+                    expect=200).json()
+        return got if got.get("span") else None
+    return wait_for(proof, timeout=30, message=f"a platform proof of {record.cell} through the spanning log")
+
+
+def test_the_platform_log_spans_both_cells_and_each_community_s_proof_goes_through_it(cells_platform, records):
+    """The platform audit (the audit service run without CONSULT_CELL: services/audit/span.py)
+    witnesses each cell's signed head; a community's platform proof chains its checkpoint into its
+    cell's log and that log's head into the platform log; the platform-wide routes answer the
+    platform log's head; and an auditor checks it all offline."""
+    from services.audit import checkpoints as cp
+    from services.audit import verify
+
+    p = cells_platform
+    for record in records:
+        p.cli("audit", "cut", "--community", record.id)  # a checkpoint of everything the case recorded
+    keys = p.api("GET", "/api/v1/audit/public-keys", expect=200).json()
+    public = [k["public_key"] for k in keys["keys"]]
+    heads = {}
+    for record in records:
+        proof = spanned_proof(p, record)
+        assert proof["span"]["cell"] == record.cell and proof["checkpoint"]["community"] == record.id
+        report = verify.verify_proof(proof, public)
+        assert report.ok and not report.warnings, (report.problems, report.warnings)
+        assert report.spanned["community"] == cp.SPAN
+        heads[record.cell] = proof["platform_checkpoint"]  # the cell's head the platform log witnessed
+        # Tampered: the head of one cell passed off as the other's is caught offline.
+        forged = {**proof, "span": {**proof["span"], "cell": "c2" if record.cell == "c1" else "c1"}}
+        assert not verify.verify_proof(forged, public).ok
+    assert heads["c1"]["root"] != heads["c2"]["root"]
+    # Both cells are leaves of the one platform log, whose head the platform-wide routes answer
+    # (the gateway sends them to the platform audit, not to a cell); so does the CLI.
+    head = p.api("GET", "/api/v1/audit/platform-checkpoint", expect=200).json()
+    assert head["community"] == cp.SPAN and head["size"] >= 2
+    history = p.api("GET", "/api/v1/audit/platform-checkpoints?limit=1000", expect=200).json()
+    assert {h["community"] for h in history} == {cp.SPAN} and history[-1]["size"] >= head["size"]
+    assert json.loads(p.cli("audit", "checkpoint").stdout)["community"] == cp.SPAN
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        witnessed = dict(conn.execute(
+            f'SELECT cell, max(size) FROM "{p.prefix}_audit_state".audit_span_log GROUP BY cell').fetchall())
+        # The platform audit keeps no community's log.
+        assert conn.execute(f'SELECT count(*) FROM "{p.prefix}_audit_state".audit_entries').fetchone()[0] == 0
+    assert set(witnessed) == set(CELLS) and all(witnessed[c] >= heads[c]["size"] for c in CELLS)

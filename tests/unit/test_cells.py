@@ -49,7 +49,9 @@ def test_every_name_on_the_broker_differs_between_cells_and_the_platform_s_are_s
         return out
 
     shared = names(C1) & names(C2)
-    assert shared == {"city.rpc-communities", "city.rpc-gateway"}  # the platform's answer every cell
+    # the platform's answer every cell: the directory, the gateway, and the platform audit, which
+    # keeps the platform log spanning the cells (services/audit/span.py)
+    assert shared == {"city.rpc-communities", "city.rpc-gateway", "city.rpc-audit"}
     assert names(C1) - shared and all("c1-" in n for n in names(C1) - shared)
 
 
@@ -97,13 +99,15 @@ def test_cells_share_a_host_on_ports_of_their_own_and_never_a_lock():
 
 def test_the_processes_of_a_deployment_with_cells():
     assert cells.processes(PLATFORM, ["communities", "audit", "proposals", "gateway"]) == [
-        ("communities", None), ("audit", "c1"), ("audit", "c2"), ("proposals", "c1"), ("proposals", "c2"),
-        ("gateway", None)]
+        ("communities", None), ("audit", "c1"), ("audit", "c2"), ("audit", None), ("proposals", "c1"),
+        ("proposals", "c2"), ("gateway", None)]  # ("audit", None): the platform audit (services/audit/span.py)
     assert cells.in_process(PLATFORM, "audit", "c2").http_port("audit") == C2.http_port("audit")
+    assert len({cells.in_process(PLATFORM, "audit", c).http_port("audit") for c in ("c1", "c2", None)}) == 3
     cells.check_process(C1, "audit")
     cells.check_process(PLATFORM, "gateway")
+    cells.check_process(PLATFORM, "audit")  # the platform audit
     with pytest.raises(ValueError, match="set CONSULT_CELL"):
-        cells.check_process(PLATFORM, "audit")
+        cells.check_process(PLATFORM, "proposals")
     with pytest.raises(ValueError, match="unset it"):
         cells.check_process(C1, "communities")
 

@@ -23,6 +23,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "audit.community_checkpoint_size": {EN: "community {community} has no checkpoint of size {size}",
                                         ZH: "社区 {community} 没有大小为 {size} 的检查点"},
     "audit.platform_checkpoint_yet": {EN: "no platform checkpoint yet", ZH: "平台还没有检查点"},
+    "audit.cell_not_witnessed": {EN: "the platform log has not witnessed cell {cell} yet",
+                                 ZH: "平台日志还没有见证单元 {cell}"},
     "audit.entries_prove": {EN: "no entries to prove", ZH: "没有可证明的条目"},
     "audit.most_entries_one_bundle": {EN: "at most {max_bundle_entries} entries in one bundle",
                                       ZH: "一个证明包最多包含 {max_bundle_entries} 个条目"},
