@@ -28,13 +28,15 @@ class Rpc:
             check_broker(self.settings)
         except BrokerUnavailable as exc:
             raise CliError(str(exc), 3) from None
-        from services.common.rpc import cluster_proxy  # nameko only for the commands that call the platform
+        from services.common.rpc import Listening, cluster_proxy  # nameko only for the commands that call the platform
 
         self._cluster = cluster_proxy(self.settings, timeout=self.timeout)
         self._proxy = self._cluster.start()
+        self._listening = Listening(self.settings)
         return self
 
     def __exit__(self, *exc):
+        self._listening.close()
         self._cluster.stop()
 
     def _placements(self):
@@ -69,6 +71,9 @@ class Rpc:
                     raise CliError(f"the {service} service runs in each cell ({','.join(self.settings.cells)}): "
                                    "set CONSULT_CELL to the cell to ask")
                 cell = self._cell
+        name = cells.qualified(service, cells.resolve(self.settings, cell))
+        if not self._listening.hears(name):  # not the whole timeout's wait for a stopped service
+            raise CliError(f"the {name} service is not running (start the platform with `consult up`)")
         try:
             from services.common.rpc import target
 

@@ -30,6 +30,8 @@ HTTP_SECONDS = Histogram("consult_http_request_seconds", "HTTP request latency",
 STAGE_TRANSITIONS = Counter("consult_stage_transitions", "Stage transitions", ["service", "community", "stage"])
 AUDIT_TREE_SIZE = Gauge("consult_audit_tree_size", "Entries in a community's audit log", ["community"])
 AUDIT_CHECKPOINT_AGE = Gauge("consult_audit_checkpoint_age_seconds", "Age of the latest checkpoint", ["community"])
+RPC_NOT_RUNNING = Counter("consult_rpc_not_running", "Calls answered at once because no instance of the called "
+                          "service (by its name on the broker: c2-proposals) was consuming its RPC queue", ["service"])
 AUDIT_CELL_FORKS = Counter("consult_audit_cell_forks", "Heads of a cell the platform log spanning cells "
                            "refused: not signed by a trusted key, or not extending the head witnessed", ["cell"])
 

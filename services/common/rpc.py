@@ -36,6 +36,7 @@ from kombu import Queue
 from nameko import messaging
 from nameko import rpc as nameko_rpc
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
+from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy, SingleThreadedReplyListener
 
 from . import bus, cells, registry
@@ -276,6 +277,94 @@ class StandaloneReplyListener(_PrefixedReplyQueue, SingleThreadedReplyListener):
     """Replies to a standalone proxy's calls (CLI, a service's managed threads, tests)."""
 
 
+class Listening:
+    """Whether anyone takes a service's RPC requests now: its queue's consumer count, asked of the
+    broker at most once per `ttl` seconds per queue (a passive declare on a connection of its own).
+
+    Without it a request to a stopped service waits in its queue for the caller's whole timeout
+    (the gateway's 30 s), holding one of the gateway's ten workers; residents of a stopped cell who
+    retry would then take every worker and stall the other cells' communities too. And the request
+    stays queued: the service, back an hour later, would execute a command its sender was told had
+    failed. So a caller asks first and, told no one listens, answers "not running" at once, without
+    publishing anything. A queue that does not exist has no consumer. When the broker cannot be
+    asked, the answer is yes: the call then goes ahead and fails (or not) as it would have."""
+
+    def __init__(self, settings: Settings, ttl: float = 1.0):
+        import threading
+
+        self.settings, self.ttl = settings, ttl
+        self._known: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()  # one question at a time on the one channel (eventlet-patched)
+        self._conn = self._channel = None
+
+    def hears(self, name: str) -> bool:
+        """Whether the service named `name` (as on the broker: `c2-proposals`) has a consumer."""
+        import time
+
+        queue = service_queue_name(self.settings.prefix, name)
+        known = self._known.get(queue)
+        if known is not None and time.monotonic() - known[0] < self.ttl:
+            return known[1]
+        with self._lock:
+            known = self._known.get(queue)
+            if known is not None and time.monotonic() - known[0] < self.ttl:
+                return known[1]
+            heard = self._ask(queue)
+            self._known[queue] = (time.monotonic(), heard)
+            return heard
+
+    ASK_TIMEOUT_S = 2.0  # a broker that does not answer (a cluster without a majority) holds no caller longer
+
+    def _ask(self, queue: str) -> bool:
+        import eventlet
+        from amqp.exceptions import NotFound
+
+        timeout = eventlet.Timeout(self.ASK_TIMEOUT_S)  # fires in a green process (the gateway's) only
+        try:
+            if self._channel is None:
+                self._conn = self._conn or bus.connect(self.settings)
+                self._channel = self._conn.channel()
+            return self._channel.queue_declare(queue, passive=True).consumer_count > 0
+        except NotFound:  # never declared: no service of that name has ever started
+            self._channel = None  # the broker closed the channel with the 404
+            return False
+        except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - cannot be asked: let the call go ahead
+            if isinstance(exc, eventlet.Timeout) and exc is not timeout:
+                raise  # the caller's own timeout
+            log.warning("could not ask the broker whether %s has a consumer (%s): calling it anyway",
+                        queue, type(exc).__name__)
+            self.close()
+            return True
+        finally:
+            timeout.cancel()
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+
+class ListeningProvider(DependencyProvider):
+    """A service's Listening, as a nameko dependency (the gateway's `listening`)."""
+
+    def setup(self):
+        from .config import load
+
+        self.listening = Listening(load())
+
+    def stop(self):
+        self.listening.close()
+
+    def kill(self):
+        self.listening.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.listening
+
+
 def cluster_proxy(settings: Settings, timeout: float | None = 60) -> ClusterRpcProxy:
     """A standalone proxy to every service of this deployment: `with cluster_proxy(s) as proxy:
     proxy.communities.ping()`, or start() it and stop() it when done. It addresses services by
@@ -298,6 +387,6 @@ def check_container(container) -> None:
                                "use services.common.rpc's rpc and RpcProxy, which name queues under CONSULT_PREFIX")
 
 
-__all__ = ["rpc", "RpcProxy", "nameko_config", "cluster_proxy", "check_container", "exchange_name", "in_cell", "target",
+__all__ = ["rpc", "RpcProxy", "Listening", "ListeningProvider", "nameko_config", "cluster_proxy", "check_container", "exchange_name", "in_cell", "target",
            "rpc_name",
            "service_queue_name", "reply_queue_name", "service_queue", "service_queues", "QueueConsumer", "SERVING"]

@@ -12,7 +12,7 @@ from nameko.exceptions import UnknownService
 from services.common import metrics
 from services.common.errors import DomainError, Unauthorized, Unavailable, from_problem, unwrap
 from services.common import cells
-from services.common.rpc import RpcProxy, in_cell
+from services.common.rpc import ListeningProvider, RpcProxy, in_cell
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
 from services.contracts.communities import Authenticate
@@ -30,17 +30,23 @@ BROKER_REFUSALS = (MessageNacked, OperationalError, AmqpConnectionError, OSError
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
+# A request no service took within the gateway's timeout expires in its queue: the client has been
+# answered 503 by then, and must not see the command carried out later, when the service is back.
+REQUEST_TTL = {"expiration": RPC_TIMEOUT_S}
+
+
 class GatewayService(ServiceBase):
     name = "gateway"
     platform = Platform("gateway")
-    communities = RpcProxy("communities")
-    audit = RpcProxy("audit")
-    proposals = RpcProxy("proposals")
-    deliberation = RpcProxy("deliberation")
-    decisions = RpcProxy("decisions")
-    actions = RpcProxy("actions")
-    notifications = RpcProxy("notifications")
+    communities = RpcProxy("communities", **REQUEST_TTL)
+    audit = RpcProxy("audit", **REQUEST_TTL)
+    proposals = RpcProxy("proposals", **REQUEST_TTL)
+    deliberation = RpcProxy("deliberation", **REQUEST_TTL)
+    decisions = RpcProxy("decisions", **REQUEST_TTL)
+    actions = RpcProxy("actions", **REQUEST_TTL)
+    notifications = RpcProxy("notifications", **REQUEST_TTL)
     auth_cache = RevocationListener()  # sign-ins cached 5 s, forgotten at once on a revocation
+    listening = ListeningProvider()  # whether a service has a consumer: a stopped one is 503 at once
 
     def _rpc(self, service: str, method: str, *args, **kwargs):
         """Call a service; a stage service in the cell of the community the call names (every
@@ -52,11 +58,16 @@ class GatewayService(ServiceBase):
         # nameko's RpcProxy waits forever; a request must not hang because a service is down.
         try:
             with eventlet.Timeout(RPC_TIMEOUT_S):
+                settings, cell = self.platform.settings, None
+                if settings.cells and cells.in_cells(service) and not cells.platform_wide(settings, service, method):
+                    cell = self.platform.placements.cell_of(kwargs.get("community"))
+                name = cells.qualified(service, cell)  # a platform-wide call: the platform audit's
+                if not self.listening.hears(name):  # stopped: say so now, publish nothing
+                    metrics.RPC_NOT_RUNNING.labels(name).inc()
+                    raise UnknownService(name)
                 proxy = getattr(self, service)
-                if cells.platform_wide(self.platform.settings, service, method):  # the platform audit's
-                    proxy = in_cell(proxy, service, None)
-                elif self.platform.settings.cells and cells.in_cells(service):
-                    proxy = in_cell(proxy, service, self.platform.placements.cell_of(kwargs.get("community")))
+                if settings.cells:
+                    proxy = in_cell(proxy, service, cell)
                 return getattr(proxy, method)(*args, **kwargs)
         # Raised as the DomainError of a 503 (Unavailable), like a stage's own 503 relayed: callers
         # handle "not now" one way, whichever side of the RPC said it.
@@ -64,9 +75,10 @@ class GatewayService(ServiceBase):
             raise from_problem(router.problem(
                 503, "Service unavailable", f"the {service} service did not answer within {RPC_TIMEOUT_S} s",
                 code="ServiceUnavailable")) from None
-        except UnknownService:
+        except UnknownService as exc:
             raise from_problem(router.problem(
-                503, "Service unavailable", f"the {service} service is not running", code="ServiceUnavailable")) from None
+                503, "Service unavailable", f"the {exc.args[0] if exc.args else service} service is not running",
+                code="ServiceUnavailable")) from None
         # The request could not be handed to the broker: nacked (a quorum queue without a majority,
         # two nodes of three down), or the connection lost or refused. Not now rather than never,
         # and no incident: the client retries (with its Idempotency-Key, nothing is done twice).

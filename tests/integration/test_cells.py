@@ -8,6 +8,8 @@ communities down with it."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -116,11 +118,24 @@ def test_one_cell_stopped_the_other_keeps_serving_and_the_stopped_one_catches_up
         wait_for(lambda: any(e["type"] == "ProposalDrafted" and e["envelope"]["aggregate"]["id"] == draft["id"]
                              for e in p.audit_entries(first.id, first.tokens["审计"])),
                  timeout=30, message="the new draft in the first cell's audit log")
-        # The second cell's community hears "not now" (503, problem+json), not a crash or a hang;
-        # its directory (the platform's) still answers.
+        # The second cell's community hears "not now" (503, problem+json) at once, not after the
+        # gateway's 30 s timeout (rpc.Listening); its directory (the platform's) still answers.
+        started = time.monotonic()
         down = p.api("GET", f"/api/v1/communities/{second.id}/proposals", second.tokens["李"])
         assert down.status_code == 503 and down.headers["Content-Type"].startswith("application/problem+json")
         assert down.json()["code"] == "ServiceUnavailable"
+        assert f"the {second.cell}-proposals service is not running" in down.json()["detail"]
+        assert time.monotonic() - started < 5, "answered at once, not after the RPC timeout"
+        # Its residents retrying all at once hold none of the gateway's ten workers: the first
+        # cell's community is answered meanwhile.
+        with ThreadPoolExecutor(30) as pool:
+            retries = [pool.submit(p.api, "GET", f"/api/v1/communities/{second.id}/proposals", second.tokens["李"])
+                       for _ in range(30)]
+            started = time.monotonic()
+            p.api("GET", f"/api/v1/communities/{first.id}/proposals", first.tokens["李"], expect=200)
+            served = time.monotonic() - started
+            statuses = [f.result().status_code for f in retries]
+        assert statuses == [503] * 30 and served < 10, (statuses, served)
         p.api("GET", f"/api/v1/communities/{second.id}", second.tokens["李"], expect=200)
         # The directory goes on recording for the stopped cell: a new resident of its community.
         newcomer = p.rpc("communities", "register_person", "tests", second.id, "新居民", True, None, None)["id"]

@@ -22,8 +22,8 @@ class Proxy:
 
 
 class Gateway:
-    """What GatewayService._rpc uses of the service: the RPC proxy of the service it calls, and the
-    deployment's settings (no cells: services/common/cells.py)."""
+    """What GatewayService._rpc uses of the service: the RPC proxy of the service it calls, the
+    deployment's settings (no cells: services/common/cells.py), and whether it has a consumer."""
 
     def __init__(self, error: BaseException):
         from types import SimpleNamespace
@@ -32,6 +32,7 @@ class Gateway:
 
         self.communities = Proxy(error)
         self.platform = SimpleNamespace(settings=config.load({}))
+        self.listening = SimpleNamespace(hears=lambda name: True)  # the service has a consumer
 
 
 @pytest.mark.parametrize("error", [
@@ -52,3 +53,16 @@ def test_anything_else_is_not_called_unavailable():
     for error in (RemoteError("KeyError", "a bug in the service"), ValueError("a bug here")):
         with pytest.raises(type(error)):
             GatewayService._rpc(Gateway(error), "communities", "authenticate", token="t")
+
+
+def test_a_service_nobody_consumes_for_is_503_at_once_and_nothing_is_published():
+    """A stopped service (a whole cell, during an outage): "not running" at once, not the RPC
+    timeout's 30 s holding a gateway worker, and no request left in its queue."""
+    gateway = Gateway(AssertionError("nothing may be published"))
+    asked = []
+    gateway.listening = type("Listening", (), {"hears": staticmethod(lambda name: asked.append(name) or False)})()
+    with pytest.raises(Unavailable) as raised:
+        GatewayService._rpc(gateway, "communities", "authenticate", token="t")
+    problem = raised.value.to_problem()
+    assert problem["status"] == 503 and "the communities service is not running" in problem["detail"]
+    assert asked == ["communities"]

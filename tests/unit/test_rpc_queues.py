@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from types import SimpleNamespace
 
 import nameko.messaging
 import nameko.rpc
@@ -207,3 +208,77 @@ def test_a_reply_sent_is_acked_as_nameko_does(monkeypatch):
     message = Delivery(None)
     assert consumer.handle_result(message, 7, None) == (7, None)
     assert message.calls == ["ack"]
+
+
+class Declaring:
+    """A channel whose passive declares answer from `consumers` (a queue missing: 404)."""
+
+    def __init__(self, consumers: dict):
+        self.consumers, self.asked = consumers, []
+
+    def queue_declare(self, queue, passive=False):
+        from amqp.exceptions import NotFound
+
+        assert passive
+        self.asked.append(queue)
+        if isinstance(self.consumers.get(queue), BaseException):
+            raise self.consumers[queue]
+        if queue not in self.consumers:
+            raise NotFound(f"NOT_FOUND - no queue '{queue}'")
+        return SimpleNamespace(queue=queue, message_count=0, consumer_count=self.consumers[queue])
+
+
+def listening_on(channel, monkeypatch, ttl=1.0):
+    s = settings()
+    heard = rpc.Listening(s, ttl=ttl)
+    opened = []
+
+    class Conn:
+        def channel(self):
+            opened.append(1)
+            return channel
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(rpc.bus, "connect", lambda _settings: Conn())
+    return heard, opened
+
+
+def test_a_service_without_a_consumer_is_known_at_once_and_asked_at_most_once_a_second(monkeypatch):
+    """What lets the gateway answer "not running" at once for a stopped cell's service instead of
+    holding a worker for its 30 s timeout (services/common/rpc.py Listening)."""
+    import time as clock
+
+    channel = Declaring({"city.rpc-c1-proposals": 2, "city.rpc-c2-proposals": 0})
+    heard, opened = listening_on(channel, monkeypatch)
+    now = [1000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+    assert heard.hears("c1-proposals") and not heard.hears("c2-proposals")
+    assert not heard.hears("c3-proposals")  # never declared: no service of that name ever started
+    for _ in range(5):  # within the second: from what was heard
+        heard.hears("c1-proposals"), heard.hears("c2-proposals")
+    assert channel.asked == ["city.rpc-c1-proposals", "city.rpc-c2-proposals", "city.rpc-c3-proposals"]
+    channel.consumers["city.rpc-c2-proposals"] = 1  # the cell is back
+    now[0] += 1.0
+    assert heard.hears("c2-proposals") and channel.asked[-1] == "city.rpc-c2-proposals"
+    assert len(opened) == 2  # the 404 closed the channel: a new one for the next question
+
+
+def test_when_the_broker_cannot_be_asked_the_call_goes_ahead(monkeypatch, caplog):
+    channel = Declaring({"city.rpc-c1-proposals": ConnectionResetError(104, "Connection reset by peer")})
+    heard, _ = listening_on(channel, monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="services.common.rpc"):
+        assert heard.hears("c1-proposals")
+    assert "calling it anyway" in caplog.text
+
+
+def test_the_gateway_s_requests_expire_when_no_service_took_them_within_its_timeout():
+    """A request left in a stopped service's queue is dropped by the broker once the gateway has
+    answered 503, rather than carried out when the service comes back."""
+    from services.gateway import service as gateway
+
+    c = ServiceContainer(gateway.GatewayService, rpc.nameko_config(settings()))
+    proxies = [d for d in c.dependencies if isinstance(d, rpc.RpcProxy)]
+    assert {p.target_service for p in proxies} == set(gateway.TARGETS)
+    assert all(p.options.get("expiration") == gateway.RPC_TIMEOUT_S for p in proxies)
