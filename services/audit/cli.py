@@ -172,7 +172,8 @@ def _report_dict(report) -> dict:
             "problems": [problem(p) for p in report.problems[:1000]], "warnings": report.warnings,
             "counts": report.counts, "erased": len(report.erased), "community": report.community,
             "size": report.size, "root": report.root, "checkpoint": report.checkpoint, "key_ids": report.key_ids,
-            "covered": report.covered, "unvouched": report.unvouched, "extent": report.extent, "mode": report.mode}
+            "covered": report.covered, "unvouched": report.unvouched, "extent": report.extent, "mode": report.mode,
+            "spanned": report.spanned}
 
 
 def _show(report, as_json: bool) -> int:

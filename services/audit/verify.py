@@ -100,7 +100,9 @@ class Report:
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
         unvouched = (f"\n{entries_text(self.unvouched)} could not be vouched for: no signed checkpoint covers them"
                      if self.unvouched else "")
-        return f"{head}\n{counts}{unvouched}" + "".join(f"\nwarning: {w}" for w in self.warnings)
+        spanned = (f"\nits cell's head is in the platform log spanning the cells: {self.spanned['size']} cell heads, "
+                   f"root {self.spanned['root']}, signed {self.spanned['time']}" if self.spanned else "")
+        return f"{head}\n{counts}{unvouched}{spanned}" + "".join(f"\nwarning: {w}" for w in self.warnings)
 
 
 def entries_text(k: int) -> str:

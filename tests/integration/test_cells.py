@@ -180,6 +180,12 @@ def test_the_platform_log_spans_both_cells_and_each_community_s_proof_goes_throu
         assert report.ok and not report.warnings, (report.problems, report.warnings)
         assert report.spanned["community"] == cp.SPAN
         heads[record.cell] = proof["platform_checkpoint"]  # the cell's head the platform log witnessed
+        # The auditor's own tool, offline: the proof as saved, the public key as published.
+        saved, pem = p.dir / f"platform-proof-{record.cell}.json", p.dir / "platform-key.pem"
+        saved.write_text(json.dumps(proof), encoding="utf-8")
+        pem.write_text(next(k["pem"] for k in keys["keys"] if k["key_id"] == keys["current"]), encoding="utf-8")
+        shown = p.cli("audit", "verify-proof", str(saved), "--public-key", str(pem))
+        assert shown.stdout.startswith("OK") and "platform log spanning the cells" in shown.stdout, shown.stdout
         # Tampered: the head of one cell passed off as the other's is caught offline.
         forged = {**proof, "span": {**proof["span"], "cell": "c2" if record.cell == "c1" else "c1"}}
         assert not verify.verify_proof(forged, public).ok
