@@ -285,9 +285,13 @@ class Listening:
     (the gateway's 30 s), holding one of the gateway's ten workers; residents of a stopped cell who
     retry would then take every worker and stall the other cells' communities too. And the request
     stays queued: the service, back an hour later, would execute a command its sender was told had
-    failed. So a caller asks first and, told no one listens, answers "not running" at once, without
-    publishing anything. A queue that does not exist has no consumer. When the broker cannot be
-    asked, the answer is yes: the call then goes ahead and fails (or not) as it would have."""
+    failed. So a caller asks first and, told no one listens for `grace` seconds, answers "not
+    running" without publishing anything. The grace covers a consumer reconnecting (a broker node
+    failing over, an instance restarting), which used to cost the request nothing but a short wait.
+    A queue that does not exist has no consumer. When the broker cannot be asked, the answer is
+    yes: the call then goes ahead and fails (or not) as it would have."""
+
+    NO_TTL = 0.25  # a "no" is asked again sooner: the grace waits for it to turn
 
     def __init__(self, settings: Settings, ttl: float = 1.0):
         import threading
@@ -297,17 +301,31 @@ class Listening:
         self._lock = threading.Lock()  # one question at a time on the one channel (eventlet-patched)
         self._conn = self._channel = None
 
-    def hears(self, name: str) -> bool:
-        """Whether the service named `name` (as on the broker: `c2-proposals`) has a consumer."""
+    def hears(self, name: str, grace: float = 0.0) -> bool:
+        """Whether the service named `name` (as on the broker: `c2-proposals`) has a consumer, or
+        gets one within `grace` seconds."""
         import time
 
-        queue = service_queue_name(self.settings.prefix, name)
+        deadline = time.monotonic() + grace
+        while True:
+            heard = self._heard(service_queue_name(self.settings.prefix, name))
+            left = deadline - time.monotonic()
+            if heard or left <= 0:
+                return heard
+            time.sleep(min(self.NO_TTL, left))
+
+    def _heard(self, queue: str) -> bool:
+        import time
+
+        def fresh(known) -> bool:
+            return known is not None and time.monotonic() - known[0] < (self.ttl if known[1] else self.NO_TTL)
+
         known = self._known.get(queue)
-        if known is not None and time.monotonic() - known[0] < self.ttl:
+        if fresh(known):
             return known[1]
         with self._lock:
             known = self._known.get(queue)
-            if known is not None and time.monotonic() - known[0] < self.ttl:
+            if fresh(known):
                 return known[1]
             heard = self._ask(queue)
             self._known[queue] = (time.monotonic(), heard)

@@ -33,6 +33,7 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 # A request no service took within the gateway's timeout expires in its queue: the client has been
 # answered 503 by then, and must not see the command carried out later, when the service is back.
 REQUEST_TTL = {"expiration": RPC_TIMEOUT_S}
+LISTEN_GRACE_S = 1.0  # how long a service without a consumer is given to get one (rpc.Listening)
 
 
 class GatewayService(ServiceBase):
@@ -62,7 +63,7 @@ class GatewayService(ServiceBase):
                 if settings.cells and cells.in_cells(service) and not cells.platform_wide(settings, service, method):
                     cell = self.platform.placements.cell_of(kwargs.get("community"))
                 name = cells.qualified(service, cell)  # a platform-wide call: the platform audit's
-                if not self.listening.hears(name):  # stopped: say so now, publish nothing
+                if not self.listening.hears(name, grace=LISTEN_GRACE_S):  # stopped: say so, publish nothing
                     metrics.RPC_NOT_RUNNING.labels(name).inc()
                     raise UnknownService(name)
                 proxy = getattr(self, service)

@@ -32,7 +32,7 @@ class Gateway:
 
         self.communities = Proxy(error)
         self.platform = SimpleNamespace(settings=config.load({}))
-        self.listening = SimpleNamespace(hears=lambda name: True)  # the service has a consumer
+        self.listening = SimpleNamespace(hears=lambda name, grace=0.0: True)  # the service has a consumer
 
 
 @pytest.mark.parametrize("error", [
@@ -56,13 +56,16 @@ def test_anything_else_is_not_called_unavailable():
 
 
 def test_a_service_nobody_consumes_for_is_503_at_once_and_nothing_is_published():
-    """A stopped service (a whole cell, during an outage): "not running" at once, not the RPC
-    timeout's 30 s holding a gateway worker, and no request left in its queue."""
+    """A stopped service (a whole cell, during an outage): "not running" after a second's grace, not
+    the RPC timeout's 30 s holding a gateway worker, and no request left in its queue."""
     gateway = Gateway(AssertionError("nothing may be published"))
     asked = []
-    gateway.listening = type("Listening", (), {"hears": staticmethod(lambda name: asked.append(name) or False)})()
+    gateway.listening = type("Listening", (), {"hears": staticmethod(
+        lambda name, grace=0.0: asked.append((name, grace)) or False)})()
     with pytest.raises(Unavailable) as raised:
         GatewayService._rpc(gateway, "communities", "authenticate", token="t")
     problem = raised.value.to_problem()
     assert problem["status"] == 503 and "the communities service is not running" in problem["detail"]
-    assert asked == ["communities"]
+    from services.gateway.service import LISTEN_GRACE_S
+
+    assert asked == [("communities", LISTEN_GRACE_S)] and LISTEN_GRACE_S <= 2  # seconds, not the 30 s timeout

@@ -256,13 +256,37 @@ def test_a_service_without_a_consumer_is_known_at_once_and_asked_at_most_once_a_
     monkeypatch.setattr(clock, "monotonic", lambda: now[0])
     assert heard.hears("c1-proposals") and not heard.hears("c2-proposals")
     assert not heard.hears("c3-proposals")  # never declared: no service of that name ever started
-    for _ in range(5):  # within the second: from what was heard
+    for _ in range(5):  # a "yes" is kept for the second, a "no" for a quarter of it
         heard.hears("c1-proposals"), heard.hears("c2-proposals")
     assert channel.asked == ["city.rpc-c1-proposals", "city.rpc-c2-proposals", "city.rpc-c3-proposals"]
+    now[0] += rpc.Listening.NO_TTL
+    assert heard.hears("c1-proposals") and not heard.hears("c2-proposals")
+    assert channel.asked[3:] == ["city.rpc-c2-proposals"]
     channel.consumers["city.rpc-c2-proposals"] = 1  # the cell is back
-    now[0] += 1.0
+    now[0] += rpc.Listening.NO_TTL
     assert heard.hears("c2-proposals") and channel.asked[-1] == "city.rpc-c2-proposals"
     assert len(opened) == 2  # the 404 closed the channel: a new one for the next question
+
+
+def test_a_consumer_that_comes_back_within_the_grace_is_waited_for(monkeypatch):
+    """A consumer reconnecting (a broker node failing over) costs a request a short wait, as it did
+    before the check, not a 503; one that does not come back is "not running" after the grace."""
+    channel = Declaring({"city.rpc-decisions": 0, "city.rpc-audit": 0})
+    heard, _ = listening_on(channel, monkeypatch)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        channel.consumers["city.rpc-decisions"] = 1  # back while the caller waits
+        clock.advance(seconds)
+
+    clock = SimpleNamespace(t=0.0, advance=lambda s: setattr(clock, "t", clock.t + s))
+    monkeypatch.setattr("time.monotonic", lambda: clock.t)
+    monkeypatch.setattr("time.sleep", sleep)
+    assert heard.hears("decisions", grace=1.0) and slept == [rpc.Listening.NO_TTL]
+    slept.clear()
+    assert not heard.hears("audit", grace=1.0)  # never back: refused once the grace is spent
+    assert sum(slept) == pytest.approx(1.0)
 
 
 def test_when_the_broker_cannot_be_asked_the_call_goes_ahead(monkeypatch, caplog):
