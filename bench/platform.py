@@ -339,6 +339,32 @@ class PlatformBench:
         cpu = monitor.stop()
         return {k: v / (monitor.ended - monitor.started) for k, v in cpu.items() if k != "benchmark clients"}
 
+    def consumer_batches(self) -> dict[str, list[float]]:
+        """Each process's consumer batches so far, from its /metrics, per `<process> <- <source>`:
+        [batches, events applied]. A batch is what a consumer applies at once (one transaction, and,
+        for messages from the bus, one read of the source's log to check them); each is timed once
+        in consult_handler_seconds (a batch of one by `apply`, a larger one by `apply_many`), and
+        consult_events_consumed_total counts the events applied."""
+        import re
+
+        import requests
+
+        found: dict[str, list[float]] = {}
+        pattern = re.compile(r'^consult_(handler_seconds_count|events_consumed_total)'
+                             r'\{consumer="[^"]*",source="([^"]*)"(?:,type="[^"]*")?\} (\S+)$')
+        for name in self.p.procs:
+            try:
+                port = self.p._http_port(name)  # noqa: SLF001 - a cell's process is 100 ports up per cell
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except Exception:  # noqa: BLE001 - a process without metrics, or gone: no figure, not a failure
+                continue
+            for line in text.splitlines():
+                m = pattern.match(line)
+                if m:
+                    pair = found.setdefault(f"{name} <- {m.group(2)}", [0.0, 0.0])
+                    pair[0 if m.group(1) == "handler_seconds_count" else 1] += float(m.group(3))
+        return found
+
     def run(self, c, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
         """One measured run; `c` is the community whose audit log counts it, or several (a run spread
         over cells)."""
@@ -351,6 +377,7 @@ class PlatformBench:
         if settled > 3:
             print(f"  ({label}: waited {settled:.0f} s for the services to finish earlier work)", flush=True)
         idle = self.idle_rates() if self.sizes.settle else {}
+        batches_before = self.consumer_batches()
         monitor = self.monitor()
         started = time.monotonic()
         outcomes = run_clients(members, clients, send, key, barrier=barrier, timeout=self.sizes.audit_timeout + 600)
@@ -358,13 +385,21 @@ class PlatformBench:
         complete = watcher.wait_for(keys, self.sizes.audit_timeout)
         cpu = monitor.stop()
         watcher.stop()
+        batches = {k: [v[0] - batches_before.get(k, [0.0, 0.0])[0], v[1] - batches_before.get(k, [0.0, 0.0])[1]]
+                   for k, v in self.consumer_batches().items()}
         result = summarise(outcomes, watcher, started)
         seconds = monitor.ended - monitor.started
         net = {k: max(0.0, v - idle.get(k, 0.0) * seconds) for k, v in cpu.items()}
         result.update(label=label, clients=clients, audit_complete=complete, settled_s=settled,
                       cpu_s=cpu, cpu_ms_per_op={k: v / max(result["accepted"], 1) * 1000 for k, v in cpu.items()},
                       idle_cpu_per_s=idle,
-                      cpu_ms_per_op_net={k: v / max(result["accepted"], 1) * 1000 for k, v in net.items()})
+                      cpu_ms_per_op_net={k: v / max(result["accepted"], 1) * 1000 for k, v in net.items()},
+                      # per consumer stream with batches in the run: [batches, events in them]
+                      consumer_batches={k: v for k, v in batches.items() if v[0] > 0})
+        busy = sorted(result["consumer_batches"].items(), key=lambda kv: -kv[1][1])[:6]
+        if busy:
+            print(f"  ({label}: events per consumer batch: "
+                  + ", ".join(f"{k} {v[1] / v[0]:.1f} in {v[0]:.0f}" for k, v in busy) + ")", flush=True)
         problems = []
         if result["errors"]:
             problems.append(f"{result['errors']} errors {result['error_kinds']}")
