@@ -385,7 +385,7 @@ class PlatformBench:
         complete = watcher.wait_for(keys, self.sizes.audit_timeout)
         cpu = monitor.stop()
         watcher.stop()
-        batches = {k: [v[0] - batches_before.get(k, [0.0, 0.0])[0], v[1] - batches_before.get(k, [0.0, 0.0])[1]]
+        batches = {k: [now - then for now, then in zip(v, batches_before.get(k, (0.0, 0.0)))]
                    for k, v in self.consumer_batches().items()}
         result = summarise(outcomes, watcher, started)
         seconds = monitor.ended - monitor.started

@@ -63,14 +63,35 @@ platform_log = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # the leaf: the statement's canonical bytes
 )
 platform_nodes = merkle.node_table(metadata, "audit_platform_nodes")
-platform_checkpoints = sa.Table(
-    "audit_platform_checkpoints", metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("time", sa.String(40), nullable=False),
-    sa.Column("key_id", sa.String(16), nullable=False),
-    sa.Column("statement", sa.Text, nullable=False),
+
+
+def _head_table(name: str) -> sa.Table:
+    """The signed heads of a log of logs, in the order they were signed."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("seq", sa.BigInteger, primary_key=True),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("time", sa.String(40), nullable=False),
+        sa.Column("key_id", sa.String(16), nullable=False),
+        sa.Column("statement", sa.Text, nullable=False),
+    )
+
+
+platform_checkpoints = _head_table("audit_platform_checkpoints")
+# The platform log spanning cells (span.py): one leaf per cell's signed head. Only the platform
+# audit of a deployment with cells writes it; every audit store has the tables.
+span_log = sa.Table(
+    "audit_span_log", metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+    sa.Column("cell", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),  # the cell head's size
+    sa.Column("root", sa.String(64), nullable=False),  # and root, hex
+    sa.Column("body", sa.Text, nullable=False),  # the leaf: checkpoints.cell_leaf's bytes
+    sa.Index("ix_audit_span_log_cell", "cell", "idx"),
 )
+span_nodes = merkle.node_table(metadata, "audit_span_nodes")
+span_checkpoints = _head_table("audit_span_checkpoints")
+SIGNED_HEADS = (platform_checkpoints, span_checkpoints)  # every head a key signs, for its rotation
 keys = sa.Table(
     "audit_keys", metadata,
     sa.Column("key_id", sa.String(16), primary_key=True),
@@ -255,7 +276,7 @@ def rotate(engine: sa.Engine, signer: Signer, new_key_file: str | os.PathLike, n
             # The old key vouches for what it signed up to the rotation's time: never let that time
             # precede one of its own checkpoints (a clock set back would disown them).
             signed = [conn.execute(sa.select(sa.func.max(t.c.time)).where(t.c.key_id == current)).scalar()
-                      for t in (community_checkpoints, platform_checkpoints)]
+                      for t in (community_checkpoints, *SIGNED_HEADS)]
             statement = cp.rotate_key(signer.key, new_key.public_key(),
                                       max([clock.format(now)] + [s for s in signed if s]), mode=signer.mode)
             at = statement["time"]
@@ -385,9 +406,15 @@ def _platform_append(conn: sa.Connection, tree: merkle.MerkleTree, kind: str, co
 
 def _sign_platform(conn: sa.Connection, tree: merkle.MerkleTree, key: Ed25519PrivateKey, now: datetime,
                    mode: str) -> dict:
-    statement = cp.sign_checkpoint(key, cp.PLATFORM, tree.size, tree.root(), now, mode=mode)
-    seq = (conn.execute(sa.select(sa.func.max(platform_checkpoints.c.seq))).scalar() or 0) + 1
-    conn.execute(sa.insert(platform_checkpoints).values(
+    return sign_head(conn, platform_checkpoints, tree, key, cp.PLATFORM, now, mode)
+
+
+def sign_head(conn: sa.Connection, table: sa.Table, tree: merkle.MerkleTree, key: Ed25519PrivateKey, name: str,
+              now: datetime, mode: str) -> dict:
+    """Sign the head of a log of logs (`name`: its checkpoints' `community`) and keep it in `table`."""
+    statement = cp.sign_checkpoint(key, name, tree.size, tree.root(), now, mode=mode)
+    seq = (conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0) + 1
+    conn.execute(sa.insert(table).values(
         seq=seq, size=tree.size, time=statement["time"], key_id=statement["key_id"],
         statement=cp.canonical(statement).decode("utf-8")))
     return statement
@@ -455,18 +482,18 @@ def of_size(conn: sa.Connection, community: str, size: int) -> tuple[dict, int]:
     return json.loads(row.statement), row.platform_index
 
 
-def platform_latest(conn: sa.Connection) -> dict:
-    p = platform_checkpoints
-    row = conn.execute(sa.select(p.c.statement).order_by(p.c.seq.desc()).limit(1)).first()
+def platform_latest(conn: sa.Connection, table: sa.Table = platform_checkpoints) -> dict:
+    """The latest signed head of this audit's log of logs (or of the one in `table`)."""
+    row = conn.execute(sa.select(table.c.statement).order_by(table.c.seq.desc()).limit(1)).first()
     if row is None:
         raise NotFound.coded("audit.platform_checkpoint_yet")
     return json.loads(row.statement)
 
 
-def platform_history(conn: sa.Connection, start: int = 0, limit: int = 100) -> list[dict]:
-    p = platform_checkpoints
+def platform_history(conn: sa.Connection, start: int = 0, limit: int = 100,
+                     table: sa.Table = platform_checkpoints) -> list[dict]:
     return [json.loads(r.statement) for r in
-            conn.execute(sa.select(p.c.statement).order_by(p.c.seq).offset(start).limit(limit))]
+            conn.execute(sa.select(table.c.statement).order_by(table.c.seq).offset(start).limit(limit))]
 
 
 def cell_head(conn: sa.Connection, since: int | None) -> dict:

@@ -481,12 +481,19 @@ def platform_checkpoint(community_checkpoints: Iterable[dict], private_key: Ed25
 def verify_platform_inclusion(platform_cp: dict, community_cp: dict, index: int,
                               proof: Iterable[bytes | str], keys: KeyRing | Iterable[Any]) -> bool:
     """Does the signed platform checkpoint commit to this community checkpoint at leaf `index`?"""
+    if checkpoint_form_problem(community_cp):
+        return False
+    return _signed_head_includes(platform_cp, canonical(community_cp), index, proof, keys)
+
+
+def _signed_head_includes(head: dict, leaf: bytes, index: int, proof: Iterable[bytes | str],
+                          keys: KeyRing | Iterable[Any]) -> bool:
+    """Does the signed head of a log of logs commit to `leaf` at `index`?"""
     ring = keys if isinstance(keys, KeyRing) else KeyRing(keys)
-    if not ring.verifies(platform_cp) or checkpoint_form_problem(community_cp):
+    if not ring.verifies(head):
         return False
     path = [bytes.fromhex(p) if isinstance(p, str) else p for p in proof]
-    return verify_inclusion(leaf_hash(canonical(community_cp)), index, platform_cp["size"], path,
-                            bytes.fromhex(platform_cp["root"]))
+    return verify_inclusion(leaf_hash(leaf), index, head["size"], path, bytes.fromhex(head["root"]))
 
 
 # --- the platform log spanning cells --------------------------------------------------------------
@@ -510,15 +517,13 @@ def verify_span_inclusion(span_cp: dict, cell: str, cell_cp: dict, index: int, p
                           keys: KeyRing | Iterable[Any]) -> bool:
     """Does the signed checkpoint of the platform log spanning cells commit to this cell's head at
     leaf `index`?"""
-    ring = keys if isinstance(keys, KeyRing) else KeyRing(keys)
-    if not ring.verifies(span_cp) or span_cp["community"] != SPAN:
+    if span_cp.get("community") != SPAN:
         return False
     try:
         leaf = cell_leaf(cell, cell_cp)
     except CheckpointError:
         return False
-    path = [bytes.fromhex(p) if isinstance(p, str) else p for p in proof]
-    return verify_inclusion(leaf_hash(leaf), index, span_cp["size"], path, bytes.fromhex(span_cp["root"]))
+    return _signed_head_includes(span_cp, leaf, index, proof, keys)
 
 
 # --- the notice board ----------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def _page(start, limit) -> tuple[int, int]:
 
 class AuditService(ServiceBase):
     name = "audit"
-    platform = Platform("audit", app_factory=AuditApp, tables=(log.metadata, checkpointing.metadata, span.metadata),
+    platform = Platform("audit", app_factory=AuditApp, tables=(log.metadata, checkpointing.metadata),
                         consumer_sink=_sink, upcast=False, timers=((1.0, cut_due),),
                         spanning_timers=((1.0, witness_cells),))
 
@@ -224,9 +224,7 @@ class AuditService(ServiceBase):
         """On the platform audit: `cell`'s witnessed head as a leaf of the spanning log, proven
         against the log's latest head; the cell is witnessed first if its head so far has fewer
         than `at_least` entries."""
-        if not self.spanning:
-            raise NotFound.coded("audit.cell_not_witnessed", cell=cell)
-        if cell not in self.platform.settings.cells:
+        if not self.spanning or cell not in self.platform.settings.cells:
             raise NotFound.coded("audit.cell_not_witnessed", cell=cell)
         with self.platform.engine.connect() as conn:
             last = span.witnessed(conn, cell)

@@ -41,26 +41,7 @@ from . import checkpoints as cp
 
 logger = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-span_log = sa.Table(
-    "audit_span_log", metadata,
-    sa.Column("idx", sa.BigInteger, primary_key=True),
-    sa.Column("cell", sa.String(64), nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),  # the cell head's size
-    sa.Column("root", sa.String(64), nullable=False),  # and root, hex
-    sa.Column("body", sa.Text, nullable=False),  # the leaf: checkpoints.cell_leaf's bytes
-    sa.Index("ix_audit_span_log_cell", "cell", "idx"),
-)
-span_nodes = merkle.node_table(metadata, "audit_span_nodes")
-span_checkpoints = sa.Table(
-    "audit_span_checkpoints", metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("time", sa.String(40), nullable=False),
-    sa.Column("key_id", sa.String(16), nullable=False),
-    sa.Column("statement", sa.Text, nullable=False),
-)
+# The tables are checkpointing's (every audit store has them): span_log, span_nodes, span_checkpoints.
 SPAN_TREE = "span"
 
 
@@ -70,13 +51,14 @@ class Fork(Exception):
 
 
 def _tree(conn: sa.Connection) -> merkle.MerkleTree:
-    return merkle.MerkleTree(merkle.SqlNodeStore(conn, span_nodes, SPAN_TREE))
+    return merkle.MerkleTree(merkle.SqlNodeStore(conn, checkpointing.span_nodes, SPAN_TREE))
 
 
 def witnessed(conn: sa.Connection, cell: str) -> dict | None:
     """The head last witnessed of `cell` and its leaf: {"index", "checkpoint"}, or None."""
-    row = conn.execute(sa.select(span_log.c.idx, span_log.c.body).where(span_log.c.cell == cell)
-                       .order_by(span_log.c.idx.desc()).limit(1)).first()
+    log = checkpointing.span_log
+    row = conn.execute(sa.select(log.c.idx, log.c.body).where(log.c.cell == cell)
+                       .order_by(log.c.idx.desc()).limit(1)).first()
     if row is None:
         return None
     return {"index": row.idx, "checkpoint": json.loads(row.body)["checkpoint"]}
@@ -138,30 +120,20 @@ def witness(engine: sa.Engine, signer: checkpointing.Signer, cell: str, head: di
             raise
         if same is not None:
             return same
-        tree = _tree(conn)
-        index = tree.append(cp.cell_leaf(cell, head))
-        conn.execute(sa.insert(span_log).values(idx=index, cell=cell, size=head["size"], root=head["root"],
-                                                body=cp.cell_leaf(cell, head).decode("utf-8")))
-        statement = cp.sign_checkpoint(signer.key, cp.SPAN, tree.size, tree.root(), now, mode=signer.mode)
-        seq = (conn.execute(sa.select(sa.func.max(span_checkpoints.c.seq))).scalar() or 0) + 1
-        conn.execute(sa.insert(span_checkpoints).values(
-            seq=seq, size=tree.size, time=statement["time"], key_id=statement["key_id"],
-            statement=cp.canonical(statement).decode("utf-8")))
+        tree, leaf = _tree(conn), cp.cell_leaf(cell, head)
+        index = tree.append(leaf)
+        conn.execute(sa.insert(checkpointing.span_log).values(idx=index, cell=cell, size=head["size"],
+                                                              root=head["root"], body=leaf.decode("utf-8")))
+        checkpointing.sign_head(conn, checkpointing.span_checkpoints, tree, signer.key, cp.SPAN, now, signer.mode)
     return {"index": index, "checkpoint": head}
 
 
 def latest(conn: sa.Connection) -> dict:
-    row = conn.execute(sa.select(span_checkpoints.c.statement).order_by(span_checkpoints.c.seq.desc())
-                       .limit(1)).first()
-    if row is None:
-        raise NotFound.coded("audit.platform_checkpoint_yet")
-    return json.loads(row.statement)
+    return checkpointing.platform_latest(conn, checkpointing.span_checkpoints)
 
 
 def history(conn: sa.Connection, start: int = 0, limit: int = 100) -> list[dict]:
-    s = span_checkpoints
-    return [json.loads(r.statement) for r in
-            conn.execute(sa.select(s.c.statement).order_by(s.c.seq).offset(start).limit(limit))]
+    return checkpointing.platform_history(conn, start, limit, checkpointing.span_checkpoints)
 
 
 def proof(conn: sa.Connection, cell: str) -> dict:

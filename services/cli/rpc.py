@@ -72,7 +72,7 @@ class Rpc:
                                    "set CONSULT_CELL to the cell to ask")
                 cell = self._cell
         name = cells.qualified(service, cells.resolve(self.settings, cell))
-        if not self._listening.hears(name, grace=1.0):  # not the whole timeout's wait for a stopped service
+        if not self._listening.hears(name, grace=self._listening.GRACE_S):  # not the whole timeout's wait for a stopped service
             raise CliError(f"the {name} service is not running (start the platform with `consult up`)")
         try:
             from services.common.rpc import target

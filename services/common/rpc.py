@@ -292,6 +292,7 @@ class Listening:
     yes: the call then goes ahead and fails (or not) as it would have."""
 
     NO_TTL = 0.25  # a "no" is asked again sooner: the grace waits for it to turn
+    GRACE_S = 1.0  # what the gateway and the CLI give a service without a consumer to get one
 
     def __init__(self, settings: Settings, ttl: float = 1.0):
         import threading

@@ -12,7 +12,7 @@ from nameko.exceptions import UnknownService
 from services.common import metrics
 from services.common.errors import DomainError, Unauthorized, Unavailable, from_problem, unwrap
 from services.common import cells
-from services.common.rpc import ListeningProvider, RpcProxy, in_cell
+from services.common.rpc import Listening, ListeningProvider, RpcProxy, in_cell
 from services.common import idempotency
 from services.common.runtime import WORKER_ATTRIBUTE, Platform, ServiceBase
 from services.contracts.communities import Authenticate
@@ -33,7 +33,7 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 # A request no service took within the gateway's timeout expires in its queue: the client has been
 # answered 503 by then, and must not see the command carried out later, when the service is back.
 REQUEST_TTL = {"expiration": RPC_TIMEOUT_S}
-LISTEN_GRACE_S = 1.0  # how long a service without a consumer is given to get one (rpc.Listening)
+LISTEN_GRACE_S = Listening.GRACE_S  # how long a service without a consumer is given to get one
 
 
 class GatewayService(ServiceBase):

@@ -38,7 +38,7 @@ class Store:
 
     def __init__(self, path, policy, signer):
         self.engine = sa.create_engine(f"sqlite:///{path}")
-        create_all(self.engine, log.metadata, checkpointing.metadata, span.metadata)
+        create_all(self.engine, log.metadata, checkpointing.metadata)
         checkpointing.prepare(self.engine, signer)
         self.policy, self.signer = policy, signer
         self.sink = _sink(SimpleNamespace(engine=self.engine, app=SimpleNamespace(policy=policy, signer=signer)))
