@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from kombu import Consumer
 
-from . import bus, clock, envelope, faults, locks, metrics
+from . import bus, clock, envelope, faults, locks, metrics, voucher
 from .aggregate import command_context
 from .config import Settings
 from .errors import Conflict, DomainError, Unavailable
@@ -335,18 +335,25 @@ class TrackedConsumer:
         self.held: set[str] = set()
         self.rejected: dict[str, int] = {}  # per source, since start: messages set aside (reject_message)
         self._ahead: dict[str, dict[int, dict]] = {}  # per source, the log read ahead (positions -> envelopes)
-        self._inbox: dict[str, list[tuple[dict, object]]] = {}  # per source, delivered and not yet applied
+        self._inbox: dict[str, list[tuple[dict, object, str | None]]] = {}  # per source: delivered, not yet applied
+        # Per source, the relay terms whose messages are believed without reading the log (voucher.py).
+        self.believed = voucher.Believed()
+        # Per source, a position the sink has tracked at least up to: what this process last saw
+        # applied (positions only move forward, so it can lag another instance, never lead). A
+        # batch starts from it instead of reading the tracking row; the sink's own transaction still
+        # checks the row, and a message that seems to leave a gap reads the row before pulling.
+        self._tracked: dict[str, int] = {}
         self.stopped = False
         self._consumers: dict[str, Consumer] = {}
         self._channel = None
         self.ready = False
 
     # -- processing -------------------------------------------------------------------------
-    def process(self, source: str, env: dict, body: bytes | str | None = None) -> None:
+    def process(self, source: str, env: dict, body: bytes | str | None = None, term: str | None = None) -> None:
         """Apply one message's event (see `process_many`)."""
-        self.process_many(source, [(env, body)])
+        self.process_many(source, [(env, body, term)])
 
-    def process_many(self, source: str, messages: list[tuple[dict, bytes | str | None]]) -> None:
+    def process_many(self, source: str, messages: list[tuple[dict, bytes | str | None, str | None]]) -> None:
         """Apply the events of messages that arrived together, in order, first filling any gap
         before each from the source's log; what is new goes to the sink in one batch
         (`apply_many`: one transaction where the sink allows).
@@ -355,10 +362,16 @@ class TrackedConsumer:
         envelope the log records at that position, and only if the message is that envelope byte
         for byte. Anything else (a forgery, an envelope of no log, one the log does not hold) is
         set aside (reject_message) and the stream goes on: the event really at that position, if
-        there is one yet, is applied from the log."""
-        tracked = self.sink.position(source)
+        there is one yet, is applied from the log.
+
+        `term` is the relay term that vouches for a message (voucher.term_of), or None. A message of
+        a term already believed is that envelope without asking the log; one that passes the check
+        makes its term believed."""
+        tracked = self._tracked.get(source)
+        if tracked is None:
+            tracked = self.sink.position(source)
         batch: list[dict] = []
-        for env, body in messages:
+        for env, body, term in messages:
             position = env["position"]
             if position <= tracked:
                 metrics.DUPLICATES.labels(self.name, source).inc()
@@ -366,13 +379,23 @@ class TrackedConsumer:
             if position > tracked + 1:
                 self.apply_many(source, batch)
                 batch = []
-                metrics.GAPS_FILLED.labels(self.name, source).inc()
-                self.pull(source, upto=position - 1)
-                tracked = self.sink.position(source)
+                tracked = self.sink.position(source)  # another instance may have gone on meanwhile
+                if position > tracked + 1:
+                    metrics.GAPS_FILLED.labels(self.name, source).inc()
+                    self.pull(source, upto=position - 1)
+                    tracked = self.sink.position(source)
                 if position <= tracked:
                     metrics.DUPLICATES.labels(self.name, source).inc()
                     continue
+            if (source, term) in self.believed:
+                metrics.MESSAGES_CHECKED.labels(self.name, source, "voucher").inc()
+                batch.append(env)
+                tracked = position
+                continue
+            metrics.MESSAGES_CHECKED.labels(self.name, source, "log").inc()
             recorded = self._recorded(source, position)
+            if recorded is not None and _same(recorded, env):
+                self.believed.add(source, term)
             if recorded is None or not _same(recorded, env):
                 reason = (f"not an event of the {source} log: position {position} holds "
                           f"{recorded['type']} {recorded['id']}" if recorded is not None else
@@ -444,9 +467,17 @@ class TrackedConsumer:
                     metrics.EVENTS_CONSUMED.labels(self.name, source, env["type"]).inc()
                 if applied < len(envs):
                     metrics.DUPLICATES.labels(self.name, source).inc(len(envs) - applied)
+                self._note_tracked(source, envs[-1]["position"])
                 return
         for env in envs:
             self.apply(source, env)
+        if envs:
+            self._note_tracked(source, envs[-1]["position"])
+
+    def _note_tracked(self, source: str, position: int) -> None:
+        """The sink has tracked `source` at least up to `position` (each event of a batch applied
+        or found applied already)."""
+        self._tracked[source] = max(self._tracked.get(source, 0), position)
 
     def apply(self, source: str, env: dict) -> None:
         """Apply one event. A transient failure (is_transient: the handler's upstream timed out or is
@@ -556,9 +587,13 @@ class TrackedConsumer:
             if source in self.held:
                 message.requeue()
                 return
-            self._inbox.setdefault(source, []).append((env, message))
+            term = voucher.term_of(self.settings, self._source_key(source), message.headers, message.body)
+            self._inbox.setdefault(source, []).append((env, message, term))
 
         return on_message
+
+    def _source_key(self, source: str) -> str:
+        return bus.source_key(self.settings, source)
 
     def _work_inbox(self) -> None:
         """Apply what the bus delivered since the last turn, per source in order and in one batch
@@ -569,21 +604,21 @@ class TrackedConsumer:
         while self._inbox:
             source, arrived = self._inbox.popitem()
             if source in self.held:
-                for _env, message in arrived:
+                for _env, message, _term in arrived:
                     message.requeue()
                 continue
             try:
-                self.process_many(source, [(env, message.body) for env, message in arrived])
+                self.process_many(source, [(env, message.body, term) for env, message, term in arrived])
             except Held:
                 pass
             except Exception as exc:  # noqa: BLE001 - e.g. the source log is unreachable: try later
                 log.warning("%s: could not process %d message(s) from %s (from %s) yet: %r", self.name,
                             len(arrived), source, arrived[0][0]["position"], exc)
                 time.sleep(1.0)
-                for _env, message in arrived:
+                for _env, message, _term in arrived:
                     message.requeue()
                 continue
-            for _env, message in arrived:
+            for _env, message, _term in arrived:
                 message.ack()
 
     def _drain(self, conn) -> None:

@@ -14,6 +14,8 @@ OUTBOX_LAG = Gauge("consult_outbox_lag", "Source head position minus last publis
 PARKED = Gauge("consult_parked_messages", "Messages parked in the dead-letter queue (stream held)", ["consumer", "source"])
 REJECTED = Counter("consult_rejected_messages", "Messages that are no event of the source's log (undecodable, or "
                    "not what the log records at their position): set aside, the stream goes on", ["consumer", "source"])
+MESSAGES_CHECKED = Counter("consult_messages_checked", "Messages a consumer took as its source's log entry: "
+                           "by the relay's voucher (voucher.py), or by reading the source's log", ["consumer", "source", "by"])
 TRANSIENT_WAITS = Counter("consult_handler_transient_failures", "Handler failures classified transient: retried "
                           "with back-off, never parked", ["consumer", "source"])
 PROJECTED_AHEAD = Counter("consult_projected_with_save", "Saves whose events were applied to the service's own read "

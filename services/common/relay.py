@@ -12,7 +12,7 @@ import time
 
 import sqlalchemy as sa
 
-from . import bus, envelope, metrics
+from . import bus, envelope, metrics, voucher
 from .config import Settings
 from .locks import SessionLock
 from .tables import relay_positions
@@ -39,6 +39,9 @@ class OutboxRelay:
         # The published position as this relay last recorded it, while it holds the lease (no other
         # instance writes it then), so a turn does not read it back; None: read it from the store.
         self._published: int | None = None
+        # This relay's term (voucher.py): drawn anew each time it takes the lease, so a consumer
+        # checks the first message of each term against the log before it believes the rest.
+        self.term = voucher.new_term()
 
     def published_position(self) -> int:
         with self.engine.connect() as conn:
@@ -89,17 +92,20 @@ class OutboxRelay:
         if not envelopes:
             return 0
         producer = self._producer_ready()
+        source_key = bus.source_key(self.settings, self.source)
         last = position
         try:
             for env in envelopes:
+                body = envelope.canonical(env)
                 producer.publish(
-                    envelope.canonical(env),
-                    routing_key=envelope.routing_key(env, bus.source_key(self.settings, self.source)),
+                    body,
+                    routing_key=envelope.routing_key(env, source_key),
                     content_type="application/json",
                     content_encoding="utf-8",
                     delivery_mode=2,
                     message_id=env["id"],
-                    headers={"source": self.source, "position": env["position"]},
+                    headers={"source": self.source, "position": env["position"],
+                             **voucher.headers(self.settings, source_key, self.term, body)},
                 )
                 metrics.EVENTS_PUBLISHED.labels(self.source, env["type"]).inc()
                 last = env["position"]
@@ -118,6 +124,7 @@ class OutboxRelay:
                 time.sleep(1.0)
                 continue
             log.info("relay %s: holding the lease", self.source)
+            self.term = voucher.new_term()
             self._published = None  # another instance may have published while we did not hold it
             try:
                 while not self.stopped and self.lease.still_held():

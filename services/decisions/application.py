@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import uuid
@@ -19,7 +18,7 @@ from eventsourcing.utils import get_topic
 
 import rules
 from rules.record import differences, replay_ballot, tally_record
-from services.common import clock, envelope
+from services.common import clock, envelope, keyfile
 from services.common.aggregate import command_context, derived_id
 from services.common.consumer import catch_up_projection
 from services.common.content import gather_texts, validate_text
@@ -70,19 +69,7 @@ class SealingKey:
         return self._key
 
     def _from_file(self) -> bytes:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-            try:
-                os.link(tmp, self.path)  # atomic, and refuses to replace a key another instance made
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
-        return bytes.fromhex(self.path.read_text().strip())
+        return bytes.fromhex(keyfile.made_once(self.path, lambda: secrets.token_hex(32).encode()).decode().strip())
 
     def sealed_id(self, *parts: str) -> uuid.UUID:
         """An aggregate id nobody without the key can derive from the parts (ballot, person)."""

@@ -16,21 +16,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from services.common import keyfile
+
 AAD = b"consult-web-session-v1"
 
 
 def load_key(data_dir: Path) -> bytes:
     path = data_dir / "web" / "cookie.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another web process made it a moment ago
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-    key = path.read_bytes()
+    key = keyfile.made_once(path, lambda: secrets.token_bytes(32))
     if len(key) != 32:
         raise RuntimeError(f"{path} must hold 32 bytes")
     return key

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import pytest
 
-from services.common import config, relay as relay_module
+from services.common import bus, config, relay as relay_module, voucher
 from services.common.relay import OutboxRelay
 from services.common.tables import create_all, relay_positions
 
@@ -23,13 +23,14 @@ class App:
 
 class Producer:
     def __init__(self, fail_at=None):
-        self.published, self.fail_at = [], fail_at
+        self.published, self.fail_at, self.messages = [], fail_at, []
 
     def publish(self, body, headers, **_):
         if headers["position"] == self.fail_at:
             self.fail_at = None
             raise ConnectionError("the broker went away")
         self.published.append(headers["position"])
+        self.messages.append((body, headers))
 
 
 @pytest.fixture
@@ -85,3 +86,42 @@ def test_after_a_failed_publish_what_got_out_is_recorded_and_the_position_read_a
     relay._published = None  # as run() does after a failure (and after taking the lease)
     assert relay.relay_once() == 2
     assert relay.producer.published == [1, 2, 3] and stored(relay) == 3 and len(relay.reads) == 2
+
+
+def test_each_message_carries_the_relay_terms_voucher_and_each_lease_a_new_term(relay, monkeypatch):
+    relay.app.log = [1, 2]
+    relay.relay_once()
+    key = bus.source_key(relay.settings, "proposals")
+    assert [voucher.term_of(relay.settings, key, h, body) for body, h in relay.producer.messages] == [relay.term] * 2
+    body, h = relay.producer.messages[0]
+    assert voucher.term_of(relay.settings, key, h, body.replace(b'"T"', b'"U"')) is None, "the body is covered"
+    assert relay.settings.data_dir.joinpath(voucher.KEY_FILE).read_bytes() not in body + repr(h).encode()
+
+    class Lease:  # taken twice, held for one turn each time
+        turns = 0
+
+        def try_acquire(self):
+            return True
+
+        def still_held(self):
+            Lease.turns += 1
+            if Lease.turns > 3:
+                relay.stopped = True
+            return Lease.turns % 2 == 1
+
+        def release(self):
+            terms.append(relay.term)
+
+    class Saved:  # nothing new is saved: a turn waits no longer than this
+        def wait(self, timeout):
+            pass
+
+        def clear(self):
+            pass
+
+    terms = []
+    relay.app.saved = Saved()
+    monkeypatch.setattr(relay, "lease", Lease())
+    monkeypatch.setattr(relay, "_reset_producer", lambda: None)
+    relay.run()
+    assert len(terms) == 2 and len(set(terms)) == 2, "a new term each time the lease is taken"

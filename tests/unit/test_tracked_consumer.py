@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+import dataclasses
 import json
 
 import sqlalchemy as sa
 from nameko.exceptions import RpcTimeout
 
-from services.common import config
+from services.common import config, voucher
 from services.common.consumer import Held, ProjectionHeld, TrackedConsumer, backoff, is_transient
 from services.common.errors import Conflict, Unavailable
 
@@ -34,8 +35,8 @@ def env(pos):
     return {"schema": "consult.event/1", "position": pos, "type": "T", "id": f"e{pos}", "community": "c"}
 
 
-def make(log_positions, sink):
-    settings = config.Settings(amqp_uri="", db="sqlite", data_dir=None, prefix="t", test_mode=True,
+def make(log_positions, sink, data_dir=None):
+    settings = config.Settings(amqp_uri="", db="sqlite", data_dir=data_dir, prefix="t", test_mode=True,
                                clock_file=None, relay_interval=1, catchup_interval=1, retry_delays=(0.0, 0.0))
     reads = []
 
@@ -156,6 +157,7 @@ def test_an_undecodable_message_is_set_aside_and_acked():
 
     class Message:
         body = b"{not an envelope"
+        headers: dict = {}
         acked = requeued = False
 
         def ack(self):
@@ -251,8 +253,9 @@ class BatchSink(FakeSink):
 
 
 class Message:
-    def __init__(self, e):
+    def __init__(self, e, headers=None):
         self.body = json.dumps(e).encode()
+        self.headers = headers or {}
         self.acked = self.requeued = False
 
     def ack(self):
@@ -328,3 +331,101 @@ def test_messages_of_a_held_stream_or_that_cannot_be_processed_yet_go_back_to_th
         c._on_message("s")(m)
     c._work_inbox()
     assert all(m.requeued and not m.acked for m in again) and sink.applied == []
+
+
+# -- the relay's voucher (services/common/voucher.py) ---------------------------------------------
+
+def vouched(c, e, term, tamper=None):
+    """A message as the relay of `c`'s source `s` publishes it in `term`."""
+    m = Message(e)
+    m.headers = voucher.headers(c.settings, "s", term, m.body)
+    if tamper:
+        tamper(m)
+    return m
+
+
+def test_a_term_is_believed_once_a_message_of_it_passed_the_check_against_the_log(tmp_path):
+    sink = BatchSink()
+    c, reads = make(list(range(1, 301)), sink, data_dir=tmp_path)
+    term = voucher.new_term()
+    for first in (1, 101, 201):  # three batches, each beyond what one read of the log covers
+        for p in range(first, first + 100):
+            c._on_message("s")(vouched(c, env(p), term))
+        c._work_inbox()
+    assert sink.applied == list(range(1, 301))
+    assert reads == [1], "the log was read for the term's first message only"
+
+
+def test_a_message_with_a_bad_voucher_or_none_is_checked_against_the_log(tmp_path):
+    sink = BatchSink()
+    c, reads = make([1, 2, 3, 4], sink, data_dir=tmp_path)
+    term = voucher.new_term()
+    c._on_message("s")(vouched(c, env(1), term))
+    c._work_inbox()
+    assert reads == [1]
+    forged = env(2) | {"type": "Forged"}
+    # The believed term's name copied onto a forgery: its MAC does not fit the body.
+    c._on_message("s")(vouched(c, env(2), term, tamper=lambda m: setattr(m, "body", json.dumps(forged).encode())))
+    c._work_inbox()
+    assert c.set_aside and c.set_aside[0][0] == 2, "checked against the log, and set aside"
+    assert sink.applied == [1, 2], "the log's own event 2 is applied in its place"
+    c._on_message("s")(Message(env(3)))  # no voucher at all: as before vouchers
+    c._work_inbox()
+    assert sink.applied == [1, 2, 3] and len(c.set_aside) == 1
+
+
+def test_a_voucher_binds_the_source_the_term_and_the_key(tmp_path):
+    sink = BatchSink()
+    c, _ = make([1], sink, data_dir=tmp_path)
+    m = Message(env(1))
+    term = voucher.new_term()
+    assert voucher.term_of(c.settings, "s", voucher.headers(c.settings, "s", term, m.body), m.body) == term
+    assert voucher.term_of(c.settings, "other", voucher.headers(c.settings, "s", term, m.body), m.body) is None
+    h = voucher.headers(c.settings, "s", term, m.body)
+    assert voucher.term_of(c.settings, "s", h | {voucher.TERM: voucher.new_term()}, m.body) is None
+    other, _ = make([1], sink, data_dir=tmp_path / "another-deployment")
+    assert voucher.term_of(other.settings, "s", h, m.body) is None, "another data folder, another key"
+    assert (tmp_path / voucher.KEY_FILE).stat().st_mode & 0o777 == 0o600
+    shared = dataclasses.replace(c.settings, bus_key="k" * 32)  # hosts without one data folder
+    on_another_host = dataclasses.replace(other.settings, bus_key="k" * 32)
+    assert voucher.term_of(on_another_host, "s", voucher.headers(shared, "s", term, m.body), m.body) == term
+    with pytest.raises(RuntimeError, match="at least 32"):
+        voucher.key(dataclasses.replace(c.settings, bus_key="short"))
+
+
+def test_messages_of_a_term_whose_first_message_the_log_does_not_hold_are_each_checked(tmp_path):
+    """A store recreated under the same data folder: the broker still holds vouched messages of the
+    old relay's term at positions the new log holds otherwise. None is believed."""
+    sink = BatchSink()
+    c, reads = make([1, 2, 3], sink, data_dir=tmp_path)
+    old = voucher.new_term()
+    stale = [vouched(c, env(p) | {"id": f"old{p}"}, old) for p in (1, 2, 3)]
+    for m in stale:
+        c._on_message("s")(m)
+    c._work_inbox()
+    assert [p for p, _ in c.set_aside] == [1, 2, 3], "each stale message set aside"
+    assert sink.applied == [1, 2, 3], "the new log's own events applied"
+    assert ("s", old) not in c.believed
+
+
+def test_a_batch_starts_from_what_this_process_applied_and_reads_the_row_only_before_a_gap():
+    sink = BatchSink()
+    row_reads = []
+
+    class Probe:  # the sink as the consumer sees it, counting its reads of the tracking row
+        def position(self, source):
+            row_reads.append(source)
+            return sink.position(source)
+
+        handle, handle_many = sink.handle, sink.handle_many
+
+    c, log_reads = make(list(range(1, 11)), Probe())
+    for p in (1, 2, 3):
+        c.process("s", env(p))
+    assert len(row_reads) == 1, "the tracking row is read once, at the first batch"
+    sink.applied += [4, 5]  # another instance applied 4 and 5 meanwhile (it held the stream)
+    c.process("s", env(6))
+    assert sink.applied == [1, 2, 3, 4, 5, 6] and len(row_reads) == 2, "read again: no gap, no pull"
+    assert log_reads == [1]
+    c.process("s", env(4))
+    assert sink.applied == [1, 2, 3, 4, 5, 6], "a duplicate of what this process applied"
