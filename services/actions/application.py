@@ -338,7 +338,7 @@ class ActionsApp(StageApplication):
         """What the consumer of the other stages keeps, each part tracked on its own: the board's
         case rows and the cases that reached a decision (SQL), the plans and closures (events)."""
         return SinkChain(SqlSink("actions-cases", self.engine, project_case),
-                         SqlSink("actions-decisions", self.engine, project_decision),
+                         SqlSink("actions-decisions", self.engine, project_decision, types=DECISION_TYPES),
                          EventSourcedSink(self, with_erasure("actions", self, self.on_stage_event, None,
                                                              sources=("proposals", "deliberation", "decisions"))))
 
@@ -1068,6 +1068,11 @@ def project_case(conn: sa.Connection, env: dict) -> None:
     if ended:
         changes["ended"] = ended
     conn.execute(sa.update(t.cases).where(t.cases.c.case_id == case).values(**changes))
+
+
+# The events `project_decision` reads; the consumer's "actions-decisions" part takes no transaction
+# for a batch of none of them (SqlSink.types), such as a ballot's votes.
+DECISION_TYPES = frozenset({"ResolutionFinal", "DeliberationConcluded", "EmergencyDeclared"})
 
 
 def project_decision(conn: sa.Connection, env: dict) -> None:

@@ -58,11 +58,52 @@ class Sink(Protocol):
     def handle_many(self, source: str, envs: list[dict]) -> int: ...
 
 
+# How long a sink leaves positions it handled without a transaction untracked, at most (`Untracked`).
+TRACK_UNTRACKED_EVERY_S = 1.0
+
+
+class Untracked:
+    """Per source, the highest position a sink handled without recording it. An event that changes
+    nothing for a sink -- an EventSourcedSink's event without effects, a SqlSink's event of no type
+    it keeps -- takes no transaction of its own: the next transaction that records something
+    tracks past it, or `track_untracked` does, which the consumer's loop calls every
+    TRACK_UNTRACKED_EVERY_S. So a stream of events a consumer ignores (the votes of a ballot day,
+    for actions and notifications) costs a transaction a second, not one per batch, and the
+    tracking row and the lag metric catch up within a second. Until then those events are
+    untracked: after a crash they are handled again -- as if the consumer had come to them later,
+    which is all anyone could see, since handling them changed nothing. The sink counts them as
+    tracked (`position`), so this process takes none of them twice."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, int] = {}
+
+    def get(self, source: str) -> int:
+        return self._at.get(source, 0)
+
+    def above(self, source: str, tracked: int) -> int:
+        return max(tracked, self.get(source))
+
+    def note(self, source: str, position: int) -> None:
+        self._at[source] = max(position, self.get(source))
+
+    def tracked(self, source: str, position: int) -> None:
+        """The store has tracked `source` up to `position`: what lay below is untracked no more."""
+        if self.get(source) <= position:
+            self._at.pop(source, None)
+
+    def items(self) -> list[tuple[str, int]]:
+        return list(self._at.items())
+
+
 class SqlSink:
     """Effects are rows in the consumer's state database, written in the tracking transaction."""
 
-    def __init__(self, consumer: str, engine: sa.Engine, handler: Callable[[sa.Connection, dict], None]):
-        self.consumer, self.engine, self.handler = consumer, engine, handler
+    def __init__(self, consumer: str, engine: sa.Engine, handler: Callable[[sa.Connection, dict], None],
+                 types: frozenset[str] | None = None):
+        """`types`: the event types the handler does anything with, where it ignores the rest. A
+        batch of none of them takes no transaction: its position is tracked later (`Untracked`)."""
+        self.consumer, self.engine, self.handler, self.types = consumer, engine, handler, types
+        self.untracked = Untracked()
         # As a service's read model (`catch_up_projection`): the event it could not apply, while
         # that event is parked and the read model holds at the position before it.
         self.held: dict | None = None
@@ -89,7 +130,7 @@ class SqlSink:
 
     def position(self, source: str) -> int:
         with self.engine.connect() as conn:
-            return self._position(conn, source)
+            return self.untracked.above(source, self._position(conn, source))
 
     def _position(self, conn, source: str, lock: bool = False) -> int:
         pos = conn.execute(self._select_locked if lock else self._select_position, {"source": source}).scalar()
@@ -116,31 +157,42 @@ class SqlSink:
             consumer_tracking.c.consumer == self.consumer, consumer_tracking.c.source == source)).first() is not None
 
     def handle(self, source: str, env: dict) -> bool:
-        with self.engine.begin() as conn:
-            tracked = self._locked_position(conn, source)
-            if env["position"] <= tracked:
-                return False
-            faults.check(self.consumer, env)
-            self.handler(conn, env)
-            self._track(conn, source, tracked, env["position"])
-        self.applied = max(self.applied, env["position"])
-        return True
+        return self.handle_many(source, [env]) == 1
 
     def handle_many(self, source: str, envs: list[dict]) -> int:
         """Apply envelopes in order in one transaction with one tracking record; those at or below
         the tracked position are skipped. For a read model catching up on its own log, where a
         transaction per event would cost more than the events."""
-        with self.engine.begin() as conn:
-            tracked = self._locked_position(conn, source)
-            fresh = [env for env in envs if env["position"] > tracked]
+        if self.types is not None and not any(env["type"] in self.types for env in envs):
+            fresh = [env for env in envs if env["position"] > self.untracked.get(source)]
             for env in fresh:
                 faults.check(self.consumer, env)
-                self.handler(conn, env)
             if fresh:
+                self.untracked.note(source, fresh[-1]["position"])
+            return len(fresh)
+        with self.engine.begin() as conn:
+            tracked = self._locked_position(conn, source)
+            fresh = [env for env in envs if env["position"] > self.untracked.above(source, tracked)]
+            for env in fresh:
+                faults.check(self.consumer, env)
+                if self.types is None or env["type"] in self.types:
+                    self.handler(conn, env)
+            if fresh and fresh[-1]["position"] > tracked:
                 self._track(conn, source, tracked, fresh[-1]["position"])
         if fresh:
+            self.untracked.tracked(source, fresh[-1]["position"])
             self.applied = max(self.applied, fresh[-1]["position"])
         return len(fresh)
+
+    def track_untracked(self) -> None:
+        """Record the positions handled without a transaction (see `Untracked`), never moving the
+        row down: another instance may have tracked further meanwhile."""
+        for source, position in self.untracked.items():
+            with self.engine.begin() as conn:
+                tracked = self._locked_position(conn, source)
+                if position > tracked:
+                    self._track(conn, source, tracked, position)
+            self.untracked.tracked(source, position)
 
     def rehearse(self, envs: list[dict]) -> None:
         """Apply envelopes in a transaction that is rolled back: raises what applying them for
@@ -165,25 +217,30 @@ class EventSourcedSink:
 
     def __init__(self, app, handler: Callable[[dict], list]):
         self.app, self.handler = app, handler
+        self.untracked = Untracked()
 
     def position(self, source: str) -> int:
-        return self.app.tracked_position(source)
+        return self.untracked.above(source, self.app.tracked_position(source))
 
     def handle(self, source: str, env: dict) -> bool:
         if env["position"] <= self.position(source):
             return False
         faults.check(self.app.name, env)
-        return self.app.save_tracked(Tracking(source, env["position"]), *self._effects(env))
+        aggregates = self._effects(env)
+        if not aggregates:
+            self.untracked.note(source, env["position"])
+            return True
+        saved = self.app.save_tracked(Tracking(source, env["position"]), *aggregates)
+        self.untracked.tracked(source, env["position"])  # by this save, or by whoever overtook it
+        return saved
 
     def handle_many(self, source: str, envs: list[dict]) -> int:
         """Apply envelopes in order. An event with effects is saved with its tracking record, as
         `handle` saves it, before the next event's handler runs (which may read what it saved); the
-        events without effects in between take no save of their own: the next save's tracking
-        record covers them, or one tracking record after the last. Until then they are not
-        tracked, so after a crash they are handled again -- as if this consumer had come to them
-        later, which is all anyone could have seen, since handling them changed nothing."""
+        events without effects take no save of their own (`Untracked`): the next save's tracking
+        record covers them, or `track_untracked`."""
         tracked = self.position(source)
-        applied, untracked = 0, None
+        applied = 0
         for env in envs:
             if env["position"] <= tracked:
                 continue
@@ -192,14 +249,17 @@ class EventSourcedSink:
             if aggregates:
                 if not self.app.save_tracked(Tracking(source, env["position"]), *aggregates):
                     raise Overtaken(source)
-                untracked = None
+                self.untracked.tracked(source, env["position"])
             else:
-                untracked = env["position"]
+                self.untracked.note(source, env["position"])
             tracked = env["position"]
             applied += 1
-        if untracked is not None and not self.app.save_tracked(Tracking(source, untracked)):
-            raise Overtaken(source)
         return applied
+
+    def track_untracked(self) -> None:
+        for source, position in self.untracked.items():
+            self.app.save_tracked(Tracking(source, position))  # False: tracked further already
+            self.untracked.tracked(source, position)
 
     def _effects(self, env: dict) -> list:
         with command_context(community=env["community"], actor="system", case=env.get("case"), causation=env["id"]):
@@ -231,6 +291,10 @@ class SinkChain:
 
     def handle_many(self, source: str, envs: list[dict]) -> int:
         return max(sink.handle_many(source, envs) for sink in self.sinks)
+
+    def track_untracked(self) -> None:
+        for sink in self.sinks:
+            sink.track_untracked()
 
 
 def park_message(settings: Settings, consumer: str, source: str, env: dict, error: BaseException | None) -> str:
@@ -343,6 +407,7 @@ class TrackedConsumer:
         # batch starts from it instead of reading the tracking row; the sink's own transaction still
         # checks the row, and a message that seems to leave a gap reads the row before pulling.
         self._tracked: dict[str, int] = {}
+        self._track_untracked_at = 0.0  # when the sink next records what it left untracked
         self.stopped = False
         self._consumers: dict[str, Consumer] = {}
         self._channel = None
@@ -641,6 +706,7 @@ class TrackedConsumer:
                 self._consumers.clear()
                 self._inbox.clear()  # unacknowledged on a dead channel: the broker delivers them again
                 time.sleep(1.0)
+        self.track_untracked(now=float("inf"))  # stopping: leave as little as can be to handle again
 
     def _run_connected(self) -> None:
         with bus.connect(self.settings) as conn:
@@ -669,11 +735,25 @@ class TrackedConsumer:
             next_tick = time.monotonic() + self.settings.catchup_interval
             while not self.stopped:
                 self._drain(conn)
+                self.track_untracked()
                 if time.monotonic() >= next_tick:
                     self.check_holds()
                     for source in self.sources:
                         self.catch_up(source)
                     next_tick = time.monotonic() + self.settings.catchup_interval
+
+    def track_untracked(self, now: float | None = None) -> None:
+        """Every TRACK_UNTRACKED_EVERY_S, have the sink record the positions it handled without a
+        transaction (`Untracked`). A failure is logged and tried again next time: until then those
+        events are only untracked, which loses nothing."""
+        now = time.monotonic() if now is None else now
+        if now < self._track_untracked_at or not hasattr(self.sink, "track_untracked"):
+            return
+        self._track_untracked_at = now + TRACK_UNTRACKED_EVERY_S
+        try:
+            self.sink.track_untracked()
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is away: the next turn tries again
+            log.warning("%s: could not track what it handled without a transaction yet: %r", self.name, exc)
 
     def stop(self) -> None:
         self.stopped = True

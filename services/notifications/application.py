@@ -145,6 +145,8 @@ class NotificationsApp(StageApplication):
         return []
 
     def _remember(self, env: dict, m: Memory) -> None:
+        if not m:
+            return  # no transaction for nothing: the consumer then takes none for the event at all
         community, case = env["community"], env.get("case") or env["aggregate"]["id"]
         with self.engine.begin() as conn:
             insert_ignore(conn, t.topics, [

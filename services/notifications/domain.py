@@ -261,6 +261,10 @@ class Memory:
     cancelled: list[str] = field(default_factory=list)        # reminder notice ids
     cancelled_of: list[tuple[str, str]] = field(default_factory=list)  # (notice type, topic): all pending
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to record (most events, a vote among them, add nothing)."""
+        return any((self.topics, self.joined, self.left, self.reminders, self.cancelled, self.cancelled_of))
+
 
 def remember(env: dict) -> Memory:
     """The facts one event adds to the memory of its case. Pure: the application records them."""

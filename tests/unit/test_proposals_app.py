@@ -258,6 +258,8 @@ def test_a_follow_up_request_opens_one_linked_proposal_awaiting_screening(world,
         e = envelope.from_domain_event("proposals", None, event)
         assert (e["case"], e["causation"], e["actor"]) == (pid, env["id"], "system")
     assert [p["id"] for p in app.list_proposals(world.community, "someone", status="submitted")["items"]] == [pid]
+    assert sink.position("actions") == 3 and app.tracked_position("actions") == 2, "3 changed nothing: not saved yet"
+    sink.track_untracked()
     assert app.tracked_position("actions") == 3
 
     # A worker screens it like any other; erasing the original author erases the copied title too.
