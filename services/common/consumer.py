@@ -461,7 +461,7 @@ class TrackedConsumer:
             recorded = self._recorded(source, position)
             if recorded is not None and _same(recorded, env):
                 self.believed.add(source, term)
-            if recorded is None or not _same(recorded, env):
+            else:
                 reason = (f"not an event of the {source} log: position {position} holds "
                           f"{recorded['type']} {recorded['id']}" if recorded is not None else
                           f"not an event of the {source} log: it holds nothing at position {position}")
