@@ -168,9 +168,11 @@ def machine() -> dict:
 
 
 class PlatformBench:
-    def __init__(self, backend: str, sizes: Sizes, only: set[str], cells: int = 0):
+    def __init__(self, backend: str, sizes: Sizes, only: set[str], cells: int = 0, busy_cells: int | None = None):
         self.backend, self.sizes, self.only = backend, sizes, only
         self.cells = cells  # community cells (services/common/cells.py); 0: a deployment without
+        # How many cells get a voting community (None: every cell); the others run idle beside them.
+        self.busy_cells = busy_cells
         self.report = Report()
         self.p = None
         self.shared_cpu = {"rabbitmq beam.smp (shared)": pids_named("beam.smp")}
@@ -242,7 +244,7 @@ class PlatformBench:
         if want & {"votes", "supports", "burst"}:
             # With cells, a voting community in each (the directory places each new community in
             # the least loaded cell), the owners shared out between them: the same votes in all.
-            n = max(1, self.cells)
+            n = max(1, self.cells if self.busy_cells is None else min(self.busy_cells, self.cells))
             each = -(-s.owners // n)
             print(f"setting up {'the voting community' if n == 1 else f'{n} voting communities, one per cell'}: "
                   f"{each:,} households{' each' if n > 1 else ''} from CSV …", flush=True)
@@ -341,17 +343,19 @@ class PlatformBench:
 
     def consumer_batches(self) -> dict[str, list[float]]:
         """Each process's consumer batches so far, from its /metrics, per `<process> <- <source>`:
-        [batches, events applied]. A batch is what a consumer applies at once (one transaction, and,
-        for messages from the bus, one read of the source's log to check them); each is timed once
-        in consult_handler_seconds (a batch of one by `apply`, a larger one by `apply_many`), and
-        consult_events_consumed_total counts the events applied."""
+        [batches, events applied, messages checked against the source's log]. A batch is what a
+        consumer applies at once (at most one transaction per sink); each is timed once in
+        consult_handler_seconds (a batch of one by `apply`, a larger one by `apply_many`), and
+        consult_events_consumed_total counts the events applied. A message is checked against the
+        log (a `read_log` RPC per batch of them) unless its relay's voucher is believed
+        (consult_messages_checked_total, by="log")."""
         import re
 
         import requests
 
         found: dict[str, list[float]] = {}
-        pattern = re.compile(r'^consult_(handler_seconds_count|events_consumed_total)'
-                             r'\{consumer="[^"]*",source="([^"]*)"(?:,type="[^"]*")?\} (\S+)$')
+        pattern = re.compile(r'^consult_(handler_seconds_count|events_consumed_total|messages_checked_total)'
+                             r'\{consumer="[^"]*",source="([^"]*)"(?:,type="[^"]*"|,by="(log)")?\} (\S+)$')
         for name in self.p.procs:
             try:
                 port = self.p._http_port(name)  # noqa: SLF001 - a cell's process is 100 ports up per cell
@@ -360,9 +364,10 @@ class PlatformBench:
                 continue
             for line in text.splitlines():
                 m = pattern.match(line)
-                if m:
-                    pair = found.setdefault(f"{name} <- {m.group(2)}", [0.0, 0.0])
-                    pair[0 if m.group(1) == "handler_seconds_count" else 1] += float(m.group(3))
+                if m and (m.group(1) != "messages_checked_total" or m.group(3)):
+                    figures = found.setdefault(f"{name} <- {m.group(2)}", [0.0, 0.0, 0.0])
+                    figures[("handler_seconds_count", "events_consumed_total", "messages_checked_total")
+                            .index(m.group(1))] += float(m.group(4))
         return found
 
     def run(self, c, label: str, members: list, clients: int, send, key, *, barrier=False) -> dict:
@@ -385,7 +390,7 @@ class PlatformBench:
         complete = watcher.wait_for(keys, self.sizes.audit_timeout)
         cpu = monitor.stop()
         watcher.stop()
-        batches = {k: [now - then for now, then in zip(v, batches_before.get(k, (0.0, 0.0)))]
+        batches = {k: [now - then for now, then in zip(v, batches_before.get(k, (0.0, 0.0, 0.0)))]
                    for k, v in self.consumer_batches().items()}
         result = summarise(outcomes, watcher, started)
         seconds = monitor.ended - monitor.started
@@ -394,12 +399,15 @@ class PlatformBench:
                       cpu_s=cpu, cpu_ms_per_op={k: v / max(result["accepted"], 1) * 1000 for k, v in cpu.items()},
                       idle_cpu_per_s=idle,
                       cpu_ms_per_op_net={k: v / max(result["accepted"], 1) * 1000 for k, v in net.items()},
-                      # per consumer stream with batches in the run: [batches, events in them]
+                      # per consumer stream with batches in the run: [batches, events in them,
+                      # messages checked against the source's log]
                       consumer_batches={k: v for k, v in batches.items() if v[0] > 0})
         busy = sorted(result["consumer_batches"].items(), key=lambda kv: -kv[1][1])[:6]
         if busy:
             print(f"  ({label}: events per consumer batch: "
-                  + ", ".join(f"{k} {v[1] / v[0]:.1f} in {v[0]:.0f}" for k, v in busy) + ")", flush=True)
+                  + ", ".join(f"{k} {v[1] / v[0]:.1f} in {v[0]:.0f}" for k, v in busy)
+                  + f"; messages checked against the source's log: "
+                  f"{sum(v[2] for v in result['consumer_batches'].values()):.0f})", flush=True)
         problems = []
         if result["errors"]:
             problems.append(f"{result['errors']} errors {result['error_kinds']}")
@@ -643,6 +651,9 @@ def register(subparsers) -> None:
                    help="run the platform with N community cells (0: without cells), the voting community split "
                         "into one per cell; several counts (1,2) run one after another in this process and end "
                         "with the CPU per vote of each against the first; with cells only the votes group runs")
+    p.add_argument("--busy-cells", type=int, metavar="K",
+                   help="with cells: a voting community in the first K cells only, the others idle beside them "
+                        "(tells the cost of more processes from the cost of a load split between cells)")
     p.add_argument("--faults", action="store_true", help="run the fault-injection scenarios instead (bench/faults.py)")
     p.add_argument("--restart-broker", action="store_true",
                    help="with --faults: also restart the RabbitMQ server itself (only on a machine of your own)")
@@ -671,7 +682,7 @@ def compare_cells(args, sizes: Sizes, only: set[str], counts: list[int]) -> int:
 
     reports = []
     for n in counts:
-        report = PlatformBench(args.backend, sizes, only, n).go()
+        report = PlatformBench(args.backend, sizes, only, n, args.busy_cells).go()
         print_table(report)
         reports.append((n, report))
 
@@ -698,7 +709,8 @@ def compare_cells(args, sizes: Sizes, only: set[str], counts: list[int]) -> int:
                   f"{', '.join(f'{x[1]:.1f}' for x in got)}), {rate:5.1f} audited/s ({rate / max(base[2], 1e-9):.2f}x)")
     problems = [text for _, r in reports for text in r.problems]
     if args.json:
-        Path(args.json).write_text(json.dumps([{"cells": n, "rows": r.rows, "problems": r.problems, **r.detail}
+        Path(args.json).write_text(json.dumps([{"cells": n, "busy_cells": args.busy_cells, "rows": r.rows,
+                                                "problems": r.problems, **r.detail}
                                                for n, r in reports], ensure_ascii=False, indent=2, default=str))
         print(f"JSON: {args.json}")
     for text in problems:
@@ -730,9 +742,11 @@ def main(args) -> int:
     if any(counts) and only != {"votes"}:
         raise CliError("--cells: with cells only the votes group runs (add --only votes): the other groups' "
                        "communities would all be one cell's")
+    if args.busy_cells is not None and not (1 <= args.busy_cells and any(counts)):
+        raise CliError("--busy-cells: a count of at least 1, with --cells")
     if len(counts) > 1:
         return compare_cells(args, sizes, only, counts)
-    report = PlatformBench(args.backend, sizes, only, counts[0]).go()
+    report = PlatformBench(args.backend, sizes, only, counts[0], args.busy_cells).go()
     print_table(report)
     d = report.detail
     print(f"phases (s): {d.get('phase_seconds')}")

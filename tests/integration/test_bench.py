@@ -36,6 +36,11 @@ def test_consult_bench_quick_prints_every_figure_and_counts_each_request_once(tm
             assert 0 < r["p50_s"] <= r["p95_s"] <= r["p99_s"], r
             assert r["accepted_per_s"] > 0 and r["audited_per_s"] > 0
             assert r["cpu_ms_per_op"]["decisions" if kind == "votes" else "proposals"] >= 0
+    for clients in ("10 clients", "50 clients"):  # the audit's stream of votes, as the bench saw it
+        r = runs[f"votes, {clients}"]
+        batches, applied, from_log = r["consumer_batches"]["audit <- decisions"]
+        assert applied >= r["accepted"] and 0 < batches <= applied, r["consumer_batches"]
+        assert from_log <= 3, f"the relay vouches for its messages: {from_log} of {applied} read from the log"
     counts = report["burst_counts"]
     assert counts["supports"] == counts["votes"] == counts["at_once"] > 0, counts
     assert report["verify"]["entries"] == report["sizes"]["verify_entries"]
