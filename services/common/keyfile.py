@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Callable
 
 
+def configured(value: str, variable: str) -> bytes:
+    """A secret given in the environment instead (processes on several hosts without one data
+    folder share it so): at least 32 characters."""
+    if len(value) < 32:
+        raise RuntimeError(f"{variable} must have at least 32 characters")
+    return value.encode("utf-8")
+
+
 def made_once(path: str | os.PathLike, make: Callable[[], bytes]) -> bytes:
     """The file's bytes; if there is no file yet, `make()`'s, written there first."""
     path = Path(path)

@@ -44,9 +44,7 @@ _keys: dict[str, bytes] = {}
 def key(settings: Settings) -> bytes:
     """CONSULT_BUS_KEY if set (processes on several hosts share it so), else the data folder's file."""
     if settings.bus_key is not None:
-        if len(settings.bus_key) < 32:
-            raise RuntimeError("CONSULT_BUS_KEY must have at least 32 characters")
-        return settings.bus_key.encode("utf-8")
+        return keyfile.configured(settings.bus_key, "CONSULT_BUS_KEY")
     path = settings.data_dir / KEY_FILE
     found = _keys.get(str(path))
     if found is None:

@@ -61,9 +61,7 @@ class SealingKey:
         if self._key is None:
             configured = self.configured
             if configured is not None:
-                if len(configured) < 32:
-                    raise RuntimeError("CONSULT_DECISIONS_KEY must have at least 32 characters")
-                self._key = configured.encode("utf-8")
+                self._key = keyfile.configured(configured, "CONSULT_DECISIONS_KEY")
             else:
                 self._key = self._from_file()
         return self._key
