@@ -223,16 +223,10 @@ class EventSourcedSink:
         return self.untracked.above(source, self.app.tracked_position(source))
 
     def handle(self, source: str, env: dict) -> bool:
-        if env["position"] <= self.position(source):
-            return False
-        faults.check(self.app.name, env)
-        aggregates = self._effects(env)
-        if not aggregates:
-            self.untracked.note(source, env["position"])
-            return True
-        saved = self.app.save_tracked(Tracking(source, env["position"]), *aggregates)
-        self.untracked.tracked(source, env["position"])  # by this save, or by whoever overtook it
-        return saved
+        try:
+            return self.handle_many(source, [env]) == 1
+        except Overtaken:
+            return False  # another instance tracked it first
 
     def handle_many(self, source: str, envs: list[dict]) -> int:
         """Apply envelopes in order. An event with effects is saved with its tracking record, as
@@ -247,9 +241,10 @@ class EventSourcedSink:
             faults.check(self.app.name, env)
             aggregates = self._effects(env)
             if aggregates:
-                if not self.app.save_tracked(Tracking(source, env["position"]), *aggregates):
+                saved = self.app.save_tracked(Tracking(source, env["position"]), *aggregates)
+                self.untracked.tracked(source, env["position"])  # by this save, or by whoever overtook it
+                if not saved:
                     raise Overtaken(source)
-                self.untracked.tracked(source, env["position"])
             else:
                 self.untracked.note(source, env["position"])
             tracked = env["position"]
