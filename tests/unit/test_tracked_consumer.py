@@ -9,7 +9,7 @@ import json
 import sqlalchemy as sa
 from nameko.exceptions import RpcTimeout
 
-from services.common import config, voucher
+from services.common import config, consumer as consumer_module, voucher
 from services.common.consumer import Held, ProjectionHeld, TrackedConsumer, backoff, is_transient
 from services.common.errors import Conflict, Unavailable
 
@@ -253,16 +253,38 @@ class BatchSink(FakeSink):
 
 
 class Message:
+    """A delivered message on one channel: delivery tags count up, and a cumulative ack
+    (multiple=True) acknowledges every message of the channel up to its tag not yet settled."""
+    delivered: list = []
+    acks: list = []  # the delivery tag and `multiple` of every ack sent
+
     def __init__(self, e, headers=None):
         self.body = json.dumps(e).encode()
         self.headers = headers or {}
         self.acked = self.requeued = False
+        Message.delivered.append(self)
+        self.delivery_tag = len(Message.delivered)
 
-    def ack(self):
-        self.acked = True
+    def ack(self, multiple=False):
+        assert not (self.acked or self.requeued), "a message is settled once"
+        Message.acks.append((self.delivery_tag, multiple))
+        for m in (Message.delivered if multiple else [self]):
+            if m.delivery_tag <= self.delivery_tag and not (m.acked or m.requeued):
+                m.acked = True
 
     def requeue(self):
+        assert not (self.acked or self.requeued), "a message is settled once"
         self.requeued = True
+
+
+@pytest.fixture(autouse=True)
+def _channel():
+    Message.delivered, Message.acks = [], []
+
+
+def settle(c):
+    """Whatever acknowledgement is pending, sent now (as at the deadline, or at stop)."""
+    c.flush_acks(now=float("inf"))
 
 
 def test_a_backlog_in_the_log_is_applied_a_batch_per_transaction():
@@ -282,7 +304,42 @@ def test_messages_that_arrived_together_are_applied_in_one_transaction_and_then_
     assert sink.applied == [] and not any(m.acked for m in messages), "nothing applied or acked on arrival"
     c._work_inbox()
     assert sink.applied == [1, 2, 3, 4, 5] and sink.transactions == 1 and reads == [1]
+    settle(c)
     assert all(m.acked and not m.requeued for m in messages)
+    assert Message.acks == [(6, True)], "one cumulative ack for the batch"
+
+
+def test_acknowledgements_wait_for_their_deadline_or_a_half_full_prefetch_then_go_as_one():
+    sink = BatchSink()
+    c, _ = make(list(range(1, 200)), sink)
+    c._on_message("s")(Message(env(1)))
+    c._work_inbox()
+    assert sink.applied == [1] and Message.acks == [], "applied at once, acknowledged later"
+    c.flush_acks(now=c._ack_due - 0.01)
+    assert Message.acks == []
+    c.flush_acks(now=c._ack_due)
+    assert Message.acks == [(1, True)] and Message.delivered[0].acked
+    batch = [Message(env(p)) for p in range(2, 2 + consumer_module.ACK_AT_MOST)]
+    for m in batch:
+        c._on_message("s")(m)
+    c._work_inbox()
+    assert Message.acks[-1] == (batch[-1].delivery_tag, True) and all(m.acked for m in batch), \
+        "ACK_AT_MOST waiting: acknowledged without waiting for the deadline"
+    assert len(Message.acks) == 2
+
+
+def test_a_cumulative_ack_never_covers_a_message_handed_back():
+    sink = BatchSink()
+    c, _ = make([1, 2, 3], sink)
+    held = Message(env(1))
+    c.held.add("t")
+    c._on_message("t")(held)  # a held stream: back to the broker at once
+    fine = [Message(env(p)) for p in (1, 2)]
+    for m in fine:
+        c._on_message("s")(m)
+    c._work_inbox()
+    settle(c)
+    assert held.requeued and not held.acked and all(m.acked for m in fine)
 
 
 def test_a_gap_inside_a_batch_is_filled_from_the_log_in_order():
@@ -303,6 +360,7 @@ def test_an_event_failing_in_a_batch_is_found_retried_and_parked_with_what_came_
     c._work_inbox()
     assert sink.applied == [1, 2], "the batch rolled back, then 1 and 2 applied one at a time"
     assert c.parked == [3] and "s" in c.held
+    settle(c)
     assert all(m.acked for m in messages), "the parked copy and the log keep them; the hold stops the stream"
     sink.fail_on.clear()
     c.held.discard("s")
@@ -319,6 +377,7 @@ def test_messages_of_a_held_stream_or_that_cannot_be_processed_yet_go_back_to_th
         c._on_message("s")(m)
     c.held.add("s")
     c._work_inbox()
+    settle(c)
     assert all(m.requeued and not m.acked for m in first) and sink.applied == []
     c.held.clear()
 
@@ -330,6 +389,7 @@ def test_messages_of_a_held_stream_or_that_cannot_be_processed_yet_go_back_to_th
     for m in again:
         c._on_message("s")(m)
     c._work_inbox()
+    settle(c)
     assert all(m.requeued and not m.acked for m in again) and sink.applied == []
 
 
