@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from .config import Settings
 from .errors import DomainError
+from .pooling import ping_when_idle
 
 DEFAULT_TIMEOUT_S = 30.0
 SQLITE_STRIPES = 64
@@ -94,8 +95,8 @@ class KeyedLocks:
         if engine.dialect.name == "postgresql":
             # Same database and credentials as the state engine, own pool: a waiter must never take
             # the connection the holder needs to finish.
-            self._pg = sa.create_engine(engine.url, pool_size=1, max_overflow=4, pool_timeout=timeout_s,
-                                        pool_pre_ping=True)
+            self._pg = ping_when_idle(sa.create_engine(engine.url, pool_size=1, max_overflow=4,
+                                                       pool_timeout=timeout_s))
         else:
             self._dir = settings.data_dir / "locks"
             self._dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from . import idempotency
 from .config import Settings
+from .pooling import ping_when_idle
 from .consumer import RecordedButHeld, catch_up_projection, record_with_projection
 
 LOCK_TIMEOUT_S = "5"
@@ -90,14 +91,12 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
     if settings.is_postgres:
         schema = settings.schema(service, "state")
         ensure_schema(settings, schema)
-        engine = sa.create_engine(
+        return ping_when_idle(sa.create_engine(
             pg_url(settings),
             pool_size=4,
             max_overflow=4,
-            pool_pre_ping=True,
             connect_args={"options": f"-c search_path={schema} -c lock_timeout=5000"},
-        )
-        return engine
+        ))
     settings.sqlite_dir.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         f"sqlite:///{settings.sqlite_dir / f'{settings.store_name(service)}-state.sqlite3'}",
