@@ -2,7 +2,9 @@
 
 Reads notifications after the last published position, turns each into an envelope, publishes it
 with publisher confirms, then records the position (at-least-once; never publishes what was not
-committed, never skips what was). With several instances, exactly one relay publishes a source at a
+committed, never skips what was). The position is recorded at most every RECORD_EVERY_S, not each
+turn: a relay that takes over publishes again what the last one published since it last recorded,
+and consumers drop those as duplicates. With several instances, exactly one relay publishes a source at a
 time: a PostgreSQL advisory lock, or a file lock for SQLite.
 """
 from __future__ import annotations
@@ -18,6 +20,11 @@ from .locks import SessionLock
 from .tables import relay_positions
 
 log = logging.getLogger(__name__)
+
+# How long a relay holding the lease may leave what it published unrecorded. A transaction per turn
+# was paid per vote when votes came one at a time (each turn a batch of one); recorded at most every
+# half second, it is paid a couple of times a second, and a failover republishes at most that much.
+RECORD_EVERY_S = 0.5
 
 
 def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
@@ -39,6 +46,8 @@ class OutboxRelay:
         # The published position as this relay last recorded it, while it holds the lease (no other
         # instance writes it then), so a turn does not read it back; None: read it from the store.
         self._published: int | None = None
+        self._recorded = 0  # the published position this relay last recorded (or read)
+        self._record_due = 0.0  # when what it published since must be recorded (`record_published`)
         # This relay's term (voucher.py): drawn anew each time it takes the lease, so a consumer
         # checks the first message of each term against the log before it believes the rest.
         self.term = voucher.new_term()
@@ -49,6 +58,21 @@ class OutboxRelay:
                 sa.select(relay_positions.c.position).where(relay_positions.c.source == self.source)
             ).scalar()
         return pos or 0
+
+    def has_published(self, position: int) -> bool:
+        """Whether the event at `position` is on the bus: this relay published it (its position is
+        recorded a little later), or the store records it published (by whichever instance)."""
+        return (self._published or 0) >= position or self.published_position() >= position
+
+    def record_published(self, now: float | None = None) -> None:
+        """Record what this relay published, if that is due (RECORD_EVERY_S); `now=inf` forces it."""
+        if self._published is None or self._published <= self._recorded:
+            return
+        now = time.monotonic() if now is None else now
+        if now < self._record_due:
+            return
+        self._record_position(self._published)
+        self._recorded = self._published
 
     def _record_position(self, position: int) -> None:
         with self.engine.begin() as conn:
@@ -83,7 +107,9 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Publish the next batch; returns how many were published."""
-        position = self._published if self._published is not None else self.published_position()
+        if self._published is None:
+            self._published = self._recorded = self.published_position()
+        position = self._published
         envelopes = read_envelopes(self.app, self.source, position + 1, self.batch)
         # A batch short of full is everything up to the head as it stood: the head need not be asked.
         head = self.app.head() if len(envelopes) == self.batch else envelopes[-1]["position"] if envelopes \
@@ -94,6 +120,7 @@ class OutboxRelay:
         producer = self._producer_ready()
         source_key = bus.source_key(self.settings, self.source)
         last = position
+        out = False
         try:
             for env in envelopes:
                 body = envelope.canonical(env)
@@ -109,11 +136,16 @@ class OutboxRelay:
                 )
                 metrics.EVENTS_PUBLISHED.labels(self.source, env["type"]).inc()
                 last = env["position"]
+            out = True
         finally:
-            # Each publish was confirmed by the broker before returning; record what got out.
+            # Each publish was confirmed by the broker before returning: what got out is published.
+            # It is recorded when due -- at once if a publish failed, as the turn after reads the
+            # position back.
             if last > position:
-                self._record_position(last)
+                if self._published <= self._recorded:
+                    self._record_due = time.monotonic() + RECORD_EVERY_S
                 self._published = last
+                self.record_published(now=None if out else float("inf"))
         metrics.OUTBOX_LAG.labels(self.source).set(max(head - last, 0))
         return len(envelopes)
 
@@ -130,9 +162,10 @@ class OutboxRelay:
                 while not self.stopped and self.lease.still_held():
                     try:
                         published = self.relay_once()
+                        self.record_published()
                     except Exception:  # noqa: BLE001 - log, reconnect, try again; nothing is skipped
                         log.exception("relay %s: publishing failed; retrying", self.source)
-                        self._published = None
+                        self._forget_published()
                         self._reset_producer()
                         time.sleep(1.0)
                         continue
@@ -140,8 +173,19 @@ class OutboxRelay:
                         self.app.saved.wait(self.settings.relay_interval)
                         self.app.saved.clear()
             finally:
+                self._forget_published()  # the next holder starts from what is recorded
                 self.lease.release()
                 self._reset_producer()
+
+    def _forget_published(self) -> None:
+        """Record what this relay published, if it can, then read the position back next turn
+        (after a failure, or for another term). If it cannot, whoever publishes next starts a
+        little earlier: the consumers drop those duplicates."""
+        try:
+            self.record_published(now=float("inf"))
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is away
+            log.warning("relay %s: could not record the published position: %r", self.source, exc)
+        self._published = None
 
     def stop(self) -> None:
         self.stopped = True

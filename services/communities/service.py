@@ -30,7 +30,7 @@ class CommunitiesService(ServiceBase):
         a slow relay costs at most `timeout` here, and the caches' own 5 s expiry bounds the rest."""
         relay = self.platform.relay
         deadline = time.monotonic() + timeout
-        while relay is not None and relay.published_position() < position and time.monotonic() < deadline:
+        while relay is not None and not relay.has_published(position) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     # commands ------------------------------------------------------------------------------

@@ -59,15 +59,31 @@ def stored(r) -> int:
         return conn.execute(sa.select(relay_positions.c.position)).scalar() or 0
 
 
-def test_each_turn_publishes_what_was_saved_since_in_order_and_records_it(relay):
+def test_each_turn_publishes_what_was_saved_since_in_order_and_records_it_when_due(relay):
     relay.app.log = [1, 2]
     assert relay.relay_once() == 2
+    due = relay._record_due
     relay.app.log += [3, 5]  # 4: a hole (a rolled-back insert)
     assert relay.relay_once() == 2
     assert relay.relay_once() == 0
-    assert relay.producer.published == [1, 2, 3, 5] and stored(relay) == 5
+    assert relay.producer.published == [1, 2, 3, 5]
     assert len(relay.reads) == 1, "the published position is read once, then known"
     assert relay.app.heads == 0, "a batch short of full reached the head: it need not be asked"
+    assert stored(relay) == 0 and relay._record_due == due, "not recorded each turn: due once, after the first"
+    assert relay.has_published(5) and not relay.has_published(6), "what it published is known at once"
+    relay.record_published(now=due - 0.01)
+    assert stored(relay) == 0
+    relay.record_published(now=due)
+    assert stored(relay) == 5
+    relay.app.log += [6]
+    relay.relay_once()
+    assert relay._record_due > due, "the next publish after a record is due a whole interval later"
+
+
+def test_a_position_recorded_by_another_instance_counts_as_published(relay):
+    with relay.engine.begin() as conn:
+        conn.execute(sa.insert(relay_positions).values(source="proposals", position=7))
+    assert relay.has_published(7) and not relay.has_published(8)
 
 
 def test_a_full_batch_asks_the_head_for_the_lag(relay):
@@ -82,10 +98,12 @@ def test_after_a_failed_publish_what_got_out_is_recorded_and_the_position_read_a
     relay.producer.fail_at = 2
     with pytest.raises(ConnectionError):
         relay.relay_once()
-    assert stored(relay) == 1
-    relay._published = None  # as run() does after a failure (and after taking the lease)
+    assert stored(relay) == 1, "recorded at once, not when due: the next turn reads it back"
+    relay._forget_published()  # as run() does after a failure (and on leaving the lease)
     assert relay.relay_once() == 2
-    assert relay.producer.published == [1, 2, 3] and stored(relay) == 3 and len(relay.reads) == 2
+    assert relay.producer.published == [1, 2, 3] and len(relay.reads) == 2
+    relay._forget_published()
+    assert stored(relay) == 3, "what it published is recorded when it lets go"
 
 
 def test_each_message_carries_the_relay_terms_voucher_and_each_lease_a_new_term(relay, monkeypatch):
