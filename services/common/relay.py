@@ -4,8 +4,8 @@ Reads notifications after the last published position, turns each into an envelo
 with publisher confirms, then records the position (at-least-once; never publishes what was not
 committed, never skips what was). The position is recorded at most every RECORD_EVERY_S, not each
 turn: a relay that takes over publishes again what the last one published since it last recorded,
-and consumers drop those as duplicates. With several instances, exactly one relay publishes a source at a
-time: a PostgreSQL advisory lock, or a file lock for SQLite.
+and consumers drop those as duplicates. With several instances, exactly one relay publishes a
+source at a time: a PostgreSQL advisory lock, or a file lock for SQLite.
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ class OutboxRelay:
         self._conn = None
         self._producer = None
         self.stopped = False
-        # The published position as this relay last recorded it, while it holds the lease (no other
-        # instance writes it then), so a turn does not read it back; None: read it from the store.
+        # The position this relay has published up to, while it holds the lease (no other instance
+        # publishes then), so a turn does not read it back; None: read it from the store.
         self._published: int | None = None
         self._recorded = 0  # the published position this relay last recorded (or read)
         self._record_due = 0.0  # when what it published since must be recorded (`record_published`)

@@ -5,6 +5,8 @@ import pytest
 
 import dataclasses
 import json
+import time
+import types
 
 import sqlalchemy as sa
 from nameko.exceptions import RpcTimeout
@@ -489,3 +491,39 @@ def test_a_batch_starts_from_what_this_process_applied_and_reads_the_row_only_be
     assert log_reads == [1]
     c.process("s", env(4))
     assert sink.applied == [1, 2, 3, 4, 5, 6], "a duplicate of what this process applied"
+
+
+# -- lingering under a stream (consumer.LINGER_S) -------------------------------------------------
+
+class Stream:
+    """A connection delivering messages at given times on a fake clock: drain_events takes the next
+    one due within its timeout (moving the clock to it), or moves the clock by the timeout and
+    raises socket.timeout, as py-amqp does."""
+
+    def __init__(self, c, arrivals):
+        self.c, self.arrivals, self.now = c, sorted(arrivals), 0.0
+
+    def drain_events(self, timeout):
+        import socket
+        if self.arrivals and self.arrivals[0][0] <= self.now + timeout:
+            at, position = self.arrivals.pop(0)
+            self.now = max(self.now, at)
+            self.c._on_message("s")(Message(env(position)))
+            return
+        self.now += timeout
+        raise socket.timeout()
+
+
+def test_a_consumer_under_a_steady_stream_lingers_for_a_batch_and_a_lone_event_is_applied_at_once(monkeypatch):
+    sink = BatchSink()
+    c, _ = make(list(range(1, 10)), sink)
+    # one event after a quiet spell, then a stream of one every 30 ms
+    stream = Stream(c, [(10.0, 1)] + [(10.03 + 0.03 * k, 2 + k) for k in range(8)])
+    stream.now = 9.9
+    clock = types.SimpleNamespace(monotonic=lambda: stream.now, perf_counter=time.perf_counter, sleep=time.sleep)
+    monkeypatch.setattr(consumer_module, "time", clock)
+    c._drain(stream)
+    assert sink.applied == [1] and stream.now == pytest.approx(10.0), "after a quiet spell: at once, alone"
+    c._drain(stream)
+    assert sink.applied == [1, 2, 3, 4, 5], "then the stream: one turn takes what arrives within LINGER_S"
+    assert sink.transactions == 2
