@@ -748,11 +748,10 @@ class TrackedConsumer:
                 conn.drain_events(timeout=max(until - time.monotonic(), 0))
         except socket.timeout:
             pass
-        if self._inbox:
-            self._work_inbox()
+        worked = bool(self._inbox)
+        self._work_inbox()  # with nothing new, it still sends the acknowledgements that are due
+        if worked:
             self._worked_at = time.monotonic()
-        else:
-            self._work_inbox()  # nothing new, but acknowledgements may be due
 
     def run(self) -> None:
         while not self.stopped:

@@ -109,6 +109,7 @@ class OutboxRelay:
         """Publish the next batch; returns how many were published."""
         if self._published is None:
             self._published = self._recorded = self.published_position()
+        self.record_published()  # what earlier turns published, if that is due (busy or idle)
         position = self._published
         envelopes = read_envelopes(self.app, self.source, position + 1, self.batch)
         # A batch short of full is everything up to the head as it stood: the head need not be asked.
@@ -139,13 +140,14 @@ class OutboxRelay:
             out = True
         finally:
             # Each publish was confirmed by the broker before returning: what got out is published.
-            # It is recorded when due -- at once if a publish failed, as the turn after reads the
-            # position back.
+            # It is recorded when due (a later turn) -- at once if a publish failed, as the turn
+            # after reads the position back.
             if last > position:
                 if self._published <= self._recorded:
                     self._record_due = time.monotonic() + RECORD_EVERY_S
                 self._published = last
-                self.record_published(now=None if out else float("inf"))
+                if not out:
+                    self.record_published(now=float("inf"))
         metrics.OUTBOX_LAG.labels(self.source).set(max(head - last, 0))
         return len(envelopes)
 
@@ -162,7 +164,6 @@ class OutboxRelay:
                 while not self.stopped and self.lease.still_held():
                     try:
                         published = self.relay_once()
-                        self.record_published()
                     except Exception:  # noqa: BLE001 - log, reconnect, try again; nothing is skipped
                         log.exception("relay %s: publishing failed; retrying", self.source)
                         self._forget_published()
