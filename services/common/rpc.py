@@ -264,13 +264,16 @@ class RpcProxy(nameko_rpc.RpcProxy):
                                        self.rpc_reply_listener, **self.options)
 
 
-def in_cell(proxy: nameko_rpc.ServiceProxy, service: str, cell: str | None) -> nameko_rpc.ServiceProxy:
+def in_cell(proxy: nameko_rpc.ServiceProxy, service: str, cell: str | None,
+            expiration: float | None = None) -> nameko_rpc.ServiceProxy:
     """The proxy of a worker (any of its RpcProxy dependencies) turned to `service` in `cell`: the
     gateway's way to a community's cell. It shares the worker's context (the call's idempotency
     key, the caller's identity) and its reply queue, which hears replies from every cell: all cells
-    answer on the one RPC exchange."""
+    answer on the one RPC exchange. `expiration` (seconds) replaces the proxy's: a request left in
+    its queue past it is dropped by the broker, not carried out after its caller gave up."""
+    options = proxy.options if expiration is None else {**proxy.options, "expiration": expiration}
     return nameko_rpc.ServiceProxy(proxy.worker_ctx, cells.qualified(service, cell), proxy.reply_listener,
-                                   **proxy.options)
+                                   **options)
 
 
 class StandaloneReplyListener(_PrefixedReplyQueue, SingleThreadedReplyListener):

@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 from nameko.exceptions import UnknownService
 
 from services.common import metrics
+from services.common.problem_texts import EN, render
 from services.common.errors import DomainError, Unauthorized, Unavailable, from_problem, unwrap
 from services.common import cells
 from services.common.rpc import Listening, ListeningProvider, RpcProxy, in_cell
@@ -36,6 +37,13 @@ REQUEST_TTL = {"expiration": RPC_TIMEOUT_S}
 LISTEN_GRACE_S = Listening.GRACE_S  # how long a service without a consumer is given to get one
 
 
+def _unavailable(key: str, **params):
+    """The gateway's own 503 (a service stopped, too slow, or the broker refusing the request),
+    worded in the client's language at the edge (services/common/problem_texts/gateway.py)."""
+    return from_problem(router.problem(503, "Service unavailable", render(key, EN, params), code="ServiceUnavailable",
+                                       i18n={"key": key, "params": params}))
+
+
 class GatewayService(ServiceBase):
     name = "gateway"
     platform = Platform("gateway")
@@ -49,16 +57,28 @@ class GatewayService(ServiceBase):
     auth_cache = RevocationListener()  # sign-ins cached 5 s, forgotten at once on a revocation
     listening = ListeningProvider()  # whether a service has a consumer: a stopped one is 503 at once
 
+    # When this request's service calls must be done by (time.monotonic()); set as a request comes
+    # in (`api`). One budget for the request, not one timeout per call: a request that checks a
+    # token and then sends a command answers within RPC_TIMEOUT_S, not twice that, which is past a
+    # client's patience (and the web pages' own limit) during a broker failover.
+    deadline: float | None = None  # None: a call outside a request, given the whole timeout
+
     def _rpc(self, service: str, method: str, *args, **kwargs):
         """Call a service; a stage service in the cell of the community the call names (every
         call about a community names it: `community=`), when the deployment has cells
         (services/common/cells.py); a call about the whole deployment (cells.PLATFORM_WIDE) to the
-        platform instance."""
+        platform instance. It waits at most what is left of the request's budget, and the request
+        message expires in its queue when that is spent."""
         if service not in TARGETS:
             raise ValueError(service)
-        # nameko's RpcProxy waits forever; a request must not hang because a service is down.
+        left = RPC_TIMEOUT_S if self.deadline is None else self.deadline - time.monotonic()
+        if left <= 0:
+            raise _unavailable("gateway.request_out_of_time", seconds=RPC_TIMEOUT_S)
+        # nameko's RpcProxy waits forever; a request must not hang because a service is down. Only
+        # this timer is ours to answer: another (a route's own shorter wait) goes on to its owner.
+        timer = eventlet.Timeout(left)
         try:
-            with eventlet.Timeout(RPC_TIMEOUT_S):
+            with timer:
                 settings, cell = self.platform.settings, None
                 if settings.cells and cells.in_cells(service) and not cells.platform_wide(settings, service, method):
                     cell = self.platform.placements.cell_of(kwargs.get("community"))
@@ -66,27 +86,21 @@ class GatewayService(ServiceBase):
                 if not self.listening.hears(name, grace=LISTEN_GRACE_S):  # stopped: say so, publish nothing
                     metrics.RPC_NOT_RUNNING.labels(name).inc()
                     raise UnknownService(name)
-                proxy = getattr(self, service)
-                if settings.cells:
-                    proxy = in_cell(proxy, service, cell)
+                proxy = in_cell(getattr(self, service), service, cell, expiration=left)
                 return getattr(proxy, method)(*args, **kwargs)
         # Raised as the DomainError of a 503 (Unavailable), like a stage's own 503 relayed: callers
         # handle "not now" one way, whichever side of the RPC said it.
-        except eventlet.Timeout:
-            raise from_problem(router.problem(
-                503, "Service unavailable", f"the {service} service did not answer within {RPC_TIMEOUT_S} s",
-                code="ServiceUnavailable")) from None
+        except eventlet.Timeout as exc:
+            if exc is not timer:
+                raise
+            raise _unavailable("gateway.service_too_slow", service=service, seconds=RPC_TIMEOUT_S) from None
         except UnknownService as exc:
-            raise from_problem(router.problem(
-                503, "Service unavailable", f"the {exc.args[0] if exc.args else service} service is not running",
-                code="ServiceUnavailable")) from None
+            raise _unavailable("gateway.service_not_running", service=exc.args[0] if exc.args else service) from None
         # The request could not be handed to the broker: nacked (a quorum queue without a majority,
         # two nodes of three down), or the connection lost or refused. Not now rather than never,
         # and no incident: the client retries (with its Idempotency-Key, nothing is done twice).
         except BROKER_REFUSALS as exc:
-            raise from_problem(router.problem(
-                503, "Service unavailable", f"the message broker did not take the request for the {service} service "
-                f"({type(exc).__name__})", code="ServiceUnavailable")) from None
+            raise _unavailable("gateway.broker_refused", service=service, error=type(exc).__name__) from None
 
     def _carry_idempotency_key(self, key: str | None):
         """A client's Idempotency-Key goes with every service call of this request (nameko context
@@ -140,6 +154,7 @@ class GatewayService(ServiceBase):
     @edge.http("*", "/api/<path:path>")
     def api(self, request, path):
         started = time.perf_counter()
+        self.deadline = time.monotonic() + RPC_TIMEOUT_S
         headers = {k.lower(): v for k, v in request.headers.items()}
         refused = self._carry_idempotency_key(headers.get("idempotency-key"))
         if refused is not None:

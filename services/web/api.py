@@ -12,7 +12,9 @@ import requests
 
 from services.common import config
 
-TIMEOUT_S = 30
+# Longer than the gateway gives a request's service calls (services/gateway/service.py RPC_TIMEOUT_S),
+# so a page shows the gateway's own 503 and its reason, not a bare timeout of its own.
+TIMEOUT_S = 35
 
 
 def base_url(settings: config.Settings | None = None) -> str:

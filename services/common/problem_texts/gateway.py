@@ -48,4 +48,11 @@ MESSAGES: dict[str, dict[str, str]] = {
                                                     "sent only by a party-committee lead or a platform "
                                                     "administrator",
                                                 ZH: "带有党组织负责人角色的邀请只能由党组织负责人或平台管理员发出"},
+    "gateway.service_not_running": {EN: "the {service} service is not running", ZH: "服务 {service} 未在运行"},
+    "gateway.service_too_slow": {EN: "the {service} service did not answer in time (a request is given {seconds} s)",
+                                 ZH: "服务 {service} 未能及时响应（每个请求限时 {seconds} 秒）"},
+    "gateway.request_out_of_time": {EN: "the services did not answer this request within {seconds} s",
+                                    ZH: "各服务未能在 {seconds} 秒内完成此请求"},
+    "gateway.broker_refused": {EN: "the message broker did not take the request for the {service} service ({error})",
+                               ZH: "消息代理未接收发往服务 {service} 的请求（{error}）"},
 }
