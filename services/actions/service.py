@@ -14,7 +14,7 @@ from services.common.caller import Caller
 from services.common.consumer import SinkChain
 from services.common.directory import Directory
 from services.common.rpc import RpcProxy, rpc
-from services.common.runtime import Platform, Runtime, ServiceBase, command
+from services.common.runtime import Platform, Runtime, ServiceBase, command, query
 from services.contracts.audit import Entries
 from services.contracts.deliberation import GetConsultation, ListConsultations
 from services.contracts.every_service import READ_TEXTS
@@ -92,7 +92,7 @@ class ActionsService(ServiceBase):
         return self.app.upload_evidence(Caller(actor, frozenset(roles)), community, content_base64, media_type)
 
     @rpc
-    @command
+    @query
     def get_evidence(self, community, sha256):
         return self.app.evidence.get(community, sha256)
 
@@ -117,12 +117,12 @@ class ActionsService(ServiceBase):
 
     # ---- queries ----------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def get_plan(self, community, plan):
         return self.app.plan_view(community, plan, self._read_texts)
 
     @rpc
-    @command
+    @query
     def list_plans(self, community, status=None):
         return self.app.list_plans(community, status, self._read_texts)
 
@@ -132,14 +132,14 @@ class ActionsService(ServiceBase):
         return self.app.my_evaluation(community, plan, person)
 
     @rpc
-    @command
+    @query
     def needs_of(self, community, person, roles):
         """What of this stage needs the person now (the gateway's `GET …/me/needs`). No directory
         call: who may evaluate is the list of residents frozen into the plan's EvaluationOpened."""
         return self.app.needs_of(community, person, roles or [], self._read_texts)
 
     @rpc
-    @command
+    @query
     def board(self, community, outcome=None, closed_from=None, closed_to=None):
         return self.app.board(community, self._read_texts, outcome, closed_from, closed_to)
 

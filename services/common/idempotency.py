@@ -65,6 +65,19 @@ class _Request:
 
 
 _current: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("consult_request", default=None)
+# What a query runs under (`reading`): a request with nothing to mark, whose save is a mistake.
+_QUERY = _Request("")
+
+
+def reading(execute):
+    """Run a query's `execute()`: a read answers what is there now however often its request
+    comes, so no stored reply is looked for and none is kept. A save inside it raises (marker_for_save):
+    a method that records must be a command."""
+    token = _current.set(_QUERY)
+    try:
+        return execute()
+    finally:
+        _current.reset(token)
 
 
 def request_key(context_data: dict | None, service: str, method: str, args: tuple, kwargs: dict) -> str | None:
@@ -88,6 +101,8 @@ def current() -> _Request | None:
 def marker_for_save() -> str | None:
     """The marker the next save must write with its events (once per command), or None."""
     request = _current.get()
+    if request is _QUERY:
+        raise RuntimeError("a query recorded events: make the RPC method a command (services.common.runtime)")
     if request is None or request.marked:
         return None
     request.attempted = True

@@ -63,6 +63,12 @@ _ROLES_AT = sa.select(t.roles).where(
     t.roles.c.valid_from <= sa.bindparam("at"), sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))
 
 
+def _roles(conn: sa.Connection, community: str, person: str, at: str) -> list[dict]:
+    """The roles `person` holds in `community` at `at`."""
+    return [{"role": r.role, "scope": r.scope or None}
+            for r in conn.execute(_ROLES_AT, {"of": community, "who": person, "at": at})]
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -644,16 +650,16 @@ class DirectoryApp(StageApplication):
         if not isinstance(token, str) or not token:
             raise Unauthorized.coded("communities.bearer_token_required")
         now = clock.format(clock.now())
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # one connection for the token and the roles
             row = conn.execute(_TOKEN_BY_HASH, {"token_hash_": hash_secret(token)}).first()
-        if row is None or row.revoked_at or row.expires_at <= now:
-            raise Unauthorized.coded("communities.token_unknown_expired_revoked")
-        expires = token_expiry(row.expires_at)
-        if row.community is None:
-            return {"person": row.person, "community": None, "platform_admin": True, "token": row.id,
-                    "expires_at": expires, "roles": [{"role": "platform_admin", "scope": None}]}
-        return {"person": row.person, "community": row.community, "token": row.id, "expires_at": expires,
-                "roles": self.roles_of(row.community, row.person, now), "platform_admin": False}
+            if row is None or row.revoked_at or row.expires_at <= now:
+                raise Unauthorized.coded("communities.token_unknown_expired_revoked")
+            expires = token_expiry(row.expires_at)
+            if row.community is None:
+                return {"person": row.person, "community": None, "platform_admin": True, "token": row.id,
+                        "expires_at": expires, "roles": [{"role": "platform_admin", "scope": None}]}
+            return {"person": row.person, "community": row.community, "token": row.id, "expires_at": expires,
+                    "roles": _roles(conn, row.community, row.person, now), "platform_admin": False}
 
     def _may_manage_tokens_of(self, community: str, actor: str, person: str) -> None:
         """The holder, an operator or a platform administrator; the party-committee lead for anyone
@@ -815,8 +821,7 @@ class DirectoryApp(StageApplication):
     # ---- queries ----------------------------------------------------------------------------
     def roles_of(self, community: str, person: str, at: str) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(_ROLES_AT, {"of": community, "who": person, "at": at})
-            return [{"role": r.role, "scope": r.scope or None} for r in rows]
+            return _roles(conn, community, person, at)
 
     def _names(self, commitments) -> dict:
         return self.content.get_many(commitments)

@@ -6,7 +6,7 @@ import time
 
 from services.common.erasure import ERASING, completion
 from services.common.rpc import rpc
-from services.common.runtime import Platform, ServiceBase, command
+from services.common.runtime import Platform, ServiceBase, command, query
 from services.contracts.every_service import ERASURE_DONE
 
 from . import tables
@@ -177,12 +177,12 @@ class CommunitiesService(ServiceBase):
         return self.app.bootstrap_admin(label, actor, days)
 
     @rpc
-    @command
+    @query
     def authenticate(self, token):
         return self.app.authenticate(token)
 
     @rpc
-    @command
+    @query
     def list_tokens(self, actor, community, person):
         return self.app.list_tokens(actor, community, person)
 
@@ -221,12 +221,12 @@ class CommunitiesService(ServiceBase):
 
     # queries -------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def list_communities(self):
         return self.app.list_communities()
 
     @rpc
-    @command
+    @query
     def get_community(self, community, at=None):
         return self.app.community_view(community, at)
 
@@ -236,7 +236,7 @@ class CommunitiesService(ServiceBase):
         return self.app.directory(community, at)
 
     @rpc
-    @command
+    @query
     def get_household(self, community, household, at=None):
         return self.app.household_view(community, household, at)
 
@@ -246,7 +246,7 @@ class CommunitiesService(ServiceBase):
         return self.app.display_names(community, people)
 
     @rpc
-    @command
+    @query
     def get_person(self, community, person, at=None):
         return self.app.person_view(community, person, at)
 

@@ -17,7 +17,7 @@ from services.common.directory import Directory
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
-from services.common.runtime import Platform, ServiceBase, command
+from services.common.runtime import Platform, ServiceBase, command, query
 from services.contracts.every_service import READ_TEXTS
 
 from . import tables
@@ -217,12 +217,12 @@ class DecisionsService(ServiceBase):
 
     # ---- queries -------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def get_ballot(self, community, ballot):
         return self.app.ballot_view(community, ballot, self._read_texts)
 
     @rpc
-    @command
+    @query
     def list_ballots(self, community, status=None):
         return self.app.list_ballots(community, status, self._read_texts)
 
@@ -239,7 +239,7 @@ class DecisionsService(ServiceBase):
         return self.app.roll_preview(community, ballot, voting_unit, facts)
 
     @rpc
-    @command
+    @query
     def board(self, community, ballot, receipt=None, after=None, limit=1000):
         return self.app.board(community, ballot, receipt, after, limit, self._read_texts)
 
@@ -254,7 +254,7 @@ class DecisionsService(ServiceBase):
         return self.app.proxy_view(community, ballot, self._voter(community, ballot, actor))
 
     @rpc
-    @command
+    @query
     def needs_of(self, community, person, roles):
         """The person's "what needs me" in this stage (the gateway's GET …/me/needs)."""
         return self.app.needs_of(community, person, roles, self._read_texts,

@@ -13,7 +13,7 @@ from services.common.consumer import EventSourcedSink
 from services.common.directory import Directory
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
-from services.common.runtime import Platform, Runtime, ServiceBase, command
+from services.common.runtime import Platform, Runtime, ServiceBase, command, query
 from services.contracts.every_service import READ_TEXTS
 
 from . import tables
@@ -237,14 +237,14 @@ class DeliberationService(ServiceBase):
 
     # queries ----------------------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def list_consultations(self, community, status=None):
         rows = self.app.list_consultations(community, status)
         self._proposal_texts(rows)
         return rows
 
     @rpc
-    @command
+    @query
     def get_consultation(self, community, consultation):
         return self._view(community, consultation)
 
@@ -254,22 +254,22 @@ class DeliberationService(ServiceBase):
         return self.app.comments(community, consultation, after, limit)
 
     @rpc
-    @command
+    @query
     def get_comment(self, community, comment):
         return self.app.comment_view(community, comment)
 
     @rpc
-    @command
+    @query
     def get_meeting(self, community, meeting):
         return self.app.meeting_view(community, meeting)
 
     @rpc
-    @command
+    @query
     def get_minutes(self, community, minutes):
         return self.app.minutes_view(community, minutes)
 
     @rpc
-    @command
+    @query
     def needs_of(self, community, person, roles):
         """A resident's home page: what in this stage waits on them. A title opened from a proposal
         is read from the proposals service's store, as the consultation's view reads it."""

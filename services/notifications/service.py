@@ -10,7 +10,7 @@ from services.common.directory import Directory
 from services.common.locks import SessionLock
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
-from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command
+from services.common.runtime import EventSourcedSink, Platform, Runtime, ServiceBase, command, query
 from services.contracts import every_service
 
 from . import tables
@@ -109,7 +109,7 @@ class NotificationsService(ServiceBase):
 
     # ---- a person's own settings and inbox ------------------------------------------------------------
     @rpc
-    @command
+    @query
     def get_preferences(self, community, person):
         return self.app.get_preferences(community, person)
 
@@ -141,7 +141,7 @@ class NotificationsService(ServiceBase):
         return self.app.add_webhook(actor, community, url, secret, include_personal_data)
 
     @rpc
-    @command
+    @query
     def list_webhooks(self, community):
         return self.app.webhooks(community)
 

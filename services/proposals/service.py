@@ -16,7 +16,7 @@ from services.common.consumer import EventSourcedSink
 from services.common.directory import Directory
 from services.common.erasure import with_erasure
 from services.common.rpc import rpc
-from services.common.runtime import Platform, ServiceBase, command
+from services.common.runtime import Platform, ServiceBase, command, query
 from services.contracts import actions, every_service
 
 from . import tables
@@ -140,18 +140,18 @@ class ProposalsService(ServiceBase):
 
     # ---- queries ----------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def get_proposal(self, viewer, community, proposal):
         return self.app.view(community, proposal, viewer)
 
     @rpc
-    @command
+    @query
     def list_proposals(self, viewer, community, status=None, category=None, scope=None, q=None, limit=50,
                        offset=0):
         return self.app.list_proposals(community, viewer, status, category, scope, q, limit, offset)
 
     @rpc
-    @command
+    @query
     def needs_of(self, community, person, roles):
         """The home page's "what needs me" for this stage. The directory is asked once for where the
         person lives and once per distinct scope among the proposals they might support (never per

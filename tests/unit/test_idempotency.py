@@ -83,3 +83,45 @@ def test_a_refusal_that_recorded_nothing_leaves_no_reply(runtime):
     refused = {"ok": False, "problem": {"status": 409, "code": "Conflict"}}
     assert idempotency.once(runtime, key, lambda: refused) == refused
     assert idempotency.once(runtime, key, lambda: record(runtime.app, "b"))["ok"] is True  # executed this time
+
+
+def test_a_query_runs_again_looks_for_no_stored_reply_and_may_not_record(runtime, monkeypatch):
+    """`@query` (services/common/runtime.py) answers as `@command` does, but a repeated request is
+    simply read again: no stored reply is looked for (a database round trip per call, which the
+    gateway's sign-in check paid for each resident). A query that records is a mistake, raised
+    before anything is written."""
+    from services.common.runtime import WORKER_ATTRIBUTE, command, query
+
+    reads = []
+
+    class Tallies:
+        name = "tallies"
+        platform = runtime
+
+        @command
+        def add(self, label):
+            return record(runtime.app, label)["result"]
+
+        @query
+        def count(self):
+            reads.append(1)
+            return runtime.app.head()
+
+        @query
+        def count_and_add(self):
+            return record(runtime.app, "by mistake")
+
+    service = Tallies()
+    setattr(service, WORKER_ATTRIBUTE, SimpleNamespace(data={idempotency.DELIVERY_ID: str(uuid.uuid4())}))
+    added = service.add("a")
+    assert service.add("a") == added and runtime.app.head() == 1  # the same delivery: the command ran once
+
+    def looked_up(*args):
+        raise AssertionError("a query looked for a stored reply")
+
+    monkeypatch.setattr(idempotency, "_stored_reply", looked_up)
+    assert service.count() == service.count() == {"ok": True, "result": 1} and len(reads) == 2
+    with pytest.raises(RuntimeError, match="make the RPC method a command"):
+        service.count_and_add()
+    assert runtime.app.head() == 1
+    assert idempotency.current() is None  # the query's context is left behind it
