@@ -97,7 +97,7 @@ class ActionsService(ServiceBase):
         return self.app.evidence.get(community, sha256)
 
     @rpc
-    @command
+    @query
     def evidence_info(self, community, sha256):
         """An evidence file of the community without its bytes (for a conditional request)."""
         return self.app.evidence.info(community, sha256)
@@ -127,7 +127,7 @@ class ActionsService(ServiceBase):
         return self.app.list_plans(community, status, self._read_texts)
 
     @rpc
-    @command
+    @query
     def my_evaluation(self, community, plan, person):
         return self.app.my_evaluation(community, plan, person)
 
@@ -164,13 +164,13 @@ class ActionsService(ServiceBase):
         return False
 
     @rpc
-    @command
+    @query
     def ratings(self, community, plan, actor=None, roles=None):
         p = self.app.plan(community, plan)
         return self.app.ratings(community, plan, self._sees_identities(community, p.case, actor, roles))
 
     @rpc
-    @command
+    @query
     def case_file(self, community, case, actor=None, roles=None):
         entries = []
         for one in self.app.track(community, str(case)):  # the case, and its follow-ups: one track

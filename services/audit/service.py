@@ -18,7 +18,7 @@ from services.common import cells, clock, registry
 from services.common.consumer import SqlSink
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.rpc import rpc
-from services.common.runtime import Platform, Runtime, ServiceBase, command, query
+from services.common.runtime import Platform, Runtime, ServiceBase, command
 from services.contracts import audit as contract
 
 from . import checkpointing, export, log, proofs, span
@@ -148,7 +148,7 @@ class AuditService(ServiceBase):
             return checkpointing.extent(conn, community)
 
     @rpc
-    @query
+    @command
     def export_header(self, community, unsigned=False):
         """The signed header an export of the community starts with: how many entries it holds
         (up to the latest checkpoint, or, `unsigned`, up to the latest entry) and how many of them
@@ -157,7 +157,7 @@ class AuditService(ServiceBase):
                                            clock.now())
 
     @rpc
-    @query
+    @command
     def export_lines(self, community, start=0, limit=MAX_PAGE):
         """The stored bytes of entries [start, start + limit): the lines of an export."""
         start, limit = _page(start, limit)

@@ -128,7 +128,7 @@ class CommunitiesService(ServiceBase):
         return self._erasure_status(actor, community, person, only=request)
 
     @rpc
-    @command
+    @query
     def erasure_status(self, actor, community, person):
         """Which services have completed each erasure request for the person."""
         return self._erasure_status(actor, community, person)
@@ -231,7 +231,7 @@ class CommunitiesService(ServiceBase):
         return self.app.community_view(community, at)
 
     @rpc
-    @command
+    @query
     def directory(self, community, at=None):
         return self.app.directory(community, at)
 
@@ -241,7 +241,7 @@ class CommunitiesService(ServiceBase):
         return self.app.household_view(community, household, at)
 
     @rpc
-    @command
+    @query
     def display_names(self, community, people):
         return self.app.display_names(community, people)
 
@@ -251,22 +251,22 @@ class CommunitiesService(ServiceBase):
         return self.app.person_view(community, person, at)
 
     @rpc
-    @command
+    @query
     def residents_in_scope(self, community, scope, scope_id=None, at=None):
         return self.app.residents_in_scope(community, scope, scope_id, at)
 
     @rpc
-    @command
+    @query
     def households_in_scope(self, community, scope, scope_id=None, at=None):
         return self.app.households_in_scope(community, scope, scope_id, at)
 
     @rpc
-    @command
+    @query
     def units_in_scope(self, community, scope, scope_id=None, at=None):
         return self.app.units_in_scope(community, scope, scope_id, at)
 
     @rpc
-    @command
+    @query
     def role_holders(self, community, role, scope=None, at=None):
         return self.app.role_holders(community, role, scope, at)
 

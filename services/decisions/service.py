@@ -227,12 +227,12 @@ class DecisionsService(ServiceBase):
         return self.app.list_ballots(community, status, self._read_texts)
 
     @rpc
-    @command
+    @query
     def roll(self, community, ballot):
         return self.app.roll(community, ballot)
 
     @rpc
-    @command
+    @query
     def roll_preview(self, community, ballot, voting_unit):
         b = self.app.ballot(community, ballot, copy=False)
         facts = self._facts(community, voting_unit, b.scope, b.scope_id, None)
@@ -249,7 +249,7 @@ class DecisionsService(ServiceBase):
         return self.app.my_vote(community, ballot, self._voter(community, ballot, actor))
 
     @rpc
-    @command
+    @query
     def my_proxy(self, actor, community, ballot):
         return self.app.proxy_view(community, ballot, self._voter(community, ballot, actor))
 

@@ -249,7 +249,7 @@ class DeliberationService(ServiceBase):
         return self._view(community, consultation)
 
     @rpc
-    @command
+    @query
     def comments(self, community, consultation, after=0, limit=100):
         return self.app.comments(community, consultation, after, limit)
 

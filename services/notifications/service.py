@@ -119,7 +119,7 @@ class NotificationsService(ServiceBase):
         return self.app.set_preferences(community, person, preferences)
 
     @rpc
-    @command
+    @query
     def inbox(self, community, person, unread_only=False, limit=50, offset=0):
         return self.app.inbox(community, person, unread_only, limit, offset)
 
@@ -157,7 +157,7 @@ class NotificationsService(ServiceBase):
 
     # ---- the delivery record -------------------------------------------------------------------------------
     @rpc
-    @command
+    @query
     def deliveries(self, community, status=None, case=None, about_event=None, recipient=None, limit=100, offset=0):
         return self.app.deliveries(community, status, case, about_event, recipient, limit, offset)
 
