@@ -161,7 +161,8 @@ class SqlSink:
         needs no row lock: its transactions begin IMMEDIATE, one writer at a time.)"""
         if self.turn is not None:
             locks.take_transaction_turn(conn, self.turn, self.consumer, self.turn_timeout_s)
-        if self._position(conn, source, lock=True) == 0 and not self._row_exists(conn, source):
+        position = self._position(conn, source, lock=True)
+        if position == 0 and not self._row_exists(conn, source):
             try:
                 with conn.begin_nested():
                     conn.execute(sa.insert(consumer_tracking).values(
@@ -169,7 +170,7 @@ class SqlSink:
             except sa.exc.IntegrityError:
                 pass  # another instance created it first
             return self._position(conn, source, lock=True)
-        return self._position(conn, source, lock=True)
+        return position  # read under the lock: nobody moves it before this transaction ends
 
     def _row_exists(self, conn, source: str) -> bool:
         return conn.execute(sa.select(consumer_tracking.c.consumer).where(

@@ -35,6 +35,7 @@ import time
 import sqlalchemy as sa
 
 from .errors import Conflict
+from .pooling import autocommit
 from .tables import command_replies
 
 log = logging.getLogger(__name__)
@@ -117,14 +118,14 @@ def saved() -> None:
 
 
 def _stored_reply(engine: sa.Engine, key: str) -> dict | None:
-    with engine.connect() as conn:
+    with autocommit(engine) as conn:
         row = conn.execute(sa.select(command_replies.c.reply).where(command_replies.c.request == key)).first()
     return json.loads(row[0]) if row else None
 
 
 def _store_reply(engine: sa.Engine, key: str, reply: dict) -> None:
     try:
-        with engine.begin() as conn:
+        with autocommit(engine) as conn:  # one statement: no BEGIN and COMMIT around it
             conn.execute(sa.insert(command_replies).values(
                 request=key, reply=json.dumps(reply, default=str, ensure_ascii=False), stored_at=time.time()))
     except sa.exc.IntegrityError:

@@ -45,3 +45,18 @@ def ping_when_idle(engine: sa.Engine) -> sa.Engine:
             raise sa.exc.DisconnectionError("a pooled connection did not answer a ping")
 
     return engine
+
+
+def autocommit(engine: sa.Engine) -> sa.Connection:
+    """A connection on which each statement is its own transaction (use it in a `with`): for reads
+    that need no transaction, and for a write of one statement.
+
+    A plain `engine.connect()` begins a transaction at its first statement and rolls it back (or
+    commits it) at the end: on PostgreSQL two more round trips, BEGIN and ROLLBACK or COMMIT, around
+    one statement -- on the hot path of every vote, a command's stored-reply lookup and store and
+    the sign-in check. Under READ COMMITTED, which every store uses, each statement sees its own
+    snapshot inside a transaction too, so reading in autocommit answers the same; and one statement
+    is atomic on its own. psycopg switches autocommit without a round trip, and the pool's reset on
+    return has nothing to roll back. On SQLite such a connection begins nothing (store.state_engine),
+    so it does not queue for the writers' lock to read."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -112,9 +112,19 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, _record, _proxy):
+        # SQLAlchemy hands back a reading connection with pysqlite's own implicit begins switched on
+        # again (isolation_level ""): switch them off, as at connect.
+        dbapi_conn.isolation_level = None
+
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
-        # Take the write lock at BEGIN, so two writers never fail on a read-to-write upgrade.
+        # Take the write lock at BEGIN, so two writers never fail on a read-to-write upgrade. A
+        # connection in autocommit (pooling.autocommit) begins nothing: each of its statements is
+        # a transaction of its own, and a read does not wait for the writers' lock.
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
