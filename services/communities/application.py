@@ -15,6 +15,7 @@ from services.common.aggregate import command_context, derived_id
 from services.common.content import validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from services.common.ids import as_uuid, parse_id
+from services.common.pooling import autocommit
 from rules.community import in_force_at
 from services.common.erasure import record_erasure
 from services.common.store import StageApplication
@@ -55,12 +56,19 @@ def parse_uuid(value, field: str) -> str:
     return str(parse_id(value, field))
 
 
-# Every request the gateway has not seen signed in yet is authenticated with these two (a token by
-# its hash, the person's roles now): built once, the values bound at each execution.
-_TOKEN_BY_HASH = sa.select(t.tokens).where(t.tokens.c.token_hash == sa.bindparam("token_hash_"))
+# The roles a person holds in a community at a time, and every request the gateway has not seen
+# signed in yet: its token by its hash with the holder's roles now, in one statement (a row per
+# role, one with no role for none). Built once, the values bound at each execution.
 _ROLES_AT = sa.select(t.roles).where(
     t.roles.c.community == sa.bindparam("of"), t.roles.c.person == sa.bindparam("who"),
     t.roles.c.valid_from <= sa.bindparam("at"), sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))
+_SIGN_IN = (
+    sa.select(t.tokens, t.roles.c.role.label("role_"), t.roles.c.scope.label("scope_"))
+    .select_from(t.tokens.outerjoin(t.roles, sa.and_(
+        t.roles.c.community == t.tokens.c.community, t.roles.c.person == t.tokens.c.person,
+        t.roles.c.valid_from <= sa.bindparam("at"),
+        sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))))
+    .where(t.tokens.c.token_hash == sa.bindparam("token_hash_")))
 
 
 def _roles(conn: sa.Connection, community: str, person: str, at: str) -> list[dict]:
@@ -650,16 +658,18 @@ class DirectoryApp(StageApplication):
         if not isinstance(token, str) or not token:
             raise Unauthorized.coded("communities.bearer_token_required")
         now = clock.format(clock.now())
-        with self.engine.connect() as conn:  # one connection for the token and the roles
-            row = conn.execute(_TOKEN_BY_HASH, {"token_hash_": hash_secret(token)}).first()
-            if row is None or row.revoked_at or row.expires_at <= now:
-                raise Unauthorized.coded("communities.token_unknown_expired_revoked")
-            expires = token_expiry(row.expires_at)
-            if row.community is None:
-                return {"person": row.person, "community": None, "platform_admin": True, "token": row.id,
-                        "expires_at": expires, "roles": [{"role": "platform_admin", "scope": None}]}
-            return {"person": row.person, "community": row.community, "token": row.id, "expires_at": expires,
-                    "roles": _roles(conn, row.community, row.person, now), "platform_admin": False}
+        with autocommit(self.engine) as conn:  # one statement, no transaction around it
+            rows = conn.execute(_SIGN_IN, {"token_hash_": hash_secret(token), "at": now}).all()
+        row = rows[0] if rows else None
+        if row is None or row.revoked_at or row.expires_at <= now:
+            raise Unauthorized.coded("communities.token_unknown_expired_revoked")
+        expires = token_expiry(row.expires_at)
+        if row.community is None:
+            return {"person": row.person, "community": None, "platform_admin": True, "token": row.id,
+                    "expires_at": expires, "roles": [{"role": "platform_admin", "scope": None}]}
+        roles = [{"role": r.role_, "scope": r.scope_ or None} for r in rows if r.role_ is not None]
+        return {"person": row.person, "community": row.community, "token": row.id, "expires_at": expires,
+                "roles": roles, "platform_admin": False}
 
     def _may_manage_tokens_of(self, community: str, actor: str, person: str) -> None:
         """The holder, an operator or a platform administrator; the party-committee lead for anyone

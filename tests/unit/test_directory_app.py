@@ -319,3 +319,22 @@ def test_an_import_stores_its_owners_names_in_one_transaction_before_its_events(
     registered = [e for e in events(app, c) if e["type"] == "PersonRegistered"]
     assert len(registered) == 60 and set(app.content.get_many(
         e["data"]["name_commitment"] for e in registered).values()) == names, "every event's name is stored"
+
+
+def test_a_sign_in_is_one_statement_with_the_roles_held_now(app):
+    """The gateway signs in nearly every vote of a ballot day (each voter's token is new to it): the
+    token and its holder's roles now come in one statement, ended roles left out, none as []."""
+    c, p = community_with_staff(app)
+    app.grant_role(OPERATOR, c, p["worker"], "resident")
+    issued = app.issue_token(c, p["worker"], 30, None)
+    assert sorted(r["role"] for r in app.authenticate(issued["token"])["roles"]) == ["community_worker", "resident"]
+    app.revoke_role(OPERATOR, c, p["worker"], "community_worker")
+    seen = []
+    sa.event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    assert app.authenticate(issued["token"])["roles"] == [{"role": "resident", "scope": None}]
+    assert len(seen) == 1, seen
+    nobody = app.register_person(OPERATOR, c, "no roles")
+    assert app.authenticate(app.issue_token(c, nobody, 30, None)["token"])["roles"] == []
+    app.sign_out(p["worker"], issued["id"])
+    with pytest.raises(Unauthorized):
+        app.authenticate(issued["token"])
