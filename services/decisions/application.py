@@ -367,7 +367,8 @@ class DecisionsApp(StageApplication):
 
     # ---- voting -----------------------------------------------------------------------------
     def cast_vote(self, actor: str, community: str, ballot_id, voter: str, choice, *, channel: str = "online",
-                  paper_serial: str | None = None, correction_reason: str | None = None, read_texts=None) -> dict:
+                  paper_serial: str | None = None, correction_reason: str | None = None, read_texts=None,
+                  loaded: Ballot | None = None) -> dict:
         """Record a vote and return its receipt.
 
         channel "online": the voter votes; "proxy": `actor` votes for `voter` on an authorisation
@@ -378,10 +379,13 @@ class DecisionsApp(StageApplication):
         the same channel replaces the earlier one (both are kept). Concurrent votes of one voter race
         for the next version of one aggregate: one wins, the others get a Conflict (never two
         counted votes). On a secret ballot the record gets the choice's seal only.
+
+        `loaded`: the ballot as the caller has just read it with `ballot(community, ballot_id,
+        copy=False)`, so a vote reads it once, not twice (each read asks the store for its new events).
         """
         if channel not in CHANNELS:
             raise InvalidInput.coded("decisions.channel_one", channels=", ".join(CHANNELS))
-        ballot = self.ballot(community, ballot_id, copy=False)
+        ballot = loaded if loaded is not None else self.ballot(community, ballot_id, copy=False)
         ballot.check_accepts_votes(clock.now())
         if channel == "proxy":
             if voter == actor:

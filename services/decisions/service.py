@@ -96,10 +96,10 @@ class DecisionsService(ServiceBase):
         if actor not in self.directory.role_holders(community, "community_worker"):
             raise Forbidden.coded("decisions.community_worker_may", doing=doing)
 
-    def _voter(self, community: str, ballot_id, person: str) -> str:
+    def _voter(self, community: str, ballot_id, person: str, loaded=None) -> str:
         """The caller's id on the roll: the person, or under one-household-one-vote their household
-        (any adult of it may cast its vote)."""
-        ballot = self.app.ballot(community, ballot_id, copy=False)
+        (any adult of it may cast its vote). `loaded`: the ballot, if the caller has just read it."""
+        ballot = loaded if loaded is not None else self.app.ballot(community, ballot_id, copy=False)
         if not ballot.config or ballot.config["voting_unit"] != "household":
             return person
         try:
@@ -141,9 +141,11 @@ class DecisionsService(ServiceBase):
     @command
     def cast_vote(self, actor, community, ballot, choice, voter=None):
         """The caller votes, or (naming another `voter`) votes as that voter's authorised proxy."""
-        own = self._voter(community, ballot, actor)
+        loaded = self.app.ballot(community, ballot, copy=False)  # read once for the roll and the vote
+        own = self._voter(community, ballot, actor, loaded)
         if voter is None or voter == own:
-            return self.app.cast_vote(actor, community, ballot, own, choice, read_texts=self._read_texts)
+            return self.app.cast_vote(actor, community, ballot, own, choice, read_texts=self._read_texts,
+                                      loaded=loaded)
         self._check_voter(community, ballot, voter)
         return self.app.cast_vote(actor, community, ballot, voter, choice, channel="proxy",
                                   read_texts=self._read_texts)

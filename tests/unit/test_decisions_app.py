@@ -193,6 +193,22 @@ def test_a_voter_off_the_roll_is_refused_and_nothing_is_recorded(app):
     assert app.head() == head
 
 
+def test_a_vote_given_its_ballot_reads_it_again_only_to_see_it_still_open(app, monkeypatch):
+    """Each read of a cached ballot asks the store for its new events: the service reads the ballot
+    for the roll and hands it on (`loaded`), so a vote reads it twice, not three times."""
+    ballot = open_ballot(app)
+    reads = []
+    get = app.repository.get
+    monkeypatch.setattr(app.repository, "get", lambda agg_id, **kw: reads.append(str(agg_id)) or get(agg_id, **kw))
+    loaded = app.ballot(COMMUNITY, ballot, copy=False)
+    receipt = app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree", loaded=loaded)
+    assert receipt["ballot"] == ballot and receipt["choice"] == "agree"
+    assert reads.count(ballot) == 2  # the service's read, and the check after the save
+    reads.clear()
+    app.cast_vote("Zhao", COMMUNITY, ballot, "Zhao", "agree")
+    assert reads.count(ballot) == 2  # without it, the application reads it itself
+
+
 def test_votes_after_the_closing_time_are_refused(app):
     ballot = open_ballot(app)
     clock.set(CLOSES)  # the timer has not run yet: the clock decides
