@@ -280,6 +280,26 @@ def test_the_other_stages_open_plans_and_close_cases(app, consumer):
         app.open_plan(WORKER, C, rejected, "t", "b", "community", None, None)
 
 
+def test_an_event_of_a_case_already_seen_moves_it_in_one_statement(app):
+    """Each vote of a ballot is an event of its case: the board's row is updated straight away, and
+    inserted only when there was none."""
+    from services.actions.application import project_case
+
+    case = str(uuid.uuid4())
+    facts = {"scope": "compound", "scope_id": COMPOUND, "category": "drainage", "title_commitment": "t" * 64}
+    seen = []
+    sa.event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    with app.engine.begin() as conn:
+        project_case(conn, envelope("proposals", "ProposalDrafted", 1, case, dict(facts, author="a")))
+        inserted = [s.split()[0].upper() for s in seen if not s.startswith("BEGIN")]
+        seen.clear()
+        project_case(conn, envelope("decisions", "VoteCast", 7, case, {"choice": "agree"}, aggregate="vote-1"))
+        assert [s.split()[0].upper() for s in seen] == ["UPDATE"]
+        row = conn.execute(sa.select(tables.cases).where(tables.cases.c.case_id == case)).one()
+    assert inserted == ["UPDATE", "INSERT"]  # the update that found nothing, then the insert
+    assert (row.last_type, row.category, row.scope_id) == ("VoteCast", "drainage", COMPOUND)
+
+
 def test_the_case_file_orders_every_stage_and_links_the_audit_entries(app, consumer):
     case = str(uuid.uuid4())
     consumer.handle("decisions", envelope("decisions", "EmergencyDeclared", 1, case, {
