@@ -54,11 +54,27 @@ def _sink(runtime: Runtime) -> SqlSink:
 
     def record(conn, env: dict) -> None:
         """Append the envelope; at every N-th entry of its community, cut a checkpoint with it."""
-        size = log.append(conn, env) + 1
-        if size % app.policy.every == 0:
-            checkpointing.cut_on_append(conn, app.signer, env["community"], size, clock.now())
+        record_many(conn, [env])
 
-    return SqlSink("audit", runtime.engine, record)
+    def record_many(conn, envs: list[dict]) -> None:
+        """Append a batch, each run of one community's envelopes in one go (log.append_many), and
+        cut the checkpoint of every N-th entry the run reached, in order: the same entries, tree
+        and checkpoints as one envelope at a time (a checkpoint signs the root at its own size,
+        whatever the run appended after it)."""
+        every = app.policy.every
+        start = 0
+        while start < len(envs):
+            community = envs[start]["community"]
+            end = start
+            while end < len(envs) and envs[end]["community"] == community:
+                end += 1
+            first = log.append_many(conn, envs[start:end])
+            for size in range(first + 1, first + end - start + 1):
+                if size % every == 0:
+                    checkpointing.cut_on_append(conn, app.signer, community, size, clock.now())
+            start = end
+
+    return SqlSink("audit", runtime.engine, record, handler_many=record_many)
 
 
 def cut_due(runtime: Runtime) -> None:

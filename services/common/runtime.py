@@ -272,6 +272,9 @@ def _own_cell_only(sink, runtime: Runtime) -> None:
         handler = part.handler
         if isinstance(part, SqlSink):
             part.handler = lambda conn, env, handler=handler: handler(conn, env) if own(env) else None
+            if part.handler_many is not None:
+                part.handler_many = lambda conn, envs, many=part.handler_many: many(
+                    conn, [env for env in envs if own(env)])
         else:  # EventSourcedSink: its handler returns the aggregates to save
             part.handler = lambda env, handler=handler: handler(env) if own(env) else []
 

@@ -141,6 +141,36 @@ def test_checkpoints_every_n_entries_in_the_append_and_after_t_seconds_by_the_ti
     assert checkpointing.cut(audit.engine, audit.signer, audit.policy, T0 + timedelta(days=1), force=True) == []
 
 
+def test_a_batch_appends_and_cuts_what_one_envelope_at_a_time_would_with_a_write_per_run(audit):
+    """The consumer hands the audit service its batches whole (SqlSink.handler_many): each run of
+    one community's envelopes is appended in one statement per table, and the checkpoint of every
+    N-th entry (N=4 here) is cut at its own size, even when the run went past it."""
+    other = "c-" + uuid.uuid4().hex[:8]
+    envs = ([envelope(i) for i in range(1, 4)] + [envelope(i, community=other) for i in range(4, 6)]
+            + [envelope(i) for i in range(6, 13)])
+    seen = []
+    sa.event.listen(audit.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    assert audit.sink.handle_many("proposals", envs) == len(envs)
+    assert sum(1 for s in seen if s.startswith("INSERT INTO audit_entries")) == 3  # one per run
+    assert sum(1 for s in seen if s.startswith("INSERT INTO audit_nodes")) == 3
+    assert audit.sink.handle_many("proposals", envs) == 0  # a redelivery appends nothing
+    ours = [e for e in envs if e["community"] == COMMUNITY]
+    assert stored_bodies(audit) == [cp.canonical(e) for e in ours]
+    assert stored_bodies(audit, other) == [cp.canonical(e) for e in envs if e["community"] == other]
+    hashes = [merkle.leaf_hash(cp.canonical(e)) for e in ours]
+    with audit.engine.connect() as conn:
+        assert log.tree(conn, COMMUNITY).root() == merkle.root_from_leaf_hashes(hashes)
+        history = checkpointing.history(conn, COMMUNITY)
+        assert [c["size"] for c in history] == [4, 8]
+        assert [c["root"] for c in history] == [merkle.root_from_leaf_hashes(hashes[:n]).hex() for n in (4, 8)]
+        assert checkpointing.history(conn, other) == []
+        assert conn.execute(sa.select(log.frontiers.c.size).where(log.frontiers.c.community == COMMUNITY)).scalar() == 10
+    append_all(audit, [envelope(13)])  # and the next single append resumes from the run's kept edge
+    with audit.engine.connect() as conn:
+        hashes.append(merkle.leaf_hash(cp.canonical(envelope(13))))
+        assert log.tree(conn, COMMUNITY).root() == merkle.root_from_leaf_hashes(hashes)
+
+
 def test_proofs_against_signed_checkpoints_verify_offline_and_refuse_what_is_not_covered(audit):
     append_all(audit, [envelope(i) for i in range(1, 14)])  # checkpoints at 4, 8, 12
     key = [audit.signer.key.public_key()]
