@@ -337,7 +337,7 @@ class ActionsApp(StageApplication):
     def stage_sinks(self) -> SinkChain:
         """What the consumer of the other stages keeps, each part tracked on its own: the board's
         case rows and the cases that reached a decision (SQL), the plans and closures (events)."""
-        return SinkChain(SqlSink("actions-cases", self.engine, project_case),
+        return SinkChain(SqlSink("actions-cases", self.engine, project_case, handler_many=project_cases),
                          SqlSink("actions-decisions", self.engine, project_decision, types=DECISION_TYPES),
                          EventSourcedSink(self, with_erasure("actions", self, self.on_stage_event, None,
                                                              sources=("proposals", "deliberation", "decisions"))))
@@ -1045,29 +1045,62 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
 def project_case(conn: sa.Connection, env: dict) -> None:
     """Where each case stands, from the other stages' events (the tracked consumer's SQL side;
     the board reads it). A case is first seen at its first event of any stage."""
-    case = env.get("case")
-    if not case:
+    project_cases(conn, [env])
+
+
+def project_cases(conn: sa.Connection, envs: list[dict]) -> None:
+    """`project_case` for a batch, in order: each run of events of one case moves its row once,
+    with what their updates would have left one after another (each sets columns, none adds to
+    one) -- a ballot's votes come in runs of one case."""
+    start = 0
+    while start < len(envs):
+        case = envs[start].get("case")
+        end = start + 1
+        while end < len(envs) and envs[end].get("case") == case:
+            end += 1
+        if case:
+            _move_case(conn, case, envs[start:end])
+        start = end
+
+
+def _move_case(conn: sa.Connection, case: str, envs: list[dict]) -> None:
+    changes: dict = {}
+    for env in envs:
+        changes.update(_case_changes(env))
+    # Nearly every event is of a case already seen (each vote of a ballot is one): update it, and
+    # only if there was none, insert it as its first event makes it -- one statement for the
+    # common case, not a look first.
+    if conn.execute(sa.update(t.cases).where(t.cases.c.case_id == case).values(**changes)).rowcount:
         return
-    kind, d, at = env["type"], env["data"], env["occurred_at"]
-    stage, ending = _stage_after(kind, d), ending_of(env)
-    ended = ending.outcome if ending is not None else None
+    first, kind, at = envs[0], envs[0]["type"], envs[0]["occurred_at"]
+    stage, ending = _stage_after(kind, first["data"]), ending_of(first)
+    conn.execute(sa.insert(t.cases).values(
+        case_id=case, community=first["community"], stage=stage or SOURCE_STAGES.get(first["source"], "proposal"),
+        ended=ending.outcome if ending is not None else None, opened_at=at, updated_at=at, last_type=kind,
+        **_case_facts(first["data"])))
+    if len(envs) > 1:
+        _move_case(conn, case, envs[1:])
+
+
+def _case_facts(d: dict) -> dict:
     facts = {k: d[k] for k in ("scope", "scope_id", "category", "title_commitment", "proposal")
              if isinstance(d.get(k), str)}
     follow_up_of = d.get("original_case") or d.get("follow_up_of")
     if isinstance(follow_up_of, str):
         facts["follow_up_of"] = follow_up_of
-    changes = dict(facts, updated_at=at, last_type=kind)
+    return facts
+
+
+def _case_changes(env: dict) -> dict:
+    """The columns one event of a case already on the board sets."""
+    kind, d = env["type"], env["data"]
+    stage, ending = _stage_after(kind, d), ending_of(env)
+    changes = dict(_case_facts(d), updated_at=env["occurred_at"], last_type=kind)
     if stage:
         changes["stage"] = stage
-    if ended:
-        changes["ended"] = ended
-    # Nearly every event is of a case already seen (each vote of a ballot is one): update it, and
-    # only if there was none, insert it -- one statement for the common case, not a look first.
-    if conn.execute(sa.update(t.cases).where(t.cases.c.case_id == case).values(**changes)).rowcount:
-        return
-    conn.execute(sa.insert(t.cases).values(
-        case_id=case, community=env["community"], stage=stage or SOURCE_STAGES.get(env["source"], "proposal"),
-        ended=ended, opened_at=at, updated_at=at, last_type=kind, **facts))
+    if ending is not None and ending.outcome:
+        changes["ended"] = ending.outcome
+    return changes
 
 
 # The events `project_decision` reads; the consumer's "actions-decisions" part takes no transaction

@@ -300,6 +300,45 @@ def test_an_event_of_a_case_already_seen_moves_it_in_one_statement(app):
     assert (row.last_type, row.category, row.scope_id) == ("VoteCast", "drainage", COMPOUND)
 
 
+def test_a_batch_moves_each_case_once_to_where_its_events_one_by_one_would(app):
+    """The consumer hands the board's sink its batches whole (SqlSink.handler_many): a run of one
+    case's events is one update, and the row ends as the events applied one at a time leave it."""
+    from services.actions.application import project_case, project_cases
+
+    facts = {"scope": "compound", "scope_id": COMPOUND, "category": "drainage", "title_commitment": "t" * 64}
+
+    def story(case: str) -> list[dict]:
+        return [envelope("proposals", "ProposalDrafted", 1, case, dict(facts, author="a")),
+                envelope("proposals", "ProposalSubmitted", 2, case, {}),
+                envelope("decisions", "VoteCast", 3, case, {"choice": "agree"}, aggregate="v1"),
+                envelope("decisions", "VoteCast", 4, case, {"choice": "agree"}, aggregate="v2"),
+                envelope("decisions", "ResolutionFinal", 5, case, dict(
+                    facts, ballot=case, outcome="rejected", summary={"outcome": "rejected"}, proposal=None,
+                    consultation=None, winner=None, justification_commitment=None))]
+
+    one, batched, other = (str(uuid.uuid4()) for _ in range(3))
+    with app.engine.begin() as conn:
+        for env in story(one):
+            project_case(conn, env)
+        seen = []
+        sa.event.listen(conn, "before_cursor_execute", lambda c, cursor, statement, *rest: seen.append(statement))
+        mixed = story(batched)
+        project_cases(conn, mixed[:2] + story(other)[:1] + mixed[2:])
+        assert [s.split()[0].upper() for s in seen] == ["UPDATE", "INSERT", "UPDATE", "UPDATE", "INSERT", "UPDATE"]
+        seen.clear()
+        project_cases(conn, [envelope("decisions", "VoteCast", 6, batched, {"choice": "agree"}, aggregate=f"v{n}")
+                             for n in range(10)])
+        assert [s.split()[0].upper() for s in seen] == ["UPDATE"]
+        project_case(conn, envelope("decisions", "VoteCast", 6, one, {"choice": "agree"}, aggregate="v9"))
+        rows = {r.case_id: r._asdict() for r in conn.execute(sa.select(tables.cases))}
+    for row in (rows[one], rows[batched]):
+        row.pop("case_id")
+        row.pop("updated_at")
+        row.pop("opened_at")
+    assert rows[one] == rows[batched]
+    assert rows[one]["last_type"] == "VoteCast" and rows[one]["ended"] == "rejected"
+
+
 def test_the_case_file_orders_every_stage_and_links_the_audit_entries(app, consumer):
     case = str(uuid.uuid4())
     consumer.handle("decisions", envelope("decisions", "EmergencyDeclared", 1, case, {
