@@ -985,21 +985,24 @@ def _configured(conn, env, d):
 # A vote is the read model's most frequent event: its statements are built once, with the values
 # bound at each execution (building them, and their cache keys, cost more than running them).
 _CLOSED_POSITION = sa.select(t.ballots.c.closed_position).where(t.ballots.c.id == sa.bindparam("ballot"))
-_ONE_MORE_VOTER = (sa.update(t.ballots).where(t.ballots.c.id == sa.bindparam("ballot"))
-                   .values(voted=t.ballots.c.voted + 1))
+# A voter's first vote: one more voter unless the ballot's close came first, and whether it did, in
+# one statement (the read model's transaction waits for each round trip, and so does decisions).
+_FIRST_VOTE = (sa.update(t.ballots).where(t.ballots.c.id == sa.bindparam("ballot"))
+               .values(voted=t.ballots.c.voted + sa.case((t.ballots.c.closed_position.is_(None), 1), else_=0))
+               .returning(t.ballots.c.closed_position))
 _REPLACED = (sa.update(t.votes).where(t.votes.c.vote == sa.bindparam("replaced"), t.votes.c.current.is_(True))
              .values(current=False))
 _INSERT_VOTE = sa.insert(t.votes)
 
 
 def _vote(conn, env, d):
-    closed_at = conn.execute(_CLOSED_POSITION, {"ballot": d["ballot"]}).scalar()
-    late = closed_at is not None
     vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
-    if not late and version == 1:  # a voter's first vote
-        conn.execute(_ONE_MORE_VOTER, {"ballot": d["ballot"]})
-    elif not late:  # a changed vote replaces the standing one
-        conn.execute(_REPLACED, {"replaced": vote})
+    if version == 1:  # a voter's first vote
+        late = conn.execute(_FIRST_VOTE, {"ballot": d["ballot"]}).scalar() is not None
+    else:
+        late = conn.execute(_CLOSED_POSITION, {"ballot": d["ballot"]}).scalar() is not None
+        if not late:  # a changed vote replaces the standing one
+            conn.execute(_REPLACED, {"replaced": vote})
     if d.get("correction_reason_commitment"):
         replaces = conn.execute(sa.select(t.votes.c.paper_serial).where(
             t.votes.c.vote == vote, t.votes.c.version == version - 1)).scalar()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 import rules
 from services.common import clock
 from services.common.aggregate import derived_id
 from services.common.consumer import EventSourcedSink
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.decisions import tables as t
 from services.decisions.domain import Vote
 
 from .decisions_fixtures import (  # noqa: F401 - app is a fixture
@@ -207,6 +209,18 @@ def test_a_vote_given_its_ballot_reads_it_again_only_to_see_it_still_open(app, m
     reads.clear()
     app.cast_vote("Zhao", COMMUNITY, ballot, "Zhao", "agree")
     assert reads.count(ballot) == 2  # without it, the application reads it itself
+
+
+def test_a_first_vote_moves_its_ballots_row_in_one_statement(app):
+    """The read model learns whether the close came first and counts one more voter in one
+    statement: the vote's save waits for each round trip, and decisions with it."""
+    ballot = open_ballot(app)
+    seen = []
+    sa.event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree")
+    assert [s.split()[0].upper() for s in seen if "decisions_ballots" in s] == ["UPDATE"]
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 1
 
 
 def test_votes_after_the_closing_time_are_refused(app):
