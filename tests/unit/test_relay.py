@@ -143,3 +143,47 @@ def test_each_message_carries_the_relay_terms_voucher_and_each_lease_a_new_term(
     monkeypatch.setattr(relay, "_reset_producer", lambda: None)
     relay.run()
     assert len(terms) == 2 and len(set(terms)) == 2, "a new term each time the lease is taken"
+
+
+class Lease:
+    def try_acquire(self):
+        return True
+
+    def still_held(self):
+        return True
+
+    def release(self):
+        pass
+
+
+def test_after_a_short_batch_the_relay_waits_for_the_next_save_not_a_read_that_finds_nothing(relay, monkeypatch):
+    """Votes one at a time: each save wakes the relay, which publishes it and then waits for the
+    next save -- one read of the log per save, where it used to read again at once and find nothing."""
+    import threading
+    import time as real_time
+
+    reads = []
+    read = relay_module.read_envelopes
+    monkeypatch.setattr(relay_module, "read_envelopes", lambda *a: reads.append(1) or read(*a))
+    relay.lease = Lease()
+    relay.app.saved = threading.Event()
+    runner = threading.Thread(target=relay.run)
+    runner.start()
+    try:
+        deadline = real_time.monotonic() + 10
+        while not reads and real_time.monotonic() < deadline:  # the relay's first turn: nothing yet
+            real_time.sleep(0.01)
+        real_time.sleep(0.05)
+        before = len(reads)
+        for position in range(1, 11):
+            relay.app.log.append(position)
+            relay.app.saved.set()
+            while relay.producer.published[-1:] != [position] and real_time.monotonic() < deadline:
+                real_time.sleep(0.002)
+            real_time.sleep(0.01)  # the next vote comes a little later, well inside AFTER_SHORT_BATCH_S
+        saves_reads = len(reads) - before
+    finally:
+        relay.stop()
+        runner.join(10)
+    assert relay.producer.published == list(range(1, 11))
+    assert saves_reads <= 12, f"{saves_reads} reads for 10 saves"  # one each, give or take a wake-up
