@@ -27,6 +27,40 @@ PG_URL = os.environ.get("CONSULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432
 AMQP_HOST = os.environ.get("CONSULT_TEST_AMQP_HOST", "127.0.0.1:5672")
 
 
+def postgres_reachable() -> bool:
+    """Whether the test PostgreSQL answers (a unit test's postgres parameter needs it)."""
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL, connect_timeout=2).close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def store_settings(backend: str, tmp_path, monkeypatch, prefix: str):
+    """Settings for a unit test's own stores on `backend` ("sqlite", or "postgres": skipped when it
+    does not answer), under a fresh `prefix` (its schemas on PostgreSQL) and data folder `tmp_path`."""
+    import pytest
+
+    from services.common import config
+
+    if backend == "postgres" and not postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable")
+    monkeypatch.setenv("CONSULT_DB", PG_URL if backend == "postgres" else "sqlite")
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONSULT_PREFIX", f"{prefix}{uuid.uuid4().hex[:8]}")
+    return config.load()
+
+
+def drop_schema(schema: str) -> None:
+    """Drop a unit test's PostgreSQL schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def _rabbitmqctl(*args: str) -> str:
     return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
                           timeout=60).stdout

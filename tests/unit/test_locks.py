@@ -13,26 +13,12 @@ import pytest
 from services.common import config
 from services.common.locks import SQLITE_STRIPES, KeyedLocks, LockTimeout
 from services.common.store import state_engine
-from tests.harness import PG_URL
-
-
-def _postgres_reachable() -> bool:
-    try:
-        psycopg.connect(PG_URL, connect_timeout=2).close()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+from tests.harness import PG_URL, drop_schema, store_settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def locks(request, tmp_path, monkeypatch):
-    if request.param == "postgres" and not _postgres_reachable():
-        pytest.skip("PostgreSQL is not reachable")
-    prefix = f"lk{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("CONSULT_DB", PG_URL if request.param == "postgres" else "sqlite")
-    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CONSULT_PREFIX", prefix)
-    settings = config.load()
+    settings = store_settings(request.param, tmp_path, monkeypatch, "lk")
     engine = state_engine("locktest", settings)
     made = []
 
@@ -45,8 +31,7 @@ def locks(request, tmp_path, monkeypatch):
         lk.close()
     engine.dispose()
     if request.param == "postgres":
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("locktest", "state")}" CASCADE')
+        drop_schema(settings.schema("locktest", "state"))
 
 
 def test_one_holder_per_key_across_threads(locks):
@@ -121,12 +106,7 @@ def test_a_taken_lock_times_out_as_busy(locks):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def session_settings(request, tmp_path, monkeypatch):
-    if request.param == "postgres" and not _postgres_reachable():
-        pytest.skip("PostgreSQL is not reachable")
-    monkeypatch.setenv("CONSULT_DB", PG_URL if request.param == "postgres" else "sqlite")
-    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CONSULT_PREFIX", f"lk{uuid.uuid4().hex[:8]}")
-    return config.load()
+    return store_settings(request.param, tmp_path, monkeypatch, "lk")
 
 
 def test_a_session_lock_has_one_holder_until_released(session_settings):
@@ -229,6 +209,5 @@ def test_a_read_models_turn_is_taken_in_its_own_transaction_and_waited_for_in_tr
         assert sink.position("locktest") == 1
     finally:
         engine.dispose()
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("locktest", "state")}" CASCADE')
+        drop_schema(settings.schema("locktest", "state"))
 

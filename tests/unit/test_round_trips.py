@@ -6,43 +6,28 @@ that the service's whole process waits for (psycopg blocks eventlet's hub)."""
 from __future__ import annotations
 
 import threading
-import uuid
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from services.common import config, idempotency
+from services.common import idempotency
 from services.common.consumer import SqlSink
 from services.common.pooling import autocommit
 from services.common.store import state_engine
 from services.common.tables import command_replies, create_all
-from tests.harness import PG_URL
-
-
-def _postgres_reachable() -> bool:
-    try:
-        psycopg.connect(PG_URL, connect_timeout=2).close()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+from tests.harness import drop_schema, store_settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request, tmp_path, monkeypatch):
-    if request.param == "postgres" and not _postgres_reachable():
-        pytest.skip("PostgreSQL is not reachable")
-    monkeypatch.setenv("CONSULT_DB", PG_URL if request.param == "postgres" else "sqlite")
-    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CONSULT_PREFIX", f"rt{uuid.uuid4().hex[:8]}")
-    settings = config.load()
+    settings = store_settings(request.param, tmp_path, monkeypatch, "rt")
     engine = state_engine("roundtrips", settings)
     create_all(engine)
     yield engine
     engine.dispose()
     if request.param == "postgres":
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("roundtrips", "state")}" CASCADE')
+        drop_schema(settings.schema("roundtrips", "state"))
 
 
 def _in_transaction(conn: sa.Connection) -> bool:
