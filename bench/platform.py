@@ -168,8 +168,11 @@ def machine() -> dict:
 
 
 class PlatformBench:
-    def __init__(self, backend: str, sizes: Sizes, only: set[str], cells: int = 0, busy_cells: int | None = None):
+    def __init__(self, backend: str, sizes: Sizes, only: set[str], cells: int = 0, busy_cells: int | None = None,
+                 replicas: tuple[str, ...] = ()):
         self.backend, self.sizes, self.only = backend, sizes, only
+        # Services started twice, as docker-compose runs them (a deployment without cells only).
+        self.replicas = replicas
         self.cells = cells  # community cells (services/common/cells.py); 0: a deployment without
         # How many cells get a voting community (None: every cell); the others run idle beside them.
         self.busy_cells = busy_cells
@@ -196,7 +199,10 @@ class PlatformBench:
             self.p.env.pop(name, None)
         started = time.monotonic()
         self.p.start()
+        for service in self.replicas:
+            self.p.start_replica(service)
         self.report.detail["boot_s"] = time.monotonic() - started
+        self.report.detail["replicas"] = list(self.replicas)
 
     def processes(self) -> dict[str, int]:
         return {**{name: proc.pid for name, proc in self.p.procs.items()}, "benchmark clients": os.getpid()}
@@ -651,6 +657,9 @@ def register(subparsers) -> None:
                    help="run the platform with N community cells (0: without cells), the voting community split "
                         "into one per cell; several counts (1,2) run one after another in this process and end "
                         "with the CPU per vote of each against the first; with cells only the votes group runs")
+    p.add_argument("--replicas", default="", metavar="SERVICE[,SERVICE…]",
+                   help="start a second instance of each named service, as docker-compose runs two of each "
+                        "(without cells only); its CPU is counted as '<service>#2'")
     p.add_argument("--busy-cells", type=int, metavar="K",
                    help="with cells: a voting community in the first K cells only, the others idle beside them "
                         "(tells the cost of more processes from the cost of a load split between cells)")
@@ -744,9 +753,17 @@ def main(args) -> int:
                        "communities would all be one cell's")
     if args.busy_cells is not None and not (1 <= args.busy_cells and any(counts)):
         raise CliError("--busy-cells: a count of at least 1, with --cells")
+    from services.common import registry
+
+    replicas = tuple(x.strip() for x in args.replicas.split(",") if x.strip())
+    unknown = [s for s in replicas if s not in registry.SERVICES or s in ("gateway", "web")]
+    if unknown:
+        raise CliError(f"--replicas: not a stage service or the directory: {', '.join(unknown)}")
+    if replicas and any(counts):
+        raise CliError("--replicas: a deployment without cells only (--cells 0)")
     if len(counts) > 1:
         return compare_cells(args, sizes, only, counts)
-    report = PlatformBench(args.backend, sizes, only, counts[0], args.busy_cells).go()
+    report = PlatformBench(args.backend, sizes, only, counts[0], args.busy_cells, replicas).go()
     print_table(report)
     d = report.detail
     print(f"phases (s): {d.get('phase_seconds')}")
