@@ -178,7 +178,8 @@ class OutboxRelay:
                         time.sleep(1.0)
                         continue
                     if published < self.batch:  # everything up to the head is out: wait for a save
-                        self.app.saved.wait(self.settings.relay_interval if not published else AFTER_SHORT_BATCH_S)
+                        interval = self.settings.relay_interval
+                        self.app.saved.wait(min(interval, AFTER_SHORT_BATCH_S) if published else interval)
                         self.app.saved.clear()
             finally:
                 self._forget_published()  # the next holder starts from what is recorded

@@ -114,8 +114,8 @@ def state_engine(service: str, settings: Settings) -> sa.Engine:
 
     @sa.event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn, _record, _proxy):
-        # SQLAlchemy hands back a reading connection with pysqlite's own implicit begins switched on
-        # again (isolation_level ""): switch them off, as at connect.
+        # A connection given back after autocommit (pooling.autocommit) has pysqlite's own implicit
+        # begins switched on again by SQLAlchemy's reset (isolation_level ""): off, as at connect.
         dbapi_conn.isolation_level = None
 
     @sa.event.listens_for(engine, "begin")
