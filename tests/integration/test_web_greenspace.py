@@ -174,7 +174,7 @@ def test_the_green_space_case_to_an_unsatisfied_evaluation_and_its_follow_up_in_
                                                                             "green_space")
         assert raised["title"] == f"跟进：{title}"
         assert all(said in raised["body"] for said in UNSATISFIED.values()), raised["body"]
-        assert w.api(f"/cases/{follow_up}", "Zhang")["follow_up_of"] == case
+        assert w.api_once_recorded(f"/cases/{follow_up}", "Zhang")["follow_up_of"] == case
 
         # On the pages: the plan links the follow-up, the case lists it, the worker is asked to screen it.
         zhao.goto(zhao.c(f"/plans/{plan}"), "plan-reopened")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from services.common import clock
-from tests.harness import ROOT, Platform, frozen_now
+from tests.harness import ROOT, Platform, frozen_now, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 # Debian's Chromium as root needs --no-sandbox; the rest keep it off the network it cannot reach
@@ -173,6 +173,15 @@ class Walk:
     def api(self, path: str, who: str = "worker"):
         return self.world.p.api("GET", f"/api/v1/communities/{self.world.community}{path}", self.world.tokens[who],
                                 expect=200).json()
+
+    def api_once_recorded(self, path: str, who: str = "worker", timeout: float = 30):
+        """GET what the audit log must hold first (a case file): answered 404 until its consumer has
+        appended the events, which it does beside, not before, the other stages' consumers."""
+        def found():
+            resp = self.world.p.api("GET", f"/api/v1/communities/{self.world.community}{path}", self.world.tokens[who])
+            return resp.json() if resp.status_code == 200 else None
+
+        return wait_for(found, timeout=timeout, message=f"GET {path} once recorded")
 
     def close(self):
         for v in self.people.values():
