@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import os
 import uuid
 from contextlib import contextmanager
@@ -1052,15 +1053,9 @@ def project_cases(conn: sa.Connection, envs: list[dict]) -> None:
     """`project_case` for a batch, in order: each run of events of one case moves its row once,
     with what their updates would have left one after another (each sets columns, none adds to
     one) -- a ballot's votes come in runs of one case."""
-    start = 0
-    while start < len(envs):
-        case = envs[start].get("case")
-        end = start + 1
-        while end < len(envs) and envs[end].get("case") == case:
-            end += 1
+    for case, run in itertools.groupby(envs, key=lambda env: env.get("case")):
         if case:
-            _move_case(conn, case, envs[start:end])
-        start = end
+            _move_case(conn, case, list(run))
 
 
 def _move_case(conn: sa.Connection, case: str, envs: list[dict]) -> None:

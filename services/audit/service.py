@@ -11,6 +11,7 @@ signed head every second; its `platform_checkpoint(s)` answer that log's heads.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -62,17 +63,12 @@ def _sink(runtime: Runtime) -> SqlSink:
         and checkpoints as one envelope at a time (a checkpoint signs the root at its own size,
         whatever the run appended after it)."""
         every = app.policy.every
-        start = 0
-        while start < len(envs):
-            community = envs[start]["community"]
-            end = start
-            while end < len(envs) and envs[end]["community"] == community:
-                end += 1
-            first = log.append_many(conn, envs[start:end])
-            for size in range(first + 1, first + end - start + 1):
+        for community, run in itertools.groupby(envs, key=lambda env: env["community"]):
+            run = list(run)
+            first = log.append_many(conn, run)
+            for size in range(first + 1, first + len(run) + 1):
                 if size % every == 0:
                     checkpointing.cut_on_append(conn, app.signer, community, size, clock.now())
-            start = end
 
     return SqlSink("audit", runtime.engine, record, handler_many=record_many)
 

@@ -59,15 +59,19 @@ def parse_uuid(value, field: str) -> str:
 # The roles a person holds in a community at a time, and every request the gateway has not seen
 # signed in yet: its token by its hash with the holder's roles now, in one statement (a row per
 # role, one with no role for none). Built once, the values bound at each execution.
+def _in_force(table: sa.Table, at) -> sa.ColumnElement:
+    """A dated row (a role, a residence) in force at `at`: begun by then and not yet ended."""
+    return sa.and_(table.c.valid_from <= at, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > at))
+
+
 _ROLES_AT = sa.select(t.roles).where(
     t.roles.c.community == sa.bindparam("of"), t.roles.c.person == sa.bindparam("who"),
-    t.roles.c.valid_from <= sa.bindparam("at"), sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))
+    _in_force(t.roles, sa.bindparam("at")))
 _SIGN_IN = (
     sa.select(t.tokens, t.roles.c.role.label("role_"), t.roles.c.scope.label("scope_"))
     .select_from(t.tokens.outerjoin(t.roles, sa.and_(
         t.roles.c.community == t.tokens.c.community, t.roles.c.person == t.tokens.c.person,
-        t.roles.c.valid_from <= sa.bindparam("at"),
-        sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > sa.bindparam("at")))))
+        _in_force(t.roles, sa.bindparam("at")))))
     .where(t.tokens.c.token_hash == sa.bindparam("token_hash_")))
 
 
@@ -861,8 +865,7 @@ class DirectoryApp(StageApplication):
         r = t.residences
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(r.c.person, r.c.household).where(
-                r.c.community == community, r.c.valid_from <= at,
-                sa.or_(r.c.valid_to.is_(None), r.c.valid_to > at),
+                r.c.community == community, _in_force(r, at),
                 r.c.household.in_(sa.select(t.households.c.id).where(*self._scope_filter(community, scope, scope_id)))))
             rows = list(rows)
         out = []
@@ -875,8 +878,7 @@ class DirectoryApp(StageApplication):
         self.project()
         at = effective_time(at)
         with self.engine.connect() as conn:
-            cond = [t.roles.c.community == community, t.roles.c.role == role, t.roles.c.valid_from <= at,
-                    sa.or_(t.roles.c.valid_to.is_(None), t.roles.c.valid_to > at)]
+            cond = [t.roles.c.community == community, t.roles.c.role == role, _in_force(t.roles, at)]
             if scope is not None:
                 cond.append(t.roles.c.scope == scope)
             return sorted({r.person for r in conn.execute(sa.select(t.roles.c.person).where(*cond))})
