@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 3
+    rpc.share_pool_keys()
     runner = ServiceRunner(nameko_config(settings, service))
     runner.add_service(service_class(service))
 
