@@ -17,7 +17,9 @@ import random
 import socket
 import time
 import traceback
-from typing import Callable, Protocol
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Protocol
 
 import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
@@ -990,6 +992,27 @@ def _refuse_unless_lost(app, source: str, events: list, envs: list[dict], exc: E
 AHEAD_ATTEMPTS = 3
 
 
+# The positions this green thread's saves applied to their read model ahead of recording, in a
+# transaction that committed (record_with_projection); None outside `commits_ahead`.
+_ahead: ContextVar[list | None] = ContextVar("consult_commits_ahead", default=None)
+
+
+@contextmanager
+def commits_ahead() -> Iterator[list]:
+    """Collect the positions that saves made in this block (by this green thread) applied to their
+    read model ahead of recording and committed. What a read-model handler worked out while applying
+    an event at such a position holds for the log as recorded: the read model stood at the log head
+    just before it (its tracking row locked), and the event was recorded at that very position. An
+    apply whose transaction rolled back (another writer took the position) is not listed: the
+    catch-up applies those events again, where the command cannot see what it worked out."""
+    seen: list = []
+    token = _ahead.set(seen)
+    try:
+        yield seen
+    finally:
+        _ahead.reset(token)
+
+
 def record_with_projection(app, source: str, sink: SqlSink, events: list, record: Callable[[], list]) -> list:
     """Record a command's (or a consumer's) new events and apply them to the service's own read
     model, paying for each once: the read model's transaction is opened first, its tracking row
@@ -1043,6 +1066,9 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
                     sink._track(conn, source, tracked, envs[-1]["position"])
                     transaction.commit()
                     sink.applied = max(sink.applied, envs[-1]["position"])
+                    committed = _ahead.get()
+                    if committed is not None:
+                        committed.extend(env["position"] for env in envs)
                     metrics.PROJECTED_AHEAD.labels(source, "applied").inc()
                 else:  # another writer took a position first, or a hole: the catch-up applies them
                     transaction.rollback()

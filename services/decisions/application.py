@@ -10,6 +10,8 @@ import hmac
 import re
 import secrets
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,7 +22,7 @@ import rules
 from rules.record import differences, replay_ballot, tally_record
 from services.common import clock, envelope, keyfile
 from services.common.aggregate import command_context, derived_id
-from services.common.consumer import catch_up_projection
+from services.common.consumer import catch_up_projection, commits_ahead
 from services.common.content import gather_texts, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import parse_id
@@ -432,8 +434,13 @@ class DecisionsApp(StageApplication):
                     vote.change(changeable=ballot.changeable, correction_reason_commitment=texts["reason"], **fields)
             if sealed:
                 self._keep_sealed_vote(vote, seal, choice, actor if channel == "proxy" else None)
-            recordings = self._save(vote, conflict="decisions.another_vote_same_moment")
-        self._check_counted(ballot.id, recordings[-1].notification.id)
+            with commits_ahead() as committed, _lateness() as late:
+                recordings = self._save(vote, conflict="decisions.another_vote_same_moment")
+        position = recordings[-1].notification.id
+        if position in committed and position in late:
+            self._refuse_if_late(late[position])  # what the read model found, applying it as recorded
+        else:
+            self._check_counted(ballot.id, position)
         return {"ballot": str(ballot.id), "receipt": vote.receipt, "version": vote.version, "channel": channel,
                 "choice": choice}
 
@@ -559,14 +566,21 @@ class DecisionsApp(StageApplication):
         """A vote checked while the ballot was open may be recorded after BallotClosed (the close
         ran meanwhile): then it does not count, and the voter must hear so.
 
-        The log is written one transaction at a time, so if the ballot is still open when read
-        after the vote was recorded, its BallotClosed (if any) comes later in the log: the vote
-        counts. Only otherwise is the read model asked where the close is."""
+        Usually the vote's own save found that out: its read-model transaction applied the vote
+        ahead of recording it and committed (`commits_ahead`), and `_vote` saw whether the close
+        was already applied. This is for a save whose read model caught up instead. The log is
+        written one transaction at a time, so if the ballot is still open when read after the
+        vote was recorded, its BallotClosed (if any) comes later in the log: the vote counts. Only
+        otherwise is the read model asked where the close is."""
         if self._load(ballot_id, copy=False).status == OPEN:
             return
         self.project()
         closed_position = self._ballot_row(ballot_id).closed_position
-        if closed_position is not None and closed_position < position:
+        self._refuse_if_late(closed_position is not None and closed_position < position)
+
+    @staticmethod
+    def _refuse_if_late(late: bool) -> None:
+        if late:
             raise Conflict.coded("decisions.voting_closed_before_vote")
 
     def _check_serial_unused(self, ballot: Ballot, serial: str, table: sa.Table = t.votes,
@@ -995,6 +1009,21 @@ _REPLACED = (sa.update(t.votes).where(t.votes.c.vote == sa.bindparam("replaced")
 _INSERT_VOTE = sa.insert(t.votes)
 
 
+# Whether each vote applied in this green thread came after its ballot's close, by position; None
+# outside `_lateness`. A vote's command reads its own verdict here rather than the ballot again.
+_late: ContextVar[dict | None] = ContextVar("decisions_late", default=None)
+
+
+@contextmanager
+def _lateness():
+    seen: dict = {}
+    token = _late.set(seen)
+    try:
+        yield seen
+    finally:
+        _late.reset(token)
+
+
 def _vote(conn, env, d):
     vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
     if version == 1:  # a voter's first vote
@@ -1003,6 +1032,9 @@ def _vote(conn, env, d):
         late = conn.execute(_CLOSED_POSITION, {"ballot": d["ballot"]}).scalar() is not None
         if not late:  # a changed vote replaces the standing one
             conn.execute(_REPLACED, {"replaced": vote})
+    seen = _late.get()
+    if seen is not None:
+        seen[env["position"]] = late
     if d.get("correction_reason_commitment"):
         replaces = conn.execute(sa.select(t.votes.c.paper_serial).where(
             t.votes.c.vote == vote, t.votes.c.version == version - 1)).scalar()

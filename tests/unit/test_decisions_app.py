@@ -195,9 +195,10 @@ def test_a_voter_off_the_roll_is_refused_and_nothing_is_recorded(app):
     assert app.head() == head
 
 
-def test_a_vote_given_its_ballot_reads_it_again_only_to_see_it_still_open(app, monkeypatch):
+def test_a_vote_given_its_ballot_reads_it_once(app, monkeypatch):
     """Each read of a cached ballot asks the store for its new events: the service reads the ballot
-    for the roll and hands it on (`loaded`), so a vote reads it twice, not three times."""
+    for the roll and hands it on (`loaded`), and whether the close came first is what the vote's own
+    read-model transaction found, so a vote reads it once (three times before, then twice)."""
     ballot = open_ballot(app)
     reads = []
     get = app.repository.get
@@ -205,10 +206,120 @@ def test_a_vote_given_its_ballot_reads_it_again_only_to_see_it_still_open(app, m
     loaded = app.ballot(COMMUNITY, ballot, copy=False)
     receipt = app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree", loaded=loaded)
     assert receipt["ballot"] == ballot and receipt["choice"] == "agree"
-    assert reads.count(ballot) == 2  # the service's read, and the check after the save
+    assert reads.count(ballot) == 1  # the service's read
     reads.clear()
     app.cast_vote("Zhao", COMMUNITY, ballot, "Zhao", "agree")
-    assert reads.count(ballot) == 2  # without it, the application reads it itself
+    assert reads.count(ballot) == 1  # without it, the application reads it itself
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_app(request, tmp_path, monkeypatch):
+    """The application on either backend (the race below is in the read model's transaction)."""
+    from services.common.store import state_engine
+    from services.common.tables import create_all
+    from services.decisions import tables
+    from services.decisions.application import DecisionsApp
+    from tests.harness import drop_schema, store_settings
+
+    for name in ("CONSULT_DECISIONS_KEY", "CONSULT_CLOCK_FILE", "CONSULT_FAULTS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
+    settings = store_settings(request.param, tmp_path, monkeypatch, "dv")
+    engine = state_engine("decisions", settings)
+    create_all(engine, tables.metadata)
+    clock.set(T0)
+    application = DecisionsApp(settings, engine)
+    yield application
+    application.close()
+    engine.dispose()
+    clock.set(None)
+    if request.param == "postgres":
+        for kind in ("state", "events"):
+            drop_schema(settings.schema("decisions", kind))
+
+
+def _closed_just_before_the_vote_is_saved(app, monkeypatch, ballot: str) -> None:
+    """The race a vote's check guards against: the deadline timer records BallotClosed after the vote
+    was checked against an open ballot and before the vote is saved."""
+    save = app._save
+
+    def close_first(*aggregates, **kw):
+        if any(isinstance(a, Vote) for a in aggregates):
+            monkeypatch.setattr(app, "_save", save)
+            b = app._ballot_by_id(ballot)
+            with app._context(b, "system"):
+                b.close("closing_time", clock.now())
+            app.save(b)
+        return save(*aggregates, **kw)
+
+    monkeypatch.setattr(app, "_save", close_first)
+
+
+def test_a_vote_recorded_just_after_the_close_is_told_it_does_not_count(any_app, monkeypatch):
+    """The vote's read-model transaction applies it after the close, and that verdict is the
+    voter's answer: recorded, not counted, and said so."""
+    ballot = open_ballot(any_app)
+    _closed_just_before_the_vote_is_saved(any_app, monkeypatch, ballot)
+    with pytest.raises(Conflict, match="voting closed before this vote was recorded"):
+        any_app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree")
+    [cast] = events(any_app, "VoteCast")
+    assert cast["position"] > events(any_app, "BallotClosed", ballot)[0]["position"]
+    with any_app.engine.connect() as conn:
+        row = conn.execute(sa.select(t.votes.c.late, t.votes.c.current).where(t.votes.c.ballot == ballot)).one()
+        assert tuple(row) == (True, False)
+        assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 0
+
+
+def test_a_vote_whose_read_model_caught_up_instead_is_checked_against_the_log(any_app, monkeypatch):
+    """When the vote's read-model transaction did not commit it (another writer took the position
+    it expected; here, the read model never applies ahead), the check reads the ballot again and
+    asks the read model where the close is: the same answer."""
+    from services.common import consumer
+
+    monkeypatch.setattr(consumer, "AHEAD_ATTEMPTS", 0)  # rehearse, record, catch up: no apply ahead
+    ballot = open_ballot(any_app)
+    any_app.cast_vote("Zhao", COMMUNITY, ballot, "Zhao", "agree")  # counts: the ballot is still open
+    _closed_just_before_the_vote_is_saved(any_app, monkeypatch, ballot)
+    with pytest.raises(Conflict, match="voting closed before this vote was recorded"):
+        any_app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree")
+    with any_app.engine.connect() as conn:
+        assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 1
+
+
+def test_a_close_recorded_between_the_vote_s_head_read_and_its_insert_is_found(any_app, monkeypatch):
+    """The race itself: another instance records BallotClosed after the vote's read-model
+    transaction read the log head and before the vote is inserted. The vote lands one position
+    later than the transaction applied it, so that transaction rolls back (what it found is not
+    used), the catch-up applies the close and then the vote, and the voter is told it does not count."""
+    from eventsourcing.application import Application, ProcessingEvent
+
+    app = any_app
+    ballot = open_ballot(app)
+    head = app.recorder.max_notification_id
+    armed = []
+
+    def close_in_between():
+        seen = head()
+        if armed:
+            armed.clear()
+            b = app._ballot_by_id(ballot)
+            with app._context(b, "system"):
+                b.close("closing_time", clock.now())
+            processing = ProcessingEvent()
+            processing.collect_events(b)
+            Application._record(app, processing)  # recorded, not applied: another instance's save
+        return seen
+
+    monkeypatch.setattr(app.recorder, "max_notification_id", close_in_between)
+    save = app._save
+    monkeypatch.setattr(app, "_save", lambda *a, **kw: armed.append(1) or save(*a, **kw))
+    with pytest.raises(Conflict, match="voting closed before this vote was recorded"):
+        app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree")
+    assert not armed  # the close did come in between
+    with app.engine.connect() as conn:
+        row = conn.execute(sa.select(t.votes.c.late, t.votes.c.current).where(t.votes.c.ballot == ballot)).one()
+        assert tuple(row) == (True, False)
+        assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 0
 
 
 def test_a_first_vote_moves_its_ballots_row_in_one_statement(app):
