@@ -39,6 +39,14 @@ def is_lock_timeout(exc: BaseException) -> bool:
 
 
 class BoundedRetryRecorder(PostgresProcessRecorder):
+    def _notify_channel(self, curs) -> None:
+        """No NOTIFY with a save. eventsourcing sends one so that its LISTEN-based subscriptions wake
+        up; nothing here listens (the relay is woken in-process, `ServiceApplication.saved`, and reads
+        the log; consumers are fed by RabbitMQ). A transaction that has notified takes one lock for
+        the whole PostgreSQL server at its commit and holds it through the commit's flush to disk
+        (PreCommit_Notify), so every service's and every cell's saves would commit one at a time,
+        and each would write a notification nobody reads into the server's queue."""
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
         started = time.monotonic()
         lock_timeout = float(self.datastore.lock_timeout or 0)

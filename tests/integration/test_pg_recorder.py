@@ -82,3 +82,18 @@ def test_a_large_save_keeps_its_tracking_record_and_a_clash_records_nothing(reco
         recorder.recorder.insert_events(again, tracking=Tracking("upstream", 43))
     assert recorder.recorder.max_notification_id() == head
     assert recorder.recorder.max_tracking_id("upstream") == 42
+
+
+def test_a_save_notifies_nobody(recorder):
+    """No NOTIFY goes with a save, small or large: a listener on eventsourcing's channel hears
+    nothing (a notifying transaction holds a server-wide lock through its commit's flush)."""
+    channel = recorder.recorder.channel_name
+    with psycopg.connect(PG_URL, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{channel}"')
+        recorder.save(Note("small"))
+        recorder.save(*[Note(f"large {n}") for n in range(pg_recorder.PIPELINED_MOST + 1)])
+        with psycopg.connect(PG_URL, autocommit=True) as other:  # the control: a NOTIFY is heard
+            other.execute(f'NOTIFY "{channel}", \'control\'')
+        heard = [n.payload for n in listener.notifies(timeout=1.0)]
+    assert heard == ["control"]
+    assert recorder.recorder.max_notification_id() == pg_recorder.PIPELINED_MOST + 2
