@@ -1004,6 +1004,16 @@ _CLOSED_POSITION = sa.select(t.ballots.c.closed_position).where(t.ballots.c.id =
 _FIRST_VOTE = (sa.update(t.ballots).where(t.ballots.c.id == sa.bindparam("ballot"))
                .values(voted=t.ballots.c.voted + sa.case((t.ballots.c.closed_position.is_(None), 1), else_=0))
                .returning(t.ballots.c.closed_position))
+# On PostgreSQL a first vote is one statement in all: the ballot's row moved as above, and the vote's
+# row inserted with what that found (a data-modifying WITH; SQLite has none, and takes the two).
+_VOTE_ROW = ("vote", "version", "ballot", "position", "voter", "receipt", "choice", "weight", "headcount", "channel",
+             "paper_serial", "cast_at")
+_COUNTED = _FIRST_VOTE.cte("counted")
+_AFTER_CLOSE = sa.exists().where(_COUNTED.c.closed_position.is_not(None))
+_FIRST_VOTE_ROW = (sa.insert(t.votes).from_select(
+    [*_VOTE_ROW, "current", "late"],
+    sa.select(*[sa.bindparam(name, type_=t.votes.c[name].type) for name in _VOTE_ROW], ~_AFTER_CLOSE, _AFTER_CLOSE))
+    .add_cte(_COUNTED).returning(t.votes.c.late))
 _REPLACED = (sa.update(t.votes).where(t.votes.c.vote == sa.bindparam("replaced"), t.votes.c.current.is_(True))
              .values(current=False))
 _INSERT_VOTE = sa.insert(t.votes)
@@ -1026,15 +1036,19 @@ def _lateness():
 
 def _vote(conn, env, d):
     vote, version = env["aggregate"]["id"], env["aggregate"]["version"]
+    row = dict(vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
+               receipt=d["receipt"], choice=d.get("choice"), weight=d["weight"], headcount=d["headcount"],
+               channel=d["channel"], paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"])
+    if version == 1 and conn.dialect.name == "postgresql" and not d.get("correction_reason_commitment"):
+        _found(env, conn.execute(_FIRST_VOTE_ROW, row).scalar_one())
+        return
     if version == 1:  # a voter's first vote
         late = conn.execute(_FIRST_VOTE, {"ballot": d["ballot"]}).scalar() is not None
     else:
         late = conn.execute(_CLOSED_POSITION, {"ballot": d["ballot"]}).scalar() is not None
         if not late:  # a changed vote replaces the standing one
             conn.execute(_REPLACED, {"replaced": vote})
-    seen = _late.get()
-    if seen is not None:
-        seen[env["position"]] = late
+    _found(env, late)
     if d.get("correction_reason_commitment"):
         replaces = conn.execute(sa.select(t.votes.c.paper_serial).where(
             t.votes.c.vote == vote, t.votes.c.version == version - 1)).scalar()
@@ -1043,11 +1057,14 @@ def _vote(conn, env, d):
             replaces_serial=replaces, reason_commitment=d["correction_reason_commitment"],
             entered_by=d.get("entered_by"), recorded_at=env["occurred_at"]))
     # A sealed vote's choice is JSON null here until VotesRevealed opens it.
-    conn.execute(_INSERT_VOTE, dict(
-        vote=vote, version=version, ballot=d["ballot"], position=env["position"], voter=d.get("voter"),
-        receipt=d["receipt"], choice=d.get("choice"), weight=d["weight"], headcount=d["headcount"],
-        channel=d["channel"], paper_serial=d.get("paper_serial"), cast_at=env["occurred_at"], current=not late,
-        late=late))
+    conn.execute(_INSERT_VOTE, dict(row, current=not late, late=late))
+
+
+def _found(env, late: bool) -> None:
+    """Tell the vote's command (`_lateness`) whether its vote came after the close."""
+    seen = _late.get()
+    if seen is not None:
+        seen[env["position"]] = late
 
 
 def _revealed(conn, env, d):

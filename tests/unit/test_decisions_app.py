@@ -322,6 +322,25 @@ def test_a_close_recorded_between_the_vote_s_head_read_and_its_insert_is_found(a
         assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 0
 
 
+@pytest.mark.parametrize("secret", [False, True])
+def test_a_first_vote_is_one_statement_on_postgresql_and_two_on_sqlite(any_app, secret):
+    """On PostgreSQL the ballot's row (one more voter, unless the close came first) and the vote's row
+    go in one statement; SQLite, without data-modifying WITH, takes two. The rows are the same."""
+    app = any_app
+    ballot = open_ballot(app, secret=secret)
+    seen = []
+    sa.event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    app.cast_vote("Wang", COMMUNITY, ballot, "Wang", "agree")
+    touching = [s for s in seen if "decisions_ballots" in s or "decisions_votes" in s]
+    assert len(touching) == (1 if app.engine.dialect.name == "postgresql" else 2)
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.select(t.ballots.c.voted).where(t.ballots.c.id == ballot)).scalar() == 1
+        row = conn.execute(sa.select(t.votes).where(t.votes.c.ballot == ballot)).one()
+    assert (row.current, row.late, row.version, row.headcount) == (True, False, 1, 1)
+    assert row.choice == (None if secret else "agree")  # a sealed choice is JSON null until revealed
+    assert row.position == events(app, "VoteCast")[0]["position"]
+
+
 def test_a_first_vote_moves_its_ballots_row_in_one_statement(app):
     """The read model learns whether the close came first and counts one more voter in one
     statement: the vote's save waits for each round trip, and decisions with it."""
