@@ -13,6 +13,12 @@ So each command runs under a request key:
   the arguments (one key may name one HTTP request, which calls several commands); otherwise
 - the RPC message's correlation id, which a redelivery keeps.
 
+A repeat can only be a client's retry (its key) or a redelivery (RabbitMQ marks the message
+`redelivered`): a first delivery without a client key looks for no stored reply. A copy of a
+request published twice (a publisher's retry after a lost confirm) is a first delivery twice: the
+marker still records it once, and the gateway takes the first reply to arrive, the other's being
+for a call it no longer waits on.
+
 The first save of a command writes a marker with its events, in the same transaction (a tracking
 record `request:<key>` in the event store: a second one is an IntegrityError, so a repeat that
 gets as far as saving records nothing). After the command the reply is stored under the key in
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 # delivery's correlation id (set by services.common.rpc for each incoming request, never propagated).
 IDEMPOTENCY_KEY = "idempotency_key"
 DELIVERY_ID = "consult_delivery"
+REDELIVERED = "consult_redelivered"  # set by services.common.rpc likewise: the broker has delivered it before
 MAX_KEY_LENGTH = 200
 MARKER_PREFIX = "request:"
 REPLY_WAIT_S = 10.0  # how long a repeat waits for the reply of an execution still finishing
@@ -93,6 +100,14 @@ def request_key(context_data: dict | None, service: str, method: str, args: tupl
     else:
         return None
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:48]
+
+
+def may_be_repeated(context_data: dict | None) -> bool:
+    """Whether a request may have been executed before, so its stored reply is looked for first: a
+    client's key (a retry), or a delivery the broker has made before, or one whose delivery is not
+    known (not an RPC of ours)."""
+    data = context_data or {}
+    return bool(data.get(IDEMPOTENCY_KEY)) or data.get(REDELIVERED) is not False
 
 
 def current() -> _Request | None:
@@ -152,14 +167,16 @@ def _earlier_reply(engine: sa.Engine, key: str) -> dict:
         time.sleep(0.1)
 
 
-def once(runtime, key: str | None, execute):
+def once(runtime, key: str | None, execute, repeated: bool = True):
     """Run `execute()` (which returns an RPC reply dict) at most once per key; a repeat gets the
-    first reply. Without a key, or in a service with no event store, it just runs."""
+    first reply. Without a key, or in a service with no event store, it just runs. `repeated`: whether
+    the request may have come before (`may_be_repeated`); if not, no stored reply is looked for (a
+    round trip to the state store on every command, which decisions' whole process waits for)."""
     app = getattr(runtime, "app", None)
     if key is None or app is None or not hasattr(app, "recorder"):
         return execute()
     engine = runtime.engine
-    reply = _stored_reply(engine, key)
+    reply = _stored_reply(engine, key) if repeated else None
     if reply is not None:
         log.info("%s: request %s repeated: answering its first reply", runtime.service, key)
         return reply

@@ -44,7 +44,7 @@ from nameko.standalone.rpc import ClusterRpcProxy, SingleThreadedReplyListener
 
 from . import bus, cells, registry
 from .config import Settings
-from .idempotency import DELIVERY_ID
+from .idempotency import DELIVERY_ID, REDELIVERED
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,13 @@ class Rpc(nameko_rpc.Rpc):
 
     def unpack_message_headers(self, message):
         """nameko's context data, plus the request's correlation id, which a redelivery of the same
-        request keeps (services.common.idempotency keys a command by it). Set here for every incoming
-        request, so a value propagated from an upstream call never stands for this one."""
+        request keeps (services.common.idempotency keys a command by it), and whether the broker has
+        delivered it before (only then, or with a client's key, is a stored reply looked for). Set
+        here for every incoming request, so a value propagated from an upstream call never stands
+        for this one."""
         data = super().unpack_message_headers(message)
         data[DELIVERY_ID] = message.properties.get("correlation_id")
+        data[REDELIVERED] = bool(message.delivery_info.get("redelivered"))
         return data
 
 

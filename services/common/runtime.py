@@ -331,9 +331,9 @@ def _answering(fn, once: bool):
             return idempotency.reading(execute)
         worker = getattr(self, WORKER_ATTRIBUTE, None)
         positional, named = _as_positional(signature, self, args, kwargs)
-        key = idempotency.request_key(worker.data if worker is not None else None, self.name, fn.__name__,
-                                      positional, named)
-        return idempotency.once(self.platform, key, execute)
+        data = worker.data if worker is not None else None
+        key = idempotency.request_key(data, self.name, fn.__name__, positional, named)
+        return idempotency.once(self.platform, key, execute, idempotency.may_be_repeated(data))
 
     return wrapper
 

@@ -69,6 +69,31 @@ def test_an_execution_that_reaches_its_save_after_the_first_committed_records_no
     assert runtime.app.head() == 1
 
 
+def test_a_request_may_be_a_repeat_only_with_a_client_key_or_when_redelivered():
+    first = {idempotency.DELIVERY_ID: "d", idempotency.REDELIVERED: False}
+    assert not idempotency.may_be_repeated(first)
+    assert idempotency.may_be_repeated({**first, idempotency.REDELIVERED: True})
+    assert idempotency.may_be_repeated({**first, idempotency.IDEMPOTENCY_KEY: "k"})  # a client's retry
+    assert idempotency.may_be_repeated({idempotency.DELIVERY_ID: "d"})  # delivery not known: look
+    assert idempotency.may_be_repeated(None)
+
+
+def test_a_first_delivery_looks_for_no_reply_and_a_copy_of_it_records_nothing(runtime, monkeypatch):
+    """A first delivery costs no lookup of a stored reply. A request published twice (a publisher's
+    retry after a lost confirm) comes as a first delivery twice: the copy's save fails on the marker,
+    nothing more is recorded, and it answers the first reply; its redelivery finds that reply."""
+    key = idempotency.request_key({idempotency.DELIVERY_ID: str(uuid.uuid4())}, "tallies", "record", (), {})
+    looked = []
+    stored = idempotency._stored_reply
+    monkeypatch.setattr(idempotency, "_stored_reply", lambda *a: looked.append(1) or stored(*a))
+    first = idempotency.once(runtime, key, lambda: record(runtime.app, "a"), repeated=False)
+    assert looked == [] and first["ok"] and runtime.app.head() == 1
+    copy = idempotency.once(runtime, key, lambda: record(runtime.app, "a"), repeated=False)
+    assert copy == first and runtime.app.head() == 1  # the marker: recorded once, the first reply
+    redelivered = idempotency.once(runtime, key, lambda: pytest.fail("executed again"), repeated=True)
+    assert redelivered == first and runtime.app.head() == 1
+
+
 def test_a_client_key_names_one_command_with_its_arguments():
     data = {idempotency.IDEMPOTENCY_KEY: "k"}
     one = idempotency.request_key(data, "decisions", "cast_vote", ("p", "c", "b", "agree"), {})

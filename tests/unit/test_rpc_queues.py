@@ -166,12 +166,18 @@ def test_a_redelivered_request_keeps_its_request_key():
         properties = {"correlation_id": "c-1"}
         headers: dict = {}
 
+        def __init__(self, redelivered: bool):
+            self.delivery_info = {"redelivered": redelivered}
+
     entrypoint = rpc.Rpc()
-    first = entrypoint.unpack_message_headers(Delivered())
-    again = entrypoint.unpack_message_headers(Delivered())
+    first = entrypoint.unpack_message_headers(Delivered(False))
+    again = entrypoint.unpack_message_headers(Delivered(True))
     assert first[idempotency.DELIVERY_ID] == again[idempotency.DELIVERY_ID] == "c-1"
     keys = {idempotency.request_key(data, "decisions", "cast", (), {"ballot": "b"}) for data in (first, again)}
     assert len(keys) == 1 and None not in keys
+    # only the redelivery looks for the stored reply of its first delivery
+    assert (first[idempotency.REDELIVERED], again[idempotency.REDELIVERED]) == (False, True)
+    assert not idempotency.may_be_repeated(first) and idempotency.may_be_repeated(again)
 
 
 class Delivery(Message):
