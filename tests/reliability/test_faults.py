@@ -171,8 +171,10 @@ def _deliver_twice(p, service: str, method: str, args: list) -> list:
 @pytest.mark.parametrize("backend", BACKENDS[:1])
 def test_a_vote_command_delivered_twice_is_recorded_once(worlds, backend):
     """At-least-once delivery of RPC requests (a redelivery after a connection loss or a kill between
-    the commit and the ack) hands the service the same request twice: one vote is recorded, and
-    both deliveries are answered the same receipt."""
+    the commit and the ack, or a publisher's retry after a lost confirm) hands the service the same
+    request twice: one vote is recorded, and both deliveries are answered the same receipt. Both
+    copies here come as first deliveries (a publisher's retry): the second, which looks for no stored
+    reply, is answered the first reply because its save fails on the request's marker."""
     fw = worlds(backend)
     c = fw.community
     ballot = fw.ballots[fw.next_ballot()]
