@@ -19,7 +19,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
@@ -998,19 +998,24 @@ _ahead: ContextVar[list | None] = ContextVar("consult_commits_ahead", default=No
 
 
 @contextmanager
-def commits_ahead() -> Iterator[list]:
+def collecting(var: ContextVar, into):
+    """Set `var` to `into` (a list or a dict that code called in this block fills, in this green
+    thread) for the block, and hand `into` to it."""
+    token = var.set(into)
+    try:
+        yield into
+    finally:
+        var.reset(token)
+
+
+def commits_ahead():
     """Collect the positions that saves made in this block (by this green thread) applied to their
     read model ahead of recording and committed. What a read-model handler worked out while applying
     an event at such a position holds for the log as recorded: the read model stood at the log head
     just before it (its tracking row locked), and the event was recorded at that very position. An
     apply whose transaction rolled back (another writer took the position) is not listed: the
     catch-up applies those events again, where the command cannot see what it worked out."""
-    seen: list = []
-    token = _ahead.set(seen)
-    try:
-        yield seen
-    finally:
-        _ahead.reset(token)
+    return collecting(_ahead, [])
 
 
 def record_with_projection(app, source: str, sink: SqlSink, events: list, record: Callable[[], list]) -> list:

@@ -10,7 +10,6 @@ import hmac
 import re
 import secrets
 import uuid
-from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 
@@ -22,7 +21,7 @@ import rules
 from rules.record import differences, replay_ballot, tally_record
 from services.common import clock, envelope, keyfile
 from services.common.aggregate import command_context, derived_id
-from services.common.consumer import catch_up_projection, commits_ahead
+from services.common.consumer import catch_up_projection, collecting, commits_ahead
 from services.common.content import gather_texts, validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.ids import parse_id
@@ -1024,14 +1023,8 @@ _INSERT_VOTE = sa.insert(t.votes)
 _late: ContextVar[dict | None] = ContextVar("decisions_late", default=None)
 
 
-@contextmanager
 def _lateness():
-    seen: dict = {}
-    token = _late.set(seen)
-    try:
-        yield seen
-    finally:
-        _late.reset(token)
+    return collecting(_late, {})
 
 
 def _vote(conn, env, d):
