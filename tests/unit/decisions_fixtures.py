@@ -43,13 +43,8 @@ def residents(n: int, minors: int = 0) -> list[dict]:
     return adults + [{"person": f"m{i:03}", "household": "h000", "adult": False} for i in range(minors)]
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    for name in ("CONSULT_DB", "CONSULT_DECISIONS_KEY", "CONSULT_CLOCK_FILE", "CONSULT_FAULTS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
-    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
-    settings = config.load()
+def _running(settings: config.Settings):
+    """The application on `settings`' stores, on the test clock at T0, closed afterwards."""
     engine = state_engine("decisions", settings)
     create_all(engine, tables.metadata)
     clock.set(T0)
@@ -58,6 +53,32 @@ def app(tmp_path, monkeypatch):
     application.close()
     engine.dispose()
     clock.set(None)
+
+
+def _plain_environment(monkeypatch) -> None:
+    for name in ("CONSULT_DB", "CONSULT_DECISIONS_KEY", "CONSULT_CLOCK_FILE", "CONSULT_FAULTS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    _plain_environment(monkeypatch)
+    monkeypatch.setenv("CONSULT_DATA_DIR", str(tmp_path))
+    yield from _running(config.load())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_app(request, tmp_path, monkeypatch):
+    """The application on either backend (for what happens in the read model's transaction)."""
+    from tests.harness import drop_schema, store_settings
+
+    _plain_environment(monkeypatch)
+    settings = store_settings(request.param, tmp_path, monkeypatch, "dv")
+    yield from _running(settings)
+    if request.param == "postgres":
+        for kind in ("state", "events"):
+            drop_schema(settings.schema("decisions", kind))
 
 
 def open_ballot(app: DecisionsApp, preset="owners_ordinary", voting_unit="owner", facts=None, options=None,

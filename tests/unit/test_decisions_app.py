@@ -16,8 +16,8 @@ from services.decisions import tables as t
 from services.decisions.domain import Vote
 
 from .decisions_fixtures import (  # noqa: F401 - app is a fixture
-    CLOSES, COMMUNITY, EXAMPLE, LEAD, OPENS, RULES, T0, WORKER, app, close, events, open_ballot, residents, units,
-    vote_all,
+    CLOSES, COMMUNITY, EXAMPLE, LEAD, OPENS, RULES, T0, WORKER, any_app, app, close, events, open_ballot, residents,
+    units, vote_all,
 )
 
 
@@ -210,32 +210,6 @@ def test_a_vote_given_its_ballot_reads_it_once(app, monkeypatch):
     reads.clear()
     app.cast_vote("Zhao", COMMUNITY, ballot, "Zhao", "agree")
     assert reads.count(ballot) == 1  # without it, the application reads it itself
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_app(request, tmp_path, monkeypatch):
-    """The application on either backend (the race below is in the read model's transaction)."""
-    from services.common.store import state_engine
-    from services.common.tables import create_all
-    from services.decisions import tables
-    from services.decisions.application import DecisionsApp
-    from tests.harness import drop_schema, store_settings
-
-    for name in ("CONSULT_DECISIONS_KEY", "CONSULT_CLOCK_FILE", "CONSULT_FAULTS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CONSULT_TEST_MODE", "1")
-    settings = store_settings(request.param, tmp_path, monkeypatch, "dv")
-    engine = state_engine("decisions", settings)
-    create_all(engine, tables.metadata)
-    clock.set(T0)
-    application = DecisionsApp(settings, engine)
-    yield application
-    application.close()
-    engine.dispose()
-    clock.set(None)
-    if request.param == "postgres":
-        for kind in ("state", "events"):
-            drop_schema(settings.schema("decisions", kind))
 
 
 def _closed_just_before_the_vote_is_saved(app, monkeypatch, ballot: str) -> None:
