@@ -1018,6 +1018,11 @@ def commits_ahead():
     return collecting(_ahead, [])
 
 
+def _behind(app, tracked: int) -> bool:
+    """Whether the log holds events past `tracked` that the read model has not applied."""
+    return (app.recorder.max_notification_id() or 0) > tracked
+
+
 def record_with_projection(app, source: str, sink: SqlSink, events: list, record: Callable[[], list]) -> list:
     """Record a command's (or a consumer's) new events and apply them to the service's own read
     model, paying for each once: the read model's transaction is opened first, its tracking row
@@ -1042,7 +1047,12 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
             transaction = conn.begin()
             try:
                 tracked = sink._locked_position(conn, source)
-                head = app.recorder.max_notification_id() or 0
+                # Every writer of the store comes through this row, so the log's head is where the
+                # read model stands: it is read only when this process has recorded past that (a
+                # consumer's save that skips the read model). A wrong guess (another instance's
+                # save that did) costs no more than a lost race: positions differ after recording,
+                # and the catch-up applies the events.
+                head = tracked if app.known_head <= tracked else app.recorder.max_notification_id() or 0
                 if tracked != head:
                     transaction.rollback()
                     app.catch_up()
@@ -1058,9 +1068,16 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
                     transaction.rollback()
                     return record()
                 except DomainError:
+                    transaction.rollback()
+                    if _behind(app, tracked):  # refused by a read model that lacked events: catch up first
+                        app.catch_up()
+                        continue
                     raise
                 except Exception as exc:  # noqa: BLE001 - the reason is for the operator's log, not the caller
                     transaction.rollback()
+                    if _behind(app, tracked):
+                        app.catch_up()
+                        continue
                     _refuse_unless_lost(app, source, events, envs, exc)
                     return record()  # lost the race: the store's unique (originator, version) refuses it
                 recordings = record()

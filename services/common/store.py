@@ -151,6 +151,9 @@ class ServiceApplication(Application):
         with creation_lock(settings, f"{service}-events"):
             super().__init__(env=full_env)
         self.saved = threading.Event()  # set after each save so the relay wakes up at once
+        # The last position this process recorded: past its read model's, the log's head is read
+        # before a save applies its events ahead (consumer.record_with_projection).
+        self.known_head = 0
         self._turn = threading.RLock()  # green under eventlet: see projection_turn
         self._writer = threading.local()  # green-local under eventlet: see recording_only
 
@@ -217,6 +220,8 @@ class ServiceApplication(Application):
                                                     lambda: super(ServiceApplication, self)._record(processing_event))
         else:
             recordings = super()._record(processing_event)
+        if recordings:
+            self.known_head = max(self.known_head, max(r.notification.id for r in recordings))
         if marker is not None:
             idempotency.saved()
         return recordings

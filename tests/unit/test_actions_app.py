@@ -608,6 +608,51 @@ def test_another_writer_taking_the_next_position_leaves_the_save_to_the_catch_up
     assert [t["title"] for t in app.plan_view(C, plan)["tasks"]] == ["清淤"]
 
 
+def _stray_recorded_elsewhere(app) -> None:
+    """An event recorded by another instance of the service: in the log, not yet in this read model,
+    and not known to this process."""
+    with command_context(community=C, actor="another instance"):
+        stray = Stray()
+    app.recorder.insert_events([app.mapper.to_stored_event(e) for e in stray.collect_events()])
+
+
+def test_a_save_after_another_instance_s_save_still_leaves_the_read_model_whole(app):
+    """The guess is wrong when another instance recorded meanwhile: the save's events land a
+    position later than applied, that transaction rolls back, and the catch-up applies both."""
+    plan = direct_plan(app)
+    _stray_recorded_elsewhere(app)
+    caught_up = ahead("caught_up")
+    assign_dredging(app, plan)
+    assert ahead("caught_up") == caught_up + 1
+    assert [e["type"] for e in read_envelopes(app, "actions", 1, 100)][-2:] == ["StrayCreated", "TaskAssigned"]
+    assert app.projection.position("actions") == app.head()
+    assert [t["title"] for t in app.plan_view(C, plan)["tasks"]] == ["清淤"]
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("a row the missing event makes"),
+                                     Conflict("refused for want of the missing event")])
+def test_a_read_model_that_fails_for_want_of_another_instance_s_events_catches_up_first(app, monkeypatch, failure):
+    """A read model that lacks another instance's events may fail to apply a command's (or refuse
+    it): the save catches it up and tries again, and the command is not refused for it."""
+    plan = direct_plan(app)
+    _stray_recorded_elsewhere(app)
+    handler = app.projection.handler
+    stray_applied = []
+
+    def needs_everything_before(conn, env):
+        if env["type"] == "StrayCreated":
+            stray_applied.append(env["position"])
+        elif env["type"] == "TaskAssigned" and not stray_applied:
+            raise failure
+        return handler(conn, env)
+
+    monkeypatch.setattr(app.projection, "handler", needs_everything_before)
+    assign_dredging(app, plan)
+    assert [e["type"] for e in read_envelopes(app, "actions", 1, 100)][-2:] == ["StrayCreated", "TaskAssigned"]
+    assert app.projection.position("actions") == app.head()
+    assert [t["title"] for t in app.plan_view(C, plan)["tasks"]] == ["清淤"]
+
+
 def test_too_few_answers_extend_the_evaluation_once_then_the_respondents_decide(app):
     plan, task = drainage(app)
     finish(app, plan, task)
