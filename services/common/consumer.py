@@ -1026,9 +1026,10 @@ def _behind(app, tracked: int) -> bool:
 def record_with_projection(app, source: str, sink: SqlSink, events: list, record: Callable[[], list]) -> list:
     """Record a command's (or a consumer's) new events and apply them to the service's own read
     model, paying for each once: the read model's transaction is opened first, its tracking row
-    locked and found at the log head, the events applied with the positions they will get (head +
-    1, ...), then `record()` writes them to the event store, and the read model's transaction
-    commits only if what was recorded is exactly what was applied (same envelopes, same positions).
+    locked (the log's head taken to be there, see below), the events applied with the positions
+    they will get (head + 1, ...), then `record()` writes them to the event store, and the read
+    model's transaction commits only if what was recorded is exactly what was applied (same
+    envelopes, same positions).
     Otherwise it rolls back and the usual catch-up after the save applies the recorded events.
 
     So, as with the rehearsal (`rehearse_projection`, the fallback), a command whose events its read
