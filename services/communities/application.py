@@ -56,14 +56,14 @@ def parse_uuid(value, field: str) -> str:
     return str(parse_id(value, field))
 
 
-# The roles a person holds in a community at a time, and every request the gateway has not seen
-# signed in yet: its token by its hash with the holder's roles now, in one statement (a row per
-# role, one with no role for none). Built once, the values bound at each execution.
 def _in_force(table: sa.Table, at) -> sa.ColumnElement:
     """A dated row (a role, a residence) in force at `at`: begun by then and not yet ended."""
     return sa.and_(table.c.valid_from <= at, sa.or_(table.c.valid_to.is_(None), table.c.valid_to > at))
 
 
+# The roles a person holds in a community at a time, and every request the gateway has not seen
+# signed in yet: its token by its hash with the holder's roles now, in one statement (a row per
+# role, one with no role for none). Built once, the values bound at each execution.
 _ROLES_AT = sa.select(t.roles).where(
     t.roles.c.community == sa.bindparam("of"), t.roles.c.person == sa.bindparam("who"),
     _in_force(t.roles, sa.bindparam("at")))
