@@ -386,7 +386,11 @@ def test_the_audit_log_proves_which_voters_were_told_of_the_ballot_when_and_how(
              and e["envelope"]["data"]["about_event"] == opened["event_id"]]
     proof = [p for p in about if p["data"]["notice_type"] == "BallotOpened"]
     reminded = [p for p in about if p["data"]["notice_type"] == "BallotClosingSoon"]
-    assert len(reminded) == len(proof) and all(r["occurred_at"] > opened["envelope"]["occurred_at"] for r in reminded)
+    late = [(r["data"]["recipient"], r["data"]["channel"], r["occurred_at"]) for r in reminded
+            if r["occurred_at"] <= opened["envelope"]["occurred_at"]]
+    assert len(reminded) == len(proof) and not late, (
+        f"{len(reminded)} reminders against {len(proof)} notices of the opening at "
+        f"{opened['envelope']['occurred_at']}; reminders stamped no later: {late}")
     assert sorted((p["data"]["recipient"], p["data"]["channel"]) for p in proof) == sorted(
         [(who["王"]["id"], "inbox"), (who["王"]["id"], "email"), (who["李"]["id"], "inbox"),
          (who["李"]["id"], "email"), (who["李"]["id"], "webhook"), (who["张"]["id"], "inbox"),
