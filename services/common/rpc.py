@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import uuid
 from contextlib import contextmanager
+from functools import partial
 
 import nameko.amqp.publish
 from kombu import Connection, Queue
@@ -185,6 +186,24 @@ class QueueConsumer(messaging.QueueConsumer):
     the client's Idempotency-Key): it is not executed twice. A query, or a refusal that recorded
     nothing, is simply run again. A reply whose ack was lost is handed over all the same; if it
     comes again, its correlation id is no longer awaited and nameko drops it."""
+
+    def get_consumers(self, consumer_cls, channel):
+        """nameko's consumers, one per provider, except that replies are taken without acks.
+
+        A reply queue is one process's own (exclusive to its proxy, gone with it): a reply the
+        broker has handed over is either heard by that process or meaningless, so confirming it
+        back is work for nothing -- one frame from this process and one settlement in the broker
+        per RPC call, two per vote (the sign-in and the command). RabbitMQ's own direct reply-to
+        takes replies the same way. Requests keep their acks: a request taken and not answered
+        must go back to its queue."""
+        for provider in self._providers:
+            replies = isinstance(provider, nameko_rpc.ReplyListener)
+            consumer = consumer_cls(queues=[provider.queue], callbacks=[partial(self.handle_message, provider)],
+                                    accept=self.accept, no_ack=replies)
+            if not replies:
+                consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
 
     def ack_message(self, message):
         self._unless_gone(super().ack_message, message, "acknowledged", "delivers it again")

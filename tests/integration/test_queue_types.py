@@ -74,6 +74,25 @@ def test_a_proposal_travels_over_quorum_queues_each_stream_read_by_one_consumer(
         quorum.stop(replica)
 
 
+def test_replies_are_taken_without_acks_and_requests_with_them(quorum):
+    """A reply queue is its process's own, so its replies are taken without acks (one frame and one
+    settlement fewer per call); a service's request queue keeps them, so a request taken and not
+    answered goes back. Asked of the broker, after calls through the gateway answered."""
+    c = quorum.new_community("acks")
+    assert quorum.api("GET", "/api/v1/me", c["token"], expect=200).json()["person"]
+    rows = json.loads(_rabbitmqctl("list_consumers", "-p", quorum.vhost, "queue_name", "ack_required",
+                                   "--formatter", "json"))
+    # a service container's proxies (a standalone proxy -- the CLI's, this test's -- keeps nameko's acks)
+    replies = [r for r in rows if r["queue_name"].startswith(f"{quorum.prefix}.rpc.reply-")
+               and "standalone_rpc_proxy" not in r["queue_name"]]
+    requests = [r for r in rows if r["queue_name"].startswith(f"{quorum.prefix}.rpc-")]
+    assert {r["queue_name"].split(".rpc.reply-")[1].split("-")[0] for r in replies} >= {"gateway", "proposals"}
+    assert {r["queue_name"] for r in requests} == {rpc.service_queue_name(quorum.prefix, s)
+                                                  for s in ("communities", "audit", "proposals", "gateway") if s in rpc.SERVING}
+    assert all(r["ack_required"] is False for r in replies), replies
+    assert all(r["ack_required"] is True for r in requests), requests
+
+
 def test_a_poison_message_is_parked_by_the_consumer_not_dropped_by_the_broker(quorum):
     c = quorum.new_community("poison")
     parked = f"{quorum.prefix}.audit.communities.parked"

@@ -95,6 +95,31 @@ def test_services_and_their_proxies_consume_through_the_queue_consumer_that_surv
         assert all(listener.queue_consumer is consumers[0] for listener in listeners), service
 
 
+def test_replies_are_consumed_without_acks_and_requests_with_them_and_the_prefetch():
+    c = container("decisions", settings())
+    queue_consumer = extension(c, rpc.QueueConsumer)
+    for kind in (rpc.RpcConsumer, rpc.ReplyListener):
+        extension(c, kind).setup()  # each registers itself with the queue consumer
+    made = []
+
+    class Consumer:
+        def __init__(self, **kwargs):
+            self.kwargs, self.prefetch = kwargs, None
+            made.append(self)
+
+        def qos(self, prefetch_count):
+            self.prefetch = prefetch_count
+
+    consumers = list(queue_consumer.get_consumers(Consumer, channel=None))
+    assert consumers == made and len(made) == 2
+    by_queue = {m.kwargs["queues"][0].name: m for m in made}
+    request = by_queue[rpc.service_queue_name("city", "decisions")]
+    reply = next(m for name, m in by_queue.items() if name.startswith("city.rpc.reply-decisions-"))
+    assert request.kwargs["no_ack"] is False and request.prefetch == queue_consumer.prefetch_count
+    assert reply.kwargs["no_ack"] is True and reply.prefetch is None
+    assert all(m.kwargs["accept"] == queue_consumer.accept for m in made)
+
+
 class Channel:
     def __init__(self, connection=True):
         self.connection = connection
