@@ -177,25 +177,25 @@ class QueueConsumer(messaging.QueueConsumer):
     nameko ignores amqp's ConnectionError there, but not the socket's own (ConnectionResetError,
     BrokenPipeError: a broker node stopped or killed under the connection). Raised from a worker's
     ack, it killed the service's container and its process; raised from the reply listener, which
-    acks a reply before handing it over, it lost the reply, and the caller waited out its timeout.
+    acked a reply before handing it over, it lost the reply, and the caller waited out its timeout.
 
     Ignoring it is safe. The broker returns every message unacked on a dead connection to its queue
     (a requeue is what the broker does anyway). An RPC request whose ack was lost is delivered again
     with its correlation id, and services.common.idempotency answers a command that recorded
     something with the reply it stored before this ack (the request key is that correlation id, or
     the client's Idempotency-Key): it is not executed twice. A query, or a refusal that recorded
-    nothing, is simply run again. A reply whose ack was lost is handed over all the same; if it
-    comes again, its correlation id is no longer awaited and nameko drops it."""
+    nothing, is simply run again. Replies are taken without acks (`get_consumers`); a reply that
+    comes twice finds its correlation id no longer awaited, and nameko drops it."""
 
     def get_consumers(self, consumer_cls, channel):
         """nameko's consumers, one per provider, except that replies are taken without acks.
 
-        A reply queue is one process's own (exclusive to its proxy, gone with it): a reply the
-        broker has handed over is either heard by that process or meaningless, so confirming it
-        back is work for nothing -- one frame from this process and one settlement in the broker
-        per RPC call, two per vote (the sign-in and the command). RabbitMQ's own direct reply-to
-        takes replies the same way. Requests keep their acks: a request taken and not answered
-        must go back to its queue."""
+        A reply queue is one process's own (named by a uuid of its proxy, non-durable, expiring
+        without it): a reply the broker has handed over is either heard by that process or
+        meaningless, so confirming it back is work for nothing -- one frame from this process and
+        one settlement in the broker per RPC call, two per vote (the sign-in and the command).
+        RabbitMQ's own direct reply-to takes replies the same way. Requests keep their acks: a
+        request taken and not answered must go back to its queue."""
         for provider in self._providers:
             replies = isinstance(provider, nameko_rpc.ReplyListener)
             consumer = consumer_cls(queues=[provider.queue], callbacks=[partial(self.handle_message, provider)],
