@@ -1068,17 +1068,13 @@ def record_with_projection(app, source: str, sink: SqlSink, events: list, record
                     # let the catch-up after the save meet the fault and hold (RecordedButHeld).
                     transaction.rollback()
                     return record()
-                except DomainError:
-                    transaction.rollback()
-                    if _behind(app, tracked):  # refused by a read model that lacked events: catch up first
-                        app.catch_up()
-                        continue
-                    raise
                 except Exception as exc:  # noqa: BLE001 - the reason is for the operator's log, not the caller
                     transaction.rollback()
-                    if _behind(app, tracked):
+                    if _behind(app, tracked):  # failed or refused by a read model that lacked events: catch up first
                         app.catch_up()
                         continue
+                    if isinstance(exc, DomainError):
+                        raise
                     _refuse_unless_lost(app, source, events, envs, exc)
                     return record()  # lost the race: the store's unique (originator, version) refuses it
                 recordings = record()
