@@ -17,7 +17,9 @@ import re
 import socket
 
 from amqp.exceptions import NotFound, PreconditionFailed
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
+
+from services import contracts
 
 from . import cells, registry
 from .cells import OWN
@@ -96,14 +98,26 @@ def rejected_name(settings: Settings, consumer: str, source: str, cell=OWN) -> s
     return f"{queue_name(settings, consumer, source, cell)}.rejected"
 
 
-def consumer_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> Queue:
-    return Queue(
-        queue_name(settings, consumer, source, cell),
-        exchange=exchange(settings),
-        routing_key=f"{source_key(settings, source, cell)}.#",
-        durable=True,
-        queue_arguments=queue_arguments(settings.queue_type, single_active_consumer=True),
-    )
+class StreamQueue(Queue):
+    """A (consumer, source) queue, with the bindings an earlier version may have left that this one
+    must not keep (`stale_keys`: `declare` removes them)."""
+
+    attrs = Queue.attrs + (("stale_keys", tuple),)
+
+
+def consumer_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> StreamQueue:
+    """Bound to every event of the source (`<source>.#`), or, where the consumer reads some types
+    from the log instead (registry.FROM_LOG), to each of the source's other types (`<source>.<type>.#`),
+    and unbound from the catch-all and from those types. A type the contracts do not know yet reaches
+    such a consumer from the log too, at its next catch-up: late, never lost."""
+    key, deferred = source_key(settings, source, cell), registry.FROM_LOG.get((consumer, source), frozenset())
+    common = dict(durable=True, queue_arguments=queue_arguments(settings.queue_type, single_active_consumer=True))
+    name = queue_name(settings, consumer, source, cell)
+    if not deferred:
+        return StreamQueue(name, exchange=exchange(settings), routing_key=f"{key}.#", **common)
+    taken = sorted({c.type for c in contracts.EVENTS.by_source[source]} - deferred)
+    return StreamQueue(name, bindings=[binding(exchange(settings), routing_key=f"{key}.{t}.#") for t in taken],
+                       stale_keys=(f"{key}.#", *(f"{key}.{t}.#" for t in sorted(deferred))), **common)
 
 
 def parked_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> Queue:
@@ -128,6 +142,8 @@ def declare(channel, settings: Settings, queue: Queue) -> Queue:
         bound.declare()
     except PreconditionFailed as exc:
         raise QueueMismatch(mismatch_message(settings, queue.name, str(exc))) from None
+    for key in getattr(bound, "stale_keys", None) or ():  # unbinding what is not bound is no error
+        bound.unbind_from(exchange(settings), routing_key=key)
     return bound
 
 

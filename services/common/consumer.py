@@ -1,8 +1,9 @@
 """The tracked consumer: exactly-once effect from an at-least-once bus.
 
 Per (consumer, source) it keeps a tracking position, recorded atomically with its own new state.
-A message at or below it is a duplicate. A message beyond tracked + 1 means something is missing:
-the consumer reads the source's log from tracked + 1 and applies what is there, in order. A
+A message at or below it is a duplicate. A message beyond tracked + 1 means something is missing
+-- lost, or of a type this consumer reads from the log by design (registry.FROM_LOG): the consumer
+reads the source's log from tracked + 1 and applies what is there, in order. A
 position the log does not hold is a hole (a rolled-back insert on PostgreSQL), never waited for.
 A timer compares each source's head with the tracked position, so a lost last message is caught up.
 A handler that keeps failing parks the message, holds that source's stream and raises a metric,
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Tracking
 from kombu import Consumer
 
-from . import bus, clock, envelope, faults, locks, metrics, voucher
+from . import bus, clock, envelope, faults, locks, metrics, registry, voucher
 from .aggregate import command_context
 from .config import Settings
 from .errors import Conflict, DomainError, Unavailable
@@ -426,6 +427,8 @@ class TrackedConsumer:
         self.name, self.sources, self.sink, self.settings = name, tuple(sources), sink, settings
         self.upcast = upcast  # the audit log keeps envelopes exactly as published
         self.fetch_log, self.log_head = fetch_log, log_head
+        # Per source, the types this consumer reads from the log rather than taking over the bus.
+        self.from_log = {s: registry.FROM_LOG.get((name, s), frozenset()) for s in self.sources}
         self.held: set[str] = set()
         self.rejected: dict[str, int] = {}  # per source, since start: messages set aside (reject_message)
         self._ahead: dict[str, dict[int, dict]] = {}  # per source, the log read ahead (positions -> envelopes)
@@ -482,8 +485,8 @@ class TrackedConsumer:
                 batch = []
                 tracked = self.sink.position(source)  # another instance may have gone on meanwhile
                 if position > tracked + 1:
-                    metrics.GAPS_FILLED.labels(self.name, source).inc()
-                    self.pull(source, upto=position - 1)
+                    if self.pull(source, upto=position - 1, missed_only=True) or not self.from_log.get(source):
+                        metrics.GAPS_FILLED.labels(self.name, source).inc()
                     tracked = self.sink.position(source)
                 if position <= tracked:
                     metrics.DUPLICATES.labels(self.name, source).inc()
@@ -527,9 +530,12 @@ class TrackedConsumer:
         self.rejected[source] = self.rejected.get(source, 0) + 1
         metrics.REJECTED.labels(self.name, source).inc()
 
-    def pull(self, source: str, upto: int | None = None) -> int:
-        """Read the source's log after the tracked position and apply it in order."""
+    def pull(self, source: str, upto: int | None = None, missed_only: bool = False) -> int:
+        """Read the source's log after the tracked position and apply it in order; return how many
+        events it applied -- with `missed_only`, only those of types the bus brings this consumer
+        (the others, registry.FROM_LOG, are read from the log by design: no gap)."""
         applied = 0
+        from_log = self.from_log.get(source, frozenset()) if missed_only else frozenset()
         while True:
             tracked = self.sink.position(source)
             if upto is not None and tracked >= upto:
@@ -541,7 +547,7 @@ class TrackedConsumer:
             if not batch:
                 return applied
             self.apply_many(source, batch)
-            applied += len(batch)
+            applied += sum(1 for e in batch if e["type"] not in from_log)
 
     def apply_many(self, source: str, envs: list[dict]) -> None:
         """Apply events in order, as one batch where the sink can (`handle_many`: a SQL sink in one

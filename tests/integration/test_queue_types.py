@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from kombu import Producer, Queue
 
 from services.common import bus, config, registry, rpc
 from tests.harness import ROOT, Platform, _rabbitmqctl, running, wait_for
@@ -91,6 +92,33 @@ def test_replies_are_taken_without_acks_and_requests_with_them(quorum):
     assert {r["queue_name"] for r in requests} == {rpc.service_queue_name(quorum.prefix, s) for s in serving}
     assert all(r["ack_required"] is False for r in replies), replies
     assert all(r["ack_required"] is True for r in requests), requests
+
+
+def test_votes_reach_the_audit_log_s_queue_and_not_the_queues_of_consumers_that_read_them_from_the_log(quorum):
+    """registry.FROM_LOG on RabbitMQ: actions' queue for the decisions log, declared by an earlier
+    version with the catch-all binding, is bound anew to every decisions type but votes; the broker
+    then routes a vote to the audit log's queue only, a ballot's opening to both. A deployment of
+    its own on the vhost (its own prefix), so that no running consumer takes the messages."""
+    s = config.load({**quorum.env, "CONSULT_PREFIX": f"{quorum.prefix}x"})
+    name = bus.queue_name(s, "actions", "decisions")
+    with bus.connect(s, confirm=True) as conn:
+        channel = conn.channel()
+        Queue(name, exchange=bus.exchange(s), routing_key="decisions.#", durable=True,
+              queue_arguments=bus.queue_arguments(s.queue_type, single_active_consumer=True))(channel).declare()
+        for consumer in ("actions", "audit"):
+            bus.declare_for_consumer(channel, s, consumer)
+        producer = Producer(channel, exchange=bus.exchange(s))
+        for kind in ("VoteCast", "VoteChanged", "BallotOpened"):
+            producer.publish({"type": kind}, routing_key=f"decisions.{kind}.c1")
+
+        def held(queue: str) -> int:
+            return channel.queue_declare(queue, passive=True).message_count
+
+        wait_for(lambda: held(bus.queue_name(s, "audit", "decisions")) == 3, timeout=30,
+                 message="the three messages in the audit log's queue")
+        assert held(name) == 1, "only the ballot's opening: the votes are read from the log"
+        for queue in (name, bus.queue_name(s, "audit", "decisions")):
+            channel.queue_purge(queue)
 
 
 def test_a_poison_message_is_parked_by_the_consumer_not_dropped_by_the_broker(quorum):

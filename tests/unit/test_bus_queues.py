@@ -28,6 +28,8 @@ class RecordingChannel:
         self.refuse = refuse
         self.existing = existing or {}
         self.passive: list[str] = []
+        self.bound: dict[str, set[str]] = {}  # queue -> its routing keys, as declared and unbound
+        self.unbound: dict[str, set[str]] = {}
 
     def prepare_queue_arguments(self, arguments, **_):
         return arguments
@@ -48,8 +50,12 @@ class RecordingChannel:
         self.queues[queue] = (durable, exclusive, auto_delete, dict(arguments or {}))
         return queue, 0, 0
 
-    def queue_bind(self, queue, exchange, **_):
-        pass
+    def queue_bind(self, queue, exchange, routing_key="", **_):
+        self.bound.setdefault(queue, set()).add(routing_key)
+
+    def queue_unbind(self, queue, exchange, routing_key="", **_):
+        self.bound.setdefault(queue, set()).discard(routing_key)
+        self.unbound.setdefault(queue, set()).add(routing_key)
 
     def __enter__(self):
         return self
@@ -120,6 +126,33 @@ def test_classic_queues_are_declared_exactly_as_before_quorum_queues_existed():
         assert durable and not exclusive and not auto_delete
         expected = {} if name.endswith((".parked", ".rejected")) else {"x-single-active-consumer": True}
         assert arguments == expected, name
+
+
+def test_a_stream_that_reads_votes_and_supports_from_the_log_is_bound_to_every_other_type_only():
+    """registry.FROM_LOG: actions' queue for the decisions log gets each decisions type but votes,
+    and a queue an earlier version bound to everything (`decisions.#`) loses that binding."""
+    from services import contracts
+
+    channel = RecordingChannel()
+    bus.declare_for_consumer(channel, settings(), "actions")
+    types = {c.type for c in contracts.EVENTS.by_source["decisions"]}
+    assert {"VoteCast", "VoteChanged", "BallotOpened", "ResolutionFinal"} <= types
+    assert channel.bound["city.actions.decisions"] == {f"decisions.{t}.#" for t in types - {"VoteCast", "VoteChanged"}}
+    assert channel.unbound["city.actions.decisions"] == {"decisions.#", "decisions.VoteCast.#",
+                                                         "decisions.VoteChanged.#"}
+    assert channel.bound["city.actions.communities"] == {"communities.#"}, "a stream taken whole"
+    assert "city.actions.communities" not in channel.unbound
+    audit = RecordingChannel()
+    bus.declare_for_consumer(audit, settings(CONSULT_CELLS="c1", CONSULT_CELL="c1"), "audit")
+    assert audit.bound["city.c1-audit.c1-decisions"] == {"c1-decisions.#"}, "the audit log keeps every event"
+
+
+def test_every_type_read_from_the_log_is_one_its_source_publishes_to_a_consumer_of_it():
+    from services import contracts
+
+    for (consumer, source), kinds in registry.FROM_LOG.items():
+        assert source in registry.SUBSCRIPTIONS[consumer] and consumer != "audit"
+        assert kinds and kinds <= {c.type for c in contracts.EVENTS.by_source[source]}, (consumer, source)
 
 
 def test_the_delivery_limit_outlasts_a_day_of_requeues_and_is_no_default_of_the_broker():

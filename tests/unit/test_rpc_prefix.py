@@ -60,6 +60,9 @@ class RecordingChannel:
     def queue_bind(self, queue, exchange, **_):
         self.exchanges.add(exchange)
 
+    def queue_unbind(self, queue, exchange, **_):
+        self.exchanges.add(exchange)
+
 
 class NoBroker:
     """Stands in for a standalone proxy's polling consumer, which would connect on registration."""

@@ -353,6 +353,27 @@ def test_a_gap_inside_a_batch_is_filled_from_the_log_in_order():
     assert sink.applied == [1, 2, 3, 4, 5, 6]
 
 
+def test_types_read_from_the_log_by_design_are_applied_before_the_next_event_taken_and_are_no_gap(monkeypatch):
+    """registry.FROM_LOG: the bus brings this stream only its other types, so the positions between
+    two messages are the votes it reads from the log -- applied first, in order, and not counted as
+    a gap; a position of a type the bus should have brought is still one."""
+    monkeypatch.setitem(consumer_module.registry.FROM_LOG, ("c", "s"), frozenset({"VoteCast"}))
+    kinds = {2: "VoteCast", 3: "VoteCast", 4: "BallotClosed", 6: "VoteCast", 7: "ResolutionFinal", 9: "X"}
+    sink = FakeSink()
+    c, reads = make([1, 2, 3, 4, 6, 7, 8, 9], sink)
+    c.fetch_log = lambda source, start, limit: [{**env(p), "type": kinds.get(p, "T")}
+                                                for p in (1, 2, 3, 4, 6, 7, 8, 9) if p >= start][:limit]
+    gaps = consumer_module.metrics.GAPS_FILLED.labels("c", "s")
+    before = gaps._value.get()
+    c.process("s", env(1))
+    c.process("s", {**env(4), "type": "BallotClosed"})
+    assert sink.applied == [1, 2, 3, 4] and gaps._value.get() == before, "votes between are no gap"
+    c.process("s", {**env(7), "type": "ResolutionFinal"})
+    assert sink.applied == [1, 2, 3, 4, 6, 7] and gaps._value.get() == before
+    c.process("s", env(9))  # 8 is of a type the bus brings: it was lost
+    assert sink.applied == [1, 2, 3, 4, 6, 7, 8, 9] and gaps._value.get() == before + 1
+
+
 def test_an_event_failing_in_a_batch_is_found_retried_and_parked_with_what_came_before_it_kept():
     sink = BatchSink(fail_on={3})
     c, _ = make([1, 2, 3, 4, 5], sink)
