@@ -110,7 +110,7 @@ def consumer_queue(settings: Settings, consumer: str, source: str, cell=OWN) -> 
     from the log instead (registry.FROM_LOG), to each of the source's other types (`<source>.<type>.#`),
     and unbound from the catch-all and from those types. A type the contracts do not know yet reaches
     such a consumer from the log too, at its next catch-up: late, never lost."""
-    key, deferred = source_key(settings, source, cell), registry.FROM_LOG.get((consumer, source), frozenset())
+    key, deferred = source_key(settings, source, cell), registry.read_from_log(consumer, source)
     common = dict(durable=True, queue_arguments=queue_arguments(settings.queue_type, single_active_consumer=True))
     name = queue_name(settings, consumer, source, cell)
     if not deferred:

@@ -428,7 +428,7 @@ class TrackedConsumer:
         self.upcast = upcast  # the audit log keeps envelopes exactly as published
         self.fetch_log, self.log_head = fetch_log, log_head
         # Per source, the types this consumer reads from the log rather than taking over the bus.
-        self.from_log = {s: registry.FROM_LOG.get((name, s), frozenset()) for s in self.sources}
+        self.from_log = {s: registry.read_from_log(name, s) for s in self.sources}
         self.held: set[str] = set()
         self.rejected: dict[str, int] = {}  # per source, since start: messages set aside (reject_message)
         self._ahead: dict[str, dict[int, dict]] = {}  # per source, the log read ahead (positions -> envelopes)
@@ -485,7 +485,7 @@ class TrackedConsumer:
                 batch = []
                 tracked = self.sink.position(source)  # another instance may have gone on meanwhile
                 if position > tracked + 1:
-                    if self.pull(source, upto=position - 1, missed_only=True) or not self.from_log.get(source):
+                    if self.pull(source, upto=position - 1) or not self.from_log.get(source):
                         metrics.GAPS_FILLED.labels(self.name, source).inc()
                     tracked = self.sink.position(source)
                 if position <= tracked:
@@ -530,24 +530,24 @@ class TrackedConsumer:
         self.rejected[source] = self.rejected.get(source, 0) + 1
         metrics.REJECTED.labels(self.name, source).inc()
 
-    def pull(self, source: str, upto: int | None = None, missed_only: bool = False) -> int:
+    def pull(self, source: str, upto: int | None = None) -> int:
         """Read the source's log after the tracked position and apply it in order; return how many
-        events it applied -- with `missed_only`, only those of types the bus brings this consumer
-        (the others, registry.FROM_LOG, are read from the log by design: no gap)."""
-        applied = 0
-        from_log = self.from_log.get(source, frozenset()) if missed_only else frozenset()
+        of the events it applied are of types the bus brings this consumer (the others,
+        registry.FROM_LOG, are read from the log by design: no gap)."""
+        missed = 0
+        from_log = self.from_log.get(source, frozenset())
         while True:
             tracked = self.sink.position(source)
             if upto is not None and tracked >= upto:
-                return applied
+                return missed
             fetched = [envelope.decode(raw, upcast=self.upcast) for raw in self.fetch_log(source, tracked + 1, 100)]
             batch = [e for e in fetched if e["position"] > tracked and (upto is None or e["position"] <= upto)]
             if upto is not None:  # what lies beyond is what the message that made us pull is checked against
                 self._ahead[source] = {e["position"]: e for e in fetched if e["position"] > upto}
             if not batch:
-                return applied
+                return missed
             self.apply_many(source, batch)
-            applied += sum(1 for e in batch if e["type"] not in from_log)
+            missed += sum(1 for e in batch if e["type"] not in from_log)
 
     def apply_many(self, source: str, envs: list[dict]) -> None:
         """Apply events in order, as one batch where the sink can (`handle_many`: a SQL sink in one
