@@ -12,15 +12,17 @@ derived id) stays as the second line: a duplicate that got past the lock still f
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as sa_postgresql, sqlite as sa_sqlite
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.common import clock, envelope, metrics
 from services.common.aggregate import SELF, command_context
-from services.common.consumer import catch_up_projection
+from services.common.consumer import catch_up_projection, collecting, commits_ahead
 from services.common.content import validate_text
 from services.common.erasure import record_erasure
 from services.common import ids
@@ -79,8 +81,8 @@ class ProposalsApp(StageApplication):
         """Hold the proposals' locks, keyed by canonical id: one proposal, one lock, however spelt."""
         return self.locks.hold(*(str(parse_id(p)) for p in proposals))
 
-    def _save(self, *aggregates) -> None:
-        self.save_or_conflict(*aggregates, conflict="proposals.changed_same_time_nothing")
+    def _save(self, *aggregates):
+        return self.save_or_conflict(*aggregates, conflict="proposals.changed_same_time_nothing")
 
     @staticmethod
     def _transition(p: Proposal) -> None:
@@ -157,8 +159,10 @@ class ProposalsApp(StageApplication):
                     s = Support.give(community, str(p.id), p.support_per, actor, household)
                 else:
                     s.give_again(actor, household)
-            self._save(s)
-            return self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version))
+            with commits_ahead() as committed, _counting() as counted:
+                position = self._save(s)[-1].notification.id
+            return self._qualify_if_reached(p, causation=envelope.event_id(s.id, s.version),
+                                            counted=counted.get(position) if position in committed else None)
 
     def withdraw_support(self, actor: str, community: str, proposal, household: str | None) -> dict:
         with self._locked(proposal):
@@ -222,11 +226,18 @@ class ProposalsApp(StageApplication):
             counts = self._qualify_if_reached(b, causation=envelope.event_id(b.id, b.version))
         return {"merged": str(a.id), "into": str(b.id), "carried": len(carried), **counts}
 
-    def _qualify_if_reached(self, p: Proposal, causation: str) -> dict:
+    def _qualify_if_reached(self, p: Proposal, causation: str, counted: dict | None = None) -> dict:
         """Called holding the proposal's lock, after a save: count from the read model brought up to
-        the log head, and record qualification once the threshold is reached. Returns the counts."""
-        self.project()
-        supports = self._count(p)
+        the log head, and record qualification once the threshold is reached. Returns the counts.
+        `counted`: the counts the save's own read-model apply left, when it applied the support at
+        the log head and committed (`_counting`); they are then the counts up to the support's
+        position, and the read model is not asked again (two round trips less per support). A later
+        support counts for itself, so the last one to the threshold qualifies the proposal."""
+        if counted is not None:
+            supports = counted["households"] if p.unit == "households" else counted["supports"]
+        else:
+            self.project()
+            supports = self._count(p)
         if p.reached(supports):
             with command_context(community=p.community, actor="system", case=p.case, causation=causation):
                 p.qualify(supports)
@@ -538,13 +549,13 @@ def project_envelope(conn: sa.Connection, env: dict) -> None:
     elif kind == "SupportGiven":
         conn.execute(_INSERT_SUPPORT, dict(id=agg, proposal=d["proposal"], person=d["person"],
                                            household=d.get("household"), current=True, given_at=at))
-        _count_support(conn, d["proposal"], d.get("household"), +1, at)
+        _count_support(conn, d["proposal"], d.get("household"), +1, at, env["position"])
     elif kind == "SupportGivenAgain":
         conn.execute(_SUPPORT_AGAIN, {"support": agg, "by": d["person"], "of_household": d.get("household"), "at": at})
-        _count_support(conn, d["proposal"], d.get("household"), +1, at)
+        _count_support(conn, d["proposal"], d.get("household"), +1, at, env["position"])
     elif kind == "SupportWithdrawn":
         conn.execute(_SUPPORT_WITHDRAWN, {"support": agg})
-        _count_support(conn, d["proposal"], d.get("household"), -1, at)
+        _count_support(conn, d["proposal"], d.get("household"), -1, at, env["position"])
 
 
 # Supports are the read model's most frequent events: their statements are built once, with the
@@ -555,23 +566,41 @@ _SUPPORT_AGAIN = (sa.update(_S).where(_S.c.id == sa.bindparam("support"))
                   .values(current=True, person=sa.bindparam("by"), household=sa.bindparam("of_household"),
                           given_at=sa.bindparam("at")))
 _SUPPORT_WITHDRAWN = sa.update(_S).where(_S.c.id == sa.bindparam("support")).values(current=False)
-_MOVE_HOUSEHOLD = (sa.update(_H).where(_H.c.proposal == sa.bindparam("of"), _H.c.household == sa.bindparam("of_household"))
-                   .values(n=_H.c.n + sa.bindparam("delta")).returning(_H.c.n))
-_INSERT_HOUSEHOLD = sa.insert(_H)
+# A household's support count moved, or started at `delta`, in one statement (the table's key is
+# (proposal, household)); its new value is returned. The same upsert on both backends.
+_MOVE_HOUSEHOLD = {
+    name: (lambda stmt: stmt.on_conflict_do_update(index_elements=[_H.c.proposal, _H.c.household],
+                                                   set_={"n": _H.c.n + stmt.excluded.n}).returning(_H.c.n))(
+        dialect.insert(_H).values(proposal=sa.bindparam("of"), household=sa.bindparam("of_household"),
+                                  n=sa.bindparam("delta")))
+    for name, dialect in (("postgresql", sa_postgresql), ("sqlite", sa_sqlite))}
 _MOVE_COUNTS = (sa.update(_P).where(_P.c.id == sa.bindparam("of"))
                 .values(supports=_P.c.supports + sa.bindparam("delta"),
                         households=_P.c.households + sa.bindparam("households_delta"),
-                        updated_at=sa.bindparam("at")))
+                        updated_at=sa.bindparam("at"))
+                .returning(_P.c.supports, _P.c.households))
+
+# The counts a support's read-model apply left, by the support's position, for the command that
+# recorded it (`_counting`): what the read model worked out, applying the support at the log head,
+# holds for the log as recorded (`consumer.commits_ahead`), so the command need not read them again.
+_counted: ContextVar[dict | None] = ContextVar("proposals_counted", default=None)
 
 
-def _count_support(conn: sa.Connection, proposal: str, household: str | None, delta: int, at: str) -> None:
+def _counting():
+    return collecting(_counted, {})
+
+
+def _count_support(conn: sa.Connection, proposal: str, household: str | None, delta: int, at: str,
+                   position: int | None = None) -> None:
     """Move the support counters of one proposal by one support: O(1), whatever its size."""
     households_delta = 0
     if household:
-        n = conn.execute(_MOVE_HOUSEHOLD, {"of": proposal, "of_household": household, "delta": delta}).scalar()
-        if n is None:
-            conn.execute(_INSERT_HOUSEHOLD, dict(proposal=proposal, household=household, n=delta))
-            n = delta
+        n = conn.execute(_MOVE_HOUSEHOLD[conn.dialect.name],
+                         {"of": proposal, "of_household": household, "delta": delta}).scalar_one()
         # The household starts or stops counting when its first support arrives or its last one goes.
         households_delta = 1 if (delta > 0 and n == 1) else -1 if (delta < 0 and n == 0) else 0
-    conn.execute(_MOVE_COUNTS, {"of": proposal, "delta": delta, "households_delta": households_delta, "at": at})
+    counts = conn.execute(_MOVE_COUNTS, {"of": proposal, "delta": delta, "households_delta": households_delta,
+                                         "at": at}).first()
+    seen = _counted.get()
+    if seen is not None and counts is not None and position is not None:
+        seen[position] = {"supports": counts.supports, "households": counts.households}

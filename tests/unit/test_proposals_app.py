@@ -3,6 +3,7 @@ data. Covers the read model (counters, rebuild, search, erasure), the timer, mer
 application instances sharing one store as two service instances do."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -119,6 +120,27 @@ def test_qualification_records_the_exact_count_and_closes_supports(world, app):
     history = app.view(world.community, pid, world.author)["history"]
     assert history[-1]["type"] == "ProposalQualified" and history[-1]["actor"] == "system"
     assert history[-1]["data"]["supports"] == 3
+
+
+def test_a_support_counts_from_its_own_apply_and_asks_the_read_model_nothing_after(world, app, monkeypatch):
+    """The counts a support's save applied at the log head are its answer and decide qualification:
+    no catch-up check and no read of the counts after the save. A save whose read model caught up
+    instead (another writer took the position first) still counts from the read model."""
+    pid = world.collecting(rules(community={"unit": "households", "count": 3}))
+    asked, project, count = [], app.project, app._count
+    monkeypatch.setattr(app, "project", lambda: asked.append("project") or project())
+    monkeypatch.setattr(app, "_count", lambda p: asked.append("count") or count(p))
+    assert world.support(pid, household="h1")["supports"] == 1
+    assert world.support(pid, household="h1")["supports"] == 1  # a household counts once
+    assert world.support(pid, household="h2")["supports"] == 2
+    assert asked == []
+    import services.proposals.application as module
+
+    monkeypatch.setattr(module, "commits_ahead", lambda: contextlib.nullcontext([]))  # as if nothing was ahead
+    counts = world.support(pid, household="h3")
+    assert counts == {"proposal": pid, "status": "qualified", "supports": 3, "threshold": 3, "unit": "households"}
+    assert asked[:2] == ["project", "count"]
+    assert app.view(world.community, pid, world.author)["history"][-1]["data"]["supports"] == 3
 
 
 def test_only_residents_in_scope_support(world, app):
