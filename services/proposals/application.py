@@ -566,14 +566,18 @@ _SUPPORT_AGAIN = (sa.update(_S).where(_S.c.id == sa.bindparam("support"))
                   .values(current=True, person=sa.bindparam("by"), household=sa.bindparam("of_household"),
                           given_at=sa.bindparam("at")))
 _SUPPORT_WITHDRAWN = sa.update(_S).where(_S.c.id == sa.bindparam("support")).values(current=False)
-# A household's support count moved, or started at `delta`, in one statement (the table's key is
-# (proposal, household)); its new value is returned. The same upsert on both backends.
-_MOVE_HOUSEHOLD = {
-    name: (lambda stmt: stmt.on_conflict_do_update(index_elements=[_H.c.proposal, _H.c.household],
-                                                   set_={"n": _H.c.n + stmt.excluded.n}).returning(_H.c.n))(
-        dialect.insert(_H).values(proposal=sa.bindparam("of"), household=sa.bindparam("of_household"),
-                                  n=sa.bindparam("delta")))
-    for name, dialect in (("postgresql", sa_postgresql), ("sqlite", sa_sqlite))}
+
+
+def _household_upsert(dialect) -> sa.Insert:
+    """A household's support count moved by `delta`, or started at it, in one statement (the
+    table's key is (proposal, household)), returning the new count: the same upsert on both backends."""
+    stmt = dialect.insert(_H).values(proposal=sa.bindparam("of"), household=sa.bindparam("of_household"),
+                                     n=sa.bindparam("delta"))
+    return stmt.on_conflict_do_update(index_elements=[_H.c.proposal, _H.c.household],
+                                      set_={"n": _H.c.n + stmt.excluded.n}).returning(_H.c.n)
+
+
+_MOVE_HOUSEHOLD = {"postgresql": _household_upsert(sa_postgresql), "sqlite": _household_upsert(sa_sqlite)}
 _MOVE_COUNTS = (sa.update(_P).where(_P.c.id == sa.bindparam("of"))
                 .values(supports=_P.c.supports + sa.bindparam("delta"),
                         households=_P.c.households + sa.bindparam("households_delta"),
