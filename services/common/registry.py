@@ -51,6 +51,7 @@ def read_from_log(consumer: str, source: str) -> frozenset[str]:
     """The types of `source` that `consumer` reads from the log rather than the bus (FROM_LOG)."""
     return FROM_LOG.get((consumer, source), frozenset())
 
+
 # Modules that add commands to `consult` (each has register(subparsers) and a handler table).
 CLI_PLUGINS: tuple[str, ...] = ("services.audit.cli", "services.decisions.cli")
 

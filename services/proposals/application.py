@@ -226,18 +226,18 @@ class ProposalsApp(StageApplication):
             counts = self._qualify_if_reached(b, causation=envelope.event_id(b.id, b.version))
         return {"merged": str(a.id), "into": str(b.id), "carried": len(carried), **counts}
 
-    def _qualify_if_reached(self, p: Proposal, causation: str, counted: dict | None = None) -> dict:
+    def _qualify_if_reached(self, p: Proposal, causation: str, counted: sa.Row | None = None) -> dict:
         """Called holding the proposal's lock, after a save: count from the read model brought up to
         the log head, and record qualification once the threshold is reached. Returns the counts.
-        `counted`: the counts the save's own read-model apply left, when it applied the support at
-        the log head and committed (`_counting`); they are then the counts up to the support's
+        `counted`: the counts the save's own read-model apply returned, when it applied the support
+        at the log head and committed (`_counting`); they are then the counts up to the support's
         position, and the read model is not asked again (two round trips less per support). A later
         support counts for itself, so the last one to the threshold qualifies the proposal."""
-        if counted is not None:
-            supports = counted["households"] if p.unit == "households" else counted["supports"]
-        else:
+        if counted is None:
             self.project()
             supports = self._count(p)
+        else:
+            supports = _in_unit(counted)
         if p.reached(supports):
             with command_context(community=p.community, actor="system", case=p.case, causation=causation):
                 p.qualify(supports)
@@ -380,7 +380,7 @@ class ProposalsApp(StageApplication):
     def _count(self, p: Proposal) -> int:
         """Current supports in the threshold's unit (residents, or distinct households)."""
         row = self._row(p.id)
-        return (row.households if p.unit == "households" else row.supports) if row else 0
+        return _in_unit(row) if row else 0
 
     @staticmethod
     def _counts(p: Proposal, supports: int) -> dict:
@@ -500,6 +500,7 @@ def _need(kind: str, pid: str, title: str | None, due: str | None) -> dict:
 
 
 def _in_unit(row) -> int:
+    """Supports in the proposal's threshold unit (residents, or distinct households), from its row."""
     return row.households if row.unit == "households" else row.supports
 
 
@@ -582,7 +583,7 @@ _MOVE_COUNTS = (sa.update(_P).where(_P.c.id == sa.bindparam("of"))
                 .values(supports=_P.c.supports + sa.bindparam("delta"),
                         households=_P.c.households + sa.bindparam("households_delta"),
                         updated_at=sa.bindparam("at"))
-                .returning(_P.c.supports, _P.c.households))
+                .returning(_P.c.supports, _P.c.households, _P.c.unit))  # what `_in_unit` reads
 
 # The counts a support's read-model apply left, by the support's position, for the command that
 # recorded it (`_counting`): what the read model worked out, applying the support at the log head,
@@ -607,4 +608,4 @@ def _count_support(conn: sa.Connection, proposal: str, household: str | None, de
                                          "at": at}).first()
     seen = _counted.get()
     if seen is not None and counts is not None and position is not None:
-        seen[position] = {"supports": counts.supports, "households": counts.households}
+        seen[position] = counts

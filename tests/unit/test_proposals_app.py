@@ -17,7 +17,7 @@ from services.common.relay import read_envelopes
 from services.common.store import state_engine
 from services.common.tables import consumer_tracking, create_all
 from services.communities.domain import DEFAULT_RULES
-from services.proposals import tables
+from services.proposals import application as proposals_application, tables
 from services.proposals.application import ProposalsApp
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
@@ -134,9 +134,7 @@ def test_a_support_counts_from_its_own_apply_and_asks_the_read_model_nothing_aft
     assert world.support(pid, household="h1")["supports"] == 1  # a household counts once
     assert world.support(pid, household="h2")["supports"] == 2
     assert asked == []
-    import services.proposals.application as module
-
-    monkeypatch.setattr(module, "commits_ahead", lambda: contextlib.nullcontext([]))  # as if nothing was ahead
+    monkeypatch.setattr(proposals_application, "commits_ahead", lambda: contextlib.nullcontext([]))  # as if nothing was ahead
     counts = world.support(pid, household="h3")
     assert counts == {"proposal": pid, "status": "qualified", "supports": 3, "threshold": 3, "unit": "households"}
     assert asked[:2] == ["project", "count"]
