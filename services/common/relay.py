@@ -29,9 +29,13 @@ RECORD_EVERY_S = 0.5
 # then waits for the next save of its own process instead of reading the log again at once only to
 # find nothing: that read was one more statement per turn, and at a few votes per turn nearly one per
 # vote (more per vote the slower the votes come, as in each of two cells sharing a machine). A save
-# by another instance of the service does not wake it, so such an event waits at most this long
-# when it comes straight after a short batch (after an empty read, the relay interval, as before).
+# by another instance of the service does not wake it. So while another instance has been saving
+# (within OTHER_WRITERS_S, told by the relay publishing events its own process did not record), the
+# relay reads again this soon after a short batch, and such an event waits at most this long; with
+# no other writer seen, it waits for its own process's next save up to the relay interval, and reads
+# the log no more often than its own saves and that interval ask.
 AFTER_SHORT_BATCH_S = 0.05
+OTHER_WRITERS_S = 30.0
 
 
 def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
@@ -58,6 +62,8 @@ class OutboxRelay:
         # This relay's term (voucher.py): drawn anew each time it takes the lease, so a consumer
         # checks the first message of each term against the log before it believes the rest.
         self.term = voucher.new_term()
+        # Until when another instance of the service is taken to be saving (OTHER_WRITERS_S).
+        self._others_until = float("-inf")
 
     def published_position(self) -> int:
         with self.engine.connect() as conn:
@@ -145,6 +151,8 @@ class OutboxRelay:
                 metrics.EVENTS_PUBLISHED.labels(self.source, env["type"]).inc()
                 last = env["position"]
             out = True
+            if last > getattr(self.app, "known_head", 0):  # saved by another instance (or before this one ran)
+                self._others_until = time.monotonic() + OTHER_WRITERS_S
         finally:
             # Each publish was confirmed by the broker before returning: what got out is published.
             # It is recorded when due (a later turn) -- at once if a publish failed, as the turn
@@ -178,13 +186,20 @@ class OutboxRelay:
                         time.sleep(1.0)
                         continue
                     if published < self.batch:  # everything up to the head is out: wait for a save
-                        interval = self.settings.relay_interval
-                        self.app.saved.wait(min(interval, AFTER_SHORT_BATCH_S) if published else interval)
+                        self.app.saved.wait(self._wait_after(published))
                         self.app.saved.clear()
             finally:
                 self._forget_published()  # the next holder starts from what is recorded
                 self.lease.release()
                 self._reset_producer()
+
+    def _wait_after(self, published: int) -> float:
+        """How long to wait for a save of this process after a turn that reached the head: the
+        relay interval, or AFTER_SHORT_BATCH_S after publishing while another instance saves."""
+        interval = self.settings.relay_interval
+        if published and time.monotonic() < self._others_until:
+            return min(interval, AFTER_SHORT_BATCH_S)
+        return interval
 
     def _forget_published(self) -> None:
         """Record what this relay published, if it can, then read the position back next turn

@@ -187,3 +187,64 @@ def test_after_a_short_batch_the_relay_waits_for_the_next_save_not_a_read_that_f
         runner.join(10)
     assert relay.producer.published == list(range(1, 11))
     assert saves_reads <= 12, f"{saves_reads} reads for 10 saves"  # one each, give or take a wake-up
+
+
+def test_with_no_other_writer_the_relay_reads_the_log_only_when_its_own_process_saves(relay, monkeypatch):
+    """A save every 0.12 s, longer apart than AFTER_SHORT_BATCH_S: each wakes the relay, which
+    publishes it and then waits for the next one. It used to read the log again 0.05 s after each
+    and find nothing, a second statement per save (per vote in each of two cells at a few votes
+    a second). Then another instance's saves (in the log, but not this process's `known_head`, and
+    waking nothing): the first waits for the relay interval, and once one is seen, those that come
+    right after a short batch are read again within AFTER_SHORT_BATCH_S, as before."""
+    import dataclasses
+    import threading
+    import time as real_time
+
+    reads = []
+    read = relay_module.read_envelopes
+    monkeypatch.setattr(relay_module, "read_envelopes", lambda *a: reads.append(1) or read(*a))
+    relay.settings = dataclasses.replace(relay.settings, relay_interval=3.0)
+    relay.lease = Lease()
+    relay.app.saved = threading.Event()
+    relay.app.known_head = 0
+    published = relay.producer.published
+
+    def own_save(position):
+        relay.app.log.append(position)
+        relay.app.known_head = position
+        relay.app.saved.set()
+
+    def until(condition, limit):
+        deadline = real_time.monotonic() + limit
+        while not condition() and real_time.monotonic() < deadline:
+            real_time.sleep(0.002)
+        return condition()
+
+    runner = threading.Thread(target=relay.run)
+    runner.start()
+    try:
+        assert until(lambda: reads, 10), "the relay's first turn"
+        real_time.sleep(0.05)
+        before = len(reads)
+        for position in range(1, 6):
+            own_save(position)
+            assert until(lambda: published[-1:] == [position], 10)
+            real_time.sleep(0.12)
+        own_reads = len(reads) - before
+        assert own_reads == 5, f"{own_reads} reads of the log for 5 saves of its own, 0.12 s apart"
+
+        relay.app.log.append(6)  # another instance's save: nothing wakes the relay
+        started = real_time.monotonic()
+        assert until(lambda: published[-1:] == [6], 10)
+        assert real_time.monotonic() - started > 1.0, "found by the relay interval's read, not sooner"
+        own_save(7)
+        assert until(lambda: published[-1:] == [7], 10)
+        relay.app.log.append(8)  # another instance's, right after a short batch: read again soon
+        started = real_time.monotonic()
+        assert until(lambda: published[-1:] == [8], 10)
+        assert real_time.monotonic() - started < 1.0, "read again AFTER_SHORT_BATCH_S after the batch"
+    finally:
+        relay.stop()
+        relay.app.saved.set()
+        runner.join(10)
+    assert published == list(range(1, 9))
