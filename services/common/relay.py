@@ -151,7 +151,7 @@ class OutboxRelay:
                 metrics.EVENTS_PUBLISHED.labels(self.source, env["type"]).inc()
                 last = env["position"]
             out = True
-            if last > getattr(self.app, "known_head", 0):  # saved by another instance (or before this one ran)
+            if last > self.app.known_head:  # saved by another instance (or before this one ran)
                 self._others_until = time.monotonic() + OTHER_WRITERS_S
         finally:
             # Each publish was confirmed by the broker before returning: what got out is published.

@@ -15,6 +15,7 @@ class App:
     def __init__(self):
         self.log: list[int] = []
         self.heads = 0
+        self.known_head = 0  # this process recorded none of the log: the relay takes it as another's
 
     def head(self):
         self.heads += 1
