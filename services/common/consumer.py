@@ -710,7 +710,10 @@ class TrackedConsumer:
         failure (the source log unreachable, say) hands the messages back to the broker at once,
         to be tried again."""
         while self._inbox:
-            source, arrived = self._inbox.popitem()
+            # The source whose messages came first goes first (popitem took the last): an event
+            # another source's event answers, delivered in the same turn, is then applied before it.
+            source = next(iter(self._inbox))
+            arrived = self._inbox.pop(source)
             if source in self.held:
                 for _env, message, _term in arrived:
                     message.requeue()
