@@ -653,6 +653,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="FILE", help="also write every figure and its detail as JSON")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every count of the full run (e.g. 0.1 for a tenth), not the client numbers")
+    p.add_argument("--clients", metavar="N[,N…]",
+                   help="the client counts of the votes and supports runs (default 1,10,50); a count the full run "
+                        "does not have gets 100 requests per client, from 200 to 2,000, before --scale")
     p.add_argument("--cells", default="0", metavar="N[,N…]",
                    help="run the platform with N community cells (0: without cells), the voting community split "
                         "into one per cell; several counts (1,2) run one after another in this process and end "
@@ -680,6 +683,21 @@ def scaled(sizes: Sizes, factor: float) -> Sizes:
                    cost_levels=tuple(k(x) for x in sizes.cost_levels), cost_ops=k(sizes.cost_ops),
                    setup_households=k(sizes.setup_households),
                    verify_entries=k(sizes.verify_entries), rpc_ops=k(sizes.rpc_ops), append_ops=k(sizes.append_ops))
+
+
+def with_clients(sizes: Sizes, text: str) -> Sizes:
+    """`--clients 1,5,10`: those client counts, each with the full run's requests where it has the
+    count, else 100 per client (200 to 2,000)."""
+    from services.cli.rpc import CliError
+
+    try:
+        counts = tuple(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+    except ValueError:
+        counts = ()
+    if not counts or any(not 1 <= n <= 500 for n in counts):
+        raise CliError(f"--clients: client counts from 1 to 500, separated by commas, not {text!r}")
+    ops = {n: sizes.ops.get(n, min(2000, max(200, 100 * n))) for n in counts}
+    return replace(sizes, clients=counts, ops=ops)
 
 
 def compare_cells(args, sizes: Sizes, only: set[str], counts: list[int]) -> int:
@@ -741,7 +759,10 @@ def main(args) -> int:
         raise CliError(f"--only: unknown group(s) {', '.join(sorted(unknown))}; choose from {', '.join(GROUPS)}")
     if args.scale <= 0:
         raise CliError("--scale must be positive")
-    sizes = scaled(QUICK if args.quick else Sizes(), args.scale)
+    sizes = QUICK if args.quick else Sizes()
+    if args.clients:
+        sizes = with_clients(sizes, args.clients)
+    sizes = scaled(sizes, args.scale)
     try:
         counts = [int(x) for x in args.cells.split(",") if x.strip()]
     except ValueError:
