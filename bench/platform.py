@@ -685,15 +685,20 @@ def scaled(sizes: Sizes, factor: float) -> Sizes:
                    verify_entries=k(sizes.verify_entries), rpc_ops=k(sizes.rpc_ops), append_ops=k(sizes.append_ops))
 
 
+def _numbers(text: str) -> list[int]:
+    """A comma-separated list of integers (`--cells`, `--clients`); empty if any is not one."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        return []
+
+
 def with_clients(sizes: Sizes, text: str) -> Sizes:
     """`--clients 1,5,10`: those client counts, each with the full run's requests where it has the
     count, else 100 per client (200 to 2,000)."""
     from services.cli.rpc import CliError
 
-    try:
-        counts = tuple(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
-    except ValueError:
-        counts = ()
+    counts = tuple(dict.fromkeys(_numbers(text)))
     if not counts or any(not 1 <= n <= 500 for n in counts):
         raise CliError(f"--clients: client counts from 1 to 500, separated by commas, not {text!r}")
     ops = {n: sizes.ops.get(n, min(2000, max(200, 100 * n))) for n in counts}
@@ -763,10 +768,7 @@ def main(args) -> int:
     if args.clients:
         sizes = with_clients(sizes, args.clients)
     sizes = scaled(sizes, args.scale)
-    try:
-        counts = [int(x) for x in args.cells.split(",") if x.strip()]
-    except ValueError:
-        counts = []
+    counts = _numbers(args.cells)
     if not counts or any(not 0 <= n <= 9 for n in counts):
         raise CliError(f"--cells: a count of cells from 0 to 9, or several separated by commas, not {args.cells!r}")
     if any(counts) and only != {"votes"}:
