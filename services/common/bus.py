@@ -215,9 +215,12 @@ def _declare_streams(channel, settings: Settings) -> None:
 CONNECT_TIMEOUT_S = 5  # what `connect` gives one URL to answer
 
 
-def connect(settings: Settings, confirm: bool = False) -> Connection:
+def connect(settings: Settings, confirm: bool = False, heartbeat: float = 0) -> Connection:
+    """`heartbeat` seconds: for a connection that must know it is alive while idle (the gateway's
+    revocation listener); the caller then calls `heartbeat_check()` at least twice as often."""
     options = {"confirm_publish": True} if confirm else {}
-    return Connection(settings.amqp_uri, transport_options=options, connect_timeout=CONNECT_TIMEOUT_S, heartbeat=0)
+    return Connection(settings.amqp_uri, transport_options=options, connect_timeout=CONNECT_TIMEOUT_S,
+                      heartbeat=heartbeat)
 
 
 def check_broker(settings: Settings) -> None:

@@ -107,6 +107,9 @@ class Settings:
     # CONSULT_BUS_KEY: the key relays vouch for their messages with (voucher.py; default: a file in
     # the data folder). A secret too.
     bus_key: str | None = field(default=None, repr=False)
+    # CONSULT_TOKEN_KEY: the directory's key for signing sign-in tokens (signed_token.py; default: a
+    # file in the data folder). A secret too.
+    token_key: str | None = field(default=None, repr=False)
     # HTTP ports set one by one (CONSULT_<SERVICE>_PORT; CONSULT_HTTP_PORT for this process's own
     # service, CONSULT_SERVICE, which the runner sets), read with the rest, not at each lookup.
     port_overrides: dict = field(default_factory=dict)
@@ -223,6 +226,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         audit_training_key_file=env.get("CONSULT_AUDIT_TRAINING_KEY_FILE") or None,
         decisions_key=env.get("CONSULT_DECISIONS_KEY"),
         bus_key=env.get("CONSULT_BUS_KEY") or None,
+        token_key=env.get("CONSULT_TOKEN_KEY") or None,
         port_overrides=_port_overrides(env),
         queue_type=_queue_type(env.get("CONSULT_QUEUE_TYPE", QUORUM)),
         service_dbs=_service_dbs(env),

@@ -34,6 +34,9 @@ AUDIT_TREE_SIZE = Gauge("consult_audit_tree_size", "Entries in a community's aud
 AUDIT_CHECKPOINT_AGE = Gauge("consult_audit_checkpoint_age_seconds", "Age of the latest checkpoint", ["community"])
 RPC_NOT_RUNNING = Counter("consult_rpc_not_running", "Calls answered at once because no instance of the called "
                           "service (by its name on the broker: c2-proposals) was consuming its RPC queue", ["service"])
+SIGN_INS = Counter("consult_gateway_sign_ins", "Bearer tokens the gateway accepted, by how: signed (checked in the "
+                   "gateway, services/common/signed_token.py), cached (the directory's answer kept) or directory "
+                   "(asked over RPC; a refusal is counted here too)", ["how"])
 AUDIT_CELL_FORKS = Counter("consult_audit_cell_forks", "Heads of a cell the platform log spanning cells "
                            "refused: not signed by a trusted key, or not extending the head witnessed", ["cell"])
 

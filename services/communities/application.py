@@ -10,7 +10,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
 
-from services.common import clock
+from services.common import clock, signed_token
 from services.common.aggregate import command_context, derived_id
 from services.common.content import validate_text
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -33,7 +33,7 @@ from .domain import (
 # whose fast clock would end a 30-day token within the hour) has no expiry: null in the record
 # and the API. The credential table keeps this instant for it, after every time the clock reaches.
 UNTIL_THE_DEPLOYMENT_ENDS = "9999-12-31T23:59:59.999999Z"
-TOKEN_PREFIX = "cst_"
+OPAQUE_PREFIX = "cst_"  # a token that cannot be signed (services/common/signed_token.py): checked over RPC
 ADMIN_PREFIX = "admin-"  # a platform administrator's person id: admin-<uuid>, in no community
 LEAD_APPOINTMENT = "communities.lead_role_given_by"  # the refusal's message key
 
@@ -606,8 +606,9 @@ class DirectoryApp(StageApplication):
         expires = None if days is None or self.settings.training else clock.format(now + timedelta(days=days))
         if not_after is not None and not_after != UNTIL_THE_DEPLOYMENT_ENDS and (expires is None or not_after < expires):
             expires = not_after
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         agg = Token(community=community, person=str(person), expires_at=expires, via=via, invitation=invitation)
+        token = signed_token.sign(self.token_key, token_id=str(agg.id), person=str(person), community=community,
+                                  expires_at=expires) or OPAQUE_PREFIX + secrets.token_urlsafe(32)
         row = {"id": str(agg.id), "token_hash": hash_secret(token), "community": community, "person": str(person),
                "label": label, "created_at": clock.format(now), "expires_at": expires or UNTIL_THE_DEPLOYMENT_ENDS}
         return agg, token, row
@@ -657,6 +658,22 @@ class DirectoryApp(StageApplication):
     def bootstrap_admin(self, label: str = "platform admin", actor: str = "operator",
                         days: int | None = MAX_TOKEN_DAYS) -> dict:
         return self.issue_token(None, f"{ADMIN_PREFIX}{uuid.uuid4()}", days=days, label=label, actor=actor)
+
+    @property
+    def token_key(self):
+        """The key this directory signs sign-in tokens with (services/common/signed_token.py)."""
+        return signed_token.private_key(self.settings)
+
+    def token_check(self) -> dict:
+        """What a gateway needs to check signed tokens itself: the public key, and the ids of the
+        tokens revoked before their expiry (the gateway keeps the list up to date from the
+        `TokenRevoked` events it hears after asking; services/gateway/auth_cache.py)."""
+        self.project()  # every revocation in the log, not only those projected so far
+        now = clock.format(clock.now())
+        with autocommit(self.engine) as conn:
+            revoked = conn.execute(sa.select(t.tokens.c.id).where(
+                t.tokens.c.revoked_at.is_not(None), t.tokens.c.expires_at > now)).scalars().all()
+        return {"key": signed_token.public_key_text(self.token_key), "revoked": sorted(revoked)}
 
     def authenticate(self, token: str) -> dict:
         if not isinstance(token, str) or not token:

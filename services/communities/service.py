@@ -183,6 +183,11 @@ class CommunitiesService(ServiceBase):
 
     @rpc
     @query
+    def token_check(self):
+        return self.app.token_check()
+
+    @rpc
+    @query
     def list_tokens(self, actor, community, person):
         return self.app.list_tokens(actor, community, person)
 

@@ -244,6 +244,11 @@ class Authenticate(RpcCall):
     token: str  # the bearer token as presented (the gateway's sign-in)
 
 
+@rpc_call(SOURCE, "token_check")
+class TokenCheck(RpcCall):
+    """The public key of signed tokens and the ids of those revoked (a gateway's own sign-in)."""
+
+
 @rpc_call(SOURCE, "list_tokens")
 class ListTokens(RpcCall):
     actor: str

@@ -53,7 +53,7 @@ def test_every_setting_comes_from_the_mapping_given_not_the_process():
            "CONSULT_WEB_SECURE_COOKIES": "1", "CONSULT_WEB_TRUST_PROXY": "yes",
            "CONSULT_AUDIT_CHECKPOINT_EVERY": "7", "CONSULT_AUDIT_CHECKPOINT_SECONDS": "1.5",
            "CONSULT_AUDIT_KEY_FILE": "/k", "CONSULT_DECISIONS_KEY": "s" * 40,
-           "CONSULT_BUS_KEY": "b" * 40,
+           "CONSULT_BUS_KEY": "b" * 40, "CONSULT_TOKEN_KEY": "k" * 40,
            "CONSULT_SERVICE": "web", "CONSULT_HTTP_PORT": "18081", "CONSULT_GATEWAY_PORT": "18080",
            "CONSULT_PORT_OFFSET": "5"}
     s = config.load(env)
@@ -62,6 +62,7 @@ def test_every_setting_comes_from_the_mapping_given_not_the_process():
     assert (s.audit_checkpoint_every, s.audit_checkpoint_seconds, s.audit_key_file) == (7, 1.5, "/k")
     assert s.decisions_key == "s" * 40 and "s" * 40 not in repr(s)
     assert s.bus_key == "b" * 40 and "b" * 40 not in repr(s)
+    assert s.token_key == "k" * 40 and "k" * 40 not in repr(s)
     # this process's own port, another service's port set alone, and the offset for the rest
     assert (s.http_port("web"), s.http_port("gateway"), s.http_port("audit")) == (18081, 18080, 9102 + 5)
     defaults = config.load({})
