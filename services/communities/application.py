@@ -102,6 +102,7 @@ class DirectoryApp(StageApplication):
 
         t.add_missing_columns(engine)  # a store made before a read-model column was added
         super().__init__(settings, "communities", engine, project_envelope, cache_size=5000)
+        self._token_key = None
         self.imports = Imports(self, engine, in_process=imports_in_process)  # CSV imports, as jobs
 
     # ---- loading with tenancy ---------------------------------------------------------
@@ -661,8 +662,11 @@ class DirectoryApp(StageApplication):
 
     @property
     def token_key(self):
-        """The key this directory signs sign-in tokens with (services/common/signed_token.py)."""
-        return signed_token.private_key(self.settings)
+        """The key this directory signs sign-in tokens with (services/common/signed_token.py), read
+        once."""
+        if self._token_key is None:
+            self._token_key = signed_token.private_key(self.settings)
+        return self._token_key
 
     def token_check(self) -> dict:
         """What a gateway needs to check signed tokens itself: the public key, and the ids of the

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 AUTH_TTL = 5.0
 HEARTBEAT_S = 2  # the listener's AMQP heartbeat: a silent connection is found within about twice this
+SYNC_RETRY_S = 5.0  # after the directory failed to give its key and revoked list, ask again this much later
 ALIVE_S = 3.0  # signed tokens are trusted only this long after the listener last saw its connection alive
 MAX_ENTRIES = 10_000
 # Events of the directory after which a cached sign-in may be wrong.
@@ -61,6 +62,7 @@ class SignedSignIns:
         self._numbered = 0
         self._synced = 0  # the connection whose revoked list is loaded
         self._syncing = 0
+        self._retry_at = 0.0  # after a failed ask: not before (the directory down, or of an older release)
         self._alive_at = 0.0
         self._key = None
         self.revoked: set[str] = set()
@@ -91,7 +93,8 @@ class SignedSignIns:
         """The connection whose list should be asked for now, or 0 (not connected, synced, or
         another request is asking). The one asked to sync must call `synced` or `sync_failed`."""
         with self._lock:
-            if not self._connection or self._synced == self._connection or self._syncing == self._connection:
+            if (not self._connection or self._synced == self._connection or self._syncing == self._connection
+                    or time.monotonic() < self._retry_at):
                 return 0
             self._syncing = self._connection
             return self._connection
@@ -108,6 +111,7 @@ class SignedSignIns:
     def sync_failed(self) -> None:
         with self._lock:
             self._syncing = 0
+            self._retry_at = time.monotonic() + SYNC_RETRY_S
 
     def trusted(self) -> bool:
         return bool(self._connection and self._synced == self._connection
