@@ -36,6 +36,13 @@ RECORD_EVERY_S = 0.5
 # the log no more often than its own saves and that interval ask.
 AFTER_SHORT_BATCH_S = 0.05
 OTHER_WRITERS_S = 30.0
+# While its log stays quiet (nothing published, no other writer seen), the relay's read at the relay
+# interval backs off, doubling up to IDLE_WAIT_MAX_S: each relay of an idle platform read its log
+# five times a second, a statement and its round trip every 0.2 s in each of seven services (and in
+# every cell of a deployment, most of which are idle most of the day). Its own process's saves still
+# wake it at once, so what a service records is published as soon as before; only a save by another
+# instance after a quiet spell (or by a process that is not a service) waits up to this long.
+IDLE_WAIT_MAX_S = 1.0
 
 
 def read_envelopes(app, source: str, start: int, limit: int) -> list[dict]:
@@ -64,6 +71,7 @@ class OutboxRelay:
         self.term = voucher.new_term()
         # Until when another instance of the service is taken to be saving (OTHER_WRITERS_S).
         self._others_until = float("-inf")
+        self._idle_wait: float | None = None  # the next wait after a turn that published nothing
 
     def published_position(self) -> int:
         with self.engine.connect() as conn:
@@ -195,11 +203,17 @@ class OutboxRelay:
 
     def _wait_after(self, published: int) -> float:
         """How long to wait for a save of this process after a turn that reached the head: the
-        relay interval, or AFTER_SHORT_BATCH_S after publishing while another instance saves."""
+        relay interval, or AFTER_SHORT_BATCH_S after publishing while another instance saves; after
+        turns that published nothing, with no other writer seen, twice the last wait up to
+        IDLE_WAIT_MAX_S."""
         interval = self.settings.relay_interval
-        if published and time.monotonic() < self._others_until:
-            return min(interval, AFTER_SHORT_BATCH_S)
-        return interval
+        others = time.monotonic() < self._others_until
+        if published or others:
+            self._idle_wait = None
+            return min(interval, AFTER_SHORT_BATCH_S) if published and others else interval
+        wait = interval if self._idle_wait is None else self._idle_wait
+        self._idle_wait = min(max(interval, IDLE_WAIT_MAX_S), wait * 2)
+        return wait
 
     def _forget_published(self) -> None:
         """Record what this relay published, if it can, then read the position back next turn

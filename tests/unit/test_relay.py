@@ -249,3 +249,22 @@ def test_with_no_other_writer_the_relay_reads_the_log_only_when_its_own_process_
         relay.app.saved.set()
         runner.join(10)
     assert published == list(range(1, 9))
+
+
+def test_a_quiet_log_is_read_less_and_less_often_and_any_publish_or_other_writer_resets_it(relay):
+    """An idle platform's relays read their logs five times a second each; while nothing is
+    published and no other instance is seen saving, the wait doubles from the relay interval up
+    to IDLE_WAIT_MAX_S, and is the interval again as soon as something is published (a save of its
+    own wakes it at once anyway) or another instance has been saving lately."""
+    import time as real_time
+
+    interval = relay.settings.relay_interval
+    assert interval == 0.2 and relay_module.IDLE_WAIT_MAX_S == 1.0
+    assert [relay._wait_after(0) for _ in range(5)] == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert relay._wait_after(3) == 0.2  # published: back to the interval
+    assert relay._wait_after(0) == 0.2 and relay._wait_after(0) == 0.4
+    relay._others_until = real_time.monotonic() + 30  # another instance saved lately: its saves wake nothing
+    assert [relay._wait_after(0) for _ in range(3)] == [0.2, 0.2, 0.2]
+    assert relay._wait_after(3) == relay_module.AFTER_SHORT_BATCH_S
+    relay._others_until = float("-inf")
+    assert [relay._wait_after(0) for _ in range(3)] == [0.2, 0.4, 0.8]
