@@ -151,6 +151,9 @@ class ServiceApplication(Application):
         with creation_lock(settings, f"{service}-events"):
             super().__init__(env=full_env)
         self.saved = threading.Event()  # set after each save so the relay wakes up at once
+        # Saves this process has made: a timer that looks for work only after one (notifications'
+        # sender) compares it with the count it last saw; the relay waits on `saved` instead.
+        self.saves = 0
         # The last position this process recorded: past its read model's, the log's head is read
         # before a save applies its events ahead (consumer.record_with_projection).
         self.known_head = 0
@@ -179,6 +182,7 @@ class ServiceApplication(Application):
 
     def save(self, *objs: Any, **kwargs: Any):
         recordings = super().save(*objs, **kwargs)
+        self.saves += 1
         self.saved.set()
         if getattr(self._writer, "recording_only", False):
             return recordings  # the block's end catches the read model up
@@ -256,6 +260,7 @@ class ServiceApplication(Application):
             self._record(processing)
         except IntegrityError:
             return False
+        self.saves += 1
         self.saved.set()
         return True
 

@@ -4,6 +4,7 @@ for preferences, the inbox, webhook endpoints and the delivery record."""
 from __future__ import annotations
 
 import logging
+import time
 
 from services.common import registry
 from services.common.directory import Directory
@@ -65,11 +66,23 @@ class RemoteTexts:
 
 class Sender:
     """The timer that fires reminders and sends what is due. Several instances of the service may
-    run; the sender lease (an advisory lock, or a file lock on SQLite) lets one of them send."""
+    run; the sender lease (an advisory lock, or a file lock on SQLite) lets one of them send.
 
-    def __init__(self):
+    It ticks every 0.2 s, but looks for due deliveries on a tick only after this process has saved
+    something since its last look (the planner's new deliveries, or its own last batch, after which
+    more may be due), and otherwise once every LOOK_EVERY_S, with the reminders and the pending
+    gauge: an idle platform's sender asked its store three questions five times a second.
+    Deliveries planned by another instance, and retries whose time has come, are found by the
+    once-a-second look."""
+
+    LOOK_EVERY_S = 1.0
+
+    def __init__(self, monotonic=time.monotonic):
         self.lease: SessionLock | None = None
         self.dispatcher: Dispatcher | None = None
+        self.monotonic = monotonic
+        self._next_look = float("-inf")  # when reminders, the gauge and due deliveries are next looked at
+        self._saves_seen: int | None = None  # the process's save count at the last look for due deliveries
 
     def __call__(self, rt: Runtime) -> None:
         if self.dispatcher is None:
@@ -78,9 +91,20 @@ class Sender:
                                          SenderSettings.from_env())
         if not (self.lease.still_held() or self.lease.try_acquire()):
             return
-        rt.app.fire_reminders(Directory.of_runtime(rt))
+        saves, now = rt.app.saves, self.monotonic()
+        if now >= self._next_look:
+            self._next_look = now + self.LOOK_EVERY_S
+            rt.app.fire_reminders(Directory.of_runtime(rt))
+            self._dispatch(rt, saves)
+            rt.app.refresh_pending_gauge()
+        elif saves != self._saves_seen:
+            self._dispatch(rt, saves)
+
+    def _dispatch(self, rt: Runtime, saves: int) -> None:
+        # The count is taken before sending: a save while it sends (a delivery planned meanwhile, or
+        # this batch's own records) brings another look on the next tick.
+        self._saves_seen = saves
         self.dispatcher.run(budget_s=2.0)
-        rt.app.refresh_pending_gauge()
 
 
 def _planner(rt: Runtime) -> EventSourcedSink:
