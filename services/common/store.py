@@ -180,10 +180,15 @@ class ServiceApplication(Application):
         if not outer:
             self.project()
 
-    def save(self, *objs: Any, **kwargs: Any):
-        recordings = super().save(*objs, **kwargs)
+    def _after_save(self) -> None:
+        """What a save tells the rest of the process: the relay wakes, and timers that look for work
+        only after a save see the count move."""
         self.saves += 1
         self.saved.set()
+
+    def save(self, *objs: Any, **kwargs: Any):
+        recordings = super().save(*objs, **kwargs)
+        self._after_save()
         if getattr(self._writer, "recording_only", False):
             return recordings  # the block's end catches the read model up
         if self.projection is not None and recordings:
@@ -260,8 +265,7 @@ class ServiceApplication(Application):
             self._record(processing)
         except IntegrityError:
             return False
-        self.saves += 1
-        self.saved.set()
+        self._after_save()
         return True
 
     def tracked_position(self, source: str) -> int:
